@@ -1,0 +1,122 @@
+//! Small building blocks shared by the pages: navigation, error display, times, role pickers.
+
+use crate::error::ApiError;
+use crate::model::{Me, Role};
+use leptos::prelude::*;
+
+/// The signed-in person (or `None`), loaded once per page and shared through context.
+pub type MeResource = Resource<Result<Option<Me>, ApiError>>;
+
+pub fn use_me() -> MeResource {
+    expect_context::<MeResource>()
+}
+
+#[component]
+pub fn Nav() -> impl IntoView {
+    let me = use_me();
+    view! {
+        <header class="top">
+            <a class="brand" href="/">"Potluck"</a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(me)) => {
+                            let admin = me.is_federation_admin;
+                            view! {
+                                <nav>
+                                    <a href="/collectives">"Collectives"</a>
+                                    <a href="/audit">"Audit log"</a>
+                                    <Show when=move || admin>
+                                        <a href="/admin/providers">"Identity providers"</a>
+                                        <a href="/admin/users">"People"</a>
+                                    </Show>
+                                </nav>
+                                <div class="who">
+                                    <a href="/account" id="whoami">{me.display_name.clone()}</a>
+                                    <form method="post" action="/auth/logout" class="inline">
+                                        <button type="submit" id="logout">"Sign out"</button>
+                                    </form>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        _ => view! {
+                            <nav></nav>
+                            <div class="who"><a href="/login" id="login">"Sign in"</a></div>
+                        }
+                            .into_any(),
+                    }
+                })}
+            </Suspense>
+        </header>
+    }
+}
+
+/// Shows an error the way a person can act on it.
+#[component]
+pub fn ErrorBox(error: ApiError) -> impl IntoView {
+    let text = match &error {
+        ApiError::Unauthenticated => "Please sign in to see this page.".to_string(),
+        other => other.to_string(),
+    };
+    let signin = matches!(error, ApiError::Unauthenticated);
+    view! {
+        <div class="error" role="alert">
+            <p>{text}</p>
+            <Show when=move || signin><p><a href="/login">"Sign in"</a></p></Show>
+        </div>
+    }
+}
+
+/// The outcome of the last submission of a form: nothing, a success note, or the error.
+#[component]
+pub fn ActionResult<T, S>(value: S, #[prop(into)] ok: String) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, ApiError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        None => ().into_any(),
+        Some(Ok(_)) => view! { <p class="ok" role="status">{ok.clone()}</p> }.into_any(),
+        Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+    }
+}
+
+/// `2026-11-25 21:03:22 UTC` from milliseconds since the epoch.
+pub fn format_time(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[component]
+pub fn Time(ms: i64) -> impl IntoView {
+    view! { <time data-ms=ms.to_string()>{format_time(ms)}</time> }
+}
+
+/// A `<select name=...>` of roles.
+#[component]
+pub fn RoleSelect(#[prop(into)] name: String, #[prop(optional)] selected: Option<Role>, #[prop(optional, into)] id: String) -> impl IntoView {
+    let selected = selected.unwrap_or(Role::Viewer);
+    view! {
+        <select name=name id=id>
+            {Role::ALL
+                .into_iter()
+                .map(|r| view! { <option value=r.as_str() selected=r == selected>{r.as_str()}</option> })
+                .collect_view()}
+        </select>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_764_104_602_000), "2025-11-25 21:03:22 UTC");
+    }
+}

@@ -1,0 +1,80 @@
+//! Potluck's Leptos application: the HTML shell, the routes and the pages. Pages render on the
+//! server (every route waits for its data, so a page reads fine without JavaScript) and hydrate
+//! in the browser.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod ports;
+
+use components::{Nav, MeResource};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The document around the app, rendered by the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let me: MeResource = Resource::new(|| (), |_| api::get_me());
+    provide_context(me);
+    // Effects run only in the browser: tests wait for this marker before they click.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="potluck" href="/pkg/potluck.css"/>
+        <Title formatter=|t: String| if t.is_empty() { "Potluck".to_string() } else { format!("{t} · Potluck") }/>
+        <Router>
+            <div id="app" data-hydrated=move || hydrated.get().to_string()>
+                <Nav/>
+                <main>
+                    <Routes fallback=pages::NotFound>
+                        <Route path=path!("") view=pages::home::HomePage ssr=SsrMode::Async/>
+                        <Route path=path!("login") view=pages::home::LoginPage ssr=SsrMode::Async/>
+                        <Route path=path!("bootstrap/:token") view=pages::home::BootstrapPage ssr=SsrMode::Async/>
+                        <Route path=path!("invite/:token") view=pages::collectives::InvitePage ssr=SsrMode::Async/>
+                        <Route path=path!("collectives") view=pages::collectives::CollectivesPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug") view=pages::collectives::CollectivePage ssr=SsrMode::Async/>
+                        <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
+                        <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                        <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>
+                        <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}
+
+/// The wasm entry point: attaches the event handlers to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

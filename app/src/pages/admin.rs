@@ -1,0 +1,124 @@
+//! Federation administration: identity providers and people.
+
+use crate::api::{self, *};
+use crate::components::{ActionResult, ErrorBox, Time};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn ProvidersPage() -> impl IntoView {
+    let add = ServerAction::<AddProvider>::new();
+    let set_collectives = ServerAction::<SetProviderCollectives>::new();
+    let remove = ServerAction::<RemoveProvider>::new();
+    let overview = Resource::new(
+        move || (add.version().get(), set_collectives.version().get(), remove.version().get()),
+        |_| api::list_providers(),
+    );
+    view! {
+        <Title text="Identity providers"/>
+        <h1>"Identity providers"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(o) => view! {
+                        <p>"Register Potluck at each provider as a confidential OpenID Connect client with the redirect URI "
+                            <code id="redirect-uri">{o.redirect_uri.clone()}</code> "."</p>
+                        <ActionResult value=set_collectives.value() ok="Collectives saved."/>
+                        <ActionResult value=remove.value() ok="Provider removed."/>
+                        <table id="providers">
+                            <thead><tr><th>"Name"</th><th>"Issuer"</th><th>"Client id"</th><th>"Groups claim"</th><th>"Serves collectives"</th><th>"Added"</th><th></th></tr></thead>
+                            <tbody>
+                                {o.providers.into_iter().map(|p| view! {
+                                    <tr data-provider=p.id.to_string()>
+                                        <td>{p.display_name.clone()}</td>
+                                        <td><code>{p.issuer_url.clone()}</code></td>
+                                        <td><code>{p.client_id.clone()}</code></td>
+                                        <td><code>{p.groups_claim.clone()}</code></td>
+                                        <td>
+                                            <ActionForm action=set_collectives attr:class="inline">
+                                                <input type="hidden" name="provider_id" value=p.id.to_string()/>
+                                                <input name="collectives" value=p.collectives.join(", ") placeholder="collective-a, collective-b"/>
+                                                <button type="submit">"Save"</button>
+                                            </ActionForm>
+                                        </td>
+                                        <td><Time ms=p.created_at/></td>
+                                        <td>
+                                            <ActionForm action=remove attr:class="inline">
+                                                <input type="hidden" name="provider_id" value=p.id.to_string()/>
+                                                <button type="submit" class="danger">"Remove"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <h2>"Add an identity provider"</h2>
+        <p class="muted">"Potluck reads the issuer's discovery document now and refuses the provider if it cannot. The client secret is stored encrypted and never shown again."</p>
+        <ActionForm action=add attr:id="add-provider">
+            <label>"Display name " <input name="display_name" required placeholder="Collective A's Keycloak"/></label>
+            <label>"Issuer URL " <input name="issuer_url" type="url" required placeholder="https://id.example.org/realms/a"/></label>
+            <label>"Client id " <input name="client_id" required/></label>
+            <label>"Client secret " <input name="client_secret" type="password" required autocomplete="off"/></label>
+            <label>"Groups claim " <input name="groups_claim" value="groups"/></label>
+            <label>"Serves collectives (slugs) " <input name="collectives" placeholder="collective-a"/></label>
+            <button type="submit">"Add provider"</button>
+        </ActionForm>
+        <ActionResult value=add.value() ok="Provider added."/>
+    }
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let set_admin = ServerAction::<SetFederationAdmin>::new();
+    let link = ServerAction::<LinkUsers>::new();
+    let users = Resource::new(move || (set_admin.version().get(), link.version().get()), |_| api::list_users());
+    view! {
+        <Title text="People"/>
+        <h1>"People"</h1>
+        <ActionResult value=set_admin.value() ok="Saved."/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) => view! {
+                        <table id="users">
+                            <thead><tr><th>"Id"</th><th>"Name"</th><th>"Email"</th><th>"Sign-ins"</th><th>"Last sign-in"</th><th>"Federation admin"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|u| view! {
+                                    <tr data-user=u.id.to_string()>
+                                        <td>{u.id}</td>
+                                        <td>{u.display_name.clone()}</td>
+                                        <td>{u.email.clone().unwrap_or_default()}</td>
+                                        <td>{u.identities.iter().map(|i| format!("{}: {}", i.provider_name, i.subject)).collect::<Vec<_>>().join("; ")}</td>
+                                        <td>{u.last_login_at.map(|ms| view! { <Time ms/> })}</td>
+                                        <td>
+                                            <ActionForm action=set_admin attr:class="inline">
+                                                <input type="hidden" name="user_id" value=u.id.to_string()/>
+                                                <input type="hidden" name="admin" value=(!u.is_federation_admin).to_string()/>
+                                                {if u.is_federation_admin { "yes " } else { "no " }}
+                                                <button type="submit">{if u.is_federation_admin { "Revoke" } else { "Make admin" }}</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <h2>"Link two accounts"</h2>
+        <p class="muted">"The same person at two identity providers is two accounts until you link them: the second account's sign-ins, memberships and tokens move to the first, and the second is removed."</p>
+        <ActionForm action=link attr:id="link-users">
+            <label>"Keep account id " <input name="keep_user_id" type="number" required/></label>
+            <label>"Merge account id " <input name="merge_user_id" type="number" required/></label>
+            <button type="submit">"Link"</button>
+        </ActionForm>
+        <ActionResult value=link.value() ok="Accounts linked."/>
+    }
+}

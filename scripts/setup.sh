@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Idempotent machine set-up for Potluck on Debian 12 (run as root): everything `make run` and
+# `make test` need that is not in the repository. Each step checks first and is skipped when done.
+#
+#   1. Debian packages: Debian's rustc-web 1.96 toolchain (pinned by rust-toolchain.toml), lld-22
+#      (the wasm32 linker), libgit2's build deps, and with WITH_TEST_SERVICES=1 the real services the
+#      tests start: docker.io + busybox-static (swarm), postgresql, chromium + chromium-driver.
+#   2. A wasm32-unknown-unknown std for Debian's rustc, built once from rust-web-src (no rustup
+#      target can be downloaded here) and installed where rustc already looks.
+#   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
+#   4. wasm-opt from npm's binaryen (Debian 12's binaryen 108 breaks wasm-bindgen output).
+#   5. With WITH_TEST_SERVICES=1: the test OIDC provider's npm packages (tests/idp).
+#
+# cargo-leptos is deliberately not installed: it costs 15-30 minutes of compiling on a fresh
+# machine, and scripts/build.sh does the three steps Potluck needs (cargo, wasm-bindgen, copy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)".*/\1/p' Cargo.toml)
+BINARYEN_VERSION=132.0.0
+TOOLS_ROOT=${TOOLS_ROOT:-$HOME/.cargo}
+BINARYEN_PREFIX=/opt/binaryen-$BINARYEN_VERSION
+WITH_TEST_SERVICES=${WITH_TEST_SERVICES:-0}
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+CARGO=/usr/bin/cargo
+log() { printf '==> setup: %s\n' "$*"; }
+
+# --- 1. Debian packages ---------------------------------------------------------------------
+pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web-clippy gcc g++ libc6-dev make
+      pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3)
+if [ "$WITH_TEST_SERVICES" = 1 ]; then
+  pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# Node and npm may come from elsewhere (NodeSource); only install Debian's when absent.
+if command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+/usr/bin/rust-lld -flavor wasm --version >/dev/null
+
+# --- 2. wasm32 std for Debian's rustc ---------------------------------------------------------
+rustc_id=$($RUSTC -vV | sed -n 's/^commit-hash: //p')-$($RUSTC -vV | sed -n 's/^release: //p')
+libdir=/usr/lib/rustlib/wasm32-unknown-unknown/lib
+stamp=$libdir/.built-for-rustc
+if [ "$(cat "$stamp" 2>/dev/null)" = "$rustc_id" ]; then
+  log "wasm32 std present for rustc $rustc_id"
+else
+  log "building the wasm32-unknown-unknown std for rustc $rustc_id (about 1-2 min, once)"
+  work=$(mktemp -d)
+  mkdir -p "$work/src"
+  printf '[package]\nname = "wasm-sysroot"\nversion = "0.0.0"\nedition = "2021"\n[profile.release]\nopt-level = 3\n[workspace]\n' > "$work/Cargo.toml"
+  echo '#![no_std]' > "$work/src/lib.rs"
+  # Bitcode stays in the rlibs so that `lto = true` wasm builds work; RUSTC_BOOTSTRAP for this build only.
+  (cd "$work" && RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Cembed-bitcode=yes" CARGO_TARGET_DIR="$work/target" \
+     "$CARGO" build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort --quiet)
+  rm -rf "$libdir"; mkdir -p "$libdir"
+  find "$work/target/wasm32-unknown-unknown/release/deps" -maxdepth 1 -name 'lib*.rlib' \
+    ! -name 'libwasm_sysroot-*' -exec cp {} "$libdir/" \;
+  echo "$rustc_id" > "$stamp"
+  rm -rf "$work"
+fi
+
+# --- 3. wasm-bindgen-cli, exactly the pinned version ---------------------------------------------
+if "$TOOLS_ROOT/bin/wasm-bindgen" --version 2>/dev/null | grep -qw "$WASM_BINDGEN_VERSION"; then
+  log "wasm-bindgen $WASM_BINDGEN_VERSION present"
+else
+  log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3-5 min, once)"
+  # --locked first; this registry mirror can lag the tool's lock file, then resolve afresh.
+  "$CARGO" install --quiet --force --locked --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" ||
+    "$CARGO" install --quiet --force --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# --- 4. wasm-opt from npm's binaryen -----------------------------------------------------------
+if "$BINARYEN_PREFIX/bin/wasm-opt" --version 2>/dev/null | grep -q "version_${BINARYEN_VERSION%%.*}"; then
+  log "wasm-opt (binaryen $BINARYEN_VERSION) present"
+else
+  log "npm install binaryen@$BINARYEN_VERSION"
+  npm install -g --prefix "$BINARYEN_PREFIX" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+fi
+mkdir -p "$TOOLS_ROOT/bin"
+ln -sfn "$BINARYEN_PREFIX/bin/wasm-opt" "$TOOLS_ROOT/bin/wasm-opt"
+
+# --- 5. test services' own dependencies ----------------------------------------------------------
+if [ "$WITH_TEST_SERVICES" = 1 ] && [ -f tests/idp/package.json ]; then
+  if [ ! -d tests/idp/node_modules/oidc-provider ]; then
+    log "npm ci for the test OIDC provider"
+    (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ -f end2end/package.json ] && [ ! -d end2end/node_modules/playwright-core ]; then
+    log "npm ci for the browser tests"
+    (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+log "done"

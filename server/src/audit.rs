@@ -1,0 +1,397 @@
+//! The tamper-evident audit log.
+//!
+//! Every mutation appends exactly one event inside its own transaction. Events form a hash
+//! chain: each stores the SHA-256 of the one before, and `audit_head` holds the newest
+//! `(seq, hash)`, so editing, removing or re-ordering any row — including the last — is found by
+//! [`verify`]. Events never carry secret values: constructors take only names and ids.
+
+use crate::db::{now_ms, Db, Tx};
+use crate::error::{Error, Result};
+use futures::TryStreamExt;
+use potluck_app::model::{AuditEventView, AuditFilter};
+use potluck_app::ports::{Caller, Principal};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who did it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<i64>,
+    pub name: String,
+    /// The API token used, if any (its id, never its value).
+    pub token_id: Option<i64>,
+}
+
+impl Actor {
+    pub fn of(caller: &Caller) -> Actor {
+        match &caller.principal {
+            Principal::Anonymous => Actor { kind: "anonymous", id: None, name: "anonymous".into(), token_id: None },
+            Principal::User(u) => Actor { kind: "user", id: Some(u.user_id), name: u.display_name.clone(), token_id: None },
+            Principal::Token(t) => Actor {
+                kind: "token",
+                id: Some(t.user_id),
+                name: t.display_name.clone(),
+                token_id: Some(t.token_id),
+            },
+        }
+    }
+
+    pub fn user(id: i64, name: &str) -> Actor {
+        Actor { kind: "user", id: Some(id), name: name.to_string(), token_id: None }
+    }
+
+    /// Potluck itself (jobs, the command line).
+    pub fn system(what: &str) -> Actor {
+        Actor { kind: "system", id: None, name: what.to_string(), token_id: None }
+    }
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub actor: Actor,
+    pub request_id: String,
+    pub client_addr: String,
+}
+
+impl Origin {
+    pub fn of(caller: &Caller) -> Origin {
+        Origin { actor: Actor::of(caller), request_id: caller.request_id.clone(), client_addr: caller.client_addr.clone() }
+    }
+
+    pub fn as_actor(caller: &Caller, actor: Actor) -> Origin {
+        Origin { actor, request_id: caller.request_id.clone(), client_addr: caller.client_addr.clone() }
+    }
+
+    pub fn system(what: &str) -> Origin {
+        Origin { actor: Actor::system(what), request_id: uuid::Uuid::now_v7().to_string(), client_addr: "local".into() }
+    }
+}
+
+/// One audit event, built by a named constructor per action (see `events` below).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub action: &'static str,
+    pub collective: Option<(i64, String)>,
+    pub target: String,
+    pub outcome: &'static str,
+    pub details: Value,
+}
+
+impl Event {
+    pub fn new(action: &'static str, target: impl Into<String>) -> Event {
+        Event { action, collective: None, target: target.into(), outcome: "success", details: json!({}) }
+    }
+
+    pub fn in_collective(mut self, id: i64, slug: &str) -> Event {
+        self.collective = Some((id, slug.to_string()));
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Event {
+        self.details = details;
+        self
+    }
+
+    pub fn outcome(mut self, outcome: &'static str) -> Event {
+        self.outcome = outcome;
+        self
+    }
+}
+
+/// The fields that are hashed, in a fixed order.
+struct Sealed<'a> {
+    seq: i64,
+    at: i64,
+    actor_kind: &'a str,
+    actor_id: Option<i64>,
+    actor_name: &'a str,
+    collective_id: Option<i64>,
+    collective: Option<&'a str>,
+    action: &'a str,
+    target: &'a str,
+    outcome: &'a str,
+    request_id: &'a str,
+    client_addr: &'a str,
+    details: &'a str,
+    prev_hash: &'a str,
+}
+
+impl Sealed<'_> {
+    fn hash(&self) -> String {
+        let canonical = json!([
+            self.seq,
+            self.at,
+            self.actor_kind,
+            self.actor_id,
+            self.actor_name,
+            self.collective_id,
+            self.collective,
+            self.action,
+            self.target,
+            self.outcome,
+            self.request_id,
+            self.client_addr,
+            self.details,
+            self.prev_hash
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Appends `event` in `tx`; the caller commits. Returns the event's sequence number.
+pub async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
+    // Taking the head row serializes appenders (a row lock on PostgreSQL; SQLite transactions
+    // already hold the write lock), so the chain never forks.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let mut details = event.details;
+    if let (Some(token_id), Some(obj)) = (origin.actor.token_id, details.as_object_mut()) {
+        obj.insert("api_token_id".into(), json!(token_id));
+    }
+    let details = details.to_string();
+    let (collective_id, collective) = match &event.collective {
+        Some((id, slug)) => (Some(*id), Some(slug.as_str())),
+        None => (None, None),
+    };
+    let sealed = Sealed {
+        seq,
+        at: now_ms(),
+        actor_kind: origin.actor.kind,
+        actor_id: origin.actor.id,
+        actor_name: &origin.actor.name,
+        collective_id,
+        collective,
+        action: event.action,
+        target: &event.target,
+        outcome: event.outcome,
+        request_id: &origin.request_id,
+        client_addr: &origin.client_addr,
+        details: &details,
+        prev_hash: &prev_hash,
+    };
+    let hash = sealed.hash();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, \
+         target, outcome, request_id, client_addr, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(sealed.seq)
+    .bind(sealed.at)
+    .bind(sealed.actor_kind)
+    .bind(sealed.actor_id)
+    .bind(sealed.actor_name)
+    .bind(sealed.collective_id)
+    .bind(sealed.collective)
+    .bind(sealed.action)
+    .bind(sealed.target)
+    .bind(sealed.outcome)
+    .bind(sealed.request_id)
+    .bind(sealed.client_addr)
+    .bind(sealed.details)
+    .bind(sealed.prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
+    tracing::info!(audit.seq = seq, audit.action = event.action, audit.target = %event.target, "audit event recorded");
+    Ok(seq)
+}
+
+/// The result of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: i64,
+    pub broken: Option<Broken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The first event that does not check out.
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Walks the chain from the first event and reports the first one that does not check out.
+pub async fn verify(db: &Db) -> Result<VerifyReport> {
+    let mut rows = sqlx::query(
+        "SELECT seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, target, outcome, \
+         request_id, client_addr, details, prev_hash, hash FROM audit_events ORDER BY seq",
+    )
+    .fetch(db.pool());
+    let mut expected_seq = 1i64;
+    let mut last_hash = GENESIS_HASH.to_string();
+    let mut count = 0i64;
+    let broken = |seq: i64, reason: String| Ok(VerifyReport { events: seq - 1, broken: Some(Broken { seq, reason }) });
+    while let Some(row) = rows.try_next().await? {
+        let seq: i64 = row.try_get("seq")?;
+        let prev_hash: String = row.try_get("prev_hash")?;
+        let stored: String = row.try_get("hash")?;
+        if seq != expected_seq {
+            return broken(expected_seq, format!("event {expected_seq} is missing (the next event is {seq})"));
+        }
+        if prev_hash != last_hash {
+            return broken(seq, format!("event {seq} does not follow event {}: its previous-hash differs", seq - 1));
+        }
+        let actor_kind: String = row.try_get("actor_kind")?;
+        let actor_name: String = row.try_get("actor_name")?;
+        let collective: Option<String> = row.try_get("collective")?;
+        let action: String = row.try_get("action")?;
+        let target: String = row.try_get("target")?;
+        let outcome: String = row.try_get("outcome")?;
+        let request_id: String = row.try_get("request_id")?;
+        let client_addr: String = row.try_get("client_addr")?;
+        let details: String = row.try_get("details")?;
+        let sealed = Sealed {
+            seq,
+            at: row.try_get("at")?,
+            actor_kind: &actor_kind,
+            actor_id: row.try_get("actor_id")?,
+            actor_name: &actor_name,
+            collective_id: row.try_get("collective_id")?,
+            collective: collective.as_deref(),
+            action: &action,
+            target: &target,
+            outcome: &outcome,
+            request_id: &request_id,
+            client_addr: &client_addr,
+            details: &details,
+            prev_hash: &prev_hash,
+        };
+        if sealed.hash() != stored {
+            return broken(seq, format!("event {seq} was modified: its content does not match its hash"));
+        }
+        last_hash = stored;
+        expected_seq += 1;
+        count += 1;
+    }
+    drop(rows);
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
+    let head_seq: i64 = head.try_get("seq")?;
+    let head_hash: String = head.try_get("hash")?;
+    if head_seq != count || head_hash != last_hash {
+        let seq = count + 1;
+        return Ok(VerifyReport {
+            events: count,
+            broken: Some(Broken {
+                seq,
+                reason: format!("the log ends at event {count} but {head_seq} events were recorded: event {seq} and later were removed"),
+            }),
+        });
+    }
+    Ok(VerifyReport { events: count, broken: None })
+}
+
+/// Which events a caller may read.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    Collectives(Vec<i64>),
+}
+
+/// One bind parameter of a dynamically built query.
+#[derive(Debug, Clone)]
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// Reads a page of events (newest first) for `scope` and `filter`.
+pub async fn query(db: &Db, scope: &Scope, filter: &AuditFilter, collective_id: Option<i64>) -> Result<Vec<AuditEventRow>> {
+    let limit = filter.limit.unwrap_or(50).clamp(1, 1000);
+    let mut sql = String::from(
+        "SELECT seq, at, actor_kind, actor_id, actor_name, collective, action, target, outcome, request_id, \
+         client_addr, details, prev_hash, hash FROM audit_events WHERE 1 = 1",
+    );
+    let mut params: Vec<Param> = Vec::new();
+    let next = |p: Param, params: &mut Vec<Param>| {
+        params.push(p);
+        format!("${}", params.len())
+    };
+    if let Scope::Collectives(ids) = scope {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(|id| next(Param::Int(*id), &mut params)).collect();
+        sql.push_str(&format!(" AND collective_id IN ({})", list.join(", ")));
+    }
+    if let Some(id) = collective_id {
+        sql.push_str(&format!(" AND collective_id = {}", next(Param::Int(id), &mut params)));
+    }
+    if let Some(actor) = filter.actor.as_deref().filter(|a| !a.is_empty()) {
+        let p = next(Param::Text(format!("%{}%", actor.to_lowercase())), &mut params);
+        sql.push_str(&format!(" AND LOWER(actor_name) LIKE {p}"));
+    }
+    if let Some(action) = filter.action.as_deref().filter(|a| !a.is_empty()) {
+        let exact = next(Param::Text(action.to_string()), &mut params);
+        let prefix = next(Param::Text(format!("{action}.%")), &mut params);
+        sql.push_str(&format!(" AND (action = {exact} OR action LIKE {prefix})"));
+    }
+    if let Some(from) = filter.from {
+        sql.push_str(&format!(" AND at >= {}", next(Param::Int(from), &mut params)));
+    }
+    if let Some(to) = filter.to {
+        sql.push_str(&format!(" AND at <= {}", next(Param::Int(to), &mut params)));
+    }
+    if let Some(before) = filter.before {
+        sql.push_str(&format!(" AND seq < {}", next(Param::Int(before), &mut params)));
+    }
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", next(Param::Int(limit), &mut params)));
+    let mut q = sqlx::query(&sql);
+    for p in params {
+        q = match p {
+            Param::Int(i) => q.bind(i),
+            Param::Text(t) => q.bind(t),
+        };
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter().map(AuditEventRow::from_row).collect()
+}
+
+/// An event as stored, including its chain hashes (the export carries them, so that an exported
+/// log can be checked on its own).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEventRow {
+    #[serde(flatten)]
+    pub view: AuditEventView,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEventRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<AuditEventRow> {
+        Ok(AuditEventRow {
+            view: AuditEventView {
+                seq: row.try_get("seq")?,
+                at: row.try_get("at")?,
+                actor_kind: row.try_get("actor_kind")?,
+                actor_id: row.try_get("actor_id")?,
+                actor_name: row.try_get("actor_name")?,
+                collective: row.try_get("collective")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                outcome: row.try_get("outcome")?,
+                request_id: row.try_get("request_id")?,
+                client_addr: row.try_get("client_addr")?,
+                details: row.try_get("details")?,
+            },
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+}
+
+/// Appends events outside a request (benchmarks, the command line).
+pub async fn append_standalone(db: &Db, origin: &Origin, event: Event) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let seq = append(&mut tx, origin, event).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(seq)
+}

@@ -1,0 +1,197 @@
+//! Configuration: one typed struct, loaded once from defaults, then an optional TOML file, then
+//! `POTLUCK_*` environment variables. Every key also reads `POTLUCK_<KEY>_FILE` (the value is
+//! the file's content), which is how secrets should be passed.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path` (default `sqlite://data/potluck.db`) or `postgres://user:pass@host/db`.
+    pub database_url: String,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The address people use to reach Potluck; defaults to `http://<listen>`. OIDC redirect
+    /// URIs and links are built from it, and cookies are `Secure` when it is https.
+    pub public_url: Option<Url>,
+    /// Where Potluck keeps its files (recipe clones, the generated secret key).
+    pub data_dir: PathBuf,
+    /// The built site (wasm, JS, CSS, public files), as scripts/build.sh writes it.
+    pub site_root: PathBuf,
+    /// 32 bytes, base64: encrypts identity provider client secrets and other stored credentials.
+    /// Generated into `<data_dir>/secret.key` on first start when unset.
+    pub secret_key: Option<String>,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: i64,
+    /// A session ends this many minutes after sign-in, whatever happens.
+    pub session_absolute_minutes: i64,
+    /// Sign-in attempts allowed per client address and minute.
+    pub login_attempts_per_minute: u32,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://data/potluck.db".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            site_root: PathBuf::from("target/site"),
+            secret_key: None,
+            session_idle_minutes: 120,
+            session_absolute_minutes: 24 * 60,
+            login_attempts_per_minute: 30,
+            trust_forwarded_for: false,
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("cannot read {var} from {path}: {source}")]
+    SecretFile { var: String, path: String, source: std::io::Error },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the TOML file (`file`, else `$POTLUCK_CONFIG`, else `potluck.toml` when it
+    /// exists), then the environment.
+    pub fn load(file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let file = file
+            .or_else(|| std::env::var_os("POTLUCK_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("potluck.toml")).filter(|p| p.exists()));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // POTLUCK_CONFIG names the file, POTLUCK_*_FILE are read below, and POTLUCK_TEST_*
+        // belong to the test harness; every other POTLUCK_* must be a known key.
+        figment = figment.merge(Env::prefixed("POTLUCK_").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            k != "config" && !k.ends_with("_file") && !k.starts_with("test_") && k != "bin"
+        }));
+        for (var, value) in std::env::vars() {
+            let Some(key) = var.strip_prefix("POTLUCK_").and_then(|k| k.strip_suffix("_FILE")) else { continue };
+            if key.starts_with("TEST_") {
+                continue;
+            }
+            let content = std::fs::read_to_string(&value)
+                .map_err(|source| ConfigError::SecretFile { var: var.clone(), path: value.clone(), source })?;
+            figment = figment.merge(Serialized::default(&key.to_ascii_lowercase(), content.trim().to_string()));
+        }
+        let config: Config = figment.extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_idle_minutes <= 0 || self.session_absolute_minutes <= 0 {
+            return Err(ConfigError::Invalid("session lifetimes must be positive".into()));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));
+        }
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(format!("public_url must be http(s), not {url}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_ref().is_some_and(|u| u.scheme() == "https")
+    }
+
+    /// The configuration as TOML, with secrets replaced.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.secret_key.is_some() {
+            shown.secret_key = Some("<redacted>".into());
+        }
+        shown.database_url = redact_url_password(&shown.database_url);
+        toml_string(&shown)
+    }
+}
+
+fn toml_string(c: &Config) -> String {
+    // figment's TOML support is read-only; serde_json → a flat key = value listing is enough.
+    let value = serde_json::to_value(c).unwrap_or_default();
+    let mut out = String::new();
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            if !v.is_null() {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn redact_url_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_redacted_toml())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secrets() {
+        let c = Config {
+            secret_key: Some("c2VjcmV0".into()),
+            database_url: "postgres://potluck:hunter2@db/potluck".into(),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("c2VjcmV0"));
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("listen = \"127.0.0.1:3000\""));
+    }
+
+    #[test]
+    fn public_base_defaults_to_listen_address() {
+        let c = Config::default();
+        assert_eq!(c.public_base(), "http://127.0.0.1:3000");
+        let c = Config { public_url: Url::parse("https://potluck.example.org/").ok(), ..Config::default() };
+        assert_eq!(c.public_base(), "https://potluck.example.org");
+        assert!(c.secure_cookies());
+    }
+}

@@ -1,0 +1,121 @@
+//! HTTP: one router for the pages (Leptos SSR + server functions), the sign-in routes, the REST
+//! API, the audit export and the health check, behind the middleware that identifies the caller.
+
+pub mod api_v1;
+pub mod auth;
+pub mod context;
+pub mod export;
+
+use crate::services::Services;
+use crate::state::SharedState;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use potluck_app::error::ApiError;
+use potluck_app::{shell, App};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Leptos' options, built from Potluck's configuration (no Cargo metadata, no LEPTOS_* files).
+pub fn leptos_options(state: &SharedState) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("potluck")
+        .site_root(state.config.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(state.config.listen)
+        .build()
+}
+
+pub fn router(state: SharedState) -> Router {
+    let options = leptos_options(&state);
+    let ports = Services::ports(state.clone());
+    let routes = generate_route_list(App);
+    let pages: Router = Router::new()
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(ports.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(options);
+
+    let rest: Router = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(auth::routes())
+        .merge(export::routes())
+        .nest("/api/v1", api_v1::routes())
+        .with_state(state.clone());
+
+    rest.merge(pages)
+        .layer(axum::middleware::from_fn(server_fn_status))
+        .layer(axum::middleware::from_fn_with_state(state, context::identify))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+}
+
+/// A server function whose arguments do not decode answers 500 from the framework, with our
+/// `ApiError` as its body; give it the status that error stands for.
+async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let is_server_fn = req.uri().path().starts_with("/api/fn/");
+    let response = next.run(req).await;
+    if !is_server_fn || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    if let Ok(error) = serde_json::from_slice::<ApiError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(error.status()) {
+            parts.status = status;
+        }
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+        }
+    }
+}
+
+/// An [`ApiError`] as an HTTP response: its status and a JSON body.
+pub struct ErrorResponse(pub ApiError);
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> axum::response::Response {
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(&self.0)).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self.0 {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<ApiError> for ErrorResponse {
+    fn from(e: ApiError) -> Self {
+        ErrorResponse(e)
+    }
+}

@@ -1,0 +1,18 @@
+//! Potluck's server: the axum application, the domain (identity, collectives, authorization,
+//! audit) and the adapters to the database and identity providers.
+
+pub mod audit;
+pub mod audit_service;
+pub mod authz;
+pub mod cli;
+pub mod collectives;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod serve;
+pub mod services;
+pub mod state;
+pub mod telemetry;

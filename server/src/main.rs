@@ -1,0 +1,16 @@
+//! `potluck`: see `potluck --help`.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = potluck_server::cli::Cli::parse();
+    match potluck_server::cli::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("potluck: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Starting Potluck: configuration → database (migrated) → state → the HTTP server, with a
+//! bootstrap link printed while the federation has no admin.
+
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::identity::bootstrap;
+use crate::state::{AppState, SharedState};
+use anyhow::Context;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// Connects, migrates and builds the shared state.
+pub async fn prepare(config: Config) -> anyhow::Result<SharedState> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+    AppState::new(config, db, secrets)
+}
+
+/// A running server (used by `potluck serve` and by the integration tests).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+    }
+}
+
+/// Binds `listener` and serves until [`Running::stop`].
+pub fn start(state: SharedState, listener: TcpListener) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let app = crate::http::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running { addr, state, handle, shutdown: Some(tx) })
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    if listen.ip().is_unspecified() && config.public_url.is_none() {
+        tracing::warn!("listening on all interfaces without public_url: set POTLUCK_PUBLIC_URL to the address people use");
+    }
+    let site = config.site_root.join("pkg").join("potluck.wasm");
+    if !site.exists() {
+        tracing::warn!(path = %site.display(), "the site is not built: pages work, but without their wasm (run `make run`)");
+    }
+    let state = prepare(config).await?;
+    if !bootstrap::federation_admin_exists(&state.db).await? {
+        let link = bootstrap::create_link(&state.db, &state.config.public_base()).await?;
+        println!("\n  No federation admin yet. Open this one-time link (valid 24 h) to become the first one:\n\n    {link}\n");
+    }
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let running = start(state.clone(), listener)?;
+    println!("Potluck is serving on {} (database: {:?})", state.config.public_base(), state.db.backend());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    state.db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,112 @@
+//! The ports the pages' server functions call, implemented over the domain modules. Each method
+//! calls one service function and turns its error into what the caller may hear.
+
+use crate::error::Error;
+use crate::state::SharedState;
+use crate::{audit_service, collectives, identity};
+use async_trait::async_trait;
+use potluck_app::error::ApiError;
+use potluck_app::model::*;
+use potluck_app::ports::*;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Services(pub SharedState);
+
+impl Services {
+    pub fn ports(state: SharedState) -> Ports {
+        let s = Arc::new(Services(state));
+        Ports { identity: s.clone(), collectives: s.clone(), audit: s }
+    }
+}
+
+fn api<T>(caller: &Caller, r: Result<T, Error>) -> Result<T, ApiError> {
+    r.map_err(|e| e.into_api(&caller.request_id))
+}
+
+#[async_trait]
+impl IdentityPort for Services {
+    async fn me(&self, caller: &Caller) -> Result<Option<Me>, ApiError> {
+        api(caller, identity::users::me(&self.0, caller).await)
+    }
+    async fn public_providers(&self) -> Result<Vec<ProviderPublic>, ApiError> {
+        identity::providers::public_providers(&self.0).await.map_err(|e| e.into_api("-"))
+    }
+    async fn list_providers(&self, caller: &Caller) -> Result<ProvidersOverview, ApiError> {
+        api(caller, identity::providers::list_providers(&self.0, caller).await)
+    }
+    async fn add_provider(&self, caller: &Caller, input: NewProvider) -> Result<ProviderAdmin, ApiError> {
+        api(caller, identity::providers::add_provider(&self.0, caller, input).await)
+    }
+    async fn set_provider_collectives(&self, caller: &Caller, id: i64, collectives: Vec<String>) -> Result<ProviderAdmin, ApiError> {
+        api(caller, identity::providers::set_provider_collectives(&self.0, caller, id, collectives).await)
+    }
+    async fn remove_provider(&self, caller: &Caller, id: i64) -> Result<(), ApiError> {
+        api(caller, identity::providers::remove_provider(&self.0, caller, id).await)
+    }
+    async fn list_users(&self, caller: &Caller) -> Result<Vec<UserSummary>, ApiError> {
+        api(caller, identity::users::list_users(&self.0, caller).await)
+    }
+    async fn set_federation_admin(&self, caller: &Caller, user_id: i64, admin: bool) -> Result<(), ApiError> {
+        api(caller, identity::users::set_federation_admin(&self.0, caller, user_id, admin).await)
+    }
+    async fn link_users(&self, caller: &Caller, keep: i64, merge: i64) -> Result<(), ApiError> {
+        api(caller, identity::users::link_users(&self.0, caller, keep, merge).await)
+    }
+    async fn my_identities(&self, caller: &Caller) -> Result<Vec<IdentityView>, ApiError> {
+        api(caller, identity::users::my_identities(&self.0, caller).await)
+    }
+    async fn list_api_tokens(&self, caller: &Caller) -> Result<Vec<ApiTokenSummary>, ApiError> {
+        api(caller, identity::tokens::list(&self.0, caller).await)
+    }
+    async fn create_api_token(&self, caller: &Caller, input: NewApiToken) -> Result<CreatedApiToken, ApiError> {
+        api(caller, identity::tokens::create(&self.0, caller, input).await)
+    }
+    async fn revoke_api_token(&self, caller: &Caller, token_id: i64) -> Result<(), ApiError> {
+        api(caller, identity::tokens::revoke(&self.0, caller, token_id).await)
+    }
+}
+
+#[async_trait]
+impl CollectivesPort for Services {
+    async fn list_collectives(&self, caller: &Caller) -> Result<Vec<CollectiveSummary>, ApiError> {
+        api(caller, collectives::list_collectives(&self.0, caller).await)
+    }
+    async fn get_collective(&self, caller: &Caller, slug: &str) -> Result<CollectiveDetail, ApiError> {
+        api(caller, collectives::get_collective(&self.0, caller, slug).await)
+    }
+    async fn create_collective(&self, caller: &Caller, slug: String, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
+        api(caller, collectives::create_collective(&self.0, caller, slug, name, description).await)
+    }
+    async fn update_collective(&self, caller: &Caller, slug: &str, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
+        api(caller, collectives::update_collective(&self.0, caller, slug, name, description).await)
+    }
+    async fn set_member_role(&self, caller: &Caller, slug: &str, user_id: i64, role: Role) -> Result<(), ApiError> {
+        api(caller, collectives::set_member_role(&self.0, caller, slug, user_id, role).await)
+    }
+    async fn remove_member(&self, caller: &Caller, slug: &str, user_id: i64) -> Result<(), ApiError> {
+        api(caller, collectives::remove_member(&self.0, caller, slug, user_id).await)
+    }
+    async fn create_invitation(&self, caller: &Caller, slug: &str, role: Role) -> Result<CreatedInvitation, ApiError> {
+        api(caller, collectives::create_invitation(&self.0, caller, slug, role).await)
+    }
+    async fn revoke_invitation(&self, caller: &Caller, slug: &str, id: i64) -> Result<(), ApiError> {
+        api(caller, collectives::revoke_invitation(&self.0, caller, slug, id).await)
+    }
+    async fn accept_invitation(&self, caller: &Caller, token: &str) -> Result<CollectiveSummary, ApiError> {
+        api(caller, collectives::accept_invitation(&self.0, caller, token).await)
+    }
+    async fn add_group_mapping(&self, caller: &Caller, slug: &str, provider_id: i64, value: String, role: Role) -> Result<GroupMapping, ApiError> {
+        api(caller, collectives::add_group_mapping(&self.0, caller, slug, provider_id, value, role).await)
+    }
+    async fn remove_group_mapping(&self, caller: &Caller, slug: &str, id: i64) -> Result<(), ApiError> {
+        api(caller, collectives::remove_group_mapping(&self.0, caller, slug, id).await)
+    }
+}
+
+#[async_trait]
+impl AuditPort for Services {
+    async fn query_audit(&self, caller: &Caller, filter: AuditFilter) -> Result<AuditPage, ApiError> {
+        api(caller, audit_service::query_audit(&self.0, caller, filter).await)
+    }
+}

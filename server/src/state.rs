@@ -1,0 +1,49 @@
+//! What every request handler and service shares: configuration, the database, the key box,
+//! an HTTP client for identity providers, caches and limiters. Passed around, never global.
+
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::identity::providers::MetadataCache;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub secrets: SecretBox,
+    /// For identity providers: no redirects followed (SSRF), short timeouts.
+    pub http: reqwest::Client,
+    pub oidc_metadata: MetadataCache,
+    /// Sign-in attempts per client address.
+    pub login_limiter: DefaultKeyedRateLimiter<String>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(config: Config, db: Db, secrets: SecretBox) -> anyhow::Result<SharedState> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .user_agent(concat!("potluck/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let per_minute = NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Ok(Arc::new(AppState {
+            config,
+            db,
+            secrets,
+            http,
+            oidc_metadata: MetadataCache::default(),
+            login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }))
+    }
+
+    /// The one redirect URI registered at every identity provider.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/auth/callback", self.config.public_base())
+    }
+}

@@ -1,0 +1,118 @@
+//! The REST API, its OpenAPI document, the health check, and answers to bad input.
+
+use potluck_app::error::ApiError;
+use potluck_app::model::{ApiTokenSummary, CollectiveSummary, CreatedApiToken};
+use potluck_tests::TestApp;
+
+#[tokio::test]
+async fn health_and_openapi() {
+    let app = TestApp::spawn().await;
+    let b = app.browser();
+    let health = b.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    let doc: serde_json::Value = b.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert_eq!(doc["info"]["title"], "Potluck API");
+    for path in ["/api/v1/me", "/api/v1/collectives", "/api/v1/collectives/{slug}/members/{user_id}", "/api/v1/audit"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} in the OpenAPI document");
+    }
+    assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+    let created: CreatedApiToken = admin
+        .call("create_api_token", &[("name", "deploys"), ("collective", "collective-a"), ("role", "operator"), ("expires_in_days", "30")])
+        .await
+        .unwrap();
+    let token = created.token.0.clone();
+    assert!(token.starts_with("plk_"));
+    let listed: Vec<ApiTokenSummary> = admin.call("list_api_tokens", &[]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!serde_json::to_string(&listed).unwrap().contains(&token), "never shown again");
+    assert!(!app.texts("SELECT token_hash FROM api_tokens").await.contains(&token));
+
+    let client = reqwest::Client::new();
+    let list = |t: String| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/collectives", app.base);
+        async move { client.get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    let ok = list(token.clone()).await;
+    assert_eq!(ok.status(), 200);
+    let cs: Vec<CollectiveSummary> = ok.json().await.unwrap();
+    assert_eq!(cs.iter().map(|c| c.slug.as_str()).collect::<Vec<_>>(), ["collective-a"]);
+    assert!(app.count("SELECT COUNT(*) FROM api_tokens WHERE last_used_at IS NOT NULL").await == 1);
+
+    let wrong = list("plk_not-a-token".into()).await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.json::<ApiError>().await.unwrap(), ApiError::Unauthenticated);
+
+    // Expired.
+    app.exec(&format!("UPDATE api_tokens SET expires_at = {}", potluck_server::db::now_ms() - 1)).await;
+    assert_eq!(list(token.clone()).await.status(), 401);
+    app.exec("UPDATE api_tokens SET expires_at = NULL").await;
+    assert_eq!(list(token.clone()).await.status(), 200);
+
+    // Revoked.
+    admin.call::<()>("revoke_api_token", &[("token_id", &created.summary.id.to_string())]).await.unwrap();
+    assert_eq!(list(token.clone()).await.status(), 401);
+    // Tokens cannot mint tokens.
+    let r = client.post(format!("{}/api/fn/create_api_token", app.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+
+    let malformed = admin.call::<CollectiveSummary>("create_collective", &[("slug", "Not A Slug"), ("name", "x"), ("description", "")]).await.unwrap_err();
+    assert_eq!(malformed.status, 422);
+    assert!(malformed.body.contains("not a valid slug"), "{}", malformed.body);
+
+    let duplicate = admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "x"), ("description", "")]).await.unwrap_err();
+    assert_eq!(duplicate.status, 409);
+
+    let unknown = admin.call::<serde_json::Value>("get_collective", &[("slug", "collective-zz")]).await.unwrap_err();
+    assert_eq!(unknown.status, 404);
+    assert!(matches!(unknown.error, Some(ApiError::NotFound { .. })));
+
+    let bad_slug = admin.get("/api/v1/collectives/BAD%20SLUG").await;
+    assert_eq!(bad_slug.status(), 422);
+
+    let missing_args = admin.call::<serde_json::Value>("set_member_role", &[("slug", "collective-a")]).await.unwrap_err();
+    assert_eq!(missing_args.status, 422, "{}", missing_args.body);
+
+    let bad_role = admin.call::<serde_json::Value>("set_member_role", &[("slug", "collective-a"), ("user_id", "1"), ("role", "owner")]).await.unwrap_err();
+    assert_eq!(bad_role.status, 422, "{}", bad_role.body);
+
+    let bad_json = admin
+        .client
+        .put(format!("{}/api/v1/collectives/collective-a/members/1", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 422);
+
+    // A cross-site form post with the session cookie is refused.
+    let cross = admin
+        .client
+        .post(format!("{}/api/fn/create_collective", app.base))
+        .header("origin", "https://evil.example")
+        .form(&[("slug", "evil"), ("name", "evil"), ("description", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM collectives WHERE slug = 'evil'").await, 0);
+    app.stop().await;
+}

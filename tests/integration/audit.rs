@@ -1,0 +1,190 @@
+//! The audit log: one event per change, a hash chain that `potluck audit verify` checks, who
+//! may read which events, the JSON Lines export, and no secrets anywhere in it.
+
+use potluck_app::model::{AuditPage, CreatedApiToken};
+use potluck_tests::{potluck_bin, Browser, Idp, TestApp};
+use std::process::Command;
+
+fn verify(app: &TestApp) -> (i32, String) {
+    let out = Command::new(potluck_bin())
+        .args(["audit", "verify"])
+        .env("POTLUCK_DATABASE_URL", &app.database_url)
+        .env("POTLUCK_DATA_DIR", app.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+async fn some_history(app: &TestApp) -> Browser {
+    let admin = app.bootstrap_admin().await;
+    for i in 0..5 {
+        admin
+            .call::<serde_json::Value>("create_collective", &[("slug", &format!("c-{i}")), ("name", &format!("C {i}")), ("description", "")])
+            .await
+            .unwrap();
+    }
+    admin
+}
+
+#[tokio::test]
+async fn verify_finds_the_first_edited_or_removed_event() {
+    let app = TestApp::spawn().await;
+    let _admin = some_history(&app).await;
+    let total = app.count("SELECT COUNT(*) FROM audit_events").await;
+    assert!(total >= 7, "bootstrap link, claim and five collectives");
+    let (code, text) = verify(&app);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("{total} events")), "{text}");
+
+    // Edit one event: it is named.
+    app.exec("UPDATE audit_events SET target = 'collective forged' WHERE seq = 4").await;
+    let (code, text) = verify(&app);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("BROKEN at event 4") && text.contains("modified"), "{text}");
+    app.exec("UPDATE audit_events SET target = 'collective c-1' WHERE seq = 4").await;
+    assert_eq!(verify(&app).0, 0, "restoring the row restores the chain");
+
+    // Re-hashing an edited row does not help: the next event no longer follows it.
+    app.exec("UPDATE audit_events SET hash = 'ffff' WHERE seq = 5").await;
+    let (code, text) = verify(&app);
+    assert_eq!(code, 1);
+    assert!(text.contains("BROKEN at event 5"), "{text}");
+    let good = app.texts("SELECT prev_hash FROM audit_events WHERE seq = 6").await.remove(0);
+    app.exec(&format!("UPDATE audit_events SET hash = '{good}' WHERE seq = 5")).await;
+    assert_eq!(verify(&app).0, 0);
+
+    // Remove one in the middle.
+    app.exec("DELETE FROM audit_events WHERE seq = 3").await;
+    let (code, text) = verify(&app);
+    assert_eq!(code, 1);
+    assert!(text.contains("BROKEN at event 3") && text.contains("missing"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_notices_a_removed_tail() {
+    let app = TestApp::spawn().await;
+    let _admin = some_history(&app).await;
+    let total = app.count("SELECT COUNT(*) FROM audit_events").await;
+    app.exec(&format!("DELETE FROM audit_events WHERE seq = {total}")).await;
+    let (code, text) = verify(&app);
+    assert_eq!(code, 1);
+    assert!(text.contains(&format!("BROKEN at event {total}")) && text.contains("removed"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn collective_admins_read_their_collective_and_federation_admins_everything() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    for slug in ["collective-a", "collective-b"] {
+        admin.call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", slug), ("description", "")]).await.unwrap();
+    }
+    let a = app.add_provider(&admin, &Idp::a(), &["collective-a"]).await;
+    for (group, role) in [("collective-a-admins", "admin"), ("collective-a-members", "viewer")] {
+        admin
+            .call::<serde_json::Value>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", group), ("role", role)])
+            .await
+            .unwrap();
+    }
+    let alice = app.login(a, "alice", "alice-pw").await;
+    let bob = app.login(a, "bob", "bob-pw").await;
+
+    let all: AuditPage = admin.call("query_audit", &[("filter[limit]", "200")]).await.unwrap();
+    assert!(all.events.iter().any(|e| e.collective.as_deref() == Some("collective-b")));
+    assert!(all.events.iter().any(|e| e.action == "identity_provider.add"));
+    assert!(all.events.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+
+    let mine: AuditPage = alice.call("query_audit", &[]).await.unwrap();
+    assert!(!mine.events.is_empty());
+    assert!(mine.events.iter().all(|e| e.collective.as_deref() == Some("collective-a")), "{:?}", mine.events);
+    let other = alice.call::<AuditPage>("query_audit", &[("filter[collective]", "collective-b")]).await.unwrap_err();
+    assert_eq!(other.status, 404);
+    let viewer = bob.call::<AuditPage>("query_audit", &[]).await.unwrap_err();
+    assert_eq!(viewer.status, 403);
+    let anonymous = app.browser().call::<AuditPage>("query_audit", &[]).await.unwrap_err();
+    assert_eq!(anonymous.status, 401);
+
+    // Filters: action prefix, actor, time, and pages.
+    let mappings: AuditPage = admin.call("query_audit", &[("filter[action]", "group_mapping")]).await.unwrap();
+    assert_eq!(mappings.events.len(), 2);
+    assert!(mappings.events.iter().all(|e| e.action == "group_mapping.add"));
+    let by_alice: AuditPage = admin.call("query_audit", &[("filter[actor]", "ALICE")]).await.unwrap();
+    assert!(!by_alice.events.is_empty() && by_alice.events.iter().all(|e| e.actor_name == "Alice Arden"));
+    let future = (potluck_server::db::now_ms() + 86_400_000).to_string();
+    let none: AuditPage = admin.call("query_audit", &[("filter[from]", &future)]).await.unwrap();
+    assert!(none.events.is_empty());
+    let page1: AuditPage = admin.call("query_audit", &[("filter[limit]", "3")]).await.unwrap();
+    assert_eq!(page1.events.len(), 3);
+    let before = page1.next_before.unwrap().to_string();
+    let page2: AuditPage = admin.call("query_audit", &[("filter[limit]", "3"), ("filter[before]", &before)]).await.unwrap();
+    assert_eq!(page2.events[0].seq, page1.events[2].seq - 1);
+
+    // The page itself, server-rendered with the filter applied.
+    let html = admin.get("/audit?action=collective.create").await.text().await.unwrap();
+    assert!(html.contains("collective.create") && !html.contains(">group_mapping.add<"), "filtered page");
+
+    // Export: JSON Lines with the chain hashes, scoped like the page.
+    let export = alice.get("/audit/export.jsonl").await;
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.headers()["content-type"], "application/jsonl; charset=utf-8");
+    let text = export.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), mine.events.len());
+    assert!(lines.iter().all(|l| l["collective"] == "collective-a" && l["hash"].as_str().unwrap().len() == 64));
+    let denied = bob.get("/audit/export.jsonl").await;
+    assert_eq!(denied.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_export_streams_long_logs_completely() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    let origin = potluck_server::audit::Origin::system("test");
+    for i in 0..2500 {
+        potluck_server::audit::append_standalone(
+            &app.state.db,
+            &origin,
+            potluck_server::audit::Event::new("test.event", format!("thing {i}")),
+        )
+        .await
+        .unwrap();
+    }
+    let total = app.count("SELECT COUNT(*) FROM audit_events").await;
+    let text = admin.get("/audit/export.jsonl").await.text().await.unwrap();
+    let seqs: Vec<i64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs.len() as i64, total);
+    assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "every event once, newest first");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_audit_log() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin.call::<serde_json::Value>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+    let idp = Idp::a();
+    let (client_id, secret) = idp.register_client(&app.base).await;
+    app.add_provider_with(&admin, &idp, &client_id, &secret, &["collective-a"]).await.unwrap();
+    let token = admin
+        .call::<CreatedApiToken>("create_api_token", &[("name", "t"), ("collective", "collective-a"), ("role", "viewer")])
+        .await
+        .unwrap()
+        .token
+        .0;
+    let invitation = admin.call::<potluck_app::model::CreatedInvitation>("create_invitation", &[("slug", "collective-a"), ("role", "viewer")]).await.unwrap();
+    let invite_token = invitation.link.0.rsplit('/').next().unwrap().to_string();
+    let everything = app
+        .texts("SELECT actor_name || target || details || request_id || client_addr FROM audit_events")
+        .await
+        .join("\n");
+    for s in [&secret, &token, &invite_token] {
+        assert!(!everything.contains(s.as_str()), "a secret reached the audit log");
+    }
+    // Nor the database in clear.
+    let stored = app.texts("SELECT token_hash FROM api_tokens").await;
+    assert!(!stored.contains(&token));
+    app.stop().await;
+}

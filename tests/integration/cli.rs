@@ -1,0 +1,60 @@
+//! The `potluck` command line: configuration, migrations, the bootstrap link.
+
+use potluck_tests::{potluck_bin, TestApp};
+use std::process::Command;
+
+/// Runs `potluck`; returns its exit code, its standard output, and both outputs together.
+fn potluck(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(potluck_bin());
+    cmd.args(args).env("POTLUCK_DATABASE_URL", &app.database_url).env("POTLUCK_DATA_DIR", app.dir.path().join("data"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), stdout, all)
+}
+
+#[tokio::test]
+async fn configuration_comes_from_file_environment_and_secret_files() {
+    let app = TestApp::spawn().await;
+    let dir = app.dir.path();
+    std::fs::write(dir.join("potluck.toml"), "listen = \"127.0.0.1:4999\"\nsession_idle_minutes = 30\n").unwrap();
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "c2VjcmV0LWtleS1jMmxrYm1WNUxXdGxlUzFqTW14cmJt\n").unwrap();
+    let config = dir.join("potluck.toml").display().to_string();
+    let (code, _, out) = potluck(
+        &app,
+        &["--config", &config, "print-config"],
+        &[("POTLUCK_SESSION_IDLE_MINUTES", "45"), ("POTLUCK_SECRET_KEY_FILE", key_file.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("listen = \"127.0.0.1:4999\""), "file: {out}");
+    assert!(out.contains("session_idle_minutes = 45"), "environment wins over the file: {out}");
+    assert!(out.contains("secret_key = \"<redacted>\"") && !out.contains("c2VjcmV0"), "secrets are redacted: {out}");
+
+    let (code, _, out) = potluck(&app, &["print-config"], &[("POTLUCK_LOG_FORMAT", "xml")]);
+    assert_ne!(code, 0);
+    assert!(out.contains("log_format"), "{out}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn migrate_and_bootstrap_link() {
+    let app = TestApp::spawn().await;
+    let (code, _, out) = potluck(&app, &["migrate"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = potluck(&app, &["admin", "bootstrap-link"], &[("POTLUCK_PUBLIC_URL", &app.base)]);
+    assert_eq!(code, 0, "{out}");
+    let link = out.trim().to_string();
+    assert!(link.starts_with(&format!("{}/bootstrap/", app.base)), "{link}");
+    let token = link.rsplit('/').next().unwrap();
+    let b = app.browser();
+    let r = b.post_form("/auth/bootstrap", &[("token", token)]).await;
+    assert_eq!(potluck_tests::location(&r), "/admin/providers");
+    let (code, _, out) = potluck(&app, &["migrate"], &[("POTLUCK_DATABASE_URL", "mysql://nope")]);
+    assert_ne!(code, 0);
+    assert!(out.contains("unsupported database URL"), "{out}");
+    app.stop().await;
+}

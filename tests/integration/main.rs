@@ -1,0 +1,10 @@
+//! Integration suites: the real router, on SQLite or PostgreSQL (`POTLUCK_TEST_DATABASE`),
+//! against the real identity providers started by scripts/test-services.sh.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed step is a failed test")]
+
+mod api;
+mod audit;
+mod authz;
+mod cli;
+mod identity;
