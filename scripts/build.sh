@@ -31,4 +31,6 @@ cp style/main.css "$PKG.new/potluck.css"
 rm -rf "$PKG"; mv "$PKG.new" "$PKG"
 cp -r public/. "$SITE/"
 
-cargo build -j "$JOBS" -p potluck-server --profile "$BIN_PROFILE"
+# SERVER_PACKAGES=--workspace (scripts/test.sh) builds the server in the same dependency graph as
+# the test suites, so that they reuse its artifacts instead of compiling it a second time.
+cargo build -j "$JOBS" ${SERVER_PACKAGES:--p potluck-server} --profile "$BIN_PROFILE"

@@ -126,7 +126,8 @@ pub async fn create_api_token(
     role: Role,
     expires_in_days: Option<i64>,
 ) -> Result<CreatedApiToken, ApiError> {
-    let input = crate::ports::NewApiToken { name, collective, role, expires_in_days: expires_in_days.filter(|d| *d > 0) };
+    let input =
+        crate::ports::NewApiToken { name, collective, role, expires_in_days: expires_in_days.filter(|d| *d > 0) };
     call!(|caller, ports| ports.identity.create_api_token(&caller, input))
 }
 
@@ -181,7 +182,12 @@ pub async fn accept_invitation(token: String) -> Result<CollectiveSummary, ApiEr
 }
 
 #[server(prefix = "/api/fn", endpoint = "add_group_mapping")]
-pub async fn add_group_mapping(slug: String, provider_id: i64, value: String, role: Role) -> Result<GroupMapping, ApiError> {
+pub async fn add_group_mapping(
+    slug: String,
+    provider_id: i64,
+    value: String,
+    role: Role,
+) -> Result<GroupMapping, ApiError> {
     call!(|caller, ports| ports.collectives.add_group_mapping(&caller, &slug, provider_id, value, role))
 }
 

@@ -98,7 +98,11 @@ pub fn Time(ms: i64) -> impl IntoView {
 
 /// A `<select name=...>` of roles.
 #[component]
-pub fn RoleSelect(#[prop(into)] name: String, #[prop(optional)] selected: Option<Role>, #[prop(optional, into)] id: String) -> impl IntoView {
+pub fn RoleSelect(
+    #[prop(into)] name: String,
+    #[prop(optional)] selected: Option<Role>,
+    #[prop(optional, into)] id: String,
+) -> impl IntoView {
     let selected = selected.unwrap_or(Role::Viewer);
     view! {
         <select name=name id=id>

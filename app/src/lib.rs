@@ -12,7 +12,7 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod ports;
 
-use components::{Nav, MeResource};
+use components::{MeResource, Nav};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};

@@ -41,9 +41,7 @@ impl Role {
             ViewCollective | ViewRecipes | ViewApps | ViewServers | CreateOwnApiToken => Role::Viewer,
             MaintainRecipes | ReviewReleases => Role::Maintainer,
             ManageApps | OperateApps | ManageSecrets | RunCommands => Role::Operator,
-            ManageMembers | ManageGroupMappings | ManageServers | ViewAudit | EditCollective => {
-                Role::Admin
-            }
+            ManageMembers | ManageGroupMappings | ManageServers | ViewAudit | EditCollective => Role::Admin,
         };
         self >= needed
     }
@@ -122,10 +120,7 @@ pub struct Me {
 
 impl Me {
     pub fn role_in(&self, collective: &str) -> Option<Role> {
-        self.memberships
-            .iter()
-            .find(|m| m.collective_slug == collective)
-            .map(|m| m.role)
+        self.memberships.iter().find(|m| m.collective_slug == collective).map(|m| m.role)
     }
 
     /// Whether the UI should offer an action; the server checks again, always.

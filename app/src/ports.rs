@@ -59,11 +59,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         // Only missing when the authentication middleware is not installed: a wiring bug.
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or((http::StatusCode::INTERNAL_SERVER_ERROR, "no caller"))
+        parts.extensions.get::<Caller>().cloned().ok_or((http::StatusCode::INTERNAL_SERVER_ERROR, "no caller"))
     }
 }
 

@@ -30,13 +30,12 @@ impl Actor {
     pub fn of(caller: &Caller) -> Actor {
         match &caller.principal {
             Principal::Anonymous => Actor { kind: "anonymous", id: None, name: "anonymous".into(), token_id: None },
-            Principal::User(u) => Actor { kind: "user", id: Some(u.user_id), name: u.display_name.clone(), token_id: None },
-            Principal::Token(t) => Actor {
-                kind: "token",
-                id: Some(t.user_id),
-                name: t.display_name.clone(),
-                token_id: Some(t.token_id),
-            },
+            Principal::User(u) => {
+                Actor { kind: "user", id: Some(u.user_id), name: u.display_name.clone(), token_id: None }
+            }
+            Principal::Token(t) => {
+                Actor { kind: "token", id: Some(t.user_id), name: t.display_name.clone(), token_id: Some(t.token_id) }
+            }
         }
     }
 
@@ -60,7 +59,11 @@ pub struct Origin {
 
 impl Origin {
     pub fn of(caller: &Caller) -> Origin {
-        Origin { actor: Actor::of(caller), request_id: caller.request_id.clone(), client_addr: caller.client_addr.clone() }
+        Origin {
+            actor: Actor::of(caller),
+            request_id: caller.request_id.clone(),
+            client_addr: caller.client_addr.clone(),
+        }
     }
 
     pub fn as_actor(caller: &Caller, actor: Actor) -> Origin {
@@ -304,7 +307,12 @@ enum Param {
 }
 
 /// Reads a page of events (newest first) for `scope` and `filter`.
-pub async fn query(db: &Db, scope: &Scope, filter: &AuditFilter, collective_id: Option<i64>) -> Result<Vec<AuditEventRow>> {
+pub async fn query(
+    db: &Db,
+    scope: &Scope,
+    filter: &AuditFilter,
+    collective_id: Option<i64>,
+) -> Result<Vec<AuditEventRow>> {
     let limit = filter.limit.unwrap_or(50).clamp(1, 1000);
     let mut sql = String::from(
         "SELECT seq, at, actor_kind, actor_id, actor_name, collective, action, target, outcome, request_id, \
@@ -386,6 +394,85 @@ impl AuditEventRow {
             hash: row.try_get("hash")?,
         })
     }
+}
+
+/// Appends many events in `tx` at once (imports, benchmarks): the head is taken once and rows
+/// are written in multi-row inserts. The chain is exactly what [`append`] would have written.
+pub async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> Result<i64> {
+    let n = i64::try_from(events.len()).map_err(Error::internal)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
+        .fetch_one(&mut **tx)
+        .await?;
+    let last_seq: i64 = head.try_get("seq")?;
+    let mut prev_hash: String = head.try_get("hash")?;
+    let mut seq = last_seq - n;
+    let at = now_ms();
+    const COLUMNS: usize = 15;
+    const ROWS: usize = 200;
+    for chunk in events.chunks(ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO audit_events (seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, \
+             target, outcome, request_id, client_addr, details, prev_hash, hash) VALUES ",
+        );
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, event) in chunk.iter().enumerate() {
+            seq += 1;
+            let details = event.details.to_string();
+            let (collective_id, collective) = match &event.collective {
+                Some((id, slug)) => (Some(*id), Some(slug.clone())),
+                None => (None, None),
+            };
+            let hash = Sealed {
+                seq,
+                at,
+                actor_kind: origin.actor.kind,
+                actor_id: origin.actor.id,
+                actor_name: &origin.actor.name,
+                collective_id,
+                collective: collective.as_deref(),
+                action: event.action,
+                target: &event.target,
+                outcome: event.outcome,
+                request_id: &origin.request_id,
+                client_addr: &origin.client_addr,
+                details: &details,
+                prev_hash: &prev_hash,
+            }
+            .hash();
+            let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", i * COLUMNS + c)).collect();
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            sql.push_str(&placeholders.join(", "));
+            sql.push(')');
+            rows.push((seq, collective_id, collective, event, details, prev_hash.clone(), hash.clone()));
+            prev_hash = hash;
+        }
+        let mut q = sqlx::query(&sql);
+        for (seq, collective_id, collective, event, details, prev, hash) in rows {
+            q = q
+                .bind(seq)
+                .bind(at)
+                .bind(origin.actor.kind)
+                .bind(origin.actor.id)
+                .bind(origin.actor.name.clone())
+                .bind(collective_id)
+                .bind(collective)
+                .bind(event.action)
+                .bind(event.target.clone())
+                .bind(event.outcome)
+                .bind(origin.request_id.clone())
+                .bind(origin.client_addr.clone())
+                .bind(details)
+                .bind(prev)
+                .bind(hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut **tx).await?;
+    Ok(last_seq)
 }
 
 /// Appends events outside a request (benchmarks, the command line).

@@ -51,7 +51,9 @@ pub async fn query_rows(st: &AppState, caller: &Caller, filter: &AuditFilter) ->
         None => None,
         Some(slug) => {
             if matches!(scope, Scope::All) {
-                let c = find_collective(&st.db, slug).await?.ok_or_else(|| ApiError::not_found(format!("collective {slug:?}")))?;
+                let c = find_collective(&st.db, slug)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("collective {slug:?}")))?;
                 Some(c.id)
             } else {
                 Some(authorize::<can::ViewAudit>(&st.db, caller, slug).await?.collective.id)

@@ -33,9 +33,22 @@ pub mod can {
         };
     }
     perms!(
-        ViewCollective, ViewRecipes, ViewApps, ViewServers, CreateOwnApiToken, MaintainRecipes,
-        ReviewReleases, ManageApps, OperateApps, ManageSecrets, RunCommands, ManageMembers,
-        ManageGroupMappings, ManageServers, ViewAudit, EditCollective,
+        ViewCollective,
+        ViewRecipes,
+        ViewApps,
+        ViewServers,
+        CreateOwnApiToken,
+        MaintainRecipes,
+        ReviewReleases,
+        ManageApps,
+        OperateApps,
+        ManageSecrets,
+        RunCommands,
+        ManageMembers,
+        ManageGroupMappings,
+        ManageServers,
+        ViewAudit,
+        EditCollective,
     );
 }
 
@@ -55,7 +68,9 @@ impl CollectiveSlug {
         } else {
             Err(ApiError::invalid(
                 "slug",
-                format!("{s:?} is not a valid slug: use 2-63 characters a-z, 0-9 and '-', not starting or ending with '-'"),
+                format!(
+                    "{s:?} is not a valid slug: use 2-63 characters a-z, 0-9 and '-', not starting or ending with '-'"
+                ),
             ))
         }
     }
@@ -104,7 +119,9 @@ pub fn signed_in(caller: &Caller) -> Result<SignedIn> {
         Principal::User(u) => {
             Ok(SignedIn { user_id: u.user_id, is_federation_admin: u.is_federation_admin, origin: Origin::of(caller) })
         }
-        Principal::Token(t) => Ok(SignedIn { user_id: t.user_id, is_federation_admin: false, origin: Origin::of(caller) }),
+        Principal::Token(t) => {
+            Ok(SignedIn { user_id: t.user_id, is_federation_admin: false, origin: Origin::of(caller) })
+        }
     }
 }
 
@@ -119,7 +136,9 @@ pub fn session_user(caller: &Caller) -> Result<SignedIn> {
 pub fn authorize_federation(caller: &Caller) -> Result<FederationAdmin> {
     match &caller.principal {
         Principal::Anonymous => Err(ApiError::Unauthenticated.into()),
-        Principal::User(u) if u.is_federation_admin => Ok(FederationAdmin { user_id: u.user_id, origin: Origin::of(caller) }),
+        Principal::User(u) if u.is_federation_admin => {
+            Ok(FederationAdmin { user_id: u.user_id, origin: Origin::of(caller) })
+        }
         _ => Err(ApiError::forbidden("only a federation admin can do this").into()),
     }
 }

@@ -77,7 +77,10 @@ async fn my_roles(st: &AppState, user_id: i64) -> Result<BTreeMap<i64, Role>> {
 pub async fn get_collective(st: &AppState, caller: &Caller, slug: &str) -> Result<CollectiveDetail> {
     let access = authorize::<can::ViewCollective>(&st.db, caller, slug).await?;
     let cid = access.collective.id;
-    let row = sqlx::query("SELECT name, description FROM collectives WHERE id = $1").bind(cid).fetch_one(st.db.pool()).await?;
+    let row = sqlx::query("SELECT name, description FROM collectives WHERE id = $1")
+        .bind(cid)
+        .fetch_one(st.db.pool())
+        .await?;
     let member_rows = sqlx::query(
         "SELECT m.user_id, u.display_name, u.email, m.source, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.collective_id = $1 ORDER BY u.display_name, m.user_id",
@@ -200,21 +203,23 @@ pub async fn create_collective(
     let slug = CollectiveSlug::parse(slug.trim())?;
     let (name, description) = check_name(&name, &description)?;
     let mut tx = st.db.begin().await?;
-    let id: i64 = sqlx::query("INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(slug.as_str())
-        .bind(&name)
-        .bind(&description)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if crate::db::is_unique_violation(&e) {
-                ApiError::conflict(format!("a collective {:?} already exists", slug.as_str())).into()
-            } else {
-                crate::error::Error::from(e)
-            }
-        })?
-        .try_get("id")?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(slug.as_str())
+    .bind(&name)
+    .bind(&description)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            ApiError::conflict(format!("a collective {:?} already exists", slug.as_str())).into()
+        } else {
+            crate::error::Error::from(e)
+        }
+    })?
+    .try_get("id")?;
     let event = Event::new("collective.create", format!("collective {}", slug.as_str()))
         .in_collective(id, slug.as_str())
         .details(json!({ "name": name }));
@@ -268,7 +273,11 @@ async fn roles_in(tx: &mut Tx, collective_id: i64) -> Result<BTreeMap<i64, (Opti
 }
 
 /// Refuses a change that would leave a collective which has admins without any.
-fn keep_an_admin(before: &BTreeMap<i64, (Option<Role>, Option<Role>)>, user_id: i64, after: Option<Role>) -> Result<()> {
+fn keep_an_admin(
+    before: &BTreeMap<i64, (Option<Role>, Option<Role>)>,
+    user_id: i64,
+    after: Option<Role>,
+) -> Result<()> {
     let is_admin = |(m, i): &(Option<Role>, Option<Role>)| (*m).max(*i) == Some(Role::Admin);
     let had_admin = before.values().any(is_admin);
     let others = before.iter().any(|(u, r)| *u != user_id && is_admin(r));
@@ -279,7 +288,8 @@ fn keep_an_admin(before: &BTreeMap<i64, (Option<Role>, Option<Role>)>, user_id: 
 }
 
 async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
-    let row = sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
+    let row =
+        sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
 }
 
@@ -322,14 +332,22 @@ pub async fn remove_member(st: &AppState, caller: &Caller, slug: &str, user_id: 
     }
     keep_an_admin(&before, user_id, None)?;
     let name = user_name(st, user_id).await?;
-    sqlx::query("DELETE FROM memberships WHERE collective_id = $1 AND user_id = $2").bind(c.id).bind(user_id).execute(&mut *tx).await?;
-    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE collective_id = $2 AND user_id = $3 AND revoked_at IS NULL")
-        .bind(now_ms())
+    sqlx::query("DELETE FROM memberships WHERE collective_id = $1 AND user_id = $2")
         .bind(c.id)
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new("member.remove", format!("user {name}")).in_collective(c.id, &c.slug).details(json!({ "user_id": user_id }));
+    sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE collective_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(c.id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    let event = Event::new("member.remove", format!("user {name}"))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "user_id": user_id }));
     audit::append(&mut tx, &access.origin, event).await?;
     tx.commit().await?;
     Ok(())
@@ -354,7 +372,9 @@ pub async fn create_invitation(st: &AppState, caller: &Caller, slug: &str, role:
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
-    let event = Event::new("invitation.create", format!("invitation {id}")).in_collective(c.id, &c.slug).details(json!({ "role": role }));
+    let event = Event::new("invitation.create", format!("invitation {id}"))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "role": role }));
     audit::append(&mut tx, &access.origin, event).await?;
     tx.commit().await?;
     Ok(CreatedInvitation { id, link: OneTimeSecret(format!("{}/invite/{token}", st.config.public_base())) })
@@ -492,12 +512,13 @@ pub async fn remove_group_mapping(st: &AppState, caller: &Caller, slug: &str, ma
     let access = authorize::<can::ManageGroupMappings>(&st.db, caller, slug).await?;
     let c = &access.collective;
     let mut tx = st.db.begin().await?;
-    let row = sqlx::query("DELETE FROM group_mappings WHERE id = $1 AND collective_id = $2 RETURNING claim_value, role")
-        .bind(mapping_id)
-        .bind(c.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("group mapping {mapping_id} in {}", c.slug)))?;
+    let row =
+        sqlx::query("DELETE FROM group_mappings WHERE id = $1 AND collective_id = $2 RETURNING claim_value, role")
+            .bind(mapping_id)
+            .bind(c.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("group mapping {mapping_id} in {}", c.slug)))?;
     let value: String = row.try_get("claim_value")?;
     let event = Event::new("group_mapping.remove", format!("group {value}"))
         .in_collective(c.id, &c.slug)

@@ -92,8 +92,11 @@ impl Config {
             if key.starts_with("TEST_") {
                 continue;
             }
-            let content = std::fs::read_to_string(&value)
-                .map_err(|source| ConfigError::SecretFile { var: var.clone(), path: value.clone(), source })?;
+            let content = std::fs::read_to_string(&value).map_err(|source| ConfigError::SecretFile {
+                var: var.clone(),
+                path: value.clone(),
+                source,
+            })?;
             figment = figment.merge(Serialized::default(&key.to_ascii_lowercase(), content.trim().to_string()));
         }
         let config: Config = figment.extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;

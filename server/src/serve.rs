@@ -57,7 +57,9 @@ pub fn start(state: SharedState, listener: TcpListener) -> anyhow::Result<Runnin
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     if listen.ip().is_unspecified() && config.public_url.is_none() {
-        tracing::warn!("listening on all interfaces without public_url: set POTLUCK_PUBLIC_URL to the address people use");
+        tracing::warn!(
+            "listening on all interfaces without public_url: set POTLUCK_PUBLIC_URL to the address people use"
+        );
     }
     let site = config.site_root.join("pkg").join("potluck.wasm");
     if !site.exists() {

@@ -38,7 +38,12 @@ impl IdentityPort for Services {
     async fn add_provider(&self, caller: &Caller, input: NewProvider) -> Result<ProviderAdmin, ApiError> {
         api(caller, identity::providers::add_provider(&self.0, caller, input).await)
     }
-    async fn set_provider_collectives(&self, caller: &Caller, id: i64, collectives: Vec<String>) -> Result<ProviderAdmin, ApiError> {
+    async fn set_provider_collectives(
+        &self,
+        caller: &Caller,
+        id: i64,
+        collectives: Vec<String>,
+    ) -> Result<ProviderAdmin, ApiError> {
         api(caller, identity::providers::set_provider_collectives(&self.0, caller, id, collectives).await)
     }
     async fn remove_provider(&self, caller: &Caller, id: i64) -> Result<(), ApiError> {
@@ -75,10 +80,22 @@ impl CollectivesPort for Services {
     async fn get_collective(&self, caller: &Caller, slug: &str) -> Result<CollectiveDetail, ApiError> {
         api(caller, collectives::get_collective(&self.0, caller, slug).await)
     }
-    async fn create_collective(&self, caller: &Caller, slug: String, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
+    async fn create_collective(
+        &self,
+        caller: &Caller,
+        slug: String,
+        name: String,
+        description: String,
+    ) -> Result<CollectiveSummary, ApiError> {
         api(caller, collectives::create_collective(&self.0, caller, slug, name, description).await)
     }
-    async fn update_collective(&self, caller: &Caller, slug: &str, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
+    async fn update_collective(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        name: String,
+        description: String,
+    ) -> Result<CollectiveSummary, ApiError> {
         api(caller, collectives::update_collective(&self.0, caller, slug, name, description).await)
     }
     async fn set_member_role(&self, caller: &Caller, slug: &str, user_id: i64, role: Role) -> Result<(), ApiError> {
@@ -96,7 +113,14 @@ impl CollectivesPort for Services {
     async fn accept_invitation(&self, caller: &Caller, token: &str) -> Result<CollectiveSummary, ApiError> {
         api(caller, collectives::accept_invitation(&self.0, caller, token).await)
     }
-    async fn add_group_mapping(&self, caller: &Caller, slug: &str, provider_id: i64, value: String, role: Role) -> Result<GroupMapping, ApiError> {
+    async fn add_group_mapping(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        provider_id: i64,
+        value: String,
+        role: Role,
+    ) -> Result<GroupMapping, ApiError> {
         api(caller, collectives::add_group_mapping(&self.0, caller, slug, provider_id, value, role).await)
     }
     async fn remove_group_mapping(&self, caller: &Caller, slug: &str, id: i64) -> Result<(), ApiError> {

@@ -24,9 +24,15 @@ async fn health_and_openapi() {
 async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
-    admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+    admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")])
+        .await
+        .unwrap();
     let created: CreatedApiToken = admin
-        .call("create_api_token", &[("name", "deploys"), ("collective", "collective-a"), ("role", "operator"), ("expires_in_days", "30")])
+        .call(
+            "create_api_token",
+            &[("name", "deploys"), ("collective", "collective-a"), ("role", "operator"), ("expires_in_days", "30")],
+        )
         .await
         .unwrap();
     let token = created.token.0.clone();
@@ -71,13 +77,22 @@ async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
 async fn bad_input_gets_a_clear_4xx() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
-    admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+    admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")])
+        .await
+        .unwrap();
 
-    let malformed = admin.call::<CollectiveSummary>("create_collective", &[("slug", "Not A Slug"), ("name", "x"), ("description", "")]).await.unwrap_err();
+    let malformed = admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "Not A Slug"), ("name", "x"), ("description", "")])
+        .await
+        .unwrap_err();
     assert_eq!(malformed.status, 422);
     assert!(malformed.body.contains("not a valid slug"), "{}", malformed.body);
 
-    let duplicate = admin.call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "x"), ("description", "")]).await.unwrap_err();
+    let duplicate = admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "x"), ("description", "")])
+        .await
+        .unwrap_err();
     assert_eq!(duplicate.status, 409);
 
     let unknown = admin.call::<serde_json::Value>("get_collective", &[("slug", "collective-zz")]).await.unwrap_err();
@@ -87,10 +102,14 @@ async fn bad_input_gets_a_clear_4xx() {
     let bad_slug = admin.get("/api/v1/collectives/BAD%20SLUG").await;
     assert_eq!(bad_slug.status(), 422);
 
-    let missing_args = admin.call::<serde_json::Value>("set_member_role", &[("slug", "collective-a")]).await.unwrap_err();
+    let missing_args =
+        admin.call::<serde_json::Value>("set_member_role", &[("slug", "collective-a")]).await.unwrap_err();
     assert_eq!(missing_args.status, 422, "{}", missing_args.body);
 
-    let bad_role = admin.call::<serde_json::Value>("set_member_role", &[("slug", "collective-a"), ("user_id", "1"), ("role", "owner")]).await.unwrap_err();
+    let bad_role = admin
+        .call::<serde_json::Value>("set_member_role", &[("slug", "collective-a"), ("user_id", "1"), ("role", "owner")])
+        .await
+        .unwrap_err();
     assert_eq!(bad_role.status, 422, "{}", bad_role.body);
 
     let bad_json = admin

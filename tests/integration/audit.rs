@@ -20,7 +20,10 @@ async fn some_history(app: &TestApp) -> Browser {
     let admin = app.bootstrap_admin().await;
     for i in 0..5 {
         admin
-            .call::<serde_json::Value>("create_collective", &[("slug", &format!("c-{i}")), ("name", &format!("C {i}")), ("description", "")])
+            .call::<serde_json::Value>(
+                "create_collective",
+                &[("slug", &format!("c-{i}")), ("name", &format!("C {i}")), ("description", "")],
+            )
             .await
             .unwrap();
     }
@@ -79,12 +82,18 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
     for slug in ["collective-a", "collective-b"] {
-        admin.call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", slug), ("description", "")]).await.unwrap();
+        admin
+            .call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", slug), ("description", "")])
+            .await
+            .unwrap();
     }
     let a = app.add_provider(&admin, &Idp::a(), &["collective-a"]).await;
     for (group, role) in [("collective-a-admins", "admin"), ("collective-a-members", "viewer")] {
         admin
-            .call::<serde_json::Value>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", group), ("role", role)])
+            .call::<serde_json::Value>(
+                "add_group_mapping",
+                &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", group), ("role", role)],
+            )
             .await
             .unwrap();
     }
@@ -118,7 +127,8 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     let page1: AuditPage = admin.call("query_audit", &[("filter[limit]", "3")]).await.unwrap();
     assert_eq!(page1.events.len(), 3);
     let before = page1.next_before.unwrap().to_string();
-    let page2: AuditPage = admin.call("query_audit", &[("filter[limit]", "3"), ("filter[before]", &before)]).await.unwrap();
+    let page2: AuditPage =
+        admin.call("query_audit", &[("filter[limit]", "3"), ("filter[before]", &before)]).await.unwrap();
     assert_eq!(page2.events[0].seq, page1.events[2].seq - 1);
 
     // The page itself, server-rendered with the filter applied.
@@ -154,7 +164,8 @@ async fn the_export_streams_long_logs_completely() {
     }
     let total = app.count("SELECT COUNT(*) FROM audit_events").await;
     let text = admin.get("/audit/export.jsonl").await.text().await.unwrap();
-    let seqs: Vec<i64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs.len() as i64, total);
     assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "every event once, newest first");
     app.stop().await;
@@ -164,17 +175,29 @@ async fn the_export_streams_long_logs_completely() {
 async fn secrets_never_reach_the_audit_log() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
-    admin.call::<serde_json::Value>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")]).await.unwrap();
+    admin
+        .call::<serde_json::Value>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")])
+        .await
+        .unwrap();
     let idp = Idp::a();
     let (client_id, secret) = idp.register_client(&app.base).await;
     app.add_provider_with(&admin, &idp, &client_id, &secret, &["collective-a"]).await.unwrap();
     let token = admin
-        .call::<CreatedApiToken>("create_api_token", &[("name", "t"), ("collective", "collective-a"), ("role", "viewer")])
+        .call::<CreatedApiToken>(
+            "create_api_token",
+            &[("name", "t"), ("collective", "collective-a"), ("role", "viewer")],
+        )
         .await
         .unwrap()
         .token
         .0;
-    let invitation = admin.call::<potluck_app::model::CreatedInvitation>("create_invitation", &[("slug", "collective-a"), ("role", "viewer")]).await.unwrap();
+    let invitation = admin
+        .call::<potluck_app::model::CreatedInvitation>(
+            "create_invitation",
+            &[("slug", "collective-a"), ("role", "viewer")],
+        )
+        .await
+        .unwrap();
     let invite_token = invitation.link.0.rsplit('/').next().unwrap().to_string();
     let everything = app
         .texts("SELECT actor_name || target || details || request_id || client_addr FROM audit_events")

@@ -18,7 +18,8 @@ enum Who {
     FederationAdmin,
 }
 
-const EVERYONE: [Who; 7] = [Who::Anonymous, Who::Foreign, Who::Viewer, Who::Maintainer, Who::Operator, Who::Admin, Who::FederationAdmin];
+const EVERYONE: [Who; 7] =
+    [Who::Anonymous, Who::Foreign, Who::Viewer, Who::Maintainer, Who::Operator, Who::Admin, Who::FederationAdmin];
 
 /// What an operation needs.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +102,9 @@ async fn world() -> World {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
     for (slug, name) in [("collective-a", "Collective A"), ("collective-b", "Collective B")] {
-        fed.call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", name), ("description", "")]).await.unwrap();
+        fed.call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", name), ("description", "")])
+            .await
+            .unwrap();
     }
     let provider_a = app.add_provider(&fed, &Idp::a(), &["collective-a", "collective-b"]).await;
     let provider_b = app.add_provider(&fed, &Idp::b(), &["collective-b"]).await;
@@ -112,12 +115,18 @@ async fn world() -> World {
         ("collective-a-maintainers", "maintainer"),
         ("collective-a-members", "viewer"),
     ] {
-        fed.call::<GroupMapping>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &pa), ("value", group), ("role", role)])
-            .await
-            .unwrap();
+        fed.call::<GroupMapping>(
+            "add_group_mapping",
+            &[("slug", "collective-a"), ("provider_id", &pa), ("value", group), ("role", role)],
+        )
+        .await
+        .unwrap();
     }
     let mapping = fed
-        .call::<GroupMapping>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &pa), ("value", "extra-group"), ("role", "viewer")])
+        .call::<GroupMapping>(
+            "add_group_mapping",
+            &[("slug", "collective-a"), ("provider_id", &pa), ("value", "extra-group"), ("role", "viewer")],
+        )
         .await
         .unwrap()
         .id;
@@ -130,9 +139,23 @@ async fn world() -> World {
     let erin_id = me(&erin).await.user_id;
     let grace_id = me(&grace).await.user_id;
     // erin belongs to collective-b only; grace is a plain viewer of collective-a (the target).
-    fed.call::<()>("set_member_role", &[("slug", "collective-b"), ("user_id", &erin_id.to_string()), ("role", "admin")]).await.unwrap();
-    fed.call::<()>("set_member_role", &[("slug", "collective-a"), ("user_id", &grace_id.to_string()), ("role", "viewer")]).await.unwrap();
-    let invitation = fed.call::<CreatedInvitation>("create_invitation", &[("slug", "collective-a"), ("role", "viewer")]).await.unwrap().id;
+    fed.call::<()>(
+        "set_member_role",
+        &[("slug", "collective-b"), ("user_id", &erin_id.to_string()), ("role", "admin")],
+    )
+    .await
+    .unwrap();
+    fed.call::<()>(
+        "set_member_role",
+        &[("slug", "collective-a"), ("user_id", &grace_id.to_string()), ("role", "viewer")],
+    )
+    .await
+    .unwrap();
+    let invitation = fed
+        .call::<CreatedInvitation>("create_invitation", &[("slug", "collective-a"), ("role", "viewer")])
+        .await
+        .unwrap()
+        .id;
     // zoe (Collective B's provider) has no role anywhere: the target of the federation-wide operations.
     let zoe_id = me(&app.login(provider_b, "zoe", "zoe-pw").await).await.user_id;
     let mut browsers = Vec::new();
@@ -172,15 +195,23 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
     out
 }
 
+/// The form fields of a call, given the world.
+type Args = Box<dyn Fn(&World) -> Vec<(&'static str, String)>>;
+
 struct Op {
     endpoint: &'static str,
     need: Need,
     action: &'static str,
     scoped: bool,
-    args: Box<dyn Fn(&World) -> Vec<(&'static str, String)>>,
+    args: Args,
 }
 
-fn op(endpoint: &'static str, need: Need, action: &'static str, args: impl Fn(&World) -> Vec<(&'static str, String)> + 'static) -> Op {
+fn op(
+    endpoint: &'static str,
+    need: Need,
+    action: &'static str,
+    args: impl Fn(&World) -> Vec<(&'static str, String)> + 'static,
+) -> Op {
     Op { endpoint, need, action, scoped: matches!(need, Need::Role(_)), args: Box::new(args) }
 }
 
@@ -193,17 +224,26 @@ fn operations() -> Vec<Op> {
         op("set_member_role", Need::Role(Who::Admin), "member.set_role", move |w| {
             vec![a(), ("user_id", w.grace.to_string()), ("role", "maintainer".into())]
         }),
-        op("create_invitation", Need::Role(Who::Admin), "invitation.create", move |_| vec![a(), ("role", "viewer".into())]),
+        op("create_invitation", Need::Role(Who::Admin), "invitation.create", move |_| {
+            vec![a(), ("role", "viewer".into())]
+        }),
         op("revoke_invitation", Need::Role(Who::Admin), "invitation.revoke", move |w| {
             vec![a(), ("invitation_id", w.invitation.to_string())]
         }),
         op("add_group_mapping", Need::Role(Who::Admin), "group_mapping.add", move |w| {
-            vec![a(), ("provider_id", w.provider_a.to_string()), ("value", "new-group".into()), ("role", "viewer".into())]
+            vec![
+                a(),
+                ("provider_id", w.provider_a.to_string()),
+                ("value", "new-group".into()),
+                ("role", "viewer".into()),
+            ]
         }),
         op("remove_group_mapping", Need::Role(Who::Admin), "group_mapping.remove", move |w| {
             vec![a(), ("mapping_id", w.mapping.to_string())]
         }),
-        op("remove_member", Need::Role(Who::Admin), "member.remove", move |w| vec![a(), ("user_id", w.grace.to_string())]),
+        op("remove_member", Need::Role(Who::Admin), "member.remove", move |w| {
+            vec![a(), ("user_id", w.grace.to_string())]
+        }),
         op("create_api_token", Need::Role(Who::Viewer), "api_token.create", move |_| {
             vec![("name", "ci".into()), ("collective", "collective-a".into()), ("role", "viewer".into())]
         }),
@@ -219,7 +259,9 @@ fn operations() -> Vec<Op> {
         op("link_users", Need::Federation, "user.link", move |w| {
             vec![("keep_user_id", w.grace.to_string()), ("merge_user_id", w.zoe.to_string())]
         }),
-        op("remove_provider", Need::Federation, "identity_provider.remove", move |w| vec![("provider_id", w.provider_b.to_string())]),
+        op("remove_provider", Need::Federation, "identity_provider.remove", move |w| {
+            vec![("provider_id", w.provider_b.to_string())]
+        }),
         op("add_provider", Need::Federation, "identity_provider.add", move |w| {
             vec![
                 ("display_name", "Collective B SSO".into()),
@@ -246,7 +288,9 @@ async fn every_mutation_is_checked_for_every_kind_of_caller() {
             let before = snapshot(&w.app).await;
             let result = w.browser(who).call::<serde_json::Value>(op.endpoint, &form).await;
             if who == allowed {
-                let value = result.unwrap_or_else(|f| panic!("{} as {who:?}: expected success, got {} {}", op.endpoint, f.status, f.body));
+                let value = result.unwrap_or_else(|f| {
+                    panic!("{} as {who:?}: expected success, got {} {}", op.endpoint, f.status, f.body)
+                });
                 let after = snapshot(&w.app).await;
                 assert_ne!(before, after, "{} as {who:?} changed nothing", op.endpoint);
                 let events = w.app.count("SELECT COUNT(*) FROM audit_events").await;
@@ -258,9 +302,19 @@ async fn every_mutation_is_checked_for_every_kind_of_caller() {
                     .await;
                 let collective = if op.scoped { "collective-a" } else { "-" };
                 let expected = format!("{}|{}|", op.action, w.name(who));
-                assert!(last[0].starts_with(&expected), "{}: audit row {:?}, expected {expected}…", op.endpoint, last[0]);
+                assert!(
+                    last[0].starts_with(&expected),
+                    "{}: audit row {:?}, expected {expected}…",
+                    op.endpoint,
+                    last[0]
+                );
                 if op.scoped {
-                    assert!(last[0].ends_with(collective), "{}: audit row {:?} names the collective", op.endpoint, last[0]);
+                    assert!(
+                        last[0].ends_with(collective),
+                        "{}: audit row {:?} names the collective",
+                        op.endpoint,
+                        last[0]
+                    );
                 }
                 let _ = value;
                 rows.push(format!("{:<26} {who:?}: ok", op.endpoint));
@@ -268,10 +322,17 @@ async fn every_mutation_is_checked_for_every_kind_of_caller() {
                 let failure = result.err().unwrap_or_else(|| panic!("{} as {who:?} was allowed", op.endpoint));
                 let (status, kind) = op.need.refusal(who);
                 assert_eq!(failure.status, status, "{} as {who:?}: {}", op.endpoint, failure.body);
-                let error = failure.error.unwrap_or_else(|| panic!("{} as {who:?}: no error body: {}", op.endpoint, failure.body));
+                let error = failure
+                    .error
+                    .unwrap_or_else(|| panic!("{} as {who:?}: no error body: {}", op.endpoint, failure.body));
                 assert_eq!(variant(&error), kind, "{} as {who:?}: {error:?}", op.endpoint);
                 assert!(!error.to_string().is_empty());
-                assert_eq!(before, snapshot(&w.app).await, "{} as {who:?} was refused but changed something", op.endpoint);
+                assert_eq!(
+                    before,
+                    snapshot(&w.app).await,
+                    "{} as {who:?} was refused but changed something",
+                    op.endpoint
+                );
                 rows.push(format!("{:<26} {who:?}: {status}", op.endpoint));
             }
         }
@@ -293,7 +354,10 @@ async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
         };
         let t = w
             .browser(who)
-            .call::<CreatedApiToken>("create_api_token", &[("name", "matrix"), ("collective", collective), ("role", role)])
+            .call::<CreatedApiToken>(
+                "create_api_token",
+                &[("name", "matrix"), ("collective", collective), ("role", role)],
+            )
             .await
             .unwrap();
         tokens.push((who, t.token.0));
@@ -301,7 +365,10 @@ async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
     // A viewer cannot mint a token above their own role.
     let over = w
         .browser(Who::Viewer)
-        .call::<CreatedApiToken>("create_api_token", &[("name", "x"), ("collective", "collective-a"), ("role", "admin")])
+        .call::<CreatedApiToken>(
+            "create_api_token",
+            &[("name", "x"), ("collective", "collective-a"), ("role", "admin")],
+        )
         .await
         .unwrap_err();
     assert_eq!(over.status, 403);
@@ -312,7 +379,8 @@ async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
     assert_eq!(anon.status(), 401);
     for (who, token) in &tokens {
         let before = snapshot(&w.app).await;
-        let r = client.put(&url).bearer_auth(token).json(&serde_json::json!({"role": "operator"})).send().await.unwrap();
+        let r =
+            client.put(&url).bearer_auth(token).json(&serde_json::json!({"role": "operator"})).send().await.unwrap();
         let status = r.status().as_u16();
         match who {
             Who::Admin => {
@@ -332,15 +400,31 @@ async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
     }
     // A token cannot leave its collective, even when its owner could.
     let admin_token = &tokens.iter().find(|(w, _)| *w == Who::Admin).unwrap().1;
-    let r = client.get(format!("{}/api/v1/collectives/collective-b", w.app.base)).bearer_auth(admin_token).send().await.unwrap();
+    let r = client
+        .get(format!("{}/api/v1/collectives/collective-b", w.app.base))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     // Federation operations are never open to tokens.
     let fed_token = w
         .browser(Who::FederationAdmin)
-        .call::<CreatedApiToken>("create_api_token", &[("name", "fed"), ("collective", "collective-a"), ("role", "admin")])
+        .call::<CreatedApiToken>(
+            "create_api_token",
+            &[("name", "fed"), ("collective", "collective-a"), ("role", "admin")],
+        )
         .await
         .unwrap();
-    let me: Me = client.get(format!("{}/api/v1/me", w.app.base)).bearer_auth(&fed_token.token.0).send().await.unwrap().json().await.unwrap();
+    let me: Me = client
+        .get(format!("{}/api/v1/me", w.app.base))
+        .bearer_auth(&fed_token.token.0)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!me.is_federation_admin);
     w.app.stop().await;
 }
@@ -352,17 +436,25 @@ async fn nobody_removes_the_last_admin() {
     let alice_id = me(alice).await.user_id;
     // alice is the only admin (through her provider's groups): she cannot remove herself.
     let before = snapshot(&w.app).await;
-    let demote = alice.call::<()>("remove_member", &[("slug", "collective-a"), ("user_id", &alice_id.to_string())]).await.unwrap_err();
+    let demote = alice
+        .call::<()>("remove_member", &[("slug", "collective-a"), ("user_id", &alice_id.to_string())])
+        .await
+        .unwrap_err();
     assert_eq!(demote.status, 409, "{}", demote.body);
     assert_eq!(before, snapshot(&w.app).await);
     // With a second admin it works.
     let fed = w.browser(Who::FederationAdmin);
     let bob = me(w.browser(Who::Viewer)).await.user_id;
-    fed.call::<()>("set_member_role", &[("slug", "collective-a"), ("user_id", &bob.to_string()), ("role", "admin")]).await.unwrap();
+    fed.call::<()>("set_member_role", &[("slug", "collective-a"), ("user_id", &bob.to_string()), ("role", "admin")])
+        .await
+        .unwrap();
     alice.call::<()>("remove_member", &[("slug", "collective-a"), ("user_id", &alice_id.to_string())]).await.unwrap();
     // The last federation admin stays too.
     let fed_id = me(fed).await.user_id;
-    let last = fed.call::<()>("set_federation_admin", &[("user_id", &fed_id.to_string()), ("admin", "false")]).await.unwrap_err();
+    let last = fed
+        .call::<()>("set_federation_admin", &[("user_id", &fed_id.to_string()), ("admin", "false")])
+        .await
+        .unwrap_err();
     assert_eq!(last.status, 409);
     w.app.stop().await;
 }

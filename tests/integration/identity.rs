@@ -38,7 +38,14 @@ async fn adding_a_provider_checks_its_discovery_document() {
     let unreachable = admin
         .call::<ProviderAdmin>(
             "add_provider",
-            &[("display_name", "Gone"), ("issuer_url", "http://127.0.0.1:9"), ("client_id", "x"), ("client_secret", "y"), ("groups_claim", ""), ("collectives", "")],
+            &[
+                ("display_name", "Gone"),
+                ("issuer_url", "http://127.0.0.1:9"),
+                ("client_id", "x"),
+                ("client_secret", "y"),
+                ("groups_claim", ""),
+                ("collectives", ""),
+            ],
         )
         .await
         .unwrap_err();
@@ -49,7 +56,14 @@ async fn adding_a_provider_checks_its_discovery_document() {
     let not_oidc = admin
         .call::<ProviderAdmin>(
             "add_provider",
-            &[("display_name", "Nope"), ("issuer_url", &app.base), ("client_id", "x"), ("client_secret", "y"), ("groups_claim", ""), ("collectives", "")],
+            &[
+                ("display_name", "Nope"),
+                ("issuer_url", &app.base),
+                ("client_id", "x"),
+                ("client_secret", "y"),
+                ("groups_claim", ""),
+                ("collectives", ""),
+            ],
         )
         .await
         .unwrap_err();
@@ -59,7 +73,14 @@ async fn adding_a_provider_checks_its_discovery_document() {
     let bad = admin
         .call::<ProviderAdmin>(
             "add_provider",
-            &[("display_name", ""), ("issuer_url", "ftp://x"), ("client_id", ""), ("client_secret", ""), ("groups_claim", ""), ("collectives", "")],
+            &[
+                ("display_name", ""),
+                ("issuer_url", "ftp://x"),
+                ("client_id", ""),
+                ("client_secret", ""),
+                ("groups_claim", ""),
+                ("collectives", ""),
+            ],
         )
         .await
         .unwrap_err();
@@ -80,11 +101,16 @@ async fn adding_a_provider_checks_its_discovery_document() {
     // The secret is stored encrypted, and never sent back.
     let stored = app.texts("SELECT display_name FROM identity_providers").await;
     assert_eq!(stored, ["Collective A SSO"]);
-    let overview = admin.client.post(format!("{}/api/fn/list_providers", app.base)).send().await.unwrap().text().await.unwrap();
+    let overview =
+        admin.client.post(format!("{}/api/fn/list_providers", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(!overview.contains(&secret));
     let raw: Vec<u8> = {
         use sqlx::Row;
-        sqlx::query("SELECT client_secret_enc FROM identity_providers").fetch_one(app.state.db.pool()).await.unwrap().get(0)
+        sqlx::query("SELECT client_secret_enc FROM identity_providers")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap()
+            .get(0)
     };
     assert!(!String::from_utf8_lossy(&raw).contains(&secret));
     let dup = app.add_provider_with(&admin, &idp, &client_id, &secret, &[]).await.unwrap_err();
@@ -114,11 +140,20 @@ async fn group_claims_map_to_roles_at_every_sign_in() {
     let app = TestApp::spawn().await;
     let idp = Idp::a();
     let admin = app.bootstrap_admin().await;
-    admin.call::<serde_json::Value>("create_collective", &[("slug", "collective-a"), ("name", "Collective A"), ("description", "")]).await.unwrap();
+    admin
+        .call::<serde_json::Value>(
+            "create_collective",
+            &[("slug", "collective-a"), ("name", "Collective A"), ("description", "")],
+        )
+        .await
+        .unwrap();
     let a = app.add_provider(&admin, &idp, &["collective-a"]).await;
     for (group, role) in [("collective-a-admins", "admin"), ("collective-a-members", "viewer")] {
         admin
-            .call::<serde_json::Value>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", group), ("role", role)])
+            .call::<serde_json::Value>(
+                "add_group_mapping",
+                &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", group), ("role", role)],
+            )
             .await
             .unwrap();
     }
@@ -138,7 +173,10 @@ async fn group_claims_map_to_roles_at_every_sign_in() {
     assert_eq!(denied.status, 404);
     // A manual grant by an admin is not touched by the provider's groups.
     admin
-        .call::<serde_json::Value>("set_member_role", &[("slug", "collective-a"), ("user_id", &frank.user_id.to_string()), ("role", "operator")])
+        .call::<serde_json::Value>(
+            "set_member_role",
+            &[("slug", "collective-a"), ("user_id", &frank.user_id.to_string()), ("role", "operator")],
+        )
         .await
         .unwrap();
     let frank_c = me(&app.login(a, "frank", "frank-pw").await).await.unwrap();
@@ -146,7 +184,10 @@ async fn group_claims_map_to_roles_at_every_sign_in() {
     // Mappings of a provider apply only to the collectives it serves.
     let b = app.add_provider(&admin, &Idp::b(), &[]).await;
     let e = admin
-        .call::<serde_json::Value>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &b.to_string()), ("value", "x"), ("role", "admin")])
+        .call::<serde_json::Value>(
+            "add_group_mapping",
+            &[("slug", "collective-a"), ("provider_id", &b.to_string()), ("value", "x"), ("role", "admin")],
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status, 422);
@@ -173,7 +214,8 @@ async fn a_sign_in_is_bound_to_its_provider_and_browser() {
     // A real state, but the answer claims to come from the other issuer (mix-up).
     let start = browser.get(&format!("/auth/login/{a}")).await;
     let state = query_param(&location(&start), "state");
-    let mixup = browser.get(&format!("/auth/callback?code=abc&state={state}&iss={}", urlencode(&Idp::b().issuer))).await;
+    let mixup =
+        browser.get(&format!("/auth/callback?code=abc&state={state}&iss={}", urlencode(&Idp::b().issuer))).await;
     assert!(login_error(&mixup).contains("issuer mix-up"), "{}", login_error(&mixup));
 
     // A real state presented by another browser (login CSRF).
@@ -185,7 +227,8 @@ async fn a_sign_in_is_bound_to_its_provider_and_browser() {
     // The provider's own refusal is shown too.
     let start = browser.get(&format!("/auth/login/{a}")).await;
     let state = query_param(&location(&start), "state");
-    let refused = browser.get(&format!("/auth/callback?error=access_denied&error_description=nope&state={state}")).await;
+    let refused =
+        browser.get(&format!("/auth/callback?error=access_denied&error_description=nope&state={state}")).await;
     assert!(login_error(&refused).contains("access_denied"));
 
     // A state is used once.
@@ -223,22 +266,37 @@ async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     let cookie = alice.cookie("potluck_session").unwrap();
 
     // Tampered cookie.
-    let r = app.browser().client.get(format!("{}/api/v1/me", app.base)).header("cookie", format!("potluck_session={cookie}x")).send().await.unwrap();
+    let r = app
+        .browser()
+        .client
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", format!("potluck_session={cookie}x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: ApiError = r.json().await.unwrap();
     assert_eq!(body, ApiError::Unauthenticated);
 
     // Idle expiry: the session was last seen three hours ago (idle limit two hours).
     let three_hours_ago = potluck_server::db::now_ms() - 3 * 3600 * 1000;
-    app.exec(&format!("UPDATE sessions SET last_seen_at = {three_hours_ago} WHERE user_id <> (SELECT MIN(id) FROM users)")).await;
+    app.exec(&format!(
+        "UPDATE sessions SET last_seen_at = {three_hours_ago} WHERE user_id <> (SELECT MIN(id) FROM users)"
+    ))
+    .await;
     let expired = alice.get("/api/v1/me").await;
     assert_eq!(expired.status(), 401);
-    let cleared = expired.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("potluck_session=;"));
+    let cleared =
+        expired.headers().get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("potluck_session=;"));
     assert!(cleared, "the dead cookie is cleared");
 
     // Absolute expiry, whatever the activity.
     let alice = app.login(a, "alice", "alice-pw").await;
-    app.exec(&format!("UPDATE sessions SET expires_at = {} WHERE user_id <> (SELECT MIN(id) FROM users)", potluck_server::db::now_ms() - 1)).await;
+    app.exec(&format!(
+        "UPDATE sessions SET expires_at = {} WHERE user_id <> (SELECT MIN(id) FROM users)",
+        potluck_server::db::now_ms() - 1
+    ))
+    .await;
     assert_eq!(alice.get("/api/v1/me").await.status(), 401);
     // The page says to sign in, with 401.
     let page = alice.get("/account").await;
@@ -258,7 +316,14 @@ async fn signing_in_again_gives_a_new_session_and_logout_ends_both_sessions() {
     assert_eq!(end, format!("{}/", app.base));
     let second = alice.cookie("potluck_session").unwrap();
     assert_ne!(first, second);
-    let r = app.browser().client.get(format!("{}/api/v1/me", app.base)).header("cookie", format!("potluck_session={first}")).send().await.unwrap();
+    let r = app
+        .browser()
+        .client
+        .get(format!("{}/api/v1/me", app.base))
+        .header("cookie", format!("potluck_session={first}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "the old session ended");
 
     let out = alice.post_form("/auth/logout", &[]).await;
@@ -330,7 +395,10 @@ async fn accounts_are_linked_by_their_owner_or_by_an_admin() {
     let alice_a_id = me(&alice_a).await.unwrap().user_id;
     let alice_b_id = me(&app.login(b, "alice", "alice-b-pw").await).await.unwrap().user_id;
     admin
-        .call::<()>("link_users", &[("keep_user_id", &alice_a_id.to_string()), ("merge_user_id", &alice_b_id.to_string())])
+        .call::<()>(
+            "link_users",
+            &[("keep_user_id", &alice_a_id.to_string()), ("merge_user_id", &alice_b_id.to_string())],
+        )
         .await
         .unwrap();
     let again = me(&app.login(b, "alice", "alice-b-pw").await).await.unwrap();
@@ -343,10 +411,24 @@ async fn accounts_are_linked_by_their_owner_or_by_an_admin() {
 async fn pages_read_without_javascript() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
-    admin.call::<serde_json::Value>("create_collective", &[("slug", "collective-a"), ("name", "Collective A"), ("description", "Bakers")]).await.unwrap();
+    admin
+        .call::<serde_json::Value>(
+            "create_collective",
+            &[("slug", "collective-a"), ("name", "Collective A"), ("description", "Bakers")],
+        )
+        .await
+        .unwrap();
     let a = app.add_provider(&admin, &Idp::a(), &["collective-a"]).await;
     admin
-        .call::<serde_json::Value>("add_group_mapping", &[("slug", "collective-a"), ("provider_id", &a.to_string()), ("value", "collective-a-members"), ("role", "viewer")])
+        .call::<serde_json::Value>(
+            "add_group_mapping",
+            &[
+                ("slug", "collective-a"),
+                ("provider_id", &a.to_string()),
+                ("value", "collective-a-members"),
+                ("role", "viewer"),
+            ],
+        )
         .await
         .unwrap();
     let home = app.browser().get("/").await.text().await.unwrap();
@@ -374,5 +456,8 @@ fn urlencode(s: &str) -> String {
 }
 
 fn urlencoding_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or_default()
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
 }

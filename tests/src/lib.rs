@@ -297,6 +297,8 @@ impl Browser {
     /// returning the last response and its URL.
     pub async fn follow(&self, mut r: reqwest::Response) -> (reqwest::Response, String) {
         let mut url = r.url().to_string();
+        let form_re = regex::Regex::new(r#"<form method="post" action="([^"]+)""#).unwrap();
+        let input_re = regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)""#).unwrap();
         for _ in 0..15 {
             if r.status().is_redirection() {
                 let next = location(&r);
@@ -304,7 +306,8 @@ impl Browser {
                 r = self.client.get(&url).send().await.unwrap();
                 continue;
             }
-            let is_html = r.headers().get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/html"));
+            let is_html =
+                r.headers().get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/html"));
             if !is_html {
                 return (r, url);
             }
@@ -312,15 +315,13 @@ impl Browser {
             let page_url = r.url().clone();
             let html = r.text().await.unwrap();
             if !html.contains("forms[0].submit()") {
-                let rebuilt = http::Response::builder().status(status).header("content-type", "text/html").body(html).unwrap();
+                let rebuilt =
+                    http::Response::builder().status(status).header("content-type", "text/html").body(html).unwrap();
                 return (reqwest::Response::from(rebuilt), url);
             }
-            let action = regex::Regex::new(r#"<form method="post" action="([^"]+)""#).unwrap().captures(&html).unwrap()[1].to_string();
-            let fields: Vec<(String, String)> = regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)""#)
-                .unwrap()
-                .captures_iter(&html)
-                .map(|c| (c[1].to_string(), c[2].to_string()))
-                .collect();
+            let action = form_re.captures(&html).unwrap()[1].to_string();
+            let fields: Vec<(String, String)> =
+                input_re.captures_iter(&html).map(|c| (c[1].to_string(), c[2].to_string())).collect();
             url = page_url.join(&action).unwrap().to_string();
             r = self.client.post(&url).form(&fields).send().await.unwrap();
         }
@@ -341,10 +342,14 @@ impl Browser {
             return url; // Potluck answered without going to the provider (an error)
         }
         let html = page.text().await.unwrap();
-        let action = regex::Regex::new(r#"action="([^"]+)""#).unwrap().captures(&html).unwrap_or_else(|| panic!("no login form at {url}: {html}"))[1]
+        let action = regex::Regex::new(r#"action="([^"]+)""#)
+            .unwrap()
+            .captures(&html)
+            .unwrap_or_else(|| panic!("no login form at {url}: {html}"))[1]
             .to_string();
         let post_url = url::Url::parse(&url).unwrap().join(&action).unwrap();
-        let r = self.client.post(post_url).form(&[("username", username), ("password", password)]).send().await.unwrap();
+        let r =
+            self.client.post(post_url).form(&[("username", username), ("password", password)]).send().await.unwrap();
         let (_, end) = self.follow(r).await;
         end
     }
@@ -353,10 +358,6 @@ impl Browser {
         use reqwest::cookie::CookieStore;
         let url = url::Url::parse(&self.base).unwrap();
         let header = self.jar.cookies(&url)?;
-        header
-            .to_str()
-            .ok()?
-            .split("; ")
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(String::from))
+        header.to_str().ok()?.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(String::from))
     }
 }

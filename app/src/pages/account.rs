@@ -51,7 +51,7 @@ pub fn AccountPage() -> impl IntoView {
                     </div>
 
                     <h2>"API tokens"</h2>
-                    <p class="muted">"A token acts for you in one collective, with at most your role there, on the REST API at " <code>"/api/v1"</code> " (" <a href="/api/v1/openapi.json">"OpenAPI"</a> "). It is shown once."</p>
+                    <p class="muted">"A token acts for you in one collective, with at most your role there, on the REST API at " <code>"/api/v1"</code> " (" <a href="/api/v1/openapi.json" rel="external">"OpenAPI"</a> "). It is shown once."</p>
                     {match tokens {
                         Ok(list) => view! {
                             <table id="api-tokens">

@@ -56,7 +56,7 @@ pub fn AuditPage() -> impl IntoView {
             <label>"From " <input type="date" name="from" value=move || value("from")/></label>
             <label>"To " <input type="date" name="to" value=move || value("to")/></label>
             <button type="submit">"Filter"</button>
-            <a href=move || format!("/audit/export.jsonl?{}", base_query()) id="audit-export">"Export as JSON Lines"</a>
+            <a href=move || format!("/audit/export.jsonl?{}", base_query()) id="audit-export" rel="external">"Export as JSON Lines"</a>
         </form>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -75,7 +75,7 @@ pub fn SignIn(return_to: String) -> impl IntoView {
                                         } else {
                                             format!("/auth/login/{}?return_to={}", p.id, urlencoding::encode(&return_to))
                                         };
-                                        view! { <li><a class="button" href=href data-provider=p.id.to_string()>"Sign in with " {p.display_name}</a></li> }
+                                        view! { <li><a class="button" href=href rel="external" data-provider=p.id.to_string()>"Sign in with " {p.display_name}</a></li> }
                                     }).collect_view()}
                                 </ul>
                             }.into_any(),

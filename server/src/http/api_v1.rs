@@ -41,7 +41,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -67,14 +70,21 @@ async fn me(State(st): State<SharedState>, Extension(caller): Extension<Caller>)
 
 /// Collectives the caller belongs to (all of them for a federation admin).
 #[utoipa::path(get, path = "/api/v1/collectives", responses((status = 200, body = Vec<CollectiveSummary>), (status = 401, body = ApiError)))]
-async fn list_collectives(State(st): State<SharedState>, Extension(caller): Extension<Caller>) -> ApiResult<Vec<CollectiveSummary>> {
+async fn list_collectives(
+    State(st): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Vec<CollectiveSummary>> {
     api(&caller, collectives::list_collectives(&st, &caller).await)
 }
 
 /// One collective: members, group mappings, identity providers.
 #[utoipa::path(get, path = "/api/v1/collectives/{slug}", params(("slug" = String, Path)),
     responses((status = 200, body = CollectiveDetail), (status = 404, body = ApiError)))]
-async fn get_collective(State(st): State<SharedState>, Extension(caller): Extension<Caller>, Path(slug): Path<String>) -> ApiResult<CollectiveDetail> {
+async fn get_collective(
+    State(st): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(slug): Path<String>,
+) -> ApiResult<CollectiveDetail> {
     api(&caller, collectives::get_collective(&st, &caller, &slug).await)
 }
 
@@ -128,7 +138,15 @@ pub struct AuditQuery {
 
 impl From<AuditQuery> for AuditFilter {
     fn from(q: AuditQuery) -> Self {
-        AuditFilter { collective: q.collective, actor: q.actor, action: q.action, from: q.from, to: q.to, before: q.before, limit: q.limit }
+        AuditFilter {
+            collective: q.collective,
+            actor: q.actor,
+            action: q.action,
+            from: q.from,
+            to: q.to,
+            before: q.before,
+            limit: q.limit,
+        }
     }
 }
 

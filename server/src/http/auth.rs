@@ -71,7 +71,14 @@ pub fn session_cookie(state: &SharedState, value: String) -> Cookie<'static> {
         .build()
 }
 
-async fn begin(state: SharedState, caller: Caller, jar: CookieJar, provider: i64, mode: Mode, return_to: Option<String>) -> Response {
+async fn begin(
+    state: SharedState,
+    caller: Caller,
+    jar: CookieJar,
+    provider: i64,
+    mode: Mode,
+    return_to: Option<String>,
+) -> Response {
     if let Some(r) = limited(&state, &caller) {
         return r;
     }

@@ -59,7 +59,8 @@ pub async fn identify(State(state): State<SharedState>, jar: CookieJar, mut req:
         .map(|t| t.trim().to_string());
     let mut clear_cookie = false;
     let principal = if let Some(token) = bearer {
-        let found = if token.starts_with(TOKEN_PREFIX) { sessions::resolve_token(&state, &token).await } else { Ok(None) };
+        let found =
+            if token.starts_with(TOKEN_PREFIX) { sessions::resolve_token(&state, &token).await } else { Ok(None) };
         match found {
             Ok(Some(t)) => Principal::Token(t),
             Ok(None) => return with_id(ErrorResponse(ApiError::Unauthenticated).into_response(), &request_id),
@@ -80,7 +81,8 @@ pub async fn identify(State(state): State<SharedState>, jar: CookieJar, mut req:
 
     // SameSite=Lax already keeps the cookie off cross-site POSTs; a mismatching Origin on a
     // write is refused as well.
-    if matches!(principal, Principal::User(_)) && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(principal, Principal::User(_)) && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+    {
         if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             if origin != "null" && origin.trim_end_matches('/') != public_origin(&state) {
                 let e = ApiError::forbidden(format!("cross-origin request from {origin} refused"));

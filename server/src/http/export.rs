@@ -20,8 +20,12 @@ pub fn routes() -> Router<SharedState> {
     Router::new().route("/audit/export.jsonl", get(export))
 }
 
-async fn export(State(st): State<SharedState>, Extension(caller): Extension<Caller>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let params = leptos_router::params::ParamsMap::from_iter(q.into_iter());
+async fn export(
+    State(st): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let params = leptos_router::params::ParamsMap::from_iter(q);
     let mut filter = potluck_app::pages::audit::filter_from_query(&params);
     filter.limit = Some(CHUNK);
     filter.before = None;

@@ -34,15 +34,10 @@ pub fn router(state: SharedState) -> Router {
     let ports = Services::ports(state.clone());
     let routes = generate_route_list(App);
     let pages: Router = Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(ports.clone()),
-            {
-                let options = options.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&options, routes, move || provide_context(ports.clone()), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options);
 

@@ -35,7 +35,8 @@ pub async fn create_link(db: &Db, public_base: &str) -> Result<String> {
         .bind(now + LINK_TTL_MS)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new("bootstrap.link_create", "bootstrap link").details(json!({ "expires_at": now + LINK_TTL_MS }));
+    let event =
+        Event::new("bootstrap.link_create", "bootstrap link").details(json!({ "expires_at": now + LINK_TTL_MS }));
     audit::append(&mut tx, &Origin::system("potluck admin bootstrap-link"), event).await?;
     tx.commit().await?;
     Ok(format!("{public_base}/bootstrap/{token}"))
@@ -60,7 +61,10 @@ pub async fn claim(st: &AppState, caller: &Caller, token: &str) -> Result<Claime
     .fetch_optional(&mut *tx)
     .await?;
     if used.is_none() {
-        return Err(ApiError::forbidden("this bootstrap link is unknown, used or expired; run `potluck admin bootstrap-link` for a new one").into());
+        return Err(ApiError::forbidden(
+            "this bootstrap link is unknown, used or expired; run `potluck admin bootstrap-link` for a new one",
+        )
+        .into());
     }
     let (user_id, name, session_token) = match &caller.principal {
         Principal::User(u) => (u.user_id, u.display_name.clone(), None),
@@ -79,15 +83,23 @@ pub async fn claim(st: &AppState, caller: &Caller, token: &str) -> Result<Claime
             (id, name, Some(session))
         }
     };
-    sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2").bind(1_i64).bind(user_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2")
+        .bind(1_i64)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE bootstrap_tokens SET used_by = $1 WHERE token_hash = $2")
         .bind(user_id)
         .bind(token_hash(token))
         .execute(&mut *tx)
         .await?;
     let origin = Origin::as_actor(caller, Actor::user(user_id, &name));
-    audit::append(&mut tx, &origin, Event::new("bootstrap.claim", format!("user {name}")).details(json!({ "user_id": user_id })))
-        .await?;
+    audit::append(
+        &mut tx,
+        &origin,
+        Event::new("bootstrap.claim", format!("user {name}")).details(json!({ "user_id": user_id })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Claimed { user_id, session_token })
 }

@@ -14,12 +14,13 @@ use crate::db::{now_ms, Tx};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdToken, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
+    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    TokenResponse,
 };
 use potluck_app::error::ApiError;
 use potluck_app::model::Role;
@@ -41,7 +42,8 @@ struct ExtraClaims {
 impl AdditionalClaims for ExtraClaims {}
 
 /// A client built from discovered metadata: the token and userinfo endpoints may be absent.
-type OidcClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type OidcClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 type FullIdToken = IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
@@ -85,13 +87,24 @@ async fn client_for(st: &AppState, provider: &ProviderRow) -> Result<(OidcClient
     })?;
     let scopes_supported: Vec<String> =
         meta.scopes_supported().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
-    let redirect = RedirectUrl::new(st.redirect_uri()).map_err(|e| ApiError::unavailable(format!("public_url: {e}")))?;
-    let client = CoreClient::from_provider_metadata(meta, ClientId::new(provider.client_id.clone()), Some(ClientSecret::new(secret)))
-        .set_redirect_uri(redirect);
+    let redirect =
+        RedirectUrl::new(st.redirect_uri()).map_err(|e| ApiError::unavailable(format!("public_url: {e}")))?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(provider.client_id.clone()),
+        Some(ClientSecret::new(secret)),
+    )
+    .set_redirect_uri(redirect);
     Ok((client, scopes_supported))
 }
 
-pub async fn start(st: &AppState, caller: &Caller, provider_id: i64, mode: Mode, return_to: Option<&str>) -> Result<Started> {
+pub async fn start(
+    st: &AppState,
+    caller: &Caller,
+    provider_id: i64,
+    mode: Mode,
+    return_to: Option<&str>,
+) -> Result<Started> {
     let provider = find_provider(st, provider_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
@@ -119,7 +132,10 @@ pub async fn start(st: &AppState, caller: &Caller, provider_id: i64, mode: Mode,
     let (url, state, nonce) = request.url();
     let browser_token = random_token("");
     let now = now_ms();
-    sqlx::query("DELETE FROM login_states WHERE created_at < $1").bind(now - ATTEMPT_TTL_MS).execute(st.db.pool()).await?;
+    sqlx::query("DELETE FROM login_states WHERE created_at < $1")
+        .bind(now - ATTEMPT_TTL_MS)
+        .execute(st.db.pool())
+        .await?;
     sqlx::query(
         "INSERT INTO login_states (state_hash, provider_id, browser_hash, pkce_verifier, nonce, mode, link_user_id, \
          return_to, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -172,8 +188,14 @@ fn refused(msg: impl Into<String>) -> LoginError {
     LoginError::Refused(msg.into())
 }
 
-pub async fn finish(st: &AppState, caller: &Caller, cb: Callback, browser_token: Option<&str>) -> Result<Finished, LoginError> {
-    let state = cb.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| refused("the provider's answer has no state"))?;
+pub async fn finish(
+    st: &AppState,
+    caller: &Caller,
+    cb: Callback,
+    browser_token: Option<&str>,
+) -> Result<Finished, LoginError> {
+    let state =
+        cb.state.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| refused("the provider's answer has no state"))?;
     let row = sqlx::query(
         "DELETE FROM login_states WHERE state_hash = $1 RETURNING provider_id, browser_hash, pkce_verifier, nonce, \
          mode, link_user_id, return_to, created_at",

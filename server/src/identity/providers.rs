@@ -92,9 +92,13 @@ pub async fn discover(st: &AppState, issuer: &str) -> std::result::Result<Provid
             format!("cannot reach {issuer}/.well-known/openid-configuration: {}", error_chain(&e))
         }
         DiscoveryError::Response(status, _, _) => {
-            format!("{issuer}/.well-known/openid-configuration answered HTTP {status}: is this an OpenID Connect issuer?")
+            format!(
+                "{issuer}/.well-known/openid-configuration answered HTTP {status}: is this an OpenID Connect issuer?"
+            )
         }
-        DiscoveryError::Parse(e) => format!("the discovery document of {issuer} is not valid OpenID Connect metadata: {e}"),
+        DiscoveryError::Parse(e) => {
+            format!("the discovery document of {issuer} is not valid OpenID Connect metadata: {e}")
+        }
         DiscoveryError::Validation(e) => format!("the discovery document of {issuer} is wrong: {e}"),
         DiscoveryError::UrlParse(e) => format!("{issuer:?} is not a valid issuer URL: {e}"),
         other => format!("discovery of {issuer} failed: {other}"),
@@ -140,9 +144,7 @@ pub async fn public_providers(st: &AppState) -> Result<Vec<ProviderPublic>> {
     let rows = sqlx::query("SELECT id, display_name FROM identity_providers ORDER BY display_name, id")
         .fetch_all(st.db.pool())
         .await?;
-    rows.iter()
-        .map(|r| Ok(ProviderPublic { id: r.try_get("id")?, display_name: r.try_get("display_name")? }))
-        .collect()
+    rows.iter().map(|r| Ok(ProviderPublic { id: r.try_get("id")?, display_name: r.try_get("display_name")? })).collect()
 }
 
 pub async fn list_providers(st: &AppState, caller: &Caller) -> Result<ProvidersOverview> {
@@ -257,8 +259,9 @@ pub async fn set_provider_collectives(
     slugs: Vec<String>,
 ) -> Result<ProviderAdmin> {
     let admin = authorize_federation(caller)?;
-    let provider =
-        find_provider(st, provider_id).await?.ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
+    let provider = find_provider(st, provider_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
     let collectives = collective_ids(st, &slugs).await?;
     let mut tx = st.db.begin().await?;
     sqlx::query("DELETE FROM provider_collectives WHERE provider_id = $1").bind(provider_id).execute(&mut *tx).await?;
@@ -281,8 +284,9 @@ pub async fn set_provider_collectives(
 
 pub async fn remove_provider(st: &AppState, caller: &Caller, provider_id: i64) -> Result<()> {
     let admin = authorize_federation(caller)?;
-    let provider =
-        find_provider(st, provider_id).await?.ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
+    let provider = find_provider(st, provider_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
     let mut tx = st.db.begin().await?;
     // Sessions started through it end; the accounts stay (they may have other sign-ins).
     sqlx::query("DELETE FROM sessions WHERE provider_id = $1").bind(provider_id).execute(&mut *tx).await?;

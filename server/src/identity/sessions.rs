@@ -95,7 +95,11 @@ pub async fn resolve_token(st: &AppState, token: &str) -> Result<Option<TokenPri
     let id: i64 = row.try_get("id")?;
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(now).bind(id).execute(st.db.pool()).await?;
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(st.db.pool())
+            .await?;
     }
     let role: String = row.try_get("role")?;
     let Some(role) = Role::parse(&role) else { return Ok(None) };

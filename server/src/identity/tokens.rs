@@ -51,7 +51,11 @@ pub async fn create(st: &AppState, caller: &Caller, input: NewApiToken) -> Resul
     let collective = find_collective(&st.db, input.collective.trim())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("collective {:?}", input.collective)))?;
-    let held = if me.is_federation_admin { Some(Role::Admin) } else { effective_role(&st.db, collective.id, me.user_id).await? };
+    let held = if me.is_federation_admin {
+        Some(Role::Admin)
+    } else {
+        effective_role(&st.db, collective.id, me.user_id).await?
+    };
     let Some(held) = held else {
         return Err(ApiError::not_found(format!("collective {:?}", input.collective)).into());
     };
@@ -120,7 +124,11 @@ pub async fn revoke(st: &AppState, caller: &Caller, token_id: i64) -> Result<()>
     let name: String = row.try_get("name")?;
     let slug: String = row.try_get("slug")?;
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2").bind(now_ms()).bind(token_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await?;
     let event = Event::new("api_token.revoke", format!("API token {name}"))
         .in_collective(row.try_get("collective_id")?, &slug)
         .details(json!({ "token_id": token_id }));

@@ -50,10 +50,17 @@ pub async fn me(st: &AppState, caller: &Caller) -> Result<Option<Me>> {
     let is_admin = row.try_get::<i64, _>("is_federation_admin")? != 0;
     if let Some(t) = token_scope {
         // A token sees only its collective, with at most its role.
-        let c = sqlx::query("SELECT slug, name FROM collectives WHERE id = $1").bind(t.collective_id).fetch_optional(st.db.pool()).await?;
+        let c = sqlx::query("SELECT slug, name FROM collectives WHERE id = $1")
+            .bind(t.collective_id)
+            .fetch_optional(st.db.pool())
+            .await?;
         memberships.clear();
         if let Some(c) = c {
-            let held = if t.owner_is_federation_admin { Some(Role::Admin) } else { best_role(&rows, &c.try_get::<String, _>("slug")?)? };
+            let held = if t.owner_is_federation_admin {
+                Some(Role::Admin)
+            } else {
+                best_role(&rows, &c.try_get::<String, _>("slug")?)?
+            };
             if let Some(held) = held {
                 memberships.push(MembershipSummary {
                     collective_slug: c.try_get("slug")?,
@@ -133,7 +140,8 @@ pub async fn list_users(st: &AppState, caller: &Caller) -> Result<Vec<UserSummar
 }
 
 async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
-    let row = sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
+    let row =
+        sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
 }
 
@@ -152,10 +160,18 @@ pub async fn set_federation_admin(st: &AppState, caller: &Caller, user_id: i64, 
             return Err(ApiError::conflict("this is the last federation admin; make someone else admin first").into());
         }
     }
-    sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2").bind(i64::from(admin)).bind(user_id).execute(&mut *tx).await?;
-    let action = if admin { "user.federation_admin.grant" } else { "user.federation_admin.revoke" };
-    audit::append(&mut tx, &fed.origin, Event::new(action, format!("user {name}")).details(json!({ "user_id": user_id })))
+    sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2")
+        .bind(i64::from(admin))
+        .bind(user_id)
+        .execute(&mut *tx)
         .await?;
+    let action = if admin { "user.federation_admin.grant" } else { "user.federation_admin.revoke" };
+    audit::append(
+        &mut tx,
+        &fed.origin,
+        Event::new(action, format!("user {name}")).details(json!({ "user_id": user_id })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -169,11 +185,16 @@ pub async fn link_users(st: &AppState, caller: &Caller, keep: i64, merge: i64) -
     let keep_name = user_name(st, keep).await?;
     let merge_name = user_name(st, merge).await?;
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE identities SET user_id = $1 WHERE user_id = $2").bind(keep).bind(merge).execute(&mut *tx).await?;
-    let rows = sqlx::query("SELECT collective_id, source, provider_id, role, granted_at FROM memberships WHERE user_id = $1")
+    sqlx::query("UPDATE identities SET user_id = $1 WHERE user_id = $2")
+        .bind(keep)
         .bind(merge)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
         .await?;
+    let rows =
+        sqlx::query("SELECT collective_id, source, provider_id, role, granted_at FROM memberships WHERE user_id = $1")
+            .bind(merge)
+            .fetch_all(&mut *tx)
+            .await?;
     for r in &rows {
         let collective_id: i64 = r.try_get("collective_id")?;
         let source: String = r.try_get("source")?;
@@ -207,8 +228,16 @@ pub async fn link_users(st: &AppState, caller: &Caller, keep: i64, merge: i64) -
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE api_tokens SET user_id = $1 WHERE user_id = $2").bind(keep).bind(merge).execute(&mut *tx).await?;
-    sqlx::query("UPDATE invitations SET created_by = $1 WHERE created_by = $2").bind(keep).bind(merge).execute(&mut *tx).await?;
+    sqlx::query("UPDATE api_tokens SET user_id = $1 WHERE user_id = $2")
+        .bind(keep)
+        .bind(merge)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE invitations SET created_by = $1 WHERE created_by = $2")
+        .bind(keep)
+        .bind(merge)
+        .execute(&mut *tx)
+        .await?;
     let merged_admin = sqlx::query("SELECT is_federation_admin FROM users WHERE id = $1")
         .bind(merge)
         .fetch_one(&mut *tx)
@@ -216,7 +245,11 @@ pub async fn link_users(st: &AppState, caller: &Caller, keep: i64, merge: i64) -
         .try_get::<i64, _>("is_federation_admin")?
         != 0;
     if merged_admin {
-        sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2").bind(1_i64).bind(keep).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET is_federation_admin = $1 WHERE id = $2")
+            .bind(1_i64)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("DELETE FROM users WHERE id = $1").bind(merge).execute(&mut *tx).await?;
     let event = Event::new("user.link", format!("user {keep_name}")).details(json!({

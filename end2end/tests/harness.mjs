@@ -1,0 +1,124 @@
+// The browser suites' harness: a real `potluck serve` on a fresh SQLite database, the test
+// identity providers (scripts/test-services.sh), and Debian's Chromium driven by playwright-core.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function requiredEnv(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the browser suite with \`make test\` (it starts the services)`);
+  return v;
+}
+
+export const IDP_A = () => requiredEnv('POTLUCK_TEST_IDP_A');
+export const IDP_B = () => requiredEnv('POTLUCK_TEST_IDP_B');
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+/** Starts Potluck; resolves with { base, bootstrapLink, stop }. */
+export async function startPotluck(extraEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'potluck-e2e-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const bin = process.env.POTLUCK_BIN || join(root, 'target/debug/potluck');
+  const child = spawn(bin, ['serve'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      POTLUCK_DATABASE_URL: `sqlite://${dir}/potluck.db`,
+      POTLUCK_DATA_DIR: join(dir, 'data'),
+      POTLUCK_LISTEN: `127.0.0.1:${port}`,
+      POTLUCK_PUBLIC_URL: base,
+      POTLUCK_SITE_ROOT: join(root, 'target/site'),
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`potluck exited early:\n${output}`);
+    const link = /(http:\/\/\S+\/bootstrap\/\S+)/.exec(output)?.[1];
+    if (link && output.includes('Potluck is serving')) {
+      const stop = async () => {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+        rmSync(dir, { recursive: true, force: true });
+      };
+      return { base, bootstrapLink: link, stop, output: () => output };
+    }
+    if (Date.now() > deadline) throw new Error(`potluck did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Registers Potluck at an identity provider, as its admin would. */
+export async function registerClient(issuer, base) {
+  const r = await fetch(`${issuer}/reg`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [`${base}/auth/callback`], post_logout_redirect_uris: [`${base}/`] }),
+  });
+  if (!r.ok) throw new Error(`registration at ${issuer}: ${r.status}`);
+  return r.json();
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+}
+
+/** Waits until the page's wasm has attached its event handlers. */
+export async function hydrated(page) {
+  await page.waitForSelector('#app[data-hydrated="true"]', { timeout: 30_000 });
+}
+
+/** Signs in through the provider's real login page, starting from Potluck's sign-in page. */
+export async function signIn(page, base, providerName, username, password) {
+  await page.goto(`${base}/login`);
+  await page.getByRole('link', { name: `Sign in with ${providerName}` }).click();
+  try {
+    await page.locator('#username').waitFor({ timeout: 15_000 });
+  } catch (e) {
+    throw new Error(`no login form for ${username} at ${page.url()}:\n${(await page.content()).slice(0, 3000)}`);
+  }
+  await page.locator('#username').fill(username);
+  await page.locator('#password').fill(password);
+  await page.locator('#submit').click();
+  await page.waitForURL((u) => u.toString().startsWith(base) && !u.pathname.startsWith('/auth/'), { timeout: 30_000 });
+}
+
+export async function signOut(page) {
+  await page.locator('#logout').click();
+  // Potluck ends its session and sends the browser to the provider to end that one too.
+  const confirm = page.locator('#logout-yes');
+  await confirm.waitFor({ timeout: 30_000 });
+  await confirm.click();
+  await page.waitForLoadState();
+}
+
+/** Saves a screenshot under end2end/artifacts/ (kept by CI on failure). */
+export async function shot(page, name) {
+  await page.screenshot({ path: join(root, 'end2end/artifacts', `${name}.png`), fullPage: true });
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (optimized build). Each prints its ratio against a baseline measured in the
+# same run. Arguments are passed to every bench binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -j "${JOBS:-2}" -p potluck-tests --bench audit -- "$@"
