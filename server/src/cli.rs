@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::{audit, identity, serve, telemetry};
+use crate::{audit, identity, serve, stack_cli, telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,64 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The deploy engine on its own, without a database: render, deploy or remove a stack.
+    Stack {
+        #[command(subcommand)]
+        command: StackCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Print the swarm objects a deploy would create, as JSON.
+    Render(StackArgs),
+    /// Deploy to the Docker Engine of DOCKER_HOST (default: the local socket) and wait until converged.
+    Deploy {
+        #[command(flatten)]
+        args: StackArgs,
+        /// Return once the objects are created, without waiting for the tasks.
+        #[arg(long)]
+        detach: bool,
+        /// Pin images to registry digests: always, changed or never (as `docker stack deploy`).
+        #[arg(long, default_value = "always")]
+        resolve_image: String,
+        /// Remove services of the stack that the compose files no longer define.
+        #[arg(long)]
+        prune: bool,
+        /// Seconds to wait for convergence (default: the recipe's coop-cloud.<stack>.timeout, else 300).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Remove a stack's services, secrets, configs and networks (volumes stay).
+    Rm {
+        #[arg(long)]
+        stack: String,
+        /// Return without waiting for the tasks to stop.
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StackArgs {
+    /// The recipe: a git repository (bare or not) or a directory.
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Deploy this tagged version (default: the newest tag, or the working tree when there is none).
+    #[arg(long, conflicts_with = "chaos")]
+    pub version: Option<String>,
+    /// Deploy the working tree as it is (abra's --chaos).
+    #[arg(long)]
+    pub chaos: bool,
+    /// The app's env file (as ~/.abra/servers/<server>/<domain>.env).
+    #[arg(long)]
+    pub env: PathBuf,
+    /// The stack name (abra derives it from the domain: dots become underscores).
+    #[arg(long)]
+    pub stack: String,
+    /// Exactly what `docker stack deploy` does: no abra labels, no app env exposed to `app`.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +108,11 @@ pub enum AuditCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Stack { command } = cli.command {
+        // No database, no configuration: the engine alone.
+        telemetry::init("text");
+        return stack_cli::run(command).await;
+    }
     let config = Config::load(cli.config)?;
     telemetry::init(&config.log_format);
     match cli.command {
@@ -66,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let link = identity::bootstrap::create_link(&db, &config.public_base()).await?;
             println!("{link}");
         }
+        Command::Stack { .. } => {}
         Command::Audit { command: AuditCommand::Verify } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;

@@ -1,0 +1,451 @@
+//! Compose files read the way the Docker CLI reads them (Go's yaml.v3): plain scalars resolve to
+//! null, booleans (`true`/`True`/`TRUE`, `false`/…), integers in Go's base-0 syntax (so a legacy
+//! `0440` is octal), floats, else strings; quoted scalars are always strings; anchors, aliases
+//! and `<<` merge keys work; mapping keys must be strings. Parsing is yaml-rust2's event parser;
+//! only the typing of scalars is done here.
+
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A YAML value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(IndexMap<String, Node>),
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&IndexMap<String, Node>> {
+        match self {
+            Node::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_map_mut(&mut self) -> Option<&mut IndexMap<String, Node>> {
+        match self {
+            Node::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&Vec<Node>> {
+        match self {
+            Node::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map().and_then(|m| m.get(key))
+    }
+
+    /// The value at a dotted path of map keys.
+    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+        path.iter().try_fold(self, |n, k| n.get(k))
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Node::Null)
+    }
+
+    /// A scalar as the text Go's `fmt.Sprint` would give (for env values, labels, …).
+    pub fn scalar_text(&self) -> Option<String> {
+        match self {
+            Node::Null => Some(String::new()),
+            Node::Bool(b) => Some(b.to_string()),
+            Node::Int(i) => Some(i.to_string()),
+            Node::Float(f) => Some(go_float(*f)),
+            Node::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The name Go's JSON schema library gives this value's type in error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "boolean",
+            Node::Int(_) => "integer",
+            Node::Float(_) => "number",
+            Node::Str(_) => "string",
+            Node::Seq(_) => "array",
+            Node::Map(_) => "object",
+        }
+    }
+
+    /// As JSON (for rendering).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Node::Null => serde_json::Value::Null,
+            Node::Bool(b) => (*b).into(),
+            Node::Int(i) => (*i).into(),
+            Node::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+            Node::Str(s) => s.clone().into(),
+            Node::Seq(s) => s.iter().map(Node::to_json).collect(),
+            Node::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<_, _>>().into(),
+        }
+    }
+}
+
+/// Go's `%v` of a float64: shortest representation, exponent for large/small values.
+pub fn go_float(f: f64) -> String {
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    let exp = if f == 0.0 { 0 } else { f.abs().log10().floor() as i32 };
+    if !(-4..21).contains(&exp) {
+        let s = format!("{f:e}");
+        // Rust: 1e21, Go: 1e+21
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{:0>2}", e),
+            Some((m, e)) => format!("{m}e-{:0>2}", &e[1..]),
+            None => s,
+        }
+    } else {
+        let s = format!("{f}");
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct YamlError(pub String);
+
+enum Frame {
+    Seq(usize, Vec<Node>),
+    Map { anchor: usize, map: IndexMap<String, Node>, key: Option<String>, merges: Vec<Node>, pending_merge: bool },
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    error: Option<String>,
+    documents: usize,
+}
+
+fn is_yaml_float(s: &str) -> bool {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > s
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    } else {
+        if !digits(&mut i) {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) = if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        (16, d)
+    } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+        (8, d)
+    } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+        (2, d)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, &body[1..])
+    } else {
+        (10, body)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let v = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if v <= (i64::MAX as u64) + 1 {
+            Some((v as i128).wrapping_neg() as i64)
+        } else {
+            None
+        }
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// yaml.v3's resolution of an untagged plain scalar.
+pub fn resolve_plain(s: &str) -> Node {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
+        "true" | "True" | "TRUE" => return Node::Bool(true),
+        "false" | "False" | "FALSE" => return Node::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Node::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if first == b'.' {
+        if let Ok(f) = s.parse::<f64>() {
+            if is_yaml_float(s) {
+                return Node::Float(f);
+            }
+        }
+        return Node::Str(s.to_string());
+    }
+    if first.is_ascii_digit() || first == b'+' || first == b'-' {
+        let plain = s.replace('_', "");
+        if let Some(i) = go_parse_int(&plain) {
+            return Node::Int(i);
+        }
+        if let Some(u) =
+            plain.strip_prefix('+').unwrap_or(&plain).parse::<u64>().ok().filter(|_| !plain.starts_with('-'))
+        {
+            return Node::Float(u as f64);
+        }
+        if is_yaml_float(&plain) {
+            if let Ok(f) = plain.parse::<f64>() {
+                return Node::Float(f);
+            }
+        }
+    }
+    Node::Str(s.to_string())
+}
+
+impl Builder {
+    fn push_value(&mut self, value: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(value);
+                }
+            }
+            Some(Frame::Seq(_, items)) => items.push(value),
+            Some(Frame::Map { map, key, merges, pending_merge, .. }) => {
+                if *pending_merge {
+                    *pending_merge = false;
+                    match value {
+                        Node::Seq(items) => merges.extend(items),
+                        other => merges.push(other),
+                    }
+                    return;
+                }
+                match key.take() {
+                    None => {
+                        let k = match &value {
+                            Node::Str(s) => s.clone(),
+                            other => {
+                                self.error.get_or_insert(format!(
+                                    "Non-string key: {}",
+                                    other.scalar_text().unwrap_or_else(|| other.type_name().to_string())
+                                ));
+                                String::new()
+                            }
+                        };
+                        *key = Some(k);
+                    }
+                    Some(k) => {
+                        if map.contains_key(&k) {
+                            self.error.get_or_insert(format!("mapping key {k:?} already defined"));
+                        }
+                        map.insert(k, value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, _mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        match ev {
+            Event::DocumentStart => self.documents += 1,
+            Event::Scalar(value, style, anchor, tag) => {
+                // A plain `<<` in key position is a merge key.
+                if style == TScalarStyle::Plain && value == "<<" && tag.is_none() {
+                    if let Some(Frame::Map { key: None, pending_merge, .. }) = self.stack.last_mut() {
+                        *pending_merge = true;
+                        return;
+                    }
+                }
+                let node = match (&tag, style) {
+                    (Some(t), _) if t.handle == "!!" || t.handle == "tag:yaml.org,2002:" => match t.suffix.as_str() {
+                        "str" => Node::Str(value),
+                        "null" => Node::Null,
+                        "bool" | "int" | "float" => resolve_plain(&value),
+                        "binary" => {
+                            use base64::Engine;
+                            let clean: String = value.split_whitespace().collect();
+                            match base64::engine::general_purpose::STANDARD.decode(clean) {
+                                Ok(bytes) => Node::Str(String::from_utf8_lossy(&bytes).into_owned()),
+                                Err(e) => {
+                                    self.error = Some(format!("invalid !!binary value: {e}"));
+                                    return;
+                                }
+                            }
+                        }
+                        _ => Node::Str(value),
+                    },
+                    (Some(_), _) => Node::Str(value),
+                    (None, TScalarStyle::Plain) => resolve_plain(&value),
+                    (None, _) => Node::Str(value),
+                };
+                self.push_value(node, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(anchor, Vec::new())),
+            Event::SequenceEnd => {
+                if let Some(Frame::Seq(anchor, items)) = self.stack.pop() {
+                    self.push_value(Node::Seq(items), anchor);
+                }
+            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                anchor,
+                map: IndexMap::new(),
+                key: None,
+                merges: Vec::new(),
+                pending_merge: false,
+            }),
+            Event::MappingEnd => {
+                if let Some(Frame::Map { anchor, mut map, merges, .. }) = self.stack.pop() {
+                    // Keys of the mapping itself win; among merged maps, the first wins.
+                    for merged in merges {
+                        match merged {
+                            Node::Map(m) => {
+                                for (k, v) in m {
+                                    map.entry(k).or_insert(v);
+                                }
+                            }
+                            _ => {
+                                self.error = Some("map merge requires map or sequence of maps as the value".into());
+                                return;
+                            }
+                        }
+                    }
+                    self.push_value(Node::Map(map), anchor);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(node) => self.push_value(node, 0),
+                None => self.error = Some(format!("unknown anchor {id}")),
+            },
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// Parses the first document of `text` (an empty file is `Null`).
+pub fn parse(text: &str) -> Result<Node, YamlError> {
+    let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new(), root: None, error: None, documents: 0 };
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, false).map_err(|e| YamlError(e.to_string()))?;
+    if let Some(e) = builder.error {
+        return Err(YamlError(e));
+    }
+    Ok(builder.root.unwrap_or(Node::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_resolve_like_go_yaml_v3() {
+        assert_eq!(resolve_plain("0440"), Node::Int(288));
+        assert_eq!(resolve_plain("0o440"), Node::Int(288));
+        assert_eq!(resolve_plain("0x1F"), Node::Int(31));
+        assert_eq!(resolve_plain("1_000"), Node::Int(1000));
+        assert_eq!(resolve_plain("-12"), Node::Int(-12));
+        assert_eq!(resolve_plain("08"), Node::Float(8.0));
+        assert_eq!(resolve_plain("3.8"), Node::Float(3.8));
+        assert_eq!(resolve_plain("1e3"), Node::Float(1000.0));
+        assert_eq!(resolve_plain("yes"), Node::Str("yes".into()));
+        assert_eq!(resolve_plain("True"), Node::Bool(true));
+        assert_eq!(resolve_plain("~"), Node::Null);
+        assert_eq!(resolve_plain("1.2.3"), Node::Str("1.2.3".into()));
+        assert_eq!(resolve_plain("-"), Node::Str("-".into()));
+        assert_eq!(resolve_plain("10s"), Node::Str("10s".into()));
+    }
+
+    #[test]
+    fn documents_with_anchors_and_merges() {
+        let doc = parse(
+            "version: \"3.8\"\nx-base: &base\n  image: a:1\n  environment: {A: 1}\nservices:\n  web:\n    <<: *base\n    image: b:2\n    mode: 0440\n    quoted: '0440'\n",
+        )
+        .unwrap();
+        assert_eq!(doc.at(&["version"]), Some(&Node::Str("3.8".into())));
+        let web = doc.at(&["services", "web"]).unwrap();
+        assert_eq!(web.get("image"), Some(&Node::Str("b:2".into())), "explicit keys win over merged ones");
+        assert_eq!(web.at(&["environment", "A"]), Some(&Node::Int(1)));
+        assert_eq!(web.get("mode"), Some(&Node::Int(0o440)));
+        assert_eq!(web.get("quoted"), Some(&Node::Str("0440".into())));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse("a: [1, 2\n").is_err());
+        assert!(parse("a:\n  1: x\n").unwrap_err().0.contains("Non-string key"));
+        assert!(parse("a: 1\na: 2\n").unwrap_err().0.contains("already defined"));
+        assert_eq!(parse("").unwrap(), Node::Null);
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(go_float(3.8), "3.8");
+        assert_eq!(go_float(1000.0), "1000");
+        assert_eq!(go_float(1e21), "1e+21");
+        assert_eq!(go_float(0.5), "0.5");
+    }
+}
