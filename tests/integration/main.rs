@@ -7,4 +7,5 @@ mod api;
 mod audit;
 mod authz;
 mod cli;
+mod conformance;
 mod identity;

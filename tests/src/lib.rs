@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness: a failed step is a failed test")]
 
+pub mod swarm;
+
 use potluck_app::error::ApiError;
 use potluck_server::config::Config;
 use potluck_server::serve::{self, Running};

@@ -71,6 +71,8 @@ fn created(t: &Task) -> String {
 
 async fn view(docker: &Docker, name: &str, id: &str) -> Result<(ServiceView, Vec<Task>), bollard::errors::Error> {
     let svc = docker.inspect_service(id, None::<bollard::query_parameters::InspectServiceOptions>).await?;
+    let id = svc.id.clone().unwrap_or_else(|| id.to_string());
+    let id = id.as_str();
     let spec = svc.spec.clone().unwrap_or_default();
     let mode = spec.mode.clone().unwrap_or_default();
     let tasks = docker
