@@ -4,7 +4,7 @@
 #   - PostgreSQL 15 from Debian's packages: a throw-away cluster on 127.0.0.1:$PG_PORT
 #   - the test OpenID Providers (tests/idp): two issuers on 127.0.0.1:4011 and :4012
 #   - dockerd from Debian's docker.io, as a single-node swarm with the `proxy` network and a
-#     FROM-scratch busybox image (potluck-test/busybox:1), since no registry is reachable
+#     FROM-scratch busybox image (potluck-test/busybox:1, also tagged :2), since no registry is reachable
 #   scripts/test-services.sh [start|stop]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +69,8 @@ start_docker() {
     rm -rf "$ctx"
     log "built potluck-test/busybox:1"
   fi
+  # A second tag of the same image: an "image upgrade" for the upgrade tests.
+  $D image inspect potluck-test/busybox:2 >/dev/null 2>&1 || $D tag potluck-test/busybox:1 potluck-test/busybox:2
 }
 
 case "${1:-start}" in

@@ -200,3 +200,204 @@ pub async fn remove_group_mapping(slug: String, mapping_id: i64) -> Result<(), A
 pub async fn query_audit(#[server(default)] filter: AuditFilter) -> Result<AuditPage, ApiError> {
     call!(|caller, ports| ports.audit.query_audit(&caller, filter))
 }
+
+// ---- Recipes ----
+
+#[server(prefix = "/api/fn", endpoint = "list_recipes")]
+pub async fn list_recipes() -> Result<Vec<RecipeSummary>, ApiError> {
+    call!(|caller, ports| ports.recipes.list_recipes(&caller))
+}
+
+#[server(prefix = "/api/fn", endpoint = "get_recipe")]
+pub async fn get_recipe(name: String) -> Result<RecipeDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.get_recipe(&caller, &name))
+}
+
+#[server(prefix = "/api/fn", endpoint = "get_recipe_version")]
+pub async fn get_recipe_version(name: String, tag: String) -> Result<VersionDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.get_recipe_version(&caller, &name, &tag))
+}
+
+/// `credential_kind`: empty, `https` (username + token) or `ssh` (username + private key).
+#[server(prefix = "/api/fn", endpoint = "register_recipe")]
+pub async fn register_recipe(
+    repository: String,
+    #[server(default)] name: String,
+    #[server(default)] collective: String,
+    #[server(default)] credential_kind: String,
+    #[server(default)] credential_username: String,
+    #[server(default)] credential_secret: String,
+) -> Result<RecipeSummary, ApiError> {
+    let input = crate::ports::NewRecipe {
+        repository,
+        name: Some(name).filter(|n| !n.trim().is_empty()),
+        collective: Some(collective).filter(|c| !c.trim().is_empty()),
+        credential_kind: Some(credential_kind).filter(|c| !c.trim().is_empty()),
+        credential_username,
+        credential_secret,
+    };
+    call!(|caller, ports| ports.recipes.register_recipe(&caller, input))
+}
+
+#[server(prefix = "/api/fn", endpoint = "fetch_recipe")]
+pub async fn fetch_recipe(name: String) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.recipes.fetch_recipe(&caller, &name))
+}
+
+/// `users`: user ids; `collectives`: slugs; both comma- or space-separated.
+#[server(prefix = "/api/fn", endpoint = "set_recipe_maintainers")]
+pub async fn set_recipe_maintainers(
+    name: String,
+    #[server(default)] users: String,
+    #[server(default)] collectives: String,
+) -> Result<(), ApiError> {
+    let mut ids = Vec::new();
+    for u in split_list(&users) {
+        ids.push(u.parse::<i64>().map_err(|_| ApiError::invalid("users", format!("{u:?} is not a user id")))?);
+    }
+    call!(|caller, ports| ports.recipes.set_recipe_maintainers(&caller, &name, ids, split_list(&collectives)))
+}
+
+// ---- Servers and apps ----
+
+#[server(prefix = "/api/fn", endpoint = "list_servers")]
+pub async fn list_servers(slug: String) -> Result<Vec<ServerView>, ApiError> {
+    call!(|caller, ports| ports.apps.list_servers(&caller, &slug))
+}
+
+#[server(prefix = "/api/fn", endpoint = "add_server")]
+pub async fn add_server(
+    slug: String,
+    name: String,
+    kind: String,
+    address: String,
+    #[server(default)] tls_ca: String,
+    #[server(default)] tls_cert: String,
+    #[server(default)] private_key: String,
+) -> Result<ServerView, ApiError> {
+    let some = |s: String| Some(s).filter(|s| !s.trim().is_empty());
+    let input = crate::ports::NewServer {
+        name,
+        kind,
+        address,
+        tls_ca: some(tls_ca),
+        tls_cert: some(tls_cert),
+        private_key: some(private_key),
+    };
+    call!(|caller, ports| ports.apps.add_server(&caller, &slug, input))
+}
+
+#[server(prefix = "/api/fn", endpoint = "remove_server")]
+pub async fn remove_server(slug: String, name: String) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.apps.remove_server(&caller, &slug, &name))
+}
+
+#[server(prefix = "/api/fn", endpoint = "list_apps")]
+pub async fn list_apps(slug: String) -> Result<Vec<AppSummary>, ApiError> {
+    call!(|caller, ports| ports.apps.list_apps(&caller, &slug))
+}
+
+/// `version` empty means the recipe's latest version.
+#[server(prefix = "/api/fn", endpoint = "create_app")]
+pub async fn create_app(
+    slug: String,
+    server: String,
+    recipe: String,
+    domain: String,
+    #[server(default)] version: String,
+) -> Result<AppSummary, ApiError> {
+    let version = Some(version).filter(|v| !v.trim().is_empty());
+    call!(|caller, ports| ports.apps.create_app(&caller, &slug, &server, &recipe, &domain, version))
+}
+
+#[server(prefix = "/api/fn", endpoint = "get_app")]
+pub async fn get_app(slug: String, domain: String) -> Result<AppDetail, ApiError> {
+    call!(|caller, ports| ports.apps.get_app(&caller, &slug, &domain))
+}
+
+#[server(prefix = "/api/fn", endpoint = "set_app_env")]
+pub async fn set_app_env(slug: String, domain: String, env: String) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.apps.set_app_env(&caller, &slug, &domain, &env))
+}
+
+/// `files`: the overlays to enable (`compose.mariadb.yml`…); absent means none.
+#[server(prefix = "/api/fn", endpoint = "set_app_overlays")]
+pub async fn set_app_overlays(
+    slug: String,
+    domain: String,
+    #[server(default)] files: Vec<String>,
+) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.apps.set_app_overlays(&caller, &slug, &domain, files))
+}
+
+/// One abra env file: its name is the app's domain followed by `.env`.
+#[server(prefix = "/api/fn", endpoint = "import_app")]
+pub async fn import_app(
+    slug: String,
+    server: String,
+    file_name: String,
+    content: String,
+) -> Result<Vec<AppSummary>, ApiError> {
+    call!(|caller, ports| ports.apps.import_apps(&caller, &slug, &server, vec![(file_name, content)]))
+}
+
+#[server(prefix = "/api/fn", endpoint = "export_app")]
+pub async fn export_app(slug: String, domain: String) -> Result<String, ApiError> {
+    call!(|caller, ports| ports.apps.export_app(&caller, &slug, &domain))
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_app")]
+pub async fn delete_app(slug: String, domain: String) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.apps.delete_app(&caller, &slug, &domain))
+}
+
+/// What `kind` (deploy, upgrade, rollback, redeploy, chaos, undeploy) would do, without doing it.
+#[server(prefix = "/api/fn", endpoint = "preview_job")]
+pub async fn preview_job(
+    slug: String,
+    domain: String,
+    kind: String,
+    #[server(default)] target: String,
+) -> Result<DeployPreview, ApiError> {
+    let target = Some(target).filter(|t| !t.trim().is_empty());
+    call!(|caller, ports| ports.apps.preview(&caller, &slug, &domain, &kind, target))
+}
+
+/// `options` as `options[remove_volumes]=true`, `options[timeout_secs]=600`…
+#[server(prefix = "/api/fn", endpoint = "start_job")]
+pub async fn start_job(
+    slug: String,
+    domain: String,
+    kind: String,
+    #[server(default)] target: String,
+    #[server(default)] options: JobOptions,
+) -> Result<JobSummary, ApiError> {
+    let target = Some(target).filter(|t| !t.trim().is_empty());
+    call!(|caller, ports| ports.apps.start_job(&caller, &slug, &domain, &kind, target, options))
+}
+
+#[server(prefix = "/api/fn", endpoint = "get_job")]
+pub async fn get_job(id: i64) -> Result<JobDetail, ApiError> {
+    call!(|caller, ports| ports.apps.get_job(&caller, id))
+}
+
+/// `only` empty generates every missing secret.
+#[server(prefix = "/api/fn", endpoint = "generate_secrets")]
+pub async fn generate_secrets(
+    slug: String,
+    domain: String,
+    #[server(default)] only: String,
+) -> Result<Vec<GeneratedSecret>, ApiError> {
+    let only = Some(only).filter(|o| !o.trim().is_empty());
+    call!(|caller, ports| ports.apps.generate_secrets(&caller, &slug, &domain, only))
+}
+
+#[server(prefix = "/api/fn", endpoint = "insert_secret")]
+pub async fn insert_secret(slug: String, domain: String, name: String, value: String) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.apps.insert_secret(&caller, &slug, &domain, &name, &value))
+}
+
+#[server(prefix = "/api/fn", endpoint = "rotate_secret")]
+pub async fn rotate_secret(slug: String, domain: String, name: String) -> Result<RotatedSecret, ApiError> {
+    call!(|caller, ports| ports.apps.rotate_secret(&caller, &slug, &domain, &name))
+}

@@ -25,6 +25,7 @@ pub fn Nav() -> impl IntoView {
                             view! {
                                 <nav>
                                     <a href="/collectives">"Collectives"</a>
+                                    <a href="/recipes">"Recipes"</a>
                                     <a href="/audit">"Audit log"</a>
                                     <Show when=move || admin>
                                         <a href="/admin/providers">"Identity providers"</a>

@@ -60,6 +60,13 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("invite/:token") view=pages::collectives::InvitePage ssr=SsrMode::Async/>
                         <Route path=path!("collectives") view=pages::collectives::CollectivesPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug") view=pages::collectives::CollectivePage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/servers") view=pages::apps::ServersPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/apps") view=pages::apps::AppsPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/apps/:domain") view=pages::apps::AppPage ssr=SsrMode::Async/>
+                        <Route path=path!("jobs/:id") view=pages::apps::JobPage ssr=SsrMode::Async/>
+                        <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name") view=pages::recipes::RecipePage ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name/v/:tag") view=pages::recipes::RecipeVersionPage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>

@@ -310,6 +310,314 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RecipeSummary {
+    pub name: String,
+    pub repository: String,
+    pub description: String,
+    pub category: String,
+    pub latest_version: Option<String>,
+    pub version_count: i64,
+    pub maintainers: Vec<String>,
+    pub last_fetched_at: Option<i64>,
+    pub fetch_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MaintainerView {
+    /// `user` or `collective`.
+    pub kind: String,
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServiceImage {
+    pub service: String,
+    pub image: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionView {
+    pub tag: String,
+    /// The recipe's own semver part, when the tag has one.
+    pub semver: Option<String>,
+    /// Whether the tag follows the `x.y.z+upstream` scheme exactly.
+    pub canonical: bool,
+    pub annotated: bool,
+    pub commit: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub message: String,
+    pub release_note: Option<String>,
+    pub images: Vec<ServiceImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EnvSampleEntry {
+    pub key: String,
+    pub value: String,
+    /// The comment lines above it in `.env.sample`.
+    pub doc: Vec<String>,
+    /// Trailing `# key=value` modifiers (`length=128`, `generate=false`…).
+    pub modifiers: Vec<(String, String)>,
+    /// Written commented out in the sample (an option to enable).
+    pub commented: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RecipeDeployment {
+    pub collective: String,
+    pub app: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RecipeDetail {
+    pub name: String,
+    pub repository: String,
+    pub default_branch: String,
+    pub description: String,
+    pub metadata: Vec<(String, String)>,
+    pub maintainers: Vec<MaintainerView>,
+    /// Newest first.
+    pub versions: Vec<VersionView>,
+    pub last_fetched_at: Option<i64>,
+    pub fetch_error: Option<String>,
+    pub can_maintain: bool,
+    pub required_approvals: i64,
+    pub required_collectives: i64,
+    pub deployments: Vec<RecipeDeployment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VersionDetail {
+    pub recipe: String,
+    pub version: VersionView,
+    pub compose_files: Vec<String>,
+    pub env_sample: Vec<EnvSampleEntry>,
+    pub abra_exports: Vec<(String, String)>,
+    pub readme_metadata: Vec<(String, String)>,
+    pub lint: Vec<LintFindingView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LintFindingView {
+    pub rule: String,
+    /// `error` or `warning`.
+    pub level: String,
+    pub service: Option<String>,
+    pub message: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RotatedSecret {
+    pub secret: GeneratedSecret,
+    pub job: Option<JobSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServerView {
+    pub id: i64,
+    pub collective: String,
+    pub name: String,
+    /// `unix`, `tcp` or `ssh`.
+    pub kind: String,
+    pub address: String,
+    pub tls: bool,
+    pub engine_version: Option<String>,
+    pub api_version: Option<String>,
+    pub is_manager: bool,
+    pub nodes: i64,
+    pub last_checked_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// From the live event stream: connected now, and when the last event arrived.
+    pub connected: bool,
+    pub last_event_at: Option<i64>,
+    pub events_seen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppSummary {
+    pub id: i64,
+    pub collective: String,
+    pub domain: String,
+    pub recipe: String,
+    pub server: String,
+    pub stack_name: String,
+    pub version: Option<String>,
+    pub chaos: bool,
+    /// new | deployed | undeployed | failed
+    pub status: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EnvEditEntry {
+    pub key: String,
+    pub value: String,
+    /// What the recipe's sample says about it.
+    pub doc: Vec<String>,
+    pub modifiers: Vec<(String, String)>,
+    pub in_sample: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OverlayOption {
+    pub file: String,
+    pub enabled: bool,
+    pub doc: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SecretStatus {
+    /// The compose secret (`db_password`).
+    pub name: String,
+    pub version: String,
+    /// The Docker secret (`<stack>_db_password_v1`).
+    pub docker_name: String,
+    pub exists: Option<bool>,
+    pub generate: bool,
+    pub length: Option<i64>,
+    pub charset: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TaskView {
+    pub id: String,
+    pub slot: String,
+    pub state: String,
+    pub desired_state: String,
+    pub message: String,
+    pub error: String,
+    pub node: String,
+    pub image: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LiveService {
+    pub name: String,
+    pub image: String,
+    pub mode: String,
+    pub running: i64,
+    pub desired: i64,
+    pub update_state: String,
+    pub version_label: String,
+    pub tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobSummary {
+    pub id: i64,
+    pub app_id: i64,
+    pub kind: String,
+    /// queued | running | succeeded | failed
+    pub state: String,
+    pub target_version: Option<String>,
+    pub requested_by: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobEventView {
+    pub seq: i64,
+    pub at: i64,
+    /// A line for people.
+    pub text: String,
+    /// `step`, `task`, `service`, `check`, `done`…
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobDetail {
+    pub job: JobSummary,
+    pub app_domain: String,
+    pub collective: String,
+    pub events: Vec<JobEventView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeployCheck {
+    /// `error` blocks the deploy; `warning` does not.
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeployPreview {
+    pub kind: String,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub checks: Vec<DeployCheck>,
+    /// What the swarm would see change, one line each.
+    pub changes: Vec<String>,
+    /// Release notes of every version passed, oldest first.
+    pub release_notes: Vec<(String, String)>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppDetail {
+    pub app: AppSummary,
+    pub env: String,
+    pub entries: Vec<EnvEditEntry>,
+    pub overlays: Vec<OverlayOption>,
+    pub missing_keys: Vec<String>,
+    /// Recipe versions, newest first.
+    pub versions: Vec<String>,
+    pub secrets: Vec<SecretStatus>,
+    pub services: Vec<LiveService>,
+    pub live_error: Option<String>,
+    pub jobs: Vec<JobSummary>,
+    pub can_manage: bool,
+    pub can_operate: bool,
+    pub can_manage_secrets: bool,
+    pub can_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GeneratedSecret {
+    pub name: String,
+    pub docker_name: String,
+    pub value: OneTimeSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CommandOutput {
+    pub exit_code: Option<i64>,
+    pub output: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +662,37 @@ mod tests {
     fn one_time_secrets_do_not_debug_print() {
         let s = OneTimeSecret("plk_supersecret".into());
         assert!(!format!("{s:?}").contains("supersecret"));
+    }
+}
+
+/// How a job runs, chosen by the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobOptions {
+    /// undeploy: also remove the stack's volumes / the app's secrets.
+    #[serde(default)]
+    pub remove_volumes: bool,
+    #[serde(default)]
+    pub remove_secrets: bool,
+    /// Seconds to wait for convergence instead of the recipe's timeout label.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// `always`, `changed` or `never`, as `docker stack deploy --resolve-image`.
+    #[serde(default = "default_resolve")]
+    pub resolve_image: String,
+}
+
+fn default_resolve() -> String {
+    "never".into()
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            remove_volumes: false,
+            remove_secrets: false,
+            timeout_secs: None,
+            resolve_image: default_resolve(),
+        }
     }
 }

@@ -144,10 +144,132 @@ pub trait AuditPort: Send + Sync {
     async fn query_audit(&self, caller: &Caller, filter: AuditFilter) -> Result<AuditPage, ApiError>;
 }
 
+/// What a maintainer enters to register a recipe. The credential is kept encrypted and never
+/// shown again.
+#[derive(Clone, Default)]
+pub struct NewRecipe {
+    pub repository: String,
+    pub name: Option<String>,
+    /// A collective (slug) that maintains it together with the caller.
+    pub collective: Option<String>,
+    /// `https` (username + token) or `ssh` (username + private key), or none.
+    pub credential_kind: Option<String>,
+    pub credential_username: String,
+    pub credential_secret: String,
+}
+
+#[async_trait]
+pub trait RecipesPort: Send + Sync {
+    async fn list_recipes(&self, caller: &Caller) -> Result<Vec<RecipeSummary>, ApiError>;
+    async fn get_recipe(&self, caller: &Caller, name: &str) -> Result<RecipeDetail, ApiError>;
+    async fn get_recipe_version(&self, caller: &Caller, name: &str, tag: &str) -> Result<VersionDetail, ApiError>;
+    async fn register_recipe(&self, caller: &Caller, input: NewRecipe) -> Result<RecipeSummary, ApiError>;
+    async fn fetch_recipe(&self, caller: &Caller, name: &str) -> Result<(), ApiError>;
+    async fn set_recipe_maintainers(
+        &self,
+        caller: &Caller,
+        name: &str,
+        users: Vec<i64>,
+        collectives: Vec<String>,
+    ) -> Result<(), ApiError>;
+}
+
+/// What a collective admin enters to register a swarm manager. The private key is sealed and
+/// never shown again.
+#[derive(Clone)]
+pub struct NewServer {
+    pub name: String,
+    /// `unix`, `tcp` (TLS) or `ssh`.
+    pub kind: String,
+    pub address: String,
+    pub tls_ca: Option<String>,
+    pub tls_cert: Option<String>,
+    /// The TLS client key or the SSH private key (PEM).
+    pub private_key: Option<String>,
+}
+
+#[async_trait]
+pub trait AppsPort: Send + Sync {
+    async fn list_servers(&self, caller: &Caller, slug: &str) -> Result<Vec<ServerView>, ApiError>;
+    async fn add_server(&self, caller: &Caller, slug: &str, input: NewServer) -> Result<ServerView, ApiError>;
+    async fn remove_server(&self, caller: &Caller, slug: &str, name: &str) -> Result<(), ApiError>;
+    async fn list_apps(&self, caller: &Caller, slug: &str) -> Result<Vec<AppSummary>, ApiError>;
+    async fn create_app(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        server: &str,
+        recipe: &str,
+        domain: &str,
+        version: Option<String>,
+    ) -> Result<AppSummary, ApiError>;
+    async fn get_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<AppDetail, ApiError>;
+    async fn set_app_env(&self, caller: &Caller, slug: &str, domain: &str, env: &str) -> Result<(), ApiError>;
+    async fn set_app_overlays(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        files: Vec<String>,
+    ) -> Result<(), ApiError>;
+    /// `files`: (file name, content) of abra env files, e.g. `~/.abra/servers/<server>/*.env`.
+    async fn import_apps(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        server: &str,
+        files: Vec<(String, String)>,
+    ) -> Result<Vec<AppSummary>, ApiError>;
+    async fn export_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<String, ApiError>;
+    async fn delete_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<(), ApiError>;
+    async fn preview(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        kind: &str,
+        target: Option<String>,
+    ) -> Result<DeployPreview, ApiError>;
+    async fn start_job(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        kind: &str,
+        target: Option<String>,
+        options: JobOptions,
+    ) -> Result<JobSummary, ApiError>;
+    async fn get_job(&self, caller: &Caller, id: i64) -> Result<JobDetail, ApiError>;
+    async fn generate_secrets(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        only: Option<String>,
+    ) -> Result<Vec<GeneratedSecret>, ApiError>;
+    async fn insert_secret(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), ApiError>;
+    async fn rotate_secret(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        name: &str,
+    ) -> Result<RotatedSecret, ApiError>;
+}
+
 /// Everything the server functions can reach, provided through Leptos context.
 #[derive(Clone)]
 pub struct Ports {
     pub identity: Arc<dyn IdentityPort>,
     pub collectives: Arc<dyn CollectivesPort>,
     pub audit: Arc<dyn AuditPort>,
+    pub recipes: Arc<dyn RecipesPort>,
+    pub apps: Arc<dyn AppsPort>,
 }

@@ -37,6 +37,11 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `text` or `json`.
     pub log_format: String,
+    /// Fetch every recipe's remote this often, in minutes (0: only on request).
+    pub recipe_fetch_minutes: i64,
+    /// Run background work (the deploy job worker, server monitors, recipe fetches). Only tests
+    /// that drive one piece at a time turn it off.
+    pub background: bool,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             login_attempts_per_minute: 30,
             trust_forwarded_for: false,
             log_format: "text".into(),
+            recipe_fetch_minutes: 30,
+            background: true,
         }
     }
 }
@@ -107,6 +114,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.session_idle_minutes <= 0 || self.session_absolute_minutes <= 0 {
             return Err(ConfigError::Invalid("session lifetimes must be positive".into()));
+        }
+        if self.recipe_fetch_minutes < 0 {
+            return Err(ConfigError::Invalid("recipe_fetch_minutes must be 0 (off) or positive".into()));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));

@@ -1,6 +1,7 @@
 //! Potluck's server: the axum application, the domain (identity, collectives, authorization,
 //! audit) and the adapters to the database and identity providers.
 
+pub mod apps;
 pub mod audit;
 pub mod audit_service;
 pub mod authz;

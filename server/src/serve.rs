@@ -24,6 +24,7 @@ pub struct Running {
     pub state: SharedState,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -36,12 +37,47 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = self.handle.await;
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        self.state.monitors.stop_all().await;
     }
 }
 
-/// Binds `listener` and serves until [`Running::stop`].
-pub fn start(state: SharedState, listener: TcpListener) -> anyhow::Result<Running> {
+/// The work that runs beside the HTTP server: jobs a stopped Potluck left behind are recovered
+/// and the job worker starts; every server's event stream is watched; recipes are fetched on
+/// schedule.
+pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    if !state.config.background {
+        return Ok(Vec::new());
+    }
+    crate::apps::jobs::recover(state).await?;
+    let mut tasks = vec![crate::apps::jobs::spawn_worker(state.clone())];
+    for server in crate::apps::servers::all(state).await? {
+        state.monitors.start(state.clone(), server.id).await;
+    }
+    let minutes = state.config.recipe_fetch_minutes;
+    if minutes > 0 {
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(60 * minutes as u64);
+            loop {
+                match crate::recipes::store::fetch_stale(&st, every.as_millis() as i64).await {
+                    Ok(n) if n > 0 => tracing::info!(recipes = n, "fetched recipes on schedule"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "scheduled recipe fetch failed"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        }));
+    }
+    Ok(tasks)
+}
+
+/// Binds `listener` and serves until [`Running::stop`], with the background work running.
+pub async fn start(state: SharedState, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
+    let background = start_background(&state).await?;
     let app = crate::http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -51,7 +87,7 @@ pub fn start(state: SharedState, listener: TcpListener) -> anyhow::Result<Runnin
             })
             .await
     });
-    Ok(Running { addr, state, handle, shutdown: Some(tx) })
+    Ok(Running { addr, state, handle, shutdown: Some(tx), background })
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -71,7 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         println!("\n  No federation admin yet. Open this one-time link (valid 24 h) to become the first one:\n\n    {link}\n");
     }
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let running = start(state.clone(), listener)?;
+    let running = start(state.clone(), listener).await?;
     println!("Potluck is serving on {} (database: {:?})", state.config.public_base(), state.db.backend());
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::state::SharedState;
-use crate::{audit_service, collectives, identity};
+use crate::{apps, audit_service, collectives, identity, recipes};
 use async_trait::async_trait;
 use potluck_app::error::ApiError;
 use potluck_app::model::*;
@@ -16,7 +16,7 @@ pub struct Services(pub SharedState);
 impl Services {
     pub fn ports(state: SharedState) -> Ports {
         let s = Arc::new(Services(state));
-        Ports { identity: s.clone(), collectives: s.clone(), audit: s }
+        Ports { identity: s.clone(), collectives: s.clone(), audit: s.clone(), recipes: s.clone(), apps: s }
     }
 }
 
@@ -132,5 +132,156 @@ impl CollectivesPort for Services {
 impl AuditPort for Services {
     async fn query_audit(&self, caller: &Caller, filter: AuditFilter) -> Result<AuditPage, ApiError> {
         api(caller, audit_service::query_audit(&self.0, caller, filter).await)
+    }
+}
+
+#[async_trait]
+impl RecipesPort for Services {
+    async fn list_recipes(&self, caller: &Caller) -> Result<Vec<RecipeSummary>, ApiError> {
+        api(caller, recipes::inspect::list(&self.0, caller).await)
+    }
+    async fn get_recipe(&self, caller: &Caller, name: &str) -> Result<RecipeDetail, ApiError> {
+        api(caller, recipes::inspect::detail(&self.0, caller, name).await)
+    }
+    async fn get_recipe_version(&self, caller: &Caller, name: &str, tag: &str) -> Result<VersionDetail, ApiError> {
+        api(caller, recipes::inspect::version_detail(&self.0, caller, name, tag).await)
+    }
+    async fn register_recipe(&self, caller: &Caller, input: NewRecipe) -> Result<RecipeSummary, ApiError> {
+        let r = async {
+            let credential = recipes::store::Credential::from_input(&input)?;
+            let row = recipes::store::register(
+                &self.0,
+                caller,
+                &input.repository,
+                input.name.as_deref(),
+                input.collective.as_deref(),
+                credential,
+            )
+            .await?;
+            recipes::inspect::summary(&self.0, row).await
+        };
+        api(caller, r.await)
+    }
+    async fn fetch_recipe(&self, caller: &Caller, name: &str) -> Result<(), ApiError> {
+        api(caller, recipes::store::fetch_now(&self.0, caller, name).await)
+    }
+    async fn set_recipe_maintainers(
+        &self,
+        caller: &Caller,
+        name: &str,
+        users: Vec<i64>,
+        collectives: Vec<String>,
+    ) -> Result<(), ApiError> {
+        api(caller, recipes::store::set_maintainers(&self.0, caller, name, &users, &collectives).await)
+    }
+}
+
+#[async_trait]
+impl AppsPort for Services {
+    async fn list_servers(&self, caller: &Caller, slug: &str) -> Result<Vec<ServerView>, ApiError> {
+        api(caller, apps::servers::list(&self.0, caller, slug).await)
+    }
+    async fn add_server(&self, caller: &Caller, slug: &str, input: NewServer) -> Result<ServerView, ApiError> {
+        api(caller, apps::servers::add(&self.0, caller, slug, input).await)
+    }
+    async fn remove_server(&self, caller: &Caller, slug: &str, name: &str) -> Result<(), ApiError> {
+        api(caller, apps::servers::remove(&self.0, caller, slug, name).await)
+    }
+    async fn list_apps(&self, caller: &Caller, slug: &str) -> Result<Vec<AppSummary>, ApiError> {
+        api(caller, apps::apps::list(&self.0, caller, slug).await)
+    }
+    async fn create_app(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        server: &str,
+        recipe: &str,
+        domain: &str,
+        version: Option<String>,
+    ) -> Result<AppSummary, ApiError> {
+        api(caller, apps::apps::create(&self.0, caller, slug, server, recipe, domain, version.as_deref()).await)
+    }
+    async fn get_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<AppDetail, ApiError> {
+        api(caller, apps::detail(&self.0, caller, slug, domain).await)
+    }
+    async fn set_app_env(&self, caller: &Caller, slug: &str, domain: &str, env: &str) -> Result<(), ApiError> {
+        api(caller, apps::apps::set_env(&self.0, caller, slug, domain, env).await)
+    }
+    async fn set_app_overlays(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        files: Vec<String>,
+    ) -> Result<(), ApiError> {
+        api(caller, apps::apps::set_overlays(&self.0, caller, slug, domain, files).await)
+    }
+    async fn import_apps(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        server: &str,
+        files: Vec<(String, String)>,
+    ) -> Result<Vec<AppSummary>, ApiError> {
+        api(caller, apps::apps::import(&self.0, caller, slug, server, files).await)
+    }
+    async fn export_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<String, ApiError> {
+        api(caller, apps::apps::export(&self.0, caller, slug, domain).await)
+    }
+    async fn delete_app(&self, caller: &Caller, slug: &str, domain: &str) -> Result<(), ApiError> {
+        api(caller, apps::apps::delete(&self.0, caller, slug, domain).await)
+    }
+    async fn preview(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        kind: &str,
+        target: Option<String>,
+    ) -> Result<DeployPreview, ApiError> {
+        api(caller, apps::preview(&self.0, caller, slug, domain, kind, target).await)
+    }
+    async fn start_job(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        kind: &str,
+        target: Option<String>,
+        options: JobOptions,
+    ) -> Result<JobSummary, ApiError> {
+        api(caller, apps::jobs::enqueue(&self.0, caller, slug, domain, kind, target, options).await)
+    }
+    async fn get_job(&self, caller: &Caller, id: i64) -> Result<JobDetail, ApiError> {
+        api(caller, apps::jobs::detail(&self.0, caller, id).await)
+    }
+    async fn generate_secrets(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        only: Option<String>,
+    ) -> Result<Vec<GeneratedSecret>, ApiError> {
+        api(caller, apps::secrets::generate(&self.0, caller, slug, domain, only.as_deref()).await)
+    }
+    async fn insert_secret(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), ApiError> {
+        api(caller, apps::secrets::insert(&self.0, caller, slug, domain, name, value).await)
+    }
+    async fn rotate_secret(
+        &self,
+        caller: &Caller,
+        slug: &str,
+        domain: &str,
+        name: &str,
+    ) -> Result<RotatedSecret, ApiError> {
+        let r = apps::secrets::rotate(&self.0, caller, slug, domain, name).await;
+        api(caller, r.map(|(secret, job)| RotatedSecret { secret, job }))
     }
 }

@@ -19,6 +19,12 @@ pub struct AppState {
     pub oidc_metadata: MetadataCache,
     /// Sign-in attempts per client address.
     pub login_limiter: DefaultKeyedRateLimiter<String>,
+    /// Connected Docker clients per server id.
+    pub dockers: tokio::sync::Mutex<std::collections::HashMap<i64, bollard::Docker>>,
+    /// The servers' event-stream watchers.
+    pub monitors: crate::apps::servers::Monitors,
+    /// Deploy jobs: the worker's wake-up and the live event feed.
+    pub jobs: crate::apps::jobs::JobHub,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -39,6 +45,9 @@ impl AppState {
             http,
             oidc_metadata: MetadataCache::default(),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            dockers: Default::default(),
+            monitors: Default::default(),
+            jobs: Default::default(),
         }))
     }
 

@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed step is a failed test")]
 
 mod api;
+mod apps;
 mod audit;
 mod authz;
 mod cli;
 mod conformance;
 mod identity;
+mod recipes;

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness: a failed step is a failed test")]
 
+pub mod recipes;
 pub mod swarm;
 
 use potluck_app::error::ApiError;
@@ -67,6 +68,7 @@ pub struct TestApp {
     pub state: SharedState,
     pub database_url: String,
     pub dir: TempDir,
+    config: Config,
     running: Option<Running>,
 }
 
@@ -95,9 +97,32 @@ impl TestApp {
         };
         adjust(&mut config);
         potluck_server::telemetry::init("text");
-        let state = serve::prepare(config).await.unwrap();
-        let running = serve::start(state.clone(), listener).unwrap();
-        TestApp { base, state, database_url, dir, running: Some(running) }
+        let state = serve::prepare(config.clone()).await.unwrap();
+        let running = serve::start(state.clone(), listener).await.unwrap();
+        TestApp { base, state, database_url, dir, config, running: Some(running) }
+    }
+
+    /// Stops this Potluck as a crash would leave things (jobs mid-way, nothing cleaned up) and
+    /// starts a new one on the same address, database and data directory.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        self.state.db.close().await;
+        let state = serve::prepare(self.config.clone()).await.unwrap();
+        let mut listener = None;
+        for _ in 0..50 {
+            match tokio::net::TcpListener::bind(self.config.listen).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let listener = listener.expect("the old address is free again");
+        self.running = Some(serve::start(state.clone(), listener).await.unwrap());
+        self.state = state;
     }
 
     pub fn browser(&self) -> Browser {
@@ -292,6 +317,55 @@ impl Browser {
         } else {
             Err(Failure { status, error: serde_json::from_str(&body).ok(), body })
         }
+    }
+
+    /// Watches a job through its Server-Sent Events until it ends, as the job page does.
+    /// Returns the progress events in order and the end (state, result).
+    pub async fn watch_job(&self, id: i64) -> (Vec<potluck_app::model::JobEventView>, String, String) {
+        use futures_util::StreamExt;
+        let r = self
+            .client
+            .get(format!("{}/jobs/{id}/events", self.base))
+            .timeout(std::time::Duration::from_secs(300))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "job {id} events");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        let mut stream = r.bytes_stream();
+        let mut buf = String::new();
+        let mut events = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            while let Some(end) = buf.find("\n\n") {
+                let block = buf[..end].to_string();
+                buf.drain(..end + 2);
+                let mut kind = "";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(k) = line.strip_prefix("event:") {
+                        kind = if k.trim() == "end" {
+                            "end"
+                        } else if k.trim() == "progress" {
+                            "progress"
+                        } else {
+                            ""
+                        };
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim_start());
+                    }
+                }
+                match kind {
+                    "progress" => events.push(serde_json::from_str(&data).unwrap()),
+                    "end" => {
+                        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+                        return (events, v["state"].as_str().unwrap().into(), v["result"].as_str().unwrap().into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        panic!("the event stream of job {id} closed before the job ended: {events:?}");
     }
 
     /// Follows redirects (GET) from `r`, and forms a page submits by itself on load (as a

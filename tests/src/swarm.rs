@@ -357,3 +357,40 @@ pub async fn connect() -> bollard::Docker {
         .await
         .unwrap_or_else(|e| panic!("{e}: run the suites through `make test`, which starts dockerd and the swarm"))
 }
+
+/// A Unix socket in front of the Docker Engine's, which a test can cut: to Potluck, the engine
+/// went away mid-conversation (connections drop, new ones are refused).
+pub struct EngineProxy {
+    pub path: PathBuf,
+    accept: tokio::task::JoinHandle<()>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl EngineProxy {
+    pub fn start(dir: &std::path::Path) -> EngineProxy {
+        let path = dir.join("docker-proxy.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Default::default();
+        let conns = connections.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut engine) = tokio::net::UnixStream::connect(SOCKET).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+                conns.lock().unwrap().push(task);
+            }
+        });
+        EngineProxy { path, accept, connections }
+    }
+
+    /// Drops every connection and stops accepting new ones.
+    pub fn cut(&self) {
+        self.accept.abort();
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -104,6 +104,8 @@ pub fn CollectivePage() -> impl IntoView {
                             <p class="muted"><code>{c.slug.clone()}</code> " · your role: "
                                 <span id="my-role">{c.my_role.map(|r| r.to_string()).unwrap_or_else(|| "federation admin".into())}</span>
                                 {audit.then(|| view! { " · " <a href=audit_href>"audit log"</a> })}
+                                " · " <a href=format!("/c/{}/apps", c.slug) id="collective-apps">"apps"</a>
+                                " · " <a href=format!("/c/{}/servers", c.slug) id="collective-servers">"servers"</a>
                             </p>
                             <p>{c.description.clone()}</p>
                             {edit.then(|| view! { <EditCollective c=c.clone() action=actions.update/> })}

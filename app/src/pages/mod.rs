@@ -2,9 +2,11 @@
 
 pub mod account;
 pub mod admin;
+pub mod apps;
 pub mod audit;
 pub mod collectives;
 pub mod home;
+pub mod recipes;
 
 use leptos::prelude::*;
 

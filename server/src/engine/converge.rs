@@ -232,8 +232,8 @@ pub async fn wait(
                             break;
                         }
                     }
-                    Some(Err(e)) => return Outcome::Lost { reason: format!("the Docker Engine's event stream ended: {}", error_text(&e)) },
-                    None => return Outcome::Lost { reason: "the Docker Engine's event stream ended".into() },
+                    Some(Err(e)) => return Outcome::Lost { reason: format!("lost the Docker Engine: its event stream ended: {}", error_text(&e)) },
+                    None => return Outcome::Lost { reason: "lost the Docker Engine: its event stream ended".into() },
                 },
                 _ = tokio::time::sleep_until(wake.into()) => break,
             }

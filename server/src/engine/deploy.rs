@@ -45,6 +45,8 @@ pub struct DeployOptions {
     pub ownership: BTreeMap<String, String>,
     /// How long a registry lookup may take before `--resolve-image always` gives up.
     pub registry_timeout: Duration,
+    /// Restart every task even when nothing changed (a forced redeploy).
+    pub force: bool,
 }
 
 impl Default for DeployOptions {
@@ -54,6 +56,7 @@ impl Default for DeployOptions {
             resolve_image: ResolveImage::Always,
             ownership: BTreeMap::new(),
             registry_timeout: Duration::from_secs(20),
+            force: false,
         }
     }
 }
@@ -376,8 +379,11 @@ pub async fn deploy(
                     _ => normalized,
                 };
                 spec["TaskTemplate"]["ContainerSpec"]["Image"] = Value::String(image);
-                if let Some(force) = current_spec.task_template.as_ref().and_then(|t| t.force_update) {
-                    spec["TaskTemplate"]["ForceUpdate"] = Value::from(force);
+                let current_force = current_spec.task_template.as_ref().and_then(|t| t.force_update).unwrap_or(0);
+                if opts.force {
+                    spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force + 1);
+                } else if current_force != 0 {
+                    spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force);
                 }
                 let typed_spec: ServiceSpec = typed(spec, &format!("service {}", svc.name))?;
                 let id = current.id.clone().unwrap_or_default();

@@ -368,6 +368,35 @@ fn expand(s: &str, defined: &IndexMap<String, String>, outer: &dyn Fn(&str) -> O
     out
 }
 
+/// The options a sample offers commented out (`#APP_FLAVOUR=social`,
+/// `# COMPOSE_FILE="$COMPOSE_FILE:compose.mail.yml"`), in order: each comment line that parses
+/// as one `KEY=VALUE` entry with an upper-case key.
+pub fn commented_entries(text: &str) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut doc: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(body) = line.trim_start().strip_prefix('#') else {
+            doc.clear();
+            continue;
+        };
+        let one = body.strip_prefix(' ').unwrap_or(body).trim_end().to_string();
+        let body = body.trim_start_matches('#').trim();
+        let key_end = body.find('=').unwrap_or(0);
+        let key = &body[..key_end];
+        let looks_like_entry =
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        match looks_like_entry.then(|| EnvFile::parse(body).ok()).flatten().and_then(|p| p.entries().next().cloned()) {
+            Some(mut e) => {
+                e.line = i + 1;
+                e.doc = std::mem::take(&mut doc);
+                out.push(e);
+            }
+            None => doc.push(one),
+        }
+    }
+    out
+}
+
 /// The `export NAME=VALUE` lines of a recipe's `abra.sh` (config versions), in order.
 pub fn abra_sh_exports(text: &str) -> IndexMap<String, String> {
     let mut out = IndexMap::new();
@@ -494,6 +523,14 @@ SPACED =  value with spaces   # a comment
         assert_eq!(EnvFile::parse("A=1\nnot a line\n").unwrap_err().line, 2);
         assert!(EnvFile::parse("A=\"never closed\n").unwrap_err().message.contains("never closed"));
         assert!(EnvFile::parse("B$=1\n").unwrap_err().message.contains("unexpected character"));
+    }
+
+    #[test]
+    fn commented_options() {
+        let c = commented_entries(SAMPLE);
+        let keys: Vec<&str> = c.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["EXTRA_DOMAINS", "COMPOSE_FILE"]);
+        assert_eq!(c[1].raw_value, "$COMPOSE_FILE:compose.mail.yml");
     }
 
     #[test]

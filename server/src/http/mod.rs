@@ -2,6 +2,7 @@
 //! API, the audit export and the health check, behind the middleware that identifies the caller.
 
 pub mod api_v1;
+pub mod apps;
 pub mod auth;
 pub mod context;
 pub mod export;
@@ -45,6 +46,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .merge(auth::routes())
         .merge(export::routes())
+        .merge(apps::routes())
         .nest("/api/v1", api_v1::routes())
         .with_state(state.clone());
 

@@ -1,0 +1,571 @@
+//! Deploys run as persisted jobs: queued in the same transaction as their audit event, one
+//! unfinished job per app (a second request is told who is deploying), worked off in the
+//! background, their progress written to `job_events` and broadcast live. A job left running by
+//! a stopped Potluck is run again at the next start (deploys are idempotent), or failed with the
+//! reason after three attempts: none is ever left "running".
+
+use super::apps::{self, AppRow};
+use super::plan::{self, Target};
+use crate::audit::{self, Actor, Event, Origin};
+use crate::authz::{authorize, can};
+use crate::db::now_ms;
+use crate::engine::converge::{self, Outcome, Progress};
+use crate::engine::deploy::{self, DeployOptions, ResolveImage, Step};
+use crate::engine::envfile::EnvFile;
+use crate::error::{Error, Result};
+use crate::recipes::version::RecipeVersion;
+use crate::state::AppState;
+use potluck_app::error::ApiError;
+use potluck_app::model::{JobDetail, JobEventView, JobSummary};
+use potluck_app::ports::Caller;
+use serde_json::json;
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// How many times a job is started before a crash-looping Potluck gives up on it.
+const MAX_ATTEMPTS: i64 = 3;
+
+pub use potluck_app::model::JobOptions;
+
+/// The live side of jobs: wakes the worker, and carries events to whoever watches.
+pub struct JobHub {
+    pub wake: Notify,
+    pub events: broadcast::Sender<(i64, JobEventView)>,
+}
+
+impl Default for JobHub {
+    fn default() -> Self {
+        JobHub { wake: Notify::new(), events: broadcast::channel(1024).0 }
+    }
+}
+
+const KINDS: &[&str] = &["deploy", "upgrade", "rollback", "redeploy", "chaos", "undeploy"];
+
+fn summary(r: &sqlx::any::AnyRow) -> Result<JobSummary> {
+    Ok(JobSummary {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        target_version: r.try_get("target_version")?,
+        requested_by: r.try_get("requested_by_name")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        result: r.try_get("result")?,
+    })
+}
+
+const JOB_COLUMNS: &str =
+    "id, app_id, kind, state, target_version, requested_by_name, created_at, started_at, finished_at, result";
+
+pub async fn for_app(st: &AppState, app_id: i64, limit: i64) -> Result<Vec<JobSummary>> {
+    let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE app_id = $1 ORDER BY id DESC LIMIT $2"))
+        .bind(app_id)
+        .bind(limit)
+        .fetch_all(st.db.pool())
+        .await?;
+    rows.iter().map(summary).collect()
+}
+
+pub async fn get(st: &AppState, id: i64) -> Result<Option<JobSummary>> {
+    let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(st.db.pool())
+        .await?;
+    row.as_ref().map(summary).transpose()
+}
+
+pub async fn events_after(st: &AppState, job_id: i64, after: i64) -> Result<Vec<JobEventView>> {
+    let rows = sqlx::query("SELECT seq, at, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq")
+        .bind(job_id)
+        .bind(after)
+        .fetch_all(st.db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let data: String = r.try_get("data")?;
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            Ok(JobEventView {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                text: v["text"].as_str().unwrap_or_default().to_string(),
+                kind: v["kind"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A job with its events, for whoever may see the app.
+pub async fn detail(st: &AppState, caller: &Caller, job_id: i64) -> Result<JobDetail> {
+    let job = get(st, job_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
+    let app = apps::by_id(st, job.app_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
+    authorize::<can::ViewApps>(&st.db, caller, &app.collective)
+        .await
+        .map_err(|_| Error::from(ApiError::not_found(format!("job {job_id}"))))?;
+    Ok(JobDetail {
+        events: events_after(st, job_id, 0).await?,
+        app_domain: app.domain,
+        collective: app.collective,
+        job,
+    })
+}
+
+/// Queues a job for an app; refuses when one is already queued or running.
+pub async fn enqueue(
+    st: &AppState,
+    caller: &Caller,
+    slug: &str,
+    domain: &str,
+    kind: &str,
+    target: Option<String>,
+    options: JobOptions,
+) -> Result<JobSummary> {
+    if !KINDS.contains(&kind) {
+        return Err(ApiError::invalid("kind", format!("unknown action {kind:?}")).into());
+    }
+    let access = authorize::<can::OperateApps>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    options.resolve_image.parse::<ResolveImage>().map_err(|e| ApiError::invalid("resolve_image", e))?;
+    if options.timeout_secs.is_some_and(|t| t == 0 || t > 86_400) {
+        return Err(
+            ApiError::invalid("timeout_secs", "give 1 to 86400 seconds (or nothing for the recipe's timeout)").into()
+        );
+    }
+    let target = resolve_target(st, &app, kind, target).await?;
+    let actor = Actor::of(caller);
+    let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (app_id, collective_id, kind, state, requested_by, requested_by_name, target_version, options, created_at) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(app.id)
+    .bind(app.collective_id)
+    .bind(kind)
+    .bind(actor.id)
+    .bind(&actor.name)
+    .bind(&target)
+    .bind(serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await;
+    let id: i64 = match inserted {
+        Ok(r) => r.try_get("id")?,
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            drop(tx);
+            let active = sqlx::query(
+                "SELECT id, kind, requested_by_name FROM jobs WHERE app_id = $1 AND state IN ('queued', 'running')",
+            )
+            .bind(app.id)
+            .fetch_optional(st.db.pool())
+            .await?;
+            let who = match active {
+                Some(r) => format!(
+                    "{} is already being changed: {} (job {}) requested by {}",
+                    app.domain,
+                    r.try_get::<String, _>("kind")?,
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<String, _>("requested_by_name")?
+                ),
+                None => format!("{} is already being changed", app.domain),
+            };
+            return Err(ApiError::conflict(who).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let c = &access.collective;
+    let event = Event::new(
+        match kind {
+            "deploy" => "app.deploy.request",
+            "upgrade" => "app.upgrade.request",
+            "rollback" => "app.rollback.request",
+            "redeploy" => "app.redeploy.request",
+            "chaos" => "app.chaos.request",
+            _ => "app.undeploy.request",
+        },
+        format!("app {}", app.domain),
+    )
+    .in_collective(c.id, &c.slug)
+    .details(json!({ "job_id": id, "target": target, "options": options }));
+    audit::append(&mut tx, &access.origin, event).await?;
+    tx.commit().await?;
+    st.jobs.wake.notify_one();
+    get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
+}
+
+/// Which version a job goes to, checked against the app's state.
+async fn resolve_target(st: &AppState, app: &AppRow, kind: &str, target: Option<String>) -> Result<Option<String>> {
+    let recipe = crate::recipes::store::get(st, &app.recipe).await?;
+    let versions = plan::versions(st, &recipe).await?;
+    let target = target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let known = |v: &str| versions.iter().any(|x| x == v);
+    match kind {
+        "undeploy" => Ok(None),
+        "chaos" => Ok(Some(target.unwrap_or_else(|| recipe.default_branch.clone()))),
+        "redeploy" => match app.version.clone().or(target) {
+            Some(v) => Ok(Some(v)),
+            None => {
+                Err(ApiError::conflict(format!("{} has no version to redeploy: deploy it first", app.domain)).into())
+            }
+        },
+        "deploy" => {
+            let v = target.or_else(|| app.version.clone()).or_else(|| versions.first().cloned());
+            match v {
+                Some(v) if known(&v) => Ok(Some(v)),
+                Some(v) => {
+                    Err(ApiError::invalid("version", format!("recipe {} has no version {v:?}", app.recipe)).into())
+                }
+                None => Err(ApiError::invalid(
+                    "version",
+                    format!("recipe {} has no published version; deploy a commit (chaos) instead", app.recipe),
+                )
+                .into()),
+            }
+        }
+        "upgrade" | "rollback" => {
+            let current = app
+                .version
+                .clone()
+                .ok_or_else(|| ApiError::conflict(format!("{} has no deployed version", app.domain)))?;
+            let cur = RecipeVersion::parse(&current);
+            let candidates: Vec<&String> = versions
+                .iter()
+                .filter(
+                    |v| if kind == "upgrade" { RecipeVersion::parse(v) > cur } else { RecipeVersion::parse(v) < cur },
+                )
+                .collect();
+            let chosen = match target {
+                Some(t) if candidates.iter().any(|c| **c == t) => t,
+                Some(t) => {
+                    let dir = if kind == "upgrade" { "newer" } else { "older" };
+                    return Err(ApiError::invalid(
+                        "version",
+                        format!("{t:?} is not a {dir} version of {} than {current}", app.recipe),
+                    )
+                    .into());
+                }
+                // An upgrade goes to the newest; a rollback to the one just before.
+                None if kind == "upgrade" => candidates.first().map(|s| s.to_string()).ok_or_else(|| {
+                    ApiError::conflict(format!("{} is at the newest version ({current})", app.domain))
+                })?,
+                None => candidates.first().map(|s| s.to_string()).ok_or_else(|| {
+                    ApiError::conflict(format!("{} is at the oldest version ({current})", app.domain))
+                })?,
+            };
+            Ok(Some(chosen))
+        }
+        _ => Err(ApiError::invalid("kind", format!("unknown action {kind:?}")).into()),
+    }
+}
+
+/// At start: jobs a stopped Potluck left running run again, or fail after three attempts.
+pub async fn recover(st: &AppState) -> Result<()> {
+    let rows = sqlx::query("SELECT id, attempts FROM jobs WHERE state = 'running'").fetch_all(st.db.pool()).await?;
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let attempts: i64 = r.try_get("attempts")?;
+        if attempts >= MAX_ATTEMPTS {
+            let reason = format!("Potluck stopped during this job {attempts} times; giving up (check the app's services before retrying)");
+            append_event(st, id, "done", &reason).await?;
+            finish(st, id, false, &reason).await?;
+        } else {
+            append_event(
+                st,
+                id,
+                "step",
+                "Potluck restarted while this job was running: it runs again (deploys are idempotent)",
+            )
+            .await?;
+            sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = $1 AND state = 'running'")
+                .bind(id)
+                .execute(st.db.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+    let mut tx = st.db.begin().await?;
+    let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+    let at = now_ms();
+    sqlx::query("INSERT INTO job_events (job_id, seq, at, data) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(seq)
+        .bind(at)
+        .bind(json!({ "kind": kind, "text": text }).to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let view = JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() };
+    let _ = st.jobs.events.send((job_id, view.clone()));
+    Ok(view)
+}
+
+async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
+        .bind(if ok { "succeeded" } else { "failed" })
+        .bind(result)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(st.db.pool())
+        .await?;
+    let _ = st.jobs.events.send((
+        job_id,
+        JobEventView {
+            seq: i64::MAX,
+            at: now_ms(),
+            text: result.to_string(),
+            kind: if ok { "succeeded" } else { "failed" }.into(),
+        },
+    ));
+    Ok(())
+}
+
+/// The background worker: claims queued jobs and runs each in its own task. The job tasks
+/// belong to the worker: stopping it stops them where they are (as a crash would), and the
+/// next start's [`recover`] picks them up.
+pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let claimed = sqlx::query(
+                "UPDATE jobs SET state = 'running', started_at = $1, attempts = attempts + 1 \
+                 WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id",
+            )
+            .bind(now_ms())
+            .fetch_optional(st.db.pool())
+            .await;
+            match claimed {
+                Ok(Some(row)) => {
+                    if let Ok(id) = row.try_get::<i64, _>("id") {
+                        let st2 = st.clone();
+                        running.spawn(async move {
+                            if let Err(e) = run(&st2, id).await {
+                                tracing::error!(job.id = id, error = %e, "job failed to run");
+                                let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
+                                let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
+                            }
+                        });
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim jobs"),
+            }
+            tokio::select! {
+                _ = st.jobs.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    })
+}
+
+/// Collects progress from the engine's synchronous callbacks and writes it in order.
+struct Emitter {
+    tx: mpsc::UnboundedSender<(String, String)>,
+}
+
+impl Emitter {
+    fn start(st: Arc<AppState>, job_id: i64) -> (Emitter, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, String)>();
+        let writer = tokio::spawn(async move {
+            while let Some((kind, text)) = rx.recv().await {
+                if let Err(e) = append_event(&st, job_id, &kind, &text).await {
+                    tracing::warn!(job.id = job_id, error = %e, "cannot record job progress");
+                }
+            }
+        });
+        (Emitter { tx }, writer)
+    }
+
+    fn emit(&self, kind: &str, text: impl Into<String>) {
+        let _ = self.tx.send((kind.to_string(), text.into()));
+    }
+}
+
+async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
+    let row = sqlx::query("SELECT app_id, kind, target_version, options, requested_by, requested_by_name, attempts FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(st.db.pool())
+        .await?;
+    let app_id: i64 = row.try_get("app_id")?;
+    let kind: String = row.try_get("kind")?;
+    let target: Option<String> = row.try_get("target_version")?;
+    let options: JobOptions = serde_json::from_str(&row.try_get::<String, _>("options")?).unwrap_or_default();
+    let requester = Actor {
+        kind: "user",
+        id: row.try_get("requested_by")?,
+        name: row.try_get("requested_by_name")?,
+        token_id: None,
+    };
+    let app = apps::by_id(st, app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let (em, writer) = Emitter::start(st.clone(), job_id);
+    em.emit(
+        "step",
+        format!("{kind} of {} ({}) on {} started", app.domain, target.as_deref().unwrap_or("-"), app.server),
+    );
+    // A deploy that a stopped Potluck left half-way finds its own stack: that is no reason to stop.
+    let resumed = row.try_get::<i64, _>("attempts")? > 1;
+    let outcome = execute(st, &app, &kind, target.as_deref(), &options, resumed, &em).await;
+    drop(em);
+    let _ = writer.await;
+    let (ok, result) = match &outcome {
+        Ok(text) => (true, text.clone()),
+        Err(text) => (false, text.clone()),
+    };
+    append_event(st, job_id, "done", &result).await?;
+    // The app's record follows what happened.
+    let now = now_ms();
+    if ok {
+        match kind.as_str() {
+            "undeploy" => {
+                sqlx::query("UPDATE apps SET status = 'undeployed', updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(st.db.pool())
+                    .await?;
+            }
+            "chaos" => {
+                let commit = target.clone().unwrap_or_default();
+                let short = result.split("chaos version ").nth(1).map(|s| s.trim().to_string()).unwrap_or(commit);
+                sqlx::query("UPDATE apps SET status = 'deployed', chaos = 1, chaos_version = $1, deployed_at = $2, updated_at = $2 WHERE id = $3")
+                    .bind(short)
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(st.db.pool())
+                    .await?;
+            }
+            _ => {
+                // abra records the deployed version in the env's TYPE line.
+                let mut env = EnvFile::parse(&app.env).unwrap_or_default();
+                let version = target.clone().unwrap_or_default();
+                let key = if env.entry("RECIPE").is_some() { "RECIPE" } else { "TYPE" };
+                env.set(key, &format!("{}:{version}", app.recipe));
+                sqlx::query("UPDATE apps SET status = 'deployed', version = $1, chaos = 0, chaos_version = NULL, env = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(&version)
+                    .bind(env.to_string())
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(st.db.pool())
+                    .await?;
+            }
+        }
+    } else if kind != "undeploy" {
+        sqlx::query("UPDATE apps SET status = 'failed', updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(app.id)
+            .execute(st.db.pool())
+            .await?;
+    }
+    let mut tx = st.db.begin().await?;
+    let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
+    let action = match kind.as_str() {
+        "deploy" => "app.deploy",
+        "upgrade" => "app.upgrade",
+        "rollback" => "app.rollback",
+        "redeploy" => "app.redeploy",
+        "chaos" => "app.chaos",
+        _ => "app.undeploy",
+    };
+    let event = Event::new(action, format!("app {}", app.domain))
+        .in_collective(app.collective_id, &app.collective)
+        .outcome(if ok { "success" } else { "failure" })
+        .details(json!({ "job_id": job_id, "target": target, "result": result }));
+    audit::append(&mut tx, &origin, event).await?;
+    tx.commit().await?;
+    finish(st, job_id, ok, &result).await
+}
+
+/// Runs one job; `Ok` and `Err` carry the sentence that ends it.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    st: &Arc<AppState>,
+    app: &AppRow,
+    kind: &str,
+    target: Option<&str>,
+    options: &JobOptions,
+    resumed: bool,
+    em: &Emitter,
+) -> std::result::Result<String, String> {
+    let docker = plan::docker_for_app(st, app).await.map_err(|e| e.to_string())?;
+    if kind == "undeploy" {
+        em.emit("step", format!("removing stack {}", app.stack_name));
+        let found = deploy::remove(&docker, &app.stack_name, &app.ownership(), Some(Duration::from_secs(180)), &|s| {
+            em.emit("step", s.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if !found {
+            em.emit("step", format!("nothing found in stack {}", app.stack_name));
+        }
+        if options.remove_secrets {
+            super::secrets::remove_all(&docker, app, &|m| em.emit("step", m)).await?;
+        }
+        if options.remove_volumes {
+            super::secrets::remove_volumes(&docker, &app.stack_name, &|m| em.emit("step", m)).await?;
+        } else {
+            em.emit("step", "volumes are kept (undeploy with \"remove volumes\" to delete them)");
+        }
+        return Ok(format!("{} undeployed", app.domain));
+    }
+    let target_enum = if kind == "chaos" {
+        Target::Chaos(target.unwrap_or("HEAD").to_string())
+    } else {
+        Target::Version(target.unwrap_or_default().to_string())
+    };
+    let p = plan::build(st, app, &target_enum).await.map_err(|e| e.to_string())?;
+    let check_kind = if resumed && kind == "deploy" { "redeploy" } else { kind };
+    let checks = plan::checks(st, app, &p, Some(&docker), check_kind).await;
+    let mut blocked = false;
+    for c in &checks {
+        em.emit("check", format!("{}: {}", c.level, c.message));
+        blocked |= c.level == "error";
+    }
+    if blocked {
+        return Err("the checks before deploying failed (see above)".into());
+    }
+    let resolve: ResolveImage = options.resolve_image.parse().unwrap_or(ResolveImage::Never);
+    let opts = DeployOptions {
+        resolve_image: resolve,
+        ownership: app.ownership(),
+        force: kind == "redeploy",
+        ..DeployOptions::default()
+    };
+    let deployed = deploy::deploy(&docker, &p.plan, &opts, &|s: Step| em.emit("step", s.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = options.timeout_secs.unwrap_or_else(|| crate::engine::timeout_of(&p.plan));
+    em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
+    let outcome =
+        converge::wait(&docker, &app.stack_name, &deployed.services, Duration::from_secs(secs), &|pr| match pr {
+            Progress::Task { service, slot, state, error, .. } => {
+                let line = if error.is_empty() {
+                    format!("{service}.{slot}: {state}")
+                } else {
+                    format!("{service}.{slot}: {state}: {error}")
+                };
+                em.emit("task", line);
+            }
+            Progress::Service { service, running, desired, state } => {
+                em.emit("service", format!("{service}: {running}/{desired} {state}"))
+            }
+        })
+        .await;
+    match outcome {
+        Outcome::Converged => Ok(match (&p.version_label, &p.chaos_version) {
+            (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
+            (Some(v), None) => format!("{} converged at {v}", app.domain),
+            _ => format!("{} converged", app.domain),
+        }),
+        other => Err(format!("deploy did not converge: {}", crate::stack_cli::describe(&other))),
+    }
+}

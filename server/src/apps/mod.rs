@@ -1,0 +1,156 @@
+//! Deploying to a collective's own swarm: servers, apps, secrets, persisted deploy jobs, and what
+//! runs now.
+
+#[allow(clippy::module_inception)]
+pub mod apps;
+pub mod jobs;
+pub mod live;
+pub mod plan;
+pub mod secrets;
+pub mod servers;
+
+pub use apps::deployments_of;
+
+use crate::authz::{authorize, can};
+use crate::engine::envfile::EnvFile;
+use crate::error::Result;
+use crate::recipes::{inspect, store};
+use crate::state::AppState;
+use potluck_app::error::ApiError;
+use potluck_app::model::*;
+use potluck_app::ports::Caller;
+
+/// Everything the app page shows.
+pub async fn detail(st: &AppState, caller: &Caller, slug: &str, domain: &str) -> Result<AppDetail> {
+    let access = authorize::<can::ViewApps>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    let recipe = store::get(st, &app.recipe).await?;
+    let versions = plan::versions(st, &recipe).await.unwrap_or_default();
+    let rev =
+        app.version.clone().or_else(|| versions.first().cloned()).unwrap_or_else(|| recipe.default_branch.clone());
+    let files = inspect::files_of(st, &recipe, &rev).await.ok();
+    let compose_files: Vec<String> = files
+        .as_ref()
+        .map(|f| f.files.keys().filter(|k| inspect::is_compose_file(k)).cloned().collect())
+        .unwrap_or_default();
+    let sample = files.as_ref().and_then(|f| f.text(".env.sample"));
+    let (entries, overlays, missing_keys) = apps::editing_view(&app.env, sample.as_deref(), &compose_files);
+    let docker = plan::docker_for_app(st, &app).await;
+    let (services, live_error) = match &docker {
+        Ok(d) => match live::services(d, &app.stack_name).await {
+            Ok(s) => (s, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let secrets = secrets::statuses(st, &app, docker.as_ref().ok()).await.unwrap_or_default();
+    let role = access.role;
+    Ok(AppDetail {
+        app: app.summary(),
+        env: app.env.clone(),
+        entries,
+        overlays,
+        missing_keys,
+        versions,
+        secrets,
+        services,
+        live_error,
+        jobs: jobs::for_app(st, app.id, 20).await?,
+        can_manage: role.grants(Permission::ManageApps),
+        can_operate: role.grants(Permission::OperateApps),
+        can_manage_secrets: role.grants(Permission::ManageSecrets),
+        can_run: role.grants(Permission::RunCommands),
+    })
+}
+
+/// What an action would do, before it is confirmed: the checks, the changes on the swarm, the
+/// release notes of every version passed.
+pub async fn preview(
+    st: &AppState,
+    caller: &Caller,
+    slug: &str,
+    domain: &str,
+    kind: &str,
+    target: Option<String>,
+) -> Result<DeployPreview> {
+    let access = authorize::<can::OperateApps>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    let mut notes = Vec::new();
+    if kind == "undeploy" {
+        notes.push("Services, networks and configs of the stack are removed; volumes and secrets stay unless you tick the boxes.".into());
+        return Ok(DeployPreview {
+            kind: kind.into(),
+            from_version: app.version.clone(),
+            to_version: None,
+            checks: Vec::new(),
+            changes: vec![format!("remove stack {}", app.stack_name)],
+            release_notes: Vec::new(),
+            notes,
+        });
+    }
+    let recipe = store::get(st, &app.recipe).await?;
+    let versions = plan::versions(st, &recipe).await?;
+    let to = match (kind, target.filter(|t| !t.trim().is_empty())) {
+        (_, Some(t)) => t,
+        ("chaos", None) => recipe.default_branch.clone(),
+        ("upgrade", None) => versions.first().cloned().unwrap_or_default(),
+        ("rollback", None) => {
+            let cur = app.version.clone().map(|v| crate::recipes::version::RecipeVersion::parse(&v));
+            versions
+                .iter()
+                .find(|v| cur.as_ref().is_some_and(|c| crate::recipes::version::RecipeVersion::parse(v) < *c))
+                .cloned()
+                .unwrap_or_default()
+        }
+        (_, None) => app.version.clone().or_else(|| versions.first().cloned()).unwrap_or_default(),
+    };
+    let target_enum = if kind == "chaos" { plan::Target::Chaos(to.clone()) } else { plan::Target::Version(to.clone()) };
+    let p = plan::build(st, &app, &target_enum).await?;
+    let docker = plan::docker_for_app(st, &app).await.ok();
+    let checks = plan::checks(st, &app, &p, docker.as_ref(), kind).await;
+    let changes = match &docker {
+        Some(d) => plan::dry_run(d, &p.plan).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")]),
+        None => vec![format!("server {} is unreachable", app.server)],
+    };
+    let release_notes = if matches!(kind, "upgrade" | "deploy") && kind != "chaos" {
+        plan::release_notes_between(st, &app, app.version.as_deref(), &to).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if kind == "rollback" {
+        notes.push(
+            "A rollback changes the services' specs only: volumes (databases, uploads) are not rolled back.".into(),
+        );
+    }
+    if kind == "chaos" {
+        notes.push(
+            "A chaos deploy runs a commit that is not a release; the version label keeps the last release.".into(),
+        );
+    }
+    Ok(DeployPreview {
+        kind: kind.into(),
+        from_version: app.version.clone(),
+        to_version: Some(to),
+        checks,
+        changes,
+        release_notes,
+        notes,
+    })
+}
+
+/// Reads the secret-free env file for display.
+pub fn env_keys(env: &str) -> Vec<String> {
+    EnvFile::parse(env).map(|e| e.entries().map(|x| x.key.clone()).collect()).unwrap_or_default()
+}
+
+pub use jobs::JobOptions;
+
+/// A job's app, for routes that receive only the job id (authorization included).
+pub async fn job_app(st: &AppState, caller: &Caller, job_id: i64) -> Result<apps::AppRow> {
+    let job = jobs::get(st, job_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
+    let app = apps::by_id(st, job.app_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
+    authorize::<can::ViewApps>(&st.db, caller, &app.collective)
+        .await
+        .map_err(|_| crate::error::Error::from(ApiError::not_found(format!("job {job_id}"))))?;
+    Ok(app)
+}

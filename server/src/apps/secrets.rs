@@ -1,0 +1,398 @@
+//! An app's Docker secrets at the versions its env names (`SECRET_<NAME>_VERSION=v1`):
+//! generated as the sample's modifiers say (`length=`, `charset=`, `generate=false`), inserted,
+//! rotated (new version, new secret, redeploy). A generated value is shown once to the person
+//! who asked and is never stored, logged or audited by Potluck.
+
+use super::apps::{self, AppRow};
+use super::plan::{self, Target};
+use crate::audit::{self, Event};
+use crate::authz::{authorize, can};
+use crate::engine::envfile::EnvFile;
+use crate::engine::{self, load};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use base64::Engine;
+use bollard::Docker;
+use potluck_app::error::ApiError;
+use potluck_app::model::{GeneratedSecret, JobSummary, OneTimeSecret, SecretStatus};
+use potluck_app::ports::Caller;
+use rand::Rng;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A secret the app's compose files declare as external (the ones abra manages).
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub key: String,
+    pub version: String,
+    pub docker_name: String,
+    pub generate: bool,
+    pub length: Option<usize>,
+    pub charset: Option<String>,
+}
+
+fn version_var(key: &str) -> String {
+    format!("SECRET_{}_VERSION", key.to_ascii_uppercase())
+}
+
+/// The external secrets of the app's compose files at its version, with their modifiers.
+pub async fn declared(st: &AppState, app: &AppRow) -> Result<Vec<Declared>> {
+    let version = match &app.version {
+        Some(v) => v.clone(),
+        None => plan::versions(st, &crate::recipes::store::get(st, &app.recipe).await?)
+            .await?
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let target = if version.is_empty() { Target::Chaos("HEAD".into()) } else { Target::Version(version) };
+    let p = plan::build(st, app, &target).await?;
+    let loaded = load::load(&p.files, &engine::compose_files(&p.env), &p.env)
+        .map_err(|e| ApiError::invalid("recipe", e.to_string()))?;
+    let env = EnvFile::parse(&app.env).unwrap_or_default();
+    let used: BTreeSet<String> = plan::external_secrets(&p.plan).into_iter().collect();
+    let mut out = Vec::new();
+    for (key, def) in &loaded.config.secrets {
+        if !def.external {
+            continue;
+        }
+        let docker_name = if def.name.is_empty() { key.clone() } else { def.name.clone() };
+        if !used.contains(&docker_name) {
+            continue;
+        }
+        let var = version_var(key);
+        let entry = env.entry(&var);
+        let modifiers = entry.map(|e| e.modifiers()).unwrap_or_default();
+        let version =
+            p.env.get(&var).cloned().unwrap_or_else(|| docker_name.rsplit('_').next().unwrap_or("v1").to_string());
+        out.push(Declared {
+            key: key.clone(),
+            version,
+            docker_name,
+            generate: modifiers.get("generate").map(String::as_str) != Some("false"),
+            length: modifiers.get("length").and_then(|l| l.parse().ok()),
+            charset: modifiers.get("charset").cloned(),
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+pub async fn statuses(st: &AppState, app: &AppRow, docker: Option<&Docker>) -> Result<Vec<SecretStatus>> {
+    let existing: Option<BTreeSet<String>> = match docker {
+        Some(d) => d
+            .list_secrets(None::<bollard::query_parameters::ListSecretsOptions>)
+            .await
+            .ok()
+            .map(|l| l.into_iter().filter_map(|s| s.spec.and_then(|x| x.name)).collect()),
+        None => None,
+    };
+    Ok(declared(st, app)
+        .await?
+        .into_iter()
+        .map(|d| SecretStatus {
+            exists: existing.as_ref().map(|e| e.contains(&d.docker_name)),
+            name: d.key,
+            version: d.version,
+            docker_name: d.docker_name,
+            generate: d.generate,
+            length: d.length.map(|l| l as i64),
+            charset: d.charset,
+        })
+        .collect())
+}
+
+/// A new secret value: `length` random characters of `charset` (alnum by default, also `hex`,
+/// `base64`, `special`), or 32 alphanumerics when the sample gives no length.
+pub fn generate_value(length: Option<usize>, charset: Option<&str>) -> std::result::Result<String, String> {
+    const ALNUM: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let alphabet: String = match charset.unwrap_or("alnum") {
+        "alnum" | "default" => ALNUM.into(),
+        "hex" => "0123456789abcdef".into(),
+        "base64" => format!("{ALNUM}+/"),
+        "special" | "default,special" | "alnum,special" => format!("{ALNUM}!#%&()*+,-.:;<=>?@[]^_{{|}}~"),
+        other => return Err(format!("unknown charset {other:?} (use alnum, hex, base64 or special)")),
+    };
+    let length = length.unwrap_or(32);
+    if !(8..=4096).contains(&length) {
+        return Err(format!("length {length} is out of range (8 to 4096)"));
+    }
+    let chars: Vec<char> = alphabet.chars().collect();
+    let mut rng = rand::rngs::OsRng;
+    Ok((0..length).map(|_| chars[rng.gen_range(0..chars.len())]).collect())
+}
+
+async fn create_secret(docker: &Docker, app: &AppRow, d: &Declared, value: &str) -> std::result::Result<(), ApiError> {
+    let mut labels: HashMap<String, String> = app.ownership().into_iter().collect();
+    labels.insert("potluck.secret".into(), d.key.clone());
+    labels.insert("potluck.secret.version".into(), d.version.clone());
+    let spec = bollard::models::SecretSpec {
+        name: Some(d.docker_name.clone()),
+        labels: Some(labels),
+        data: Some(base64::engine::general_purpose::STANDARD.encode(value.as_bytes())),
+        ..Default::default()
+    };
+    docker.create_secret(spec).await.map(|_| ()).map_err(|e| {
+        if crate::engine::docker::status_of(&e) == Some(409) {
+            ApiError::conflict(format!("secret {} already exists: rotate it to a new version instead", d.docker_name))
+        } else {
+            ApiError::unavailable(format!(
+                "cannot create secret {}: {}",
+                d.docker_name,
+                crate::engine::docker::error_text(&e)
+            ))
+        }
+    })
+}
+
+/// Generates the missing secrets (or the one named), returning each value once.
+pub async fn generate(
+    st: &AppState,
+    caller: &Caller,
+    slug: &str,
+    domain: &str,
+    only: Option<&str>,
+) -> Result<Vec<GeneratedSecret>> {
+    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    let docker = plan::docker_for_app(st, &app).await?;
+    let statuses = statuses(st, &app, Some(&docker)).await?;
+    let declared = declared(st, &app).await?;
+    let only = only.map(str::trim).filter(|o| !o.is_empty());
+    if let Some(name) = only {
+        if !declared.iter().any(|d| d.key == name) {
+            return Err(ApiError::not_found(format!("secret {name:?} in {}", app.domain)).into());
+        }
+    }
+    let mut out = Vec::new();
+    for d in &declared {
+        if only.is_some_and(|o| o != d.key) {
+            continue;
+        }
+        let exists = statuses.iter().any(|s| s.name == d.key && s.exists == Some(true));
+        if exists {
+            if only.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "secret {} exists: rotate it to make a new version",
+                    d.docker_name
+                ))
+                .into());
+            }
+            continue;
+        }
+        if !d.generate {
+            if only.is_some() {
+                return Err(
+                    ApiError::conflict(format!("secret {} is marked generate=false: insert its value", d.key)).into()
+                );
+            }
+            continue;
+        }
+        let value = generate_value(d.length, d.charset.as_deref())
+            .map_err(|e| ApiError::invalid("modifiers", format!("{}: {e}", d.key)))?;
+        create_secret(&docker, &app, d, &value).await?;
+        out.push(GeneratedSecret {
+            name: d.key.clone(),
+            docker_name: d.docker_name.clone(),
+            value: OneTimeSecret(value),
+        });
+    }
+    let c = &access.collective;
+    let mut tx = st.db.begin().await?;
+    let event = Event::new("app.secret.generate", format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "secrets": out.iter().map(|g| &g.docker_name).collect::<Vec<_>>() }));
+    audit::append(&mut tx, &access.origin, event).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Inserts a value given by the operator (e.g. a third-party API key).
+pub async fn insert(st: &AppState, caller: &Caller, slug: &str, domain: &str, name: &str, value: &str) -> Result<()> {
+    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    if value.is_empty() {
+        return Err(ApiError::invalid("value", "the secret's value is empty").into());
+    }
+    let d = declared(st, &app)
+        .await?
+        .into_iter()
+        .find(|d| d.key == name.trim())
+        .ok_or_else(|| ApiError::not_found(format!("secret {name:?} in {}", app.domain)))?;
+    let docker = plan::docker_for_app(st, &app).await?;
+    create_secret(&docker, &app, &d, value).await?;
+    let c = &access.collective;
+    let mut tx = st.db.begin().await?;
+    let event = Event::new("app.secret.insert", format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "secret": d.docker_name }));
+    audit::append(&mut tx, &access.origin, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `v7` → `v8` (any other shape gets `v2`).
+pub fn next_version(v: &str) -> String {
+    match v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()) {
+        Some(n) => format!("v{}", n + 1),
+        None => "v2".into(),
+    }
+}
+
+/// Rotates one secret: bumps its version in the env, creates the new secret, redeploys.
+pub async fn rotate(
+    st: &AppState,
+    caller: &Caller,
+    slug: &str,
+    domain: &str,
+    name: &str,
+) -> Result<(GeneratedSecret, Option<JobSummary>)> {
+    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
+    authorize::<can::OperateApps>(&st.db, caller, slug).await?;
+    let app = apps::in_collective(st, &access.collective, domain).await?;
+    let d = declared(st, &app)
+        .await?
+        .into_iter()
+        .find(|d| d.key == name.trim())
+        .ok_or_else(|| ApiError::not_found(format!("secret {name:?} in {}", app.domain)))?;
+    if !d.generate {
+        return Err(ApiError::conflict(format!(
+            "secret {} is marked generate=false: insert a new version by hand",
+            d.key
+        ))
+        .into());
+    }
+    let new_version = next_version(&d.version);
+    let mut env = EnvFile::parse(&app.env).map_err(|e| ApiError::invalid("env", e.to_string()))?;
+    env.set(&version_var(&d.key), &new_version);
+    let new_env = env.to_string();
+    // The Docker name of the new version, as the compose file computes it.
+    let mut rotated_app = app.clone();
+    rotated_app.env = new_env.clone();
+    let nd = declared(st, &rotated_app)
+        .await?
+        .into_iter()
+        .find(|x| x.key == d.key)
+        .ok_or_else(|| Error::internal("rotated secret vanished"))?;
+    let value = generate_value(nd.length, nd.charset.as_deref()).map_err(|e| ApiError::invalid("modifiers", e))?;
+    let docker = plan::docker_for_app(st, &app).await?;
+    create_secret(&docker, &app, &nd, &value).await?;
+    let c = &access.collective;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
+        .bind(&new_env)
+        .bind(crate::db::now_ms())
+        .bind(app.id)
+        .execute(&mut *tx)
+        .await?;
+    let event = Event::new("app.secret.rotate", format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "secret": d.key, "from": d.docker_name, "to": nd.docker_name }));
+    audit::append(&mut tx, &access.origin, event).await?;
+    tx.commit().await?;
+    let job = if app.status == "deployed" {
+        Some(
+            super::jobs::enqueue(
+                st,
+                caller,
+                slug,
+                domain,
+                "redeploy",
+                app.version.clone(),
+                super::jobs::JobOptions::default(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok((GeneratedSecret { name: d.key, docker_name: nd.docker_name, value: OneTimeSecret(value) }, job))
+}
+
+/// Undeploy with "remove secrets": every secret Potluck made for this app.
+pub async fn remove_all(
+    docker: &Docker,
+    app: &AppRow,
+    report: &(dyn Fn(String) + Send + Sync),
+) -> std::result::Result<(), String> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("potluck.app={}", app.id)])]);
+    let list = docker
+        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions { filters: Some(filters) }))
+        .await
+        .map_err(|e| crate::engine::docker::error_text(&e))?;
+    for s in list {
+        let labels: BTreeMap<String, String> =
+            s.spec.as_ref().and_then(|x| x.labels.clone()).unwrap_or_default().into_iter().collect();
+        let name = s.spec.and_then(|x| x.name).unwrap_or_default();
+        // App ids are Potluck's own; on a swarm the stack name is what makes a secret this app's.
+        if labels.get("potluck.collective") != Some(&app.collective)
+            || !name.starts_with(&format!("{}_", app.stack_name))
+        {
+            continue;
+        }
+        report(format!("Removing secret {name}"));
+        docker
+            .delete_secret(s.id.as_deref().unwrap_or(&name))
+            .await
+            .map_err(|e| format!("cannot remove secret {name}: {}", crate::engine::docker::error_text(&e)))?;
+    }
+    Ok(())
+}
+
+/// Undeploy with "remove volumes": the stack's named volumes (once their containers are gone).
+pub async fn remove_volumes(
+    docker: &Docker,
+    stack: &str,
+    report: &(dyn Fn(String) + Send + Sync),
+) -> std::result::Result<(), String> {
+    let filters =
+        HashMap::from([("label".to_string(), vec![format!("{}={stack}", crate::engine::convert::NAMESPACE_LABEL)])]);
+    let list = docker
+        .list_volumes(Some(bollard::query_parameters::ListVolumesOptions { filters: Some(filters) }))
+        .await
+        .map_err(|e| crate::engine::docker::error_text(&e))?;
+    for v in list.volumes.unwrap_or_default() {
+        report(format!("Removing volume {}", v.name));
+        let mut last = String::new();
+        for _ in 0..60 {
+            match docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+                Ok(()) => {
+                    last.clear();
+                    break;
+                }
+                Err(e) => {
+                    last = crate::engine::docker::error_text(&e);
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if !last.is_empty() {
+            return Err(format!("cannot remove volume {}: {last}", v.name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_values_follow_the_modifiers() {
+        let v = generate_value(Some(128), None).unwrap();
+        assert_eq!(v.len(), 128);
+        assert!(v.chars().all(|c| c.is_ascii_alphanumeric()));
+        let h = generate_value(Some(64), Some("hex")).unwrap();
+        assert!(h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(generate_value(None, None).unwrap().len(), 32);
+        assert_ne!(generate_value(None, None).unwrap(), generate_value(None, None).unwrap());
+        assert!(generate_value(Some(16), Some("emoji")).is_err());
+    }
+
+    #[test]
+    fn versions_advance() {
+        assert_eq!(next_version("v1"), "v2");
+        assert_eq!(next_version("v19"), "v20");
+        assert_eq!(next_version("latest"), "v2");
+    }
+}

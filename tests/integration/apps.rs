@@ -1,0 +1,651 @@
+//! Servers, apps, secrets and deploy jobs against the real swarm the harness started: the
+//! fixture recipe `hello` (busybox httpd, built locally) really converges; `faulty` cannot.
+//! Each test uses its own domains, so stacks never collide, and removes what it made.
+
+use bollard::Docker;
+use potluck_app::model::*;
+use potluck_tests::recipes::{fixture_recipe, publish};
+use potluck_tests::swarm::{self, EngineProxy};
+use potluck_tests::{Browser, Idp, TestApp};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const SLUG: &str = "collective-a";
+
+struct World {
+    app: TestApp,
+    admin: Browser,
+    _recipes: tempfile::TempDir,
+    docker: Docker,
+}
+
+/// A Potluck with collective-a, its local swarm manager as server `local`, and the fixture
+/// recipes registered.
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin
+        .call::<CollectiveSummary>(
+            "create_collective",
+            &[("slug", SLUG), ("name", "Collective A"), ("description", "")],
+        )
+        .await
+        .unwrap();
+    let server: ServerView = admin
+        .call("add_server", &[("slug", SLUG), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)])
+        .await
+        .unwrap();
+    assert!(server.is_manager, "the harness's engine is a swarm manager: {server:?}");
+    assert!(server.nodes >= 1);
+    assert!(server.engine_version.as_deref().is_some_and(|v| !v.is_empty()));
+    let recipes = tempfile::tempdir().unwrap();
+    for name in ["hello", "faulty"] {
+        let (_, remote) = publish(&fixture_recipe(name), recipes.path(), name);
+        admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    }
+    World { app, admin, _recipes: recipes, docker: swarm::connect().await }
+}
+
+fn unique_domain(prefix: &str) -> String {
+    format!("{prefix}-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+async fn create(b: &Browser, recipe: &str, domain: &str, version: &str) -> AppSummary {
+    b.call(
+        "create_app",
+        &[("slug", SLUG), ("server", "local"), ("recipe", recipe), ("domain", domain), ("version", version)],
+    )
+    .await
+    .unwrap()
+}
+
+async fn start(b: &Browser, domain: &str, kind: &str, target: &str) -> Result<JobSummary, potluck_tests::Failure> {
+    b.call("start_job", &[("slug", SLUG), ("domain", domain), ("kind", kind), ("target", target)]).await
+}
+
+async fn preview(b: &Browser, domain: &str, kind: &str, target: &str) -> DeployPreview {
+    b.call("preview_job", &[("slug", SLUG), ("domain", domain), ("kind", kind), ("target", target)]).await.unwrap()
+}
+
+async fn app_detail(b: &Browser, domain: &str) -> AppDetail {
+    b.call("get_app", &[("slug", SLUG), ("domain", domain)]).await.unwrap()
+}
+
+/// Runs a job to its end and returns its events (and checks the SSE end matches the record).
+async fn run(b: &Browser, domain: &str, kind: &str, target: &str) -> (Vec<JobEventView>, String, String) {
+    let job = start(b, domain, kind, target).await.unwrap_or_else(|e| panic!("{kind} {domain}: {e:?}"));
+    let (events, state, result) = b.watch_job(job.id).await;
+    let stored: JobDetail = b.call("get_job", &[("id", &job.id.to_string())]).await.unwrap();
+    assert_eq!(stored.job.state, state);
+    assert_eq!(stored.events.len(), events.len(), "the live stream and the record agree");
+    (events, state, result)
+}
+
+fn texts(events: &[JobEventView]) -> String {
+    events.iter().map(|e| format!("[{}] {}", e.kind, e.text)).collect::<Vec<_>>().join("\n")
+}
+
+async fn service_labels(docker: &Docker, name: &str) -> HashMap<String, String> {
+    docker.inspect_service(name, None).await.unwrap().spec.unwrap().labels.unwrap_or_default()
+}
+
+async fn secret_names(docker: &Docker, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = docker
+        .list_secrets(None::<bollard::query_parameters::ListSecretsOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.spec?.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Removes everything a test left of an app: stack, secrets, volumes.
+async fn cleanup(docker: &Docker, stack: &str) {
+    swarm::remove_stack(docker, stack).await;
+    for name in secret_names(docker, &format!("{stack}_")).await {
+        let _ = docker.delete_secret(&name).await;
+    }
+    for _ in 0..40 {
+        let volumes = docker.list_volumes(None::<bollard::query_parameters::ListVolumesOptions>).await.unwrap();
+        let mine: Vec<String> = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .filter(|n| n.starts_with(&format!("{stack}_")))
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        for v in mine {
+            let _ = docker.remove_volume(&v, None::<bollard::query_parameters::RemoveVolumeOptions>).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("hello");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    let stack = app.stack_name.clone();
+    assert_eq!(stack, domain.replace('.', "_"), "STACK_NAME as abra derives it");
+    assert_eq!(app.status, "new");
+
+    // The env starts as the version's sample, with DOMAIN and the pinned version.
+    let d = app_detail(b, &domain).await;
+    assert!(d.env.contains(&format!("DOMAIN={domain}")), "{}", d.env);
+    assert!(d.env.contains("TYPE=hello:0.1.0+1.0"), "{}", d.env);
+    let greeting = d.entries.iter().find(|e| e.key == "GREETING").unwrap();
+    assert_eq!(greeting.doc, ["What the page says"]);
+    assert_eq!(d.overlays.len(), 1);
+    assert!(!d.overlays[0].enabled && d.overlays[0].file == "compose.worker.yml");
+    assert_eq!(d.secrets.len(), 1);
+    assert_eq!(d.secrets[0].exists, Some(false));
+
+    // Before secrets exist, the checks say so and the deploy would stop.
+    let p = preview(b, &domain, "deploy", "").await;
+    let missing = format!("{stack}_db_password_v1");
+    assert!(p.checks.iter().any(|c| c.level == "error" && c.message.contains(&missing)), "{:?}", p.checks);
+
+    // Generate: each value once, to the caller; never stored or audited.
+    let generated: Vec<GeneratedSecret> =
+        b.call("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert_eq!(generated.len(), 1);
+    assert_eq!(generated[0].docker_name, missing);
+    let value = generated[0].value.0.clone();
+    assert_eq!(value.len(), 32, "length=32 from the sample");
+    let again: Vec<GeneratedSecret> = b.call("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert!(again.is_empty(), "existing secrets are not generated twice");
+    let one = b
+        .call::<Vec<GeneratedSecret>>(
+            "generate_secrets",
+            &[("slug", SLUG), ("domain", &domain), ("only", "db_password")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(one.status, 409, "{}", one.body);
+    for (table, column) in [("apps", "env"), ("audit_events", "details"), ("job_events", "data")] {
+        let dump = w.app.texts(&format!("SELECT {column} FROM {table}")).await.join("\n");
+        assert!(!dump.contains(&value), "the generated value leaked into {table}");
+    }
+    let labels = w.docker.inspect_secret(&missing).await.unwrap().spec.unwrap().labels.unwrap_or_default();
+    assert_eq!(labels.get("potluck.collective").map(String::as_str), Some(SLUG));
+
+    // Dry run: everything is to be created.
+    let p = preview(b, &domain, "deploy", "").await;
+    assert_eq!(p.to_version.as_deref(), Some("0.1.0+1.0"));
+    assert!(p.checks.iter().all(|c| c.level != "error"), "{:?}", p.checks);
+    assert!(
+        p.changes.iter().any(|c| c == &format!("create service {stack}_app (potluck-test/busybox:1)")),
+        "{:?}",
+        p.changes
+    );
+
+    // Deploy; a second request meanwhile is told who is deploying.
+    let job = start(b, &domain, "deploy", "").await.unwrap();
+    let busy = start(b, &domain, "redeploy", "").await.unwrap_err();
+    assert_eq!(busy.status, 409);
+    assert!(busy.body.contains("already being changed") && busy.body.contains("Federation admin"), "{}", busy.body);
+    let (events, state, result) = b.watch_job(job.id).await;
+    assert_eq!(state, "succeeded", "{result}\n{}", texts(&events));
+    assert!(events.iter().any(|e| e.kind == "task" && e.text.contains("running")), "{}", texts(&events));
+    assert!(result.contains("converged at 0.1.0+1.0"), "{result}");
+    let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str), Some("0.1.0+1.0"));
+    assert_eq!(labels.get("potluck.collective").map(String::as_str), Some(SLUG));
+    assert_eq!(labels.get("potluck.app"), Some(&app.id.to_string()));
+    // The golang-templated config is rendered by the swarm inside the container.
+    let page = b
+        .post_form(&format!("/c/{SLUG}/apps/{domain}/run"), &[("service", "app"), ("command", "cat /www/index.html")])
+        .await;
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("hello from {domain}")), "the template ran: {page}");
+    let d = app_detail(b, &domain).await;
+    assert_eq!(d.app.status, "deployed");
+    assert_eq!(d.app.version.as_deref(), Some("0.1.0+1.0"));
+    let svc = d.services.iter().find(|s| s.name == format!("{stack}_app")).unwrap();
+    assert_eq!((svc.running, svc.desired), (1, 1));
+    assert_eq!(svc.version_label, "0.1.0+1.0");
+    assert_eq!(d.secrets[0].exists, Some(true));
+
+    // Deploying again is refused: it is deployed.
+    let p = preview(b, &domain, "deploy", "").await;
+    assert!(p.checks.iter().any(|c| c.level == "error" && c.message.contains("already deployed")), "{:?}", p.checks);
+
+    // Upgrade preview: notes of every version passed, newest version by default.
+    let p = preview(b, &domain, "upgrade", "").await;
+    assert_eq!(p.to_version.as_deref(), Some("1.0.0+2.0"));
+    let noted: Vec<&str> = p.release_notes.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(noted, ["0.2.0+1.1", "1.0.0+2.0"]);
+    assert!(
+        p.checks.iter().any(|c| c.level == "error" && c.message.contains("api_key")),
+        "the new secret is missing: {:?}",
+        p.checks
+    );
+    // …and to 0.2.0: the sample's new WORKERS key is missing from the env (a warning).
+    let p = preview(b, &domain, "upgrade", "0.2.0+1.1").await;
+    assert!(p.checks.iter().any(|c| c.level == "warning" && c.message.contains("WORKERS")), "{:?}", p.checks);
+    assert!(p.changes.iter().any(|c| c.contains(&format!("update service {stack}_app"))), "{:?}", p.changes);
+    let (events, state, result) = run(b, &domain, "upgrade", "0.2.0+1.1").await;
+    assert_eq!(state, "succeeded", "{result}\n{}", texts(&events));
+    let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str), Some("0.2.0+1.1"));
+    let env = w
+        .docker
+        .inspect_service(&format!("{stack}_app"), None)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .task_template
+        .unwrap()
+        .container_spec
+        .unwrap()
+        .env
+        .unwrap();
+    assert!(env.contains(&"WORKERS=2".to_string()), "{env:?}");
+
+    // Rollback: to the version before by default, with the volume warning.
+    let p = preview(b, &domain, "rollback", "").await;
+    assert_eq!(p.to_version.as_deref(), Some("0.1.0+1.0"));
+    assert!(p.notes.iter().any(|n| n.contains("volumes") && n.contains("not rolled back")), "{:?}", p.notes);
+    let wrong = start(b, &domain, "rollback", "1.0.0+2.0").await.unwrap_err();
+    assert_eq!(wrong.status, 422, "a rollback goes to an older version: {}", wrong.body);
+    let (events, state, _) = run(b, &domain, "rollback", "").await;
+    assert_eq!(state, "succeeded", "{}", texts(&events));
+    let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str), Some("0.1.0+1.0"));
+
+    // Rotate: a new version in the env, a new secret, a redeploy that uses it.
+    let rotated: RotatedSecret =
+        b.call("rotate_secret", &[("slug", SLUG), ("domain", &domain), ("name", "db_password")]).await.unwrap();
+    assert_eq!(rotated.secret.docker_name, format!("{stack}_db_password_v2"));
+    assert_ne!(rotated.secret.value.0, value);
+    let job = rotated.job.expect("a deployed app is redeployed");
+    let (events, state, _) = b.watch_job(job.id).await;
+    assert_eq!(state, "succeeded", "{}", texts(&events));
+    let d = app_detail(b, &domain).await;
+    assert!(d.env.contains("SECRET_DB_PASSWORD_VERSION=v2"), "{}", d.env);
+    let refs = w
+        .docker
+        .inspect_service(&format!("{stack}_app"), None)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .task_template
+        .unwrap()
+        .container_spec
+        .unwrap()
+        .secrets
+        .unwrap();
+    assert_eq!(refs[0].secret_name.as_deref(), Some(format!("{stack}_db_password_v2").as_str()));
+
+    // Undeploy keeps volumes and secrets unless asked.
+    let (events, state, _) = run(b, &domain, "undeploy", "").await;
+    assert_eq!(state, "succeeded", "{}", texts(&events));
+    assert!(w.docker.inspect_service(&format!("{stack}_app"), None).await.is_err(), "the service is gone");
+    assert_eq!(
+        secret_names(&w.docker, &format!("{stack}_")).await,
+        [format!("{stack}_db_password_v1"), format!("{stack}_db_password_v2")]
+    );
+    assert!(w.docker.inspect_volume(&format!("{stack}_data")).await.is_ok(), "the volume stays");
+    let d = app_detail(b, &domain).await;
+    assert_eq!(d.app.status, "undeployed");
+
+    // Every step is in the audit log, with outcomes.
+    let actions =
+        w.app.texts("SELECT action || ':' || outcome FROM audit_events WHERE action LIKE 'app.%' ORDER BY seq").await;
+    for expected in [
+        "app.create:success",
+        "app.secret.generate:success",
+        "app.deploy.request:success",
+        "app.deploy:success",
+        "app.upgrade:success",
+        "app.rollback:success",
+        "app.secret.rotate:success",
+        "app.redeploy:success",
+        "app.undeploy:success",
+    ] {
+        assert!(actions.contains(&expected.to_string()), "{expected} missing from {actions:?}");
+    }
+    // Undeployed apps can be deleted; deployed ones cannot.
+    b.call::<()>("delete_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    cleanup(&w.docker, &stack).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn failing_tasks_are_reported_with_the_swarms_reason() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("faulty");
+    let app = create(b, "faulty", &domain, "").await;
+    let (events, state, result) = run(b, &domain, "deploy", "").await;
+    assert_eq!(state, "failed");
+    let all = texts(&events);
+    assert!(all.contains("No such image") || all.contains("does-not-exist"), "the task's error is shown: {all}");
+    assert!(result.contains("did not converge"), "{result}");
+    assert_eq!(app_detail(b, &domain).await.app.status, "failed");
+    let audit = w.app.texts("SELECT outcome FROM audit_events WHERE action = 'app.deploy'").await;
+    assert_eq!(audit, ["failure"]);
+    cleanup(&w.docker, &app.stack_name).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() {
+    let mut w = world().await;
+    let b = w.admin.clone();
+    let domain = unique_domain("restart");
+    let app = create(&b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let job = start(&b, &domain, "deploy", "").await.unwrap();
+    // Wait until it is converging, then stop Potluck under it.
+    let mut seen = false;
+    for _ in 0..600 {
+        let d: JobDetail = b.call("get_job", &[("id", &job.id.to_string())]).await.unwrap();
+        if d.events.iter().any(|e| e.text.contains("waiting up to")) {
+            assert!(d.job.finished_at.is_none(), "the job must still run when Potluck stops");
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the deploy reached convergence");
+    w.app.restart().await;
+    let (events, state, _) = b.watch_job(job.id).await;
+    assert_eq!(state, "succeeded", "{}", texts(&events));
+    assert!(
+        events.iter().any(|e| e.text.contains("Potluck restarted while this job was running")),
+        "{}",
+        texts(&events)
+    );
+    assert_eq!(w.app.count(&format!("SELECT attempts FROM jobs WHERE id = {}", job.id)).await, 2);
+    let services = w
+        .docker
+        .list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(services.len(), 1, "nothing duplicated");
+    cleanup(&w.docker, &app.stack_name).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_engine_that_goes_away_ends_the_job_with_the_reason() {
+    let w = world().await;
+    let b = &w.admin;
+    let dir = tempfile::tempdir().unwrap();
+
+    // A server that cannot be reached is not added.
+    let e = b
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", SLUG), ("name", "gone"), ("kind", "unix"), ("address", "/nonexistent/docker.sock")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    assert!(e.body.contains("server gone is unreachable") && e.body.contains("/nonexistent/docker.sock"), "{}", e.body);
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM servers WHERE name = 'gone'").await, 0);
+
+    // A server behind a proxy that the test cuts mid-deploy.
+    let proxy = EngineProxy::start(dir.path());
+    b.call::<ServerView>(
+        "add_server",
+        &[("slug", SLUG), ("name", "flaky"), ("kind", "unix"), ("address", &proxy.path.display().to_string())],
+    )
+    .await
+    .unwrap();
+    let domain = unique_domain("flaky");
+    let app: AppSummary = b
+        .call(
+            "create_app",
+            &[("slug", SLUG), ("server", "flaky"), ("recipe", "hello"), ("domain", &domain), ("version", "0.1.0+1.0")],
+        )
+        .await
+        .unwrap();
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let job = start(b, &domain, "deploy", "").await.unwrap();
+    for _ in 0..600 {
+        let d: JobDetail = b.call("get_job", &[("id", &job.id.to_string())]).await.unwrap();
+        if d.events.iter().any(|e| e.text.contains("waiting up to")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.cut();
+    let (events, state, result) = b.watch_job(job.id).await;
+    assert_eq!(state, "failed", "{}", texts(&events));
+    assert!(result.contains("lost the Docker Engine") || result.contains("unreachable"), "the reason is given: {result}");
+    // With the engine unreachable, the next action fails before it starts, with the reason.
+    let p = preview(b, &domain, "redeploy", "").await;
+    assert!(p.checks.iter().any(|c| c.level == "error" && c.message.contains("unreachable")), "{:?}", p.checks);
+    let (_, state, result) = run(b, &domain, "redeploy", "").await;
+    assert_eq!(state, "failed");
+    assert!(result.contains("unreachable"), "{result}");
+    cleanup(&w.docker, &app.stack_name).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn logs_and_commands_stream_and_only_the_right_people_reach_them() {
+    let w = world().await;
+    let b = &w.admin;
+    let pa = w.app.add_provider(b, &Idp::a(), &[SLUG]).await;
+    b.call::<CollectiveSummary>("create_collective", &[("slug", "collective-b"), ("name", "B"), ("description", "")])
+        .await
+        .unwrap();
+    for (group, role) in [("collective-a-operators", "operator"), ("collective-a-members", "viewer")] {
+        b.call::<GroupMapping>(
+            "add_group_mapping",
+            &[("slug", SLUG), ("provider_id", &pa.to_string()), ("value", group), ("role", role)],
+        )
+        .await
+        .unwrap();
+    }
+    let carol = w.app.login(pa, "carol", "carol-pw").await; // operator
+    let bob = w.app.login(pa, "bob", "bob-pw").await; // viewer
+    let erin = w.app.login(pa, "erin", "erin-pw").await;
+    let erin_id = erin.call::<Option<Me>>("me", &[]).await.unwrap().unwrap().user_id;
+    b.call::<()>("set_member_role", &[("slug", "collective-b"), ("user_id", &erin_id.to_string()), ("role", "admin")])
+        .await
+        .unwrap();
+
+    let domain = unique_domain("logs");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let (events, state, _) = run(&carol, &domain, "deploy", "").await;
+    assert_eq!(state, "succeeded", "{}", texts(&events));
+
+    // The viewer sees the app but cannot act; another collective's admin does not see it.
+    let seen = app_detail(&bob, &domain).await;
+    assert!(!seen.can_operate && !seen.can_manage_secrets);
+    assert_eq!(start(&bob, &domain, "redeploy", "").await.unwrap_err().status, 403);
+    assert_eq!(
+        bob.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)])
+            .await
+            .unwrap_err()
+            .status,
+        403
+    );
+    assert_eq!(
+        erin.call::<AppDetail>("get_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap_err().status,
+        404
+    );
+    assert_eq!(erin.call::<Vec<AppSummary>>("list_apps", &[("slug", SLUG)]).await.unwrap_err().status, 404);
+    assert_eq!(erin.call::<Vec<ServerView>>("list_servers", &[("slug", SLUG)]).await.unwrap_err().status, 404);
+    let logs_path = format!("/c/{SLUG}/apps/{domain}/logs?service=app");
+    assert_eq!(bob.get(&logs_path).await.status(), 403);
+    assert_eq!(erin.get(&logs_path).await.status(), 404);
+    assert_eq!(w.app.browser().get(&logs_path).await.status(), 401);
+
+    // Logs: the healthcheck's requests show up in httpd's log.
+    let mut text = String::new();
+    for _ in 0..40 {
+        let r = carol.get(&logs_path).await;
+        assert_eq!(r.status(), 200);
+        text = r.text().await.unwrap();
+        if text.contains("GET /") || text.contains("response:200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(text.contains("GET /") || text.contains("response:200"), "httpd's access log: {text}");
+    // Following keeps the answer open and streams.
+    {
+        use futures_util::StreamExt;
+        let r = carol.get(&format!("{logs_path}&follow=1&tail=1")).await;
+        let mut body = r.bytes_stream();
+        let first =
+            tokio::time::timeout(Duration::from_secs(20), body.next()).await.expect("a line arrives while following");
+        assert!(first.is_some());
+    }
+    let unknown = carol.get(&format!("/c/{SLUG}/apps/{domain}/logs?service=nope")).await;
+    assert_eq!(unknown.status(), 404);
+
+    // Run a command: output streamed, exit code last; audited (the command, not the output).
+    let run_path = format!("/c/{SLUG}/apps/{domain}/run");
+    let r = bob.post_form(&run_path, &[("service", "app"), ("command", "echo hi")]).await;
+    assert_eq!(r.status(), 403, "viewers cannot run commands");
+    let r = carol.post_form(&run_path, &[("service", "app"), ("command", "sh -c 'echo output-of-run; exit 3'")]).await;
+    assert_eq!(r.status(), 200);
+    let out = r.text().await.unwrap();
+    assert!(out.contains("output-of-run"), "{out}");
+    assert!(out.trim_end().ends_with("[exit code 3]"), "{out}");
+    let audited = w.app.texts("SELECT details FROM audit_events WHERE action = 'app.run'").await;
+    assert_eq!(audited.len(), 1);
+    assert!(audited[0].contains("output-of-run") && audited[0].contains("sh"), "{audited:?}");
+    let r = carol.post_form(&run_path, &[("service", "app"), ("command", "sh -c 'unterminated")]).await;
+    assert_eq!(r.status(), 422);
+
+    // The env file downloads in abra's format for whoever can view the app.
+    let r = bob.get(&format!("/c/{SLUG}/apps/{domain}/env")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains(&format!("{domain}.env")));
+    let exported = r.text().await.unwrap();
+    assert_eq!(exported, app_detail(b, &domain).await.env);
+    cleanup(&w.docker, &app.stack_name).await;
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn env_overlays_and_abra_files_round_trip() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("env");
+    create(b, "hello", &domain, "0.2.0+1.1").await;
+
+    // The overlay checkbox edits COMPOSE_FILE in place (the sample's commented line).
+    b.call::<()>("set_app_overlays", &[("slug", SLUG), ("domain", &domain), ("files[0]", "compose.worker.yml")])
+        .await
+        .unwrap();
+    let d = app_detail(b, &domain).await;
+    assert!(d.env.contains("\nCOMPOSE_FILE=\"compose.yml:compose.worker.yml\"\n"), "{}", d.env);
+    assert!(d.overlays[0].enabled);
+    let p = preview(b, &domain, "deploy", "").await;
+    assert!(
+        p.changes.iter().any(|c| c.contains(&format!("create service {}_worker", domain.replace('.', "_")))),
+        "{:?}",
+        p.changes
+    );
+    b.call::<()>("set_app_overlays", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let d = app_detail(b, &domain).await;
+    assert!(!d.overlays[0].enabled, "{}", d.env);
+    assert!(d.env.contains("#COMPOSE_FILE=\"compose.yml:compose.worker.yml\""), "{}", d.env);
+    let e = b
+        .call::<()>("set_app_overlays", &[("slug", SLUG), ("domain", &domain), ("files[0]", "compose.nope.yml")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422);
+
+    // Job options are checked before anything is queued.
+    let e = b
+        .call::<JobSummary>(
+            "start_job",
+            &[("slug", SLUG), ("domain", &domain), ("kind", "deploy"), ("options[resolve_image]", "sometimes")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    let e =
+        b.call::<JobSummary>("start_job", &[("slug", SLUG), ("domain", &domain), ("kind", "dance")]).await.unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM jobs").await, 0);
+
+    // Editing the env: it must parse, DOMAIN stays; only changed keys are audited.
+    let mut env = d.env.clone();
+    env = env.replace("GREETING=hello", "GREETING=\"hi there\" # friendlier");
+    b.call::<()>("set_app_env", &[("slug", SLUG), ("domain", &domain), ("env", &env)]).await.unwrap();
+    let audit = w.app.texts("SELECT details FROM audit_events WHERE action = 'app.env.update'").await;
+    assert!(audit.last().unwrap().contains("GREETING"), "{audit:?}");
+    assert!(audit.iter().all(|a| !a.contains("hi there")), "values are not audited: {audit:?}");
+    let e = b
+        .call::<()>("set_app_env", &[("slug", SLUG), ("domain", &domain), ("env", "GREETING=\"unterminated\n")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    let e = b
+        .call::<()>(
+            "set_app_env",
+            &[("slug", SLUG), ("domain", &domain), ("env", &env.replace(&domain, "other.example.org"))],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422);
+    assert_eq!(app_detail(b, &domain).await.env, env, "a refused edit loses nothing");
+
+    // Export, import elsewhere, export again: byte for byte.
+    let exported: String = b.call("export_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let other = unique_domain("imported");
+    let abra_file = exported.replace(&domain, &other);
+    let imported: Vec<AppSummary> = b
+        .call(
+            "import_app",
+            &[("slug", SLUG), ("server", "local"), ("file_name", &format!("{other}.env")), ("content", &abra_file)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].domain, other);
+    assert_eq!(imported[0].recipe, "hello");
+    assert_eq!(imported[0].version.as_deref(), Some("0.2.0+1.1"), "the version after TYPE=hello:");
+    let back: String = b.call("export_app", &[("slug", SLUG), ("domain", &other)]).await.unwrap();
+    assert_eq!(back, abra_file);
+    let e = b
+        .call::<Vec<AppSummary>>(
+            "import_app",
+            &[
+                ("slug", SLUG),
+                ("server", "local"),
+                ("file_name", "x.env"),
+                ("content", "TYPE=unknown\nDOMAIN=x.example.org\n"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 422);
+    assert!(e.body.contains("not registered"), "{}", e.body);
+    let e = b
+        .call::<Vec<AppSummary>>(
+            "import_app",
+            &[("slug", SLUG), ("server", "local"), ("file_name", &format!("{other}.env")), ("content", &abra_file)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 409, "the same app twice: {}", e.body);
+    w.app.stop().await;
+}
