@@ -3,4 +3,6 @@
 # same run. Arguments are passed to every bench binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source target/test-services.env 2>/dev/null || export POTLUCK_TEST_SHARED=$PWD/../shared
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench audit -- "$@"
+cargo bench -j "${JOBS:-2}" -p potluck-tests --bench catalogue

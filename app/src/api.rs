@@ -258,6 +258,61 @@ pub async fn set_recipe_maintainers(
     call!(|caller, ports| ports.recipes.set_recipe_maintainers(&caller, &name, ids, split_list(&collectives)))
 }
 
+// ---- Release review ----
+
+#[server(prefix = "/api/fn", endpoint = "list_releases")]
+pub async fn list_releases(recipe: String) -> Result<Vec<ReleaseProposalSummary>, ApiError> {
+    call!(|caller, ports| ports.recipes.list_releases(&caller, &recipe))
+}
+
+/// Empty `commit`, `bump`, `version` take the branch's head, the suggested bump, the next version.
+#[server(prefix = "/api/fn", endpoint = "open_release")]
+pub async fn open_release(
+    recipe: String,
+    #[server(default)] commit: String,
+    #[server(default)] bump: String,
+    #[server(default)] version: String,
+    notes: String,
+) -> Result<ReleaseProposalDetail, ApiError> {
+    let input = crate::ports::NewRelease { commit, bump, version, notes };
+    call!(|caller, ports| ports.recipes.open_release(&caller, &recipe, input))
+}
+
+#[server(prefix = "/api/fn", endpoint = "get_release")]
+pub async fn get_release(id: i64) -> Result<ReleaseProposalDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.get_release(&caller, id))
+}
+
+/// `verdict`: approve, request_changes or comment.
+#[server(prefix = "/api/fn", endpoint = "review_release")]
+pub async fn review_release(
+    id: i64,
+    verdict: String,
+    #[server(default)] comment: String,
+) -> Result<ReleaseProposalDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.review_release(&caller, id, &verdict, &comment))
+}
+
+/// Empty `commit` means the branch's current head; empty `notes` keeps them.
+#[server(prefix = "/api/fn", endpoint = "update_release")]
+pub async fn update_release(
+    id: i64,
+    #[server(default)] commit: String,
+    #[server(default)] notes: String,
+) -> Result<ReleaseProposalDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.update_release(&caller, id, &commit, &notes))
+}
+
+#[server(prefix = "/api/fn", endpoint = "withdraw_release")]
+pub async fn withdraw_release(id: i64) -> Result<(), ApiError> {
+    call!(|caller, ports| ports.recipes.withdraw_release(&caller, id))
+}
+
+#[server(prefix = "/api/fn", endpoint = "publish_release")]
+pub async fn publish_release(id: i64) -> Result<ReleaseProposalDetail, ApiError> {
+    call!(|caller, ports| ports.recipes.publish_release(&caller, id))
+}
+
 // ---- Servers and apps ----
 
 #[server(prefix = "/api/fn", endpoint = "list_servers")]

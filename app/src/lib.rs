@@ -67,6 +67,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes/:name") view=pages::recipes::RecipePage ssr=SsrMode::Async/>
                         <Route path=path!("recipes/:name/v/:tag") view=pages::recipes::RecipeVersionPage ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name/releases") view=pages::releases::ReleasesPage ssr=SsrMode::Async/>
+                        <Route path=path!("releases/:id") view=pages::releases::ReleasePage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>

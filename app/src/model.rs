@@ -696,3 +696,96 @@ impl Default for JobOptions {
         }
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ImageChange {
+    pub service: String,
+    pub from: String,
+    pub to: String,
+    /// The tag's leading number changed.
+    pub major: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VariableChange {
+    pub key: String,
+    /// Its default (the sample's value, or "(compose default)"); none means operators must set it.
+    pub default: Option<String>,
+    /// In `.env.sample`, or only referenced by a compose file.
+    pub in_sample: bool,
+}
+
+/// What a release changes for operators, against the previous release.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReleaseDiff {
+    pub services_added: Vec<String>,
+    pub services_removed: Vec<String>,
+    pub image_changes: Vec<ImageChange>,
+    pub env_added: Vec<VariableChange>,
+    pub env_removed: Vec<String>,
+    pub secrets_added: Vec<String>,
+    pub secrets_rotated: Vec<String>,
+    pub volumes_removed: Vec<String>,
+    /// Problems that block publishing (configs changed without a new name, malformed files).
+    pub errors: Vec<String>,
+    /// What operators must act on or could lose.
+    pub risks: Vec<String>,
+    pub lint: Vec<LintFindingView>,
+    pub files_changed: Vec<String>,
+    /// `major`, `minor` or `patch`.
+    pub suggested_bump: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReleaseProposalSummary {
+    pub id: i64,
+    pub recipe: String,
+    pub version: String,
+    pub bump: String,
+    /// open | published | withdrawn
+    pub state: String,
+    pub commit: String,
+    pub proposed_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub approvals: i64,
+    pub approved: bool,
+    pub publish_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReleaseReviewView {
+    pub id: i64,
+    pub reviewer: String,
+    pub collective: Option<String>,
+    /// approve | request_changes | comment
+    pub verdict: String,
+    pub comment: String,
+    pub commit: String,
+    /// Counts toward the policy: an approval of the current commit by someone else than the proposer.
+    pub counts: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReleaseProposalDetail {
+    pub summary: ReleaseProposalSummary,
+    pub notes: String,
+    pub base_version: Option<String>,
+    pub branch: String,
+    pub diff: ReleaseDiff,
+    pub reviews: Vec<ReleaseReviewView>,
+    pub required_approvals: i64,
+    pub required_collectives: i64,
+    pub approving_collectives: Vec<String>,
+    pub changes_requested: bool,
+    pub can_review: bool,
+    pub is_proposer: bool,
+    pub published_commit: Option<String>,
+}

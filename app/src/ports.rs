@@ -172,6 +172,40 @@ pub trait RecipesPort: Send + Sync {
         users: Vec<i64>,
         collectives: Vec<String>,
     ) -> Result<(), ApiError>;
+    async fn list_releases(&self, caller: &Caller, recipe: &str) -> Result<Vec<ReleaseProposalSummary>, ApiError>;
+    async fn open_release(
+        &self,
+        caller: &Caller,
+        recipe: &str,
+        input: NewRelease,
+    ) -> Result<ReleaseProposalDetail, ApiError>;
+    async fn get_release(&self, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail, ApiError>;
+    async fn review_release(
+        &self,
+        caller: &Caller,
+        id: i64,
+        verdict: &str,
+        comment: &str,
+    ) -> Result<ReleaseProposalDetail, ApiError>;
+    async fn update_release(
+        &self,
+        caller: &Caller,
+        id: i64,
+        commit: &str,
+        notes: &str,
+    ) -> Result<ReleaseProposalDetail, ApiError>;
+    async fn withdraw_release(&self, caller: &Caller, id: i64) -> Result<(), ApiError>;
+    async fn publish_release(&self, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail, ApiError>;
+}
+
+/// A release proposal as a maintainer opens it; empty fields take Potluck's suggestion (the
+/// branch's head, the bump the change suggests, the next version).
+#[derive(Clone, Debug, Default)]
+pub struct NewRelease {
+    pub commit: String,
+    pub bump: String,
+    pub version: String,
+    pub notes: String,
 }
 
 /// What a collective admin enters to register a swarm manager. The private key is sealed and

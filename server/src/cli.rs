@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::{audit, identity, serve, stack_cli, telemetry};
+use crate::{audit, identity, recipe_cli, serve, stack_cli, telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,20 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Lint a recipe (a repository or a directory): abra's rules and the federation's policy.
+    /// Exits 1 when there are errors.
+    Lint {
+        #[arg(long)]
+        recipe: PathBuf,
+        /// Lint this tag (default: the working tree, or HEAD of a bare repository).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// The recipe catalogue (Co-op Cloud's recipes.json), offline.
+    Catalogue {
+        #[command(subcommand)]
+        command: CatalogueCommand,
     },
     /// The deploy engine on its own, without a database: render, deploy or remove a stack.
     Stack {
@@ -96,6 +110,19 @@ pub struct StackArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// Build recipes.json from recipe repositories.
+    Generate {
+        /// A directory of recipe repositories (or one repository), or a file of git URLs.
+        #[arg(long)]
+        recipes: PathBuf,
+        /// Where to write the catalogue (`-` for stdout).
+        #[arg(long, default_value = "catalogue.json")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Print a new one-time link that makes whoever opens it a federation admin.
     BootstrapLink,
@@ -108,10 +135,19 @@ pub enum AuditCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Stack { command } = cli.command {
-        // No database, no configuration: the engine alone.
-        telemetry::init("text");
-        return stack_cli::run(command).await;
+    // No database, no configuration: the engine and the recipe tools alone.
+    match cli.command {
+        Command::Stack { command } => {
+            telemetry::init("text");
+            return stack_cli::run(command).await;
+        }
+        Command::Lint { recipe, version } => {
+            return tokio::task::spawn_blocking(move || recipe_cli::lint_command(&recipe, version.as_deref())).await?;
+        }
+        Command::Catalogue { command: CatalogueCommand::Generate { recipes, out } } => {
+            return tokio::task::spawn_blocking(move || recipe_cli::generate_command(&recipes, &out)).await?;
+        }
+        _ => {}
     }
     let config = Config::load(cli.config)?;
     telemetry::init(&config.log_format);
@@ -129,7 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let link = identity::bootstrap::create_link(&db, &config.public_base()).await?;
             println!("{link}");
         }
-        Command::Stack { .. } => {}
+        Command::Stack { .. } | Command::Lint { .. } | Command::Catalogue { .. } => {}
         Command::Audit { command: AuditCommand::Verify } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;

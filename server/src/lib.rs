@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod recipe_cli;
 pub mod recipes;
 pub mod serve;
 pub mod services;

@@ -174,6 +174,50 @@ impl RecipesPort for Services {
     ) -> Result<(), ApiError> {
         api(caller, recipes::store::set_maintainers(&self.0, caller, name, &users, &collectives).await)
     }
+    async fn list_releases(&self, caller: &Caller, recipe: &str) -> Result<Vec<ReleaseProposalSummary>, ApiError> {
+        api(caller, recipes::review::list(&self.0, caller, recipe).await)
+    }
+    async fn open_release(
+        &self,
+        caller: &Caller,
+        recipe: &str,
+        input: NewRelease,
+    ) -> Result<ReleaseProposalDetail, ApiError> {
+        let opening = recipes::review::Opening {
+            commit: input.commit,
+            bump: input.bump,
+            version: input.version,
+            notes: input.notes,
+        };
+        api(caller, recipes::review::open(&self.0, caller, recipe, opening).await)
+    }
+    async fn get_release(&self, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail, ApiError> {
+        api(caller, recipes::review::detail(&self.0, caller, id).await)
+    }
+    async fn review_release(
+        &self,
+        caller: &Caller,
+        id: i64,
+        verdict: &str,
+        comment: &str,
+    ) -> Result<ReleaseProposalDetail, ApiError> {
+        api(caller, recipes::review::review(&self.0, caller, id, verdict, comment).await)
+    }
+    async fn update_release(
+        &self,
+        caller: &Caller,
+        id: i64,
+        commit: &str,
+        notes: &str,
+    ) -> Result<ReleaseProposalDetail, ApiError> {
+        api(caller, recipes::review::update(&self.0, caller, id, commit, notes).await)
+    }
+    async fn withdraw_release(&self, caller: &Caller, id: i64) -> Result<(), ApiError> {
+        api(caller, recipes::review::withdraw(&self.0, caller, id).await)
+    }
+    async fn publish_release(&self, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail, ApiError> {
+        api(caller, recipes::review::publish(&self.0, caller, id).await)
+    }
 }
 
 #[async_trait]

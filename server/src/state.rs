@@ -25,6 +25,8 @@ pub struct AppState {
     pub monitors: crate::apps::servers::Monitors,
     /// Deploy jobs: the worker's wake-up and the live event feed.
     pub jobs: crate::apps::jobs::JobHub,
+    /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
+    pub catalogue: std::sync::Mutex<std::collections::HashMap<i64, (String, crate::recipes::catalogue::RecipeMeta)>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -48,6 +50,7 @@ impl AppState {
             dockers: Default::default(),
             monitors: Default::default(),
             jobs: Default::default(),
+            catalogue: Default::default(),
         }))
     }
 

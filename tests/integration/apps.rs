@@ -430,7 +430,10 @@ async fn an_engine_that_goes_away_ends_the_job_with_the_reason() {
     proxy.cut();
     let (events, state, result) = b.watch_job(job.id).await;
     assert_eq!(state, "failed", "{}", texts(&events));
-    assert!(result.contains("lost the Docker Engine") || result.contains("unreachable"), "the reason is given: {result}");
+    assert!(
+        result.contains("lost the Docker Engine") || result.contains("unreachable"),
+        "the reason is given: {result}"
+    );
     // With the engine unreachable, the next action fails before it starts, with the reason.
     let p = preview(b, &domain, "redeploy", "").await;
     assert!(p.checks.iter().any(|c| c.level == "error" && c.message.contains("unreachable")), "{:?}", p.checks);

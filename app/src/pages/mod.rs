@@ -7,6 +7,7 @@ pub mod audit;
 pub mod collectives;
 pub mod home;
 pub mod recipes;
+pub mod releases;
 
 use leptos::prelude::*;
 

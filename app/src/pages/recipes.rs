@@ -88,7 +88,8 @@ pub fn RecipePage() -> impl IntoView {
                             <h1 id="recipe-name">{r.name.clone()}</h1>
                             <p>{r.description.clone()}</p>
                             <p class="muted"><code>{r.repository.clone()}</code> " · branch " <code>{r.default_branch.clone()}</code>
-                                " · fetched " {r.last_fetched_at.map(|ms| view! { <Time ms/> })}</p>
+                                " · fetched " {r.last_fetched_at.map(|ms| view! { <Time ms/> })}
+                                " · " <a href=format!("/recipes/{}/releases", r.name) id="release-proposals">"Release proposals"</a></p>
                             {r.fetch_error.clone().map(|e| view! { <p class="error-text">"Last fetch failed: " {e}</p> })}
                             <dl class="meta">
                                 {r.metadata.iter().map(|(k, v)| view! { <dt>{k.clone()}</dt><dd>{v.clone()}</dd> }).collect_view()}

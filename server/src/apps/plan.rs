@@ -126,6 +126,16 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Do
     for w in &p.plan.warnings {
         out.push(warn(w.clone()));
     }
+    // Docker refuses secret and config names over 64 characters (R015, for this stack's names).
+    let mut names: Vec<String> = external_secrets(&p.plan);
+    names.extend(p.plan.secrets.iter().map(|s| s.name.clone()));
+    names.extend(p.plan.configs.iter().map(|c| c.name.clone()));
+    for name in names.iter().filter(|n| n.len() > 64) {
+        out.push(err(format!(
+            "{name} is {} characters, over Docker's 64: use a shorter domain (stack name) or secret name",
+            name.len()
+        )));
+    }
     for finding in crate::recipes::lint::lint_files(&p.files, &app.recipe) {
         if finding.level == "error" {
             out.push(err(format!("lint {} failed: {}", finding.rule, finding.message)));

@@ -4,6 +4,7 @@
 pub mod api_v1;
 pub mod apps;
 pub mod auth;
+pub mod catalogue;
 pub mod context;
 pub mod export;
 
@@ -47,6 +48,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(auth::routes())
         .merge(export::routes())
         .merge(apps::routes())
+        .merge(catalogue::routes())
         .nest("/api/v1", api_v1::routes())
         .with_state(state.clone());
 

@@ -4,7 +4,8 @@
 //!
 //! Where abra's recollected rules disagree with reality, reality wins: R001 accepts any 3.x
 //! string (Docker's loader does), R010 only applies to recipes that join the `proxy` network,
-//! and R015 is computed from Docker's 64-character limit with abra's 45-character stack names.
+//! and R015 is computed from Docker's 64-character limit with abra's 45-character stack names (a
+//! warning: the deploy checks refuse the names that really overflow for an app's stack).
 
 use super::git::TagInfo;
 use super::inspect::images;
@@ -273,6 +274,7 @@ pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
             ));
         }
     }
+    let mut long_secrets: BTreeSet<String> = BTreeSet::new();
     // R012: config versions are vendored in abra.sh.
     let exports = files.text("abra.sh").map(|t| abra_sh_exports(&t)).unwrap_or_default();
     let sample_values = sample_env.as_ref().map(|e| e.values(&|_| None)).unwrap_or_default();
@@ -297,14 +299,18 @@ pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
                 }
             }
         }
-        // R015 / P005: versioned secret names fit Docker's 64 characters.
+        // R015 / P005: versioned secret names fit Docker's 64 characters. A warning: whether a
+        // name overflows depends on the app's stack name, which the deploy checks compute.
         if let Some(Node::Map(secrets)) = c.root.get("secrets") {
             for (key, _) in secrets {
+                if !long_secrets.insert(key.clone()) {
+                    continue;
+                }
                 let longest = MAX_STACK + 1 + key.len() + 1 + 3;
                 if longest > MAX_NAME {
                     out.push(finding(
                         "R015",
-                        "error",
+                        "warning",
                         None,
                         format!(
                             "secret {key}: <stack>_{key}_v<n> can reach {longest} characters, over Docker's {MAX_NAME}"
