@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 source target/test-services.env 2>/dev/null || export POTLUCK_TEST_SHARED=$PWD/../shared
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench audit -- "$@"
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench catalogue
+cargo bench -j "${JOBS:-2}" -p potluck-tests --bench deploy

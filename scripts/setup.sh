@@ -29,7 +29,7 @@ log() { printf '==> setup: %s\n' "$*"; }
 pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web-clippy gcc g++ libc6-dev make
       pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3)
 if [ "$WITH_TEST_SERVICES" = 1 ]; then
-  pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2)
+  pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,7 +4,9 @@
 #   - PostgreSQL 15 from Debian's packages: a throw-away cluster on 127.0.0.1:$PG_PORT
 #   - the test OpenID Providers (tests/idp): two issuers on 127.0.0.1:4011 and :4012
 #   - dockerd from Debian's docker.io, as a single-node swarm with the `proxy` network and a
-#     FROM-scratch busybox image (potluck-test/busybox:1, also tagged :2), since no registry is reachable
+#     FROM-scratch busybox image (potluck-test/busybox:1, also tagged :2), since no registry is reachable;
+#     it also listens on 127.0.0.1:$DOCKER_TLS_PORT with TLS client certificates (a throw-away CA)
+#   - sshd on 127.0.0.1:$SSH_PORT accepting a throw-away key for root: the Docker API over SSH
 #   scripts/test-services.sh [start|stop]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,10 @@ RUN=${POTLUCK_TEST_RUN_DIR:-/tmp/potluck-test-services}
 PG_PORT=${PG_PORT:-55432}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 ENV_FILE=$ROOT/target/test-services.env
+DOCKER_TLS_PORT=${DOCKER_TLS_PORT:-23760}
+SSH_PORT=${SSH_PORT:-22022}
+TLS=$RUN/docker-tls
+SSH=$RUN/ssh
 mkdir -p "$RUN" "$ROOT/target"
 log() { printf '==> test services: %s\n' "$*"; }
 
@@ -50,12 +56,51 @@ start_idp() {
   log "OpenID Providers started on :4011 and :4012"
 }
 
+# A CA, a server certificate for 127.0.0.1, a client certificate it signed, and a client
+# certificate from another CA (which the engine must refuse).
+make_tls() {
+  [ -s "$TLS/cert.pem" ] && [ -s "$TLS/rogue/cert.pem" ] && return
+  rm -rf "$TLS"; mkdir -p "$TLS/rogue"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  ( cd "$TLS"
+    openssl req -x509 "${ec[@]}" -keyout ca-key.pem -out ca.pem -days 3650 -subj /CN=potluck-test-ca 2>/dev/null
+    openssl req "${ec[@]}" -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile server.ext -out server-cert.pem 2>/dev/null
+    openssl req "${ec[@]}" -keyout key.pem -out client.csr -subj /CN=potluck 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile client.ext -out cert.pem 2>/dev/null
+    cd rogue
+    openssl req -x509 "${ec[@]}" -keyout ca-key.pem -out ca.pem -days 3650 -subj /CN=rogue-ca 2>/dev/null
+    openssl req "${ec[@]}" -keyout key.pem -out client.csr -subj /CN=rogue 2>/dev/null
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+      -extfile ../client.ext -out cert.pem 2>/dev/null )
+  log "made TLS certificates in $TLS"
+}
+
+tls_up() {
+  curl -sf --cacert "$TLS/ca.pem" --cert "$TLS/cert.pem" --key "$TLS/key.pem" \
+    "https://127.0.0.1:$DOCKER_TLS_PORT/_ping" >/dev/null
+}
+
 start_docker() {
   local D=/usr/bin/docker
+  make_tls
+  if $D info >/dev/null 2>&1 && ! tls_up; then
+    # An engine started without the TLS listener (by hand, or an older harness): restart it.
+    log "restarting dockerd with the TLS listener"
+    pkill -x dockerd || true
+    wait_for 60 bash -c '! pgrep -x dockerd' || { echo "dockerd does not stop" >&2; exit 1; }
+  fi
   if ! $D info >/dev/null 2>&1; then
-    setsid dockerd --host unix:///var/run/docker.sock >"$RUN/dockerd.log" 2>&1 < /dev/null &
+    setsid dockerd --host unix:///var/run/docker.sock --host "tcp://127.0.0.1:$DOCKER_TLS_PORT" \
+      --tlsverify --tlscacert "$TLS/ca.pem" --tlscert "$TLS/server-cert.pem" --tlskey "$TLS/server-key.pem" \
+      >"$RUN/dockerd.log" 2>&1 < /dev/null &
     wait_for 60 $D info || { tail -n 30 "$RUN/dockerd.log"; exit 1; }
-    log "dockerd started"
+    wait_for 30 tls_up || { tail -n 30 "$RUN/dockerd.log"; exit 1; }
+    log "dockerd started (TLS on :$DOCKER_TLS_PORT)"
   fi
   if [ "$($D info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
     $D swarm init --advertise-addr 127.0.0.1 >/dev/null
@@ -73,21 +118,57 @@ start_docker() {
   $D image inspect potluck-test/busybox:2 >/dev/null 2>&1 || $D tag potluck-test/busybox:1 potluck-test/busybox:2
 }
 
+# sshd with its own host key and configuration, accepting only a throw-away key for root;
+# `docker system dial-stdio` on the far side reaches the same engine.
+start_sshd() {
+  if [ -f "$SSH/sshd.pid" ] && kill -0 "$(cat "$SSH/sshd.pid")" 2>/dev/null; then
+    log "sshd already on :$SSH_PORT"; return
+  fi
+  mkdir -p "$SSH" /run/sshd
+  [ -s "$SSH/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSH/host_ed25519"
+  [ -s "$SSH/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C potluck-test -f "$SSH/id_ed25519"
+  cp "$SSH/id_ed25519.pub" "$SSH/authorized_keys"
+  cat > "$SSH/sshd_config" <<CONF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $SSH/host_ed25519
+PidFile $SSH/sshd.pid
+AuthorizedKeysFile $SSH/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+CONF
+  # The client trusts exactly this host key (no trust on first use in the tests).
+  mkdir -p ~/.ssh && touch ~/.ssh/known_hosts
+  ssh-keygen -q -R "[127.0.0.1]:$SSH_PORT" >/dev/null 2>&1 || true
+  printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH/host_ed25519.pub")" >> ~/.ssh/known_hosts
+  /usr/sbin/sshd -f "$SSH/sshd_config" -E "$SSH/sshd.log"
+  wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT" || { cat "$SSH/sshd.log"; exit 1; }
+  log "sshd started on :$SSH_PORT"
+}
+
 case "${1:-start}" in
   start)
     start_postgres
     start_idp
-    if [ "${WITH_DOCKER:-1}" = 1 ]; then start_docker; fi
+    if [ "${WITH_DOCKER:-1}" = 1 ]; then start_docker; start_sshd; fi
     cat > "$ENV_FILE" <<ENV
 export POTLUCK_TEST_POSTGRES_URL=postgres://potluck@127.0.0.1:$PG_PORT/postgres
 export POTLUCK_TEST_IDP_A=http://127.0.0.1:4011
 export POTLUCK_TEST_IDP_B=http://127.0.0.1:4012
 export POTLUCK_TEST_SHARED=$ROOT/../shared
+export POTLUCK_TEST_DOCKER_TLS=127.0.0.1:$DOCKER_TLS_PORT
+export POTLUCK_TEST_DOCKER_TLS_DIR=$TLS
+export POTLUCK_TEST_SSH=root@127.0.0.1:$SSH_PORT
+export POTLUCK_TEST_SSH_KEY=$SSH/id_ed25519
 ENV
     log "addresses in $ENV_FILE"
     ;;
   stop)
     [ -f "$RUN/idp.pid" ] && kill "$(cat "$RUN/idp.pid")" 2>/dev/null || true
+    [ -f "$SSH/sshd.pid" ] && kill "$(cat "$SSH/sshd.pid")" 2>/dev/null || true
     [ -d "$RUN/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$RUN/pg" -m fast stop >/dev/null 2>&1 || true
     log "stopped (dockerd is left running)"
     ;;

@@ -4,8 +4,11 @@
 //! event naming the caller.
 
 use potluck_app::error::ApiError;
-use potluck_app::model::{CreatedApiToken, CreatedInvitation, GroupMapping, Me};
-use potluck_tests::{Browser, Idp, TestApp};
+use potluck_app::model::{
+    AppDetail, AppSummary, CreatedApiToken, CreatedInvitation, GroupMapping, Me, RecipeSummary, ServerView,
+};
+use potluck_tests::recipes::{fixture_recipe, publish};
+use potluck_tests::{swarm, Browser, Idp, TestApp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -82,6 +85,9 @@ struct World {
     invitation: i64,
     mapping: i64,
     spare_client: (String, String),
+    /// The env file of collective-a's app `matrix.example.org`.
+    app_env: String,
+    _recipes: tempfile::TempDir,
 }
 
 impl World {
@@ -172,7 +178,40 @@ async fn world() -> World {
         browsers.push((who, b, name));
     }
     let spare_client = Idp::b().register_client(&app.base).await;
-    World { app, browsers, provider_a, provider_b, grace: grace_id, zoe: zoe_id, invitation, mapping, spare_client }
+    // collective-a's swarm (the harness's engine), a recipe, and an app on it.
+    let fed = &browsers.last().unwrap().1;
+    fed.call::<ServerView>(
+        "add_server",
+        &[("slug", "collective-a"), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+    )
+    .await
+    .unwrap();
+    let recipes = tempfile::tempdir().unwrap();
+    let (_, remote) = publish(&fixture_recipe("hello"), recipes.path(), "hello");
+    fed.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    fed.call::<AppSummary>("create_app", &app_form("matrix.example.org")).await.unwrap();
+    let app_env = fed
+        .call::<AppDetail>("get_app", &[("slug", "collective-a"), ("domain", "matrix.example.org")])
+        .await
+        .unwrap()
+        .env;
+    World {
+        app,
+        browsers,
+        provider_a,
+        provider_b,
+        grace: grace_id,
+        zoe: zoe_id,
+        invitation,
+        mapping,
+        spare_client,
+        app_env,
+        _recipes: recipes,
+    }
+}
+
+fn app_form(domain: &'static str) -> [(&'static str, &'static str); 5] {
+    [("slug", "collective-a"), ("server", "local"), ("recipe", "hello"), ("domain", domain), ("version", "0.1.0+1.0")]
 }
 
 /// Everything the operations could change, as text.
@@ -187,6 +226,8 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(provider_id AS TEXT) || '|' || CAST(collective_id AS TEXT) FROM provider_collectives ORDER BY 1",
         "SELECT CAST(id AS TEXT) || '|' || COALESCE(CAST(revoked_at AS TEXT), '-') FROM api_tokens ORDER BY 1",
         "SELECT CAST(id AS TEXT) || '|' || display_name || '|' || CAST(is_federation_admin AS TEXT) FROM users ORDER BY 1",
+        "SELECT name || '|' || kind || '|' || address FROM servers ORDER BY 1",
+        "SELECT domain || '|' || env FROM apps ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -243,6 +284,19 @@ fn operations() -> Vec<Op> {
         }),
         op("remove_member", Need::Role(Who::Admin), "member.remove", move |w| {
             vec![a(), ("user_id", w.grace.to_string())]
+        }),
+        op("add_server", Need::Role(Who::Admin), "server.add", move |_| {
+            vec![a(), ("name", "second".into()), ("kind", "unix".into()), ("address", swarm::SOCKET.into())]
+        }),
+        op("remove_server", Need::Role(Who::Admin), "server.remove", move |_| vec![a(), ("name", "second".into())]),
+        op("create_app", Need::Role(Who::Operator), "app.create", move |_| {
+            app_form("matrix-new.example.org").into_iter().map(|(k, v)| (k, v.to_string())).collect()
+        }),
+        op("set_app_env", Need::Role(Who::Operator), "app.env.update", move |w| {
+            vec![a(), ("domain", "matrix.example.org".into()), ("env", format!("{}\nGREETING=matrix\n", w.app_env))]
+        }),
+        op("delete_app", Need::Role(Who::Operator), "app.delete", move |_| {
+            vec![a(), ("domain", "matrix-new.example.org".into())]
         }),
         op("create_api_token", Need::Role(Who::Viewer), "api_token.create", move |_| {
             vec![("name", "ci".into()), ("collective", "collective-a".into()), ("role", "viewer".into())]

@@ -13,3 +13,4 @@ mod conformance;
 mod identity;
 mod recipes;
 mod releases;
+mod servers;

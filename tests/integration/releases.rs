@@ -317,3 +317,61 @@ async fn refusals_leave_the_remote_untouched() {
     let _ = &w.fed;
     w.app.stop().await;
 }
+
+/// A recipe reached over SSH with its own key (the harness's sshd): Potluck clones and fetches
+/// with the key, and publishing pushes label commit and annotated tag over SSH. The key is sealed
+/// and never shown again.
+#[tokio::test]
+async fn a_recipe_over_ssh_is_fetched_and_published_with_its_key() {
+    let w = world().await;
+    let key = std::fs::read_to_string(potluck_tests::required_env("POTLUCK_TEST_SSH_KEY")).unwrap();
+    let destination = potluck_tests::required_env("POTLUCK_TEST_SSH");
+    let (work, remote) = publish(&fixture_recipe("hello"), w._dir.path(), "sshhello");
+    let url = format!("ssh://{destination}{}", remote.display());
+
+    // Without a key the server refuses; nothing is registered.
+    let e = w.dave.call::<RecipeSummary>("register_recipe", &[("repository", &url)]).await.unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM recipes WHERE name = 'sshhello'").await, 0);
+
+    let r: RecipeSummary = w
+        .dave
+        .call(
+            "register_recipe",
+            &[
+                ("repository", &url),
+                ("collective", "collective-a"),
+                ("credential_kind", "ssh"),
+                ("credential_username", "root"),
+                ("credential_secret", &key),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.name, "sshhello");
+    assert_eq!(r.latest_version.as_deref(), Some("1.0.0+2.0"));
+    let key_line = key.lines().nth(1).unwrap();
+    let detail: RecipeDetail = w.dave.call("get_recipe", &[("name", "sshhello")]).await.unwrap();
+    assert!(!serde_json::to_string(&detail).unwrap().contains(key_line), "the key is never shown again");
+    let audit = w.app.texts("SELECT details FROM audit_events").await.join("\n");
+    assert!(!audit.contains(key_line));
+    w.dave
+        .call::<()>("set_recipe_maintainers", &[("name", "sshhello"), ("collectives", "collective-a,collective-b")])
+        .await
+        .unwrap();
+
+    let head = push_commit(&work, &remote, &[("compose.yml", &changed_compose(&work))], "feat: busybox 2.1");
+    w.dave.call::<()>("fetch_recipe", &[("name", "sshhello")]).await.unwrap();
+    let d: ReleaseProposalDetail = w
+        .dave
+        .call("open_release", &[("recipe", "sshhello"), ("notes", "Over SSH."), ("version", "1.1.0+2.1")])
+        .await
+        .unwrap();
+    assert_eq!(d.summary.commit, head, "the fetch over SSH brought the new commit");
+    review(&w.alice, d.summary.id, "approve", "").await;
+    let d = review(&w.bob_b, d.summary.id, "approve", "").await;
+    assert_eq!(d.summary.state, "published", "{:?}", d.summary.publish_error);
+    assert!(remote_tags(&remote).contains(&"1.1.0+2.1".to_string()), "{:?}", remote_tags(&remote));
+    assert_eq!(remote_head(&remote), d.published_commit.unwrap());
+    w.app.stop().await;
+}

@@ -44,6 +44,14 @@ pub fn RecipesPage() -> impl IntoView {
             })}
         </Suspense>
         <details>
+            <summary>"Import a catalogue"</summary>
+            <p class="muted">"Federation admins seed registrations from an existing recipes.json (Co-op Cloud's catalogue): each recipe with a repository is registered; names already registered are skipped. The result arrives line by line."</p>
+            <form method="post" action="/catalogue/import" id="import-catalogue">
+                <label>"recipes.json " <textarea name="catalogue" rows="6" required placeholder="{\"gitea\": {\"name\": \"gitea\", \"repository\": \"https://git.coopcloud.tech/coop-cloud/gitea.git\"}}"></textarea></label>
+                <button type="submit">"Import"</button>
+            </form>
+        </details>
+        <details>
             <summary>"Register a recipe"</summary>
             <p class="muted">"Federation admins and maintainers register recipes by git URL (https, ssh or a path on this machine). A credential is kept encrypted and never shown again."</p>
             <ActionForm action=register attr:id="register-recipe">

@@ -153,18 +153,15 @@ pub async fn docker_for(st: &AppState, s: &ServerRow) -> std::result::Result<Doc
             let key = st.secrets.open(sealed).map_err(|e| ApiError::unavailable(e.to_string()))?;
             let path = key_dir(st, s.id).join("id_ssh");
             write_private(&path, &key).map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let d = Docker::connect_with_ssh(
-                &format!("ssh://{}", s.address),
-                120,
-                bollard::API_DEFAULT_VERSION,
-                Some(path.display().to_string()),
-            )
-            .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?
-            .negotiate_version()
-            .await
-            .map_err(|e| {
-                ApiError::unavailable(format!("server {} is unreachable: {}", s.name, docker::error_text(&e)))
-            })?;
+            let target = docker::ssh_target(&s.address, Some(&path))
+                .map_err(|e| ApiError::unavailable(format!("server {}: {e}", s.name)))?;
+            let d = crate::engine::ssh::client(target, 120)
+                .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?
+                .negotiate_version()
+                .await
+                .map_err(|e| {
+                    ApiError::unavailable(format!("server {} is unreachable: {}", s.name, docker::error_text(&e)))
+                })?;
             st.dockers.lock().await.insert(s.id, d.clone());
             return Ok(d);
         }
@@ -232,8 +229,11 @@ pub async fn add(st: &Arc<AppState>, caller: &Caller, slug: &str, input: NewServ
             }
         }
         "tcp" => return Err(ApiError::invalid("address", "give host:port, e.g. swarm.example.org:2376").into()),
-        "ssh" if !address.is_empty() && !address.contains(char::is_whitespace) => {}
-        "ssh" => return Err(ApiError::invalid("address", "give user@host or user@host:port").into()),
+        "ssh" => {
+            if let Err(e) = docker::ssh_target(&address, None) {
+                return Err(ApiError::invalid("address", e).into());
+            }
+        }
         _ => return Err(ApiError::invalid("kind", "choose unix, tcp or ssh").into()),
     }
     let sealed = input.private_key.as_deref().filter(|k| !k.trim().is_empty()).map(|k| st.secrets.seal(k));

@@ -142,6 +142,10 @@ async fn view(docker: &Docker, name: &str, id: &str) -> Result<(ServiceView, Vec
     Ok((ServiceView { running, desired, done: done && !updating, update_state, update_message, failing }, tasks))
 }
 
+/// How often to look again while the swarm settles after an event, and for how long.
+const SETTLE_TICK: Duration = Duration::from_millis(100);
+const SETTLE_WINDOW: Duration = Duration::from_secs(3);
+
 /// Waits for `services` (name → id) of stack `ns` to converge, reporting progress as it happens.
 pub async fn wait(
     docker: &Docker,
@@ -155,6 +159,8 @@ pub async fn wait(
     let deadline = Instant::now() + timeout;
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut counts: HashMap<String, (u64, u64, String)> = HashMap::new();
+    // Right after a deploy, tasks are being scheduled: start in the settling rhythm.
+    let mut hot_until = Instant::now() + SETTLE_WINDOW;
     loop {
         let mut pending = Vec::new();
         for (name, id) in services {
@@ -219,8 +225,11 @@ pub async fn wait(
         if now >= deadline {
             return Outcome::TimedOut { waiting_for: pending };
         }
-        let wake = Instant::now() + Duration::from_secs(1).min(deadline - now);
-        // Wait for an event of this stack (or the safety tick), then look again.
+        // The swarm records a task's new state a moment after the container event that announced
+        // it: for a while after an event, look again soon; otherwise once a second as a safety net.
+        let settle = if now < hot_until { SETTLE_TICK } else { Duration::from_secs(1) };
+        let wake = now + settle.min(deadline - now);
+        // Wait for an event of this stack (or the tick), then look again.
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
@@ -229,6 +238,7 @@ pub async fn wait(
                         let ours = attrs.get("com.docker.stack.namespace").is_some_and(|n| n == ns)
                             || attrs.get("name").is_some_and(|n| services.contains_key(n));
                         if ours {
+                            hot_until = Instant::now() + SETTLE_WINDOW;
                             break;
                         }
                     }

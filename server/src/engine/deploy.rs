@@ -1,7 +1,8 @@
 //! Applying a stack plan to a swarm, in `docker stack deploy`'s order: check the node is a
 //! manager → prune (optional, services only) → networks (create missing, check externals) →
-//! secrets → configs (create, or update labels) → services (create, or update keeping
-//! `ForceUpdate` and the stored image when unchanged). And removing a stack like
+//! secrets and configs (create, or update labels) → services (create, or update keeping
+//! `ForceUpdate` and the stored image when unchanged). Within a phase the calls are independent
+//! and run concurrently; the CLI makes them one after another. And removing a stack like
 //! `docker stack rm`. No Docker CLI is involved: every call is bollard.
 
 use super::convert::{StackPlan, IMAGE_LABEL, NAMESPACE_LABEL};
@@ -12,6 +13,7 @@ use bollard::query_parameters::{
     UpdateServiceOptions,
 };
 use bollard::Docker;
+use futures::future::{try_join_all, BoxFuture};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -203,14 +205,22 @@ pub async fn deploy(
     report: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Deployed, DeployError> {
     let ns = &plan.namespace;
-    require_manager(docker).await?;
+    // Everything deploying needs to know, read at once.
+    let (manager, services, networks, secrets, configs) = tokio::join!(
+        require_manager(docker),
+        docker.list_services(Some(ListServicesOptions { filters: Some(ns_filter(ns)), ..Default::default() })),
+        docker.list_networks(Some(ListNetworksOptions { filters: Some(ns_filter(ns)) })),
+        docker.list_secrets(None::<ListSecretsOptions>),
+        docker.list_configs(None::<ListConfigsOptions>),
+    );
+    manager?;
+    let existing_services = services.map_err(|e| engine("cannot list the stack's services", e))?;
+    let stack_networks = networks.map_err(|e| engine("cannot list networks", e))?;
+    let all_secrets = secrets.map_err(|e| engine("cannot list secrets", e))?;
+    let all_configs = configs.map_err(|e| engine("cannot list configs", e))?;
     for w in &plan.warnings {
         report(Step::Warning { message: w.clone() });
     }
-    let existing_services = docker
-        .list_services(Some(ListServicesOptions { filters: Some(ns_filter(ns)), ..Default::default() }))
-        .await
-        .map_err(|e| engine("cannot list the stack's services", e))?;
     let mut existing: HashMap<String, bollard::models::Service> = HashMap::new();
     for s in existing_services {
         let name = s.spec.as_ref().and_then(|sp| sp.name.clone()).unwrap_or_default();
@@ -229,34 +239,33 @@ pub async fn deploy(
         }
     }
 
-    // Networks.
-    let stack_networks = docker
-        .list_networks(Some(ListNetworksOptions { filters: Some(ns_filter(ns)) }))
-        .await
-        .map_err(|e| engine("cannot list networks", e))?;
+    // Networks: each step of a phase is independent of the others, so they run together;
+    // the phases keep the CLI's order.
     let have: Vec<String> = stack_networks.iter().filter_map(|n| n.name.clone()).collect();
+    let mut steps: Vec<BoxFuture<'_, Result<(), DeployError>>> = Vec::new();
     for net in &plan.networks {
         if net.external {
             if matches!(net.name.as_str(), "host" | "bridge" | "none" | "default") {
                 continue;
             }
-            match docker.inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
-                Ok(n) if n.scope.as_deref() != Some("swarm") => {
-                    return Err(DeployError::Refused(format!(
+            steps.push(Box::pin(async move {
+                match docker.inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>).await {
+                    Ok(n) if n.scope.as_deref() != Some("swarm") => Err(DeployError::Refused(format!(
                         "network \"{}\" is declared as external, but it is not in the right scope: \"{}\" instead of \"swarm\"",
                         net.name,
                         n.scope.unwrap_or_default()
-                    )))
-                }
-                Ok(_) => report(Step::Network { name: net.name.clone(), action: "using external".into() }),
-                Err(e) if status_of(&e) == Some(404) => {
-                    return Err(DeployError::Refused(format!(
+                    ))),
+                    Ok(_) => {
+                        report(Step::Network { name: net.name.clone(), action: "using external".into() });
+                        Ok(())
+                    }
+                    Err(e) if status_of(&e) == Some(404) => Err(DeployError::Refused(format!(
                         "network \"{}\" is declared as external, but could not be found. You need to create a swarm-scoped network before the stack is deployed",
                         net.name
-                    )))
+                    ))),
+                    Err(e) => Err(engine(&format!("cannot inspect network {}", net.name), e)),
                 }
-                Err(e) => return Err(engine(&format!("cannot inspect network {}", net.name), e)),
-            }
+            }));
             continue;
         }
         if have.contains(&net.name) {
@@ -267,80 +276,99 @@ pub async fn deploy(
         }
         let Some(create) = net.create.clone() else { continue };
         let req: NetworkCreateRequest = typed(with_labels(create, &["Labels"], &opts.ownership), "network")?;
-        report(Step::Network { name: net.name.clone(), action: "creating".into() });
-        docker.create_network(req).await.map_err(|e| engine(&format!("failed to create network {}", net.name), e))?;
+        steps.push(Box::pin(async move {
+            report(Step::Network { name: net.name.clone(), action: "creating".into() });
+            docker
+                .create_network(req)
+                .await
+                .map_err(|e| engine(&format!("failed to create network {}", net.name), e))?;
+            Ok(())
+        }));
     }
+    try_join_all(steps).await?;
 
     // Secrets and configs: create, or update (only labels may change).
+    let mut secret_ids: HashMap<String, String> = HashMap::new();
+    let mut found_secrets = HashMap::new();
+    for s in all_secrets {
+        if let (Some(name), Some(id)) = (s.spec.as_ref().and_then(|sp| sp.name.clone()), s.id.clone()) {
+            secret_ids.insert(name.clone(), id);
+            found_secrets.insert(name, s);
+        }
+    }
+    let mut config_ids: HashMap<String, String> = HashMap::new();
+    let mut found_configs = HashMap::new();
+    for c in all_configs {
+        if let (Some(name), Some(id)) = (c.spec.as_ref().and_then(|sp| sp.name.clone()), c.id.clone()) {
+            config_ids.insert(name.clone(), id);
+            found_configs.insert(name, c);
+        }
+    }
+    let mut steps: Vec<BoxFuture<'_, Result<Option<Created>, DeployError>>> = Vec::new();
     for s in &plan.secrets {
         let spec: SecretSpec = typed(with_labels(s.spec.clone(), &["Labels"], &opts.ownership), "secret")?;
-        match docker.inspect_secret(&s.name).await {
-            Ok(found) => {
+        match found_secrets.remove(&s.name) {
+            Some(found) => {
                 check_owner("secret", &s.name, found.spec.as_ref().and_then(|sp| sp.labels.as_ref()), &opts.ownership)?;
                 let version = found.version.and_then(|v| v.index).unwrap_or(0);
-                report(Step::Secret { name: s.name.clone(), action: "updating".into() });
-                docker
-                    .update_secret(
-                        &found.id.unwrap_or_default(),
-                        spec,
-                        bollard::query_parameters::UpdateSecretOptions { version: version as i64 },
-                    )
-                    .await
-                    .map_err(|e| engine(&format!("failed to update secret {}", s.name), e))?;
+                let id = found.id.unwrap_or_default();
+                steps.push(Box::pin(async move {
+                    report(Step::Secret { name: s.name.clone(), action: "updating".into() });
+                    let options = bollard::query_parameters::UpdateSecretOptions { version: version as i64 };
+                    docker
+                        .update_secret(&id, spec, options)
+                        .await
+                        .map_err(|e| engine(&format!("failed to update secret {}", s.name), e))?;
+                    Ok(None)
+                }));
             }
-            Err(e) if status_of(&e) == Some(404) => {
+            None => steps.push(Box::pin(async move {
                 report(Step::Secret { name: s.name.clone(), action: "creating".into() });
-                docker
+                let created = docker
                     .create_secret(spec)
                     .await
                     .map_err(|e| engine(&format!("failed to create secret {}", s.name), e))?;
-            }
-            Err(e) => return Err(engine(&format!("cannot inspect secret {}", s.name), e)),
+                Ok(Some(("secret", s.name.clone(), created.id)))
+            })),
         }
     }
     for c in &plan.configs {
         let spec: ConfigSpec = typed(with_labels(c.spec.clone(), &["Labels"], &opts.ownership), "config")?;
-        match docker.inspect_config(&c.name).await {
-            Ok(found) => {
+        match found_configs.remove(&c.name) {
+            Some(found) => {
                 check_owner("config", &c.name, found.spec.as_ref().and_then(|sp| sp.labels.as_ref()), &opts.ownership)?;
                 let version = found.version.and_then(|v| v.index).unwrap_or(0);
-                report(Step::Config { name: c.name.clone(), action: "updating".into() });
-                docker
-                    .update_config(
-                        &found.id.unwrap_or_default(),
-                        spec,
-                        bollard::query_parameters::UpdateConfigOptions { version: version as i64 },
-                    )
-                    .await
-                    .map_err(|e| engine(&format!("failed to update config {}", c.name), e))?;
+                let id = found.id.unwrap_or_default();
+                steps.push(Box::pin(async move {
+                    report(Step::Config { name: c.name.clone(), action: "updating".into() });
+                    let options = bollard::query_parameters::UpdateConfigOptions { version: version as i64 };
+                    docker
+                        .update_config(&id, spec, options)
+                        .await
+                        .map_err(|e| engine(&format!("failed to update config {}", c.name), e))?;
+                    Ok(None)
+                }));
             }
-            Err(e) if status_of(&e) == Some(404) => {
+            None => steps.push(Box::pin(async move {
                 report(Step::Config { name: c.name.clone(), action: "creating".into() });
-                docker
+                let created = docker
                     .create_config(spec)
                     .await
                     .map_err(|e| engine(&format!("failed to create config {}", c.name), e))?;
-            }
-            Err(e) => return Err(engine(&format!("cannot inspect config {}", c.name), e)),
+                Ok(Some(("config", c.name.clone(), created.id)))
+            })),
+        }
+    }
+    for (kind, name, id) in try_join_all(steps).await?.into_iter().flatten() {
+        if kind == "secret" {
+            secret_ids.insert(name, id);
+        } else {
+            config_ids.insert(name, id);
         }
     }
 
     // Services.
-    let secret_ids: HashMap<String, String> = docker
-        .list_secrets(None::<ListSecretsOptions>)
-        .await
-        .map_err(|e| engine("cannot list secrets", e))?
-        .into_iter()
-        .filter_map(|s| Some((s.spec?.name?, s.id?)))
-        .collect();
-    let config_ids: HashMap<String, String> = docker
-        .list_configs(None::<ListConfigsOptions>)
-        .await
-        .map_err(|e| engine("cannot list configs", e))?
-        .into_iter()
-        .filter_map(|c| Some((c.spec?.name?, c.id?)))
-        .collect();
-    let mut deployed = BTreeMap::new();
+    let mut steps: Vec<BoxFuture<'_, Result<(String, String), DeployError>>> = Vec::new();
     for svc in &plan.services {
         let mut spec = svc.spec.clone();
         let cs = &mut spec["TaskTemplate"]["ContainerSpec"];
@@ -357,72 +385,92 @@ pub async fn deploy(
             }
         }
         spec = with_labels(spec, &["Labels"], &opts.ownership);
-        let compose_image = svc.image.clone();
-        let normalized = spec["TaskTemplate"]["ContainerSpec"]["Image"].as_str().unwrap_or_default().to_string();
-        match existing.get(&svc.name) {
-            Some(current) => {
-                let current_spec = current.spec.clone().unwrap_or_default();
-                check_owner("service", &svc.name, current_spec.labels.as_ref(), &opts.ownership)?;
-                let stored_label = current_spec.labels.as_ref().and_then(|l| l.get(IMAGE_LABEL)).cloned();
-                let stored_image = current_spec
-                    .task_template
-                    .as_ref()
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.image.clone());
-                let unchanged = stored_label.as_deref() == Some(compose_image.as_str());
-                let image = match opts.resolve_image {
-                    ResolveImage::Always => resolve_digest(docker, &normalized, opts.registry_timeout).await?,
-                    ResolveImage::Changed if !unchanged => {
-                        resolve_digest(docker, &normalized, opts.registry_timeout).await?
-                    }
-                    _ if unchanged => stored_image.unwrap_or(normalized),
-                    _ => normalized,
-                };
+        let current = existing.get(&svc.name);
+        if let Some(current) = current {
+            let labels = current.spec.as_ref().and_then(|s| s.labels.as_ref());
+            check_owner("service", &svc.name, labels, &opts.ownership)?;
+        }
+        steps.push(Box::pin(deploy_service(docker, svc, spec, current, opts, report)));
+    }
+    let deployed = try_join_all(steps).await?.into_iter().collect();
+    Ok(Deployed { services: deployed })
+}
+
+/// A secret or config just created: kind, name, id.
+type Created = (&'static str, String, String);
+
+/// Creates or updates one service; returns its name and id.
+async fn deploy_service(
+    docker: &Docker,
+    svc: &super::convert::ServicePlan,
+    mut spec: Value,
+    current: Option<&bollard::models::Service>,
+    opts: &DeployOptions,
+    report: &(dyn Fn(Step) + Send + Sync),
+) -> Result<(String, String), DeployError> {
+    let compose_image = svc.image.clone();
+    let normalized = spec["TaskTemplate"]["ContainerSpec"]["Image"].as_str().unwrap_or_default().to_string();
+    match current {
+        Some(current) => {
+            let current_spec = current.spec.clone().unwrap_or_default();
+            let stored_label = current_spec.labels.as_ref().and_then(|l| l.get(IMAGE_LABEL)).cloned();
+            let stored_image = current_spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.container_spec.as_ref())
+                .and_then(|c| c.image.clone());
+            let unchanged = stored_label.as_deref() == Some(compose_image.as_str());
+            let image = match opts.resolve_image {
+                ResolveImage::Always => resolve_digest(docker, &normalized, opts.registry_timeout).await?,
+                ResolveImage::Changed if !unchanged => {
+                    resolve_digest(docker, &normalized, opts.registry_timeout).await?
+                }
+                _ if unchanged => stored_image.unwrap_or(normalized),
+                _ => normalized,
+            };
+            spec["TaskTemplate"]["ContainerSpec"]["Image"] = Value::String(image);
+            let current_force = current_spec.task_template.as_ref().and_then(|t| t.force_update).unwrap_or(0);
+            if opts.force {
+                spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force + 1);
+            } else if current_force != 0 {
+                spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force);
+            }
+            let typed_spec: ServiceSpec = typed(spec, &format!("service {}", svc.name))?;
+            let id = current.id.clone().unwrap_or_default();
+            let version = current.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            report(Step::Service { name: svc.name.clone(), action: "updating".into(), id: id.clone() });
+            let resp = docker
+                .update_service(
+                    &id,
+                    typed_spec,
+                    UpdateServiceOptions { version: version as i32, ..Default::default() },
+                    None,
+                )
+                .await
+                .map_err(|e| engine(&format!("failed to update service {}", svc.name), e))?;
+            for w in resp.warnings.unwrap_or_default() {
+                report(Step::Warning { message: w });
+            }
+            Ok((svc.name.clone(), id))
+        }
+        None => {
+            if opts.resolve_image != ResolveImage::Never {
+                let image = resolve_digest(docker, &normalized, opts.registry_timeout).await?;
                 spec["TaskTemplate"]["ContainerSpec"]["Image"] = Value::String(image);
-                let current_force = current_spec.task_template.as_ref().and_then(|t| t.force_update).unwrap_or(0);
-                if opts.force {
-                    spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force + 1);
-                } else if current_force != 0 {
-                    spec["TaskTemplate"]["ForceUpdate"] = Value::from(current_force);
-                }
-                let typed_spec: ServiceSpec = typed(spec, &format!("service {}", svc.name))?;
-                let id = current.id.clone().unwrap_or_default();
-                let version = current.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-                report(Step::Service { name: svc.name.clone(), action: "updating".into(), id: id.clone() });
-                let resp = docker
-                    .update_service(
-                        &id,
-                        typed_spec,
-                        UpdateServiceOptions { version: version as i32, ..Default::default() },
-                        None,
-                    )
-                    .await
-                    .map_err(|e| engine(&format!("failed to update service {}", svc.name), e))?;
-                for w in resp.warnings.unwrap_or_default() {
-                    report(Step::Warning { message: w });
-                }
-                deployed.insert(svc.name.clone(), id);
             }
-            None => {
-                if opts.resolve_image != ResolveImage::Never {
-                    let image = resolve_digest(docker, &normalized, opts.registry_timeout).await?;
-                    spec["TaskTemplate"]["ContainerSpec"]["Image"] = Value::String(image);
-                }
-                let typed_spec: ServiceSpec = typed(spec, &format!("service {}", svc.name))?;
-                let resp = docker
-                    .create_service(typed_spec, None)
-                    .await
-                    .map_err(|e| engine(&format!("failed to create service {}", svc.name), e))?;
-                let id = resp.id.unwrap_or_default();
-                report(Step::Service { name: svc.name.clone(), action: "creating".into(), id: id.clone() });
-                for w in resp.warnings.unwrap_or_default() {
-                    report(Step::Warning { message: w });
-                }
-                deployed.insert(svc.name.clone(), id);
+            let typed_spec: ServiceSpec = typed(spec, &format!("service {}", svc.name))?;
+            let resp = docker
+                .create_service(typed_spec, None)
+                .await
+                .map_err(|e| engine(&format!("failed to create service {}", svc.name), e))?;
+            let id = resp.id.unwrap_or_default();
+            report(Step::Service { name: svc.name.clone(), action: "creating".into(), id: id.clone() });
+            for w in resp.warnings.unwrap_or_default() {
+                report(Step::Warning { message: w });
             }
+            Ok((svc.name.clone(), id))
         }
     }
-    Ok(Deployed { services: deployed })
 }
 
 /// Removes a stack like `docker stack rm`: services (by name), then secrets, configs, networks

@@ -97,11 +97,16 @@ pub async fn connect(endpoint: &Endpoint, timeout_secs: u64) -> Result<Docker, D
             bollard::API_DEFAULT_VERSION,
         ),
         Endpoint::Ssh { destination } => {
-            Docker::connect_with_ssh(&format!("ssh://{destination}"), timeout_secs, bollard::API_DEFAULT_VERSION, None)
+            super::ssh::client(super::ssh::Target::parse(destination, None).map_err(fail)?, timeout_secs)
         }
     }
     .map_err(|e| fail(e.to_string()))?;
     docker.negotiate_version().await.map_err(|e| fail(error_text(&e)))
+}
+
+/// An SSH destination (`user@host[:port]`) with the key file to use.
+pub fn ssh_target(destination: &str, key: Option<&std::path::Path>) -> Result<super::ssh::Target, String> {
+    super::ssh::Target::parse(destination, key)
 }
 
 /// A bollard error as a sentence (the Engine's own message when it sent one).

@@ -14,6 +14,7 @@ pub mod interpolate;
 pub mod load;
 pub mod merge;
 pub mod schema;
+pub mod ssh;
 pub mod yaml;
 
 use convert::StackPlan;
