@@ -37,8 +37,8 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `text` or `json`.
     pub log_format: String,
-    /// Fetch every recipe's remote this often, in minutes (0: only on request).
-    pub recipe_fetch_minutes: i64,
+    /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
+    pub recipe_fetch_minutes: f64,
     /// Run background work (the deploy job worker, server monitors, recipe fetches). Only tests
     /// that drive one piece at a time turn it off.
     pub background: bool,
@@ -58,7 +58,7 @@ impl Default for Config {
             login_attempts_per_minute: 30,
             trust_forwarded_for: false,
             log_format: "text".into(),
-            recipe_fetch_minutes: 30,
+            recipe_fetch_minutes: 30.0,
             background: true,
         }
     }
@@ -115,7 +115,7 @@ impl Config {
         if self.session_idle_minutes <= 0 || self.session_absolute_minutes <= 0 {
             return Err(ConfigError::Invalid("session lifetimes must be positive".into()));
         }
-        if self.recipe_fetch_minutes < 0 {
+        if !(self.recipe_fetch_minutes >= 0.0 && self.recipe_fetch_minutes.is_finite()) {
             return Err(ConfigError::Invalid("recipe_fetch_minutes must be 0 (off) or positive".into()));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {

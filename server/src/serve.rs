@@ -57,17 +57,18 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
         state.monitors.start(state.clone(), server.id).await;
     }
     let minutes = state.config.recipe_fetch_minutes;
-    if minutes > 0 {
+    if minutes > 0.0 {
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(60 * minutes as u64);
+            let every = std::time::Duration::from_secs_f64(60.0 * minutes);
+            let tick = every.min(std::time::Duration::from_secs(60));
             loop {
                 match crate::recipes::store::fetch_stale(&st, every.as_millis() as i64).await {
                     Ok(n) if n > 0 => tracing::info!(recipes = n, "fetched recipes on schedule"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "scheduled recipe fetch failed"),
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                tokio::time::sleep(tick).await;
             }
         }));
     }

@@ -652,3 +652,42 @@ async fn env_overlays_and_abra_files_round_trip() {
     assert_eq!(e.status, 409, "the same app twice: {}", e.body);
     w.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_chaos_deploy_runs_a_commit_and_keeps_the_release_label() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("chaos");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    let stack = app.stack_name.clone();
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let (_, state, result) = run(b, &domain, "deploy", "").await;
+    assert_eq!(state, "succeeded", "{result}");
+
+    // The commit the 0.1.0+1.0 release points at, deployed as a commit (abra app deploy -C).
+    let remote = git2::Repository::open_bare(w._recipes.path().join("hello.git")).unwrap();
+    let commit = remote.revparse_single("refs/tags/0.1.0+1.0").unwrap().peel_to_commit().unwrap().id().to_string();
+    let (events, state, result) = run(b, &domain, "chaos", &commit).await;
+    assert_eq!(state, "succeeded", "{result}\n{}", texts(&events));
+    assert!(result.contains(&format!("chaos version {}", &commit[..8])), "{result}");
+    let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.chaos")).map(String::as_str), Some("true"));
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.chaos-version")), Some(&commit[..8].to_string()));
+    assert_eq!(
+        labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str),
+        Some("0.1.0+1.0"),
+        "as abra, a chaos deploy keeps the last release's version label"
+    );
+    let d = app_detail(b, &domain).await;
+    assert!(d.app.chaos, "the app shows it runs a chaos deploy");
+    assert_eq!(d.app.version.as_deref(), Some("0.1.0+1.0"));
+
+    // Something that is not a commit of the recipe: the job fails with the reason, nothing changes.
+    let (_, state, result) = run(b, &domain, "chaos", "no-such-branch").await;
+    assert_eq!(state, "failed");
+    assert!(result.contains("no commit \"no-such-branch\""), "{result}");
+    let after = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(after, labels);
+    cleanup(&w.docker, &stack).await;
+    w.app.stop().await;
+}

@@ -143,6 +143,28 @@ async fn fetch_brings_new_tags() {
 }
 
 #[tokio::test]
+async fn recipes_are_fetched_on_schedule() {
+    // Every 1.2 s (0.02 minutes) instead of every 30 minutes.
+    let app = TestApp::spawn_with(|c| c.recipe_fetch_minutes = 0.02).await;
+    let fed = app.bootstrap_admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (work, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
+    register(&fed, &remote, "").await.unwrap();
+    release(&work, &remote, &[("release/1.0.1+2.0", "A fix.\n")], "1.0.1+2.0");
+    let mut newest = String::new();
+    for _ in 0..150 {
+        let d: RecipeDetail = fed.call("get_recipe", &[("name", "hello")]).await.unwrap();
+        newest = d.versions[0].tag.clone();
+        if newest == "1.0.1+2.0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(newest, "1.0.1+2.0", "the schedule fetched the new tag without anyone asking");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bad_repositories_are_refused_and_leave_nothing() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;

@@ -84,7 +84,9 @@ pub async fn build(st: &AppState, app: &AppRow, target: &Target) -> Result<AppPl
     };
     let abra = AbraDeploy {
         recipe: recipe.name.clone(),
-        version: version_label.clone().unwrap_or_default(),
+        // As abra: a chaos deploy keeps the last release's version label (the commit goes in
+        // chaos-version).
+        version: version_label.clone().or_else(|| app.version.clone()).unwrap_or_default(),
         chaos: chaos_commit.is_some(),
         chaos_version: chaos_commit.clone(),
         app_env,
