@@ -55,6 +55,10 @@ async fn deploy_through(b: &Browser, server: &str) {
     assert_eq!(labels.get(&format!("coop-cloud.{}.version", app.stack_name)).map(String::as_str), Some("0.1.0+1.0"));
     let d: AppDetail = b.call("get_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
     assert!(d.services.iter().any(|s| s.running >= 1), "the app page reads the live services: {:?}", d.services);
+    // The server's live state comes from the engine's event stream, over the same transport.
+    let views: Vec<ServerView> = b.call("list_servers", &[("slug", SLUG)]).await.unwrap();
+    let view = views.iter().find(|v| v.name == server).unwrap();
+    assert!(view.connected && view.events_seen > 0, "the deploy's events reached the server page: {view:?}");
 
     let job: JobSummary = b
         .call(

@@ -72,6 +72,12 @@ async fn job_events(
         }
         if let Ok(Some(job)) = jobs::get(&st, id).await {
             if job.finished_at.is_some() {
+                // It may have finished after the read above: send what it wrote since.
+                if let Ok(stored) = jobs::events_after(&st, id, last).await {
+                    for e in stored {
+                        yield Ok(progress(&e));
+                    }
+                }
                 yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
                 return;
             }
@@ -99,6 +105,11 @@ async fn job_events(
                     }
                     if let Ok(Some(job)) = jobs::get(&st, id).await {
                         if job.finished_at.is_some() {
+                            if let Ok(stored) = jobs::events_after(&st, id, last).await {
+                                for e in stored {
+                                    yield Ok(progress(&e));
+                                }
+                            }
                             yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
                             return;
                         }
