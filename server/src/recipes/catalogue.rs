@@ -13,6 +13,7 @@ use git2::{ObjectType, Oid, Repository};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageMeta {
@@ -81,34 +82,60 @@ pub struct RecipeMeta {
 /// `recipes.json`: recipe name → entry.
 pub type Catalogue = BTreeMap<String, RecipeMeta>;
 
-/// Parsed compose files by blob id, shared across tags and recipes.
+/// One tag's services and their images.
+type Services = BTreeMap<String, ServiceMeta>;
+/// The environment compose files are interpolated with.
+type Env = Arc<IndexMap<String, String>>;
+
+/// What was read and derived from blobs, by blob id, shared across tags and recipes: texts,
+/// parsed compose files, the environment a `.env.sample` + `abra.sh` pair gives, and the
+/// services a tag's files give (a tag whose files are all known costs a lookup).
 #[derive(Default)]
 pub struct ParseCache {
-    composes: HashMap<Oid, Option<IndexMap<String, Node>>>,
-    texts: HashMap<Oid, String>,
+    composes: HashMap<Oid, Option<Arc<IndexMap<String, Node>>>>,
+    texts: HashMap<Oid, Arc<str>>,
+    envs: HashMap<(Option<Oid>, Option<Oid>), Env>,
+    services: HashMap<Vec<Option<Oid>>, Services>,
 }
 
 impl ParseCache {
-    fn text(&mut self, repo: &Repository, id: Oid) -> Option<String> {
+    fn text(&mut self, repo: &Repository, id: Oid) -> Option<Arc<str>> {
         if let Some(t) = self.texts.get(&id) {
             return Some(t.clone());
         }
         let blob = repo.find_blob(id).ok()?;
-        let text = String::from_utf8_lossy(blob.content()).into_owned();
+        let text: Arc<str> = String::from_utf8_lossy(blob.content()).into();
         self.texts.insert(id, text.clone());
         Some(text)
     }
 
-    fn compose(&mut self, repo: &Repository, id: Oid) -> Option<IndexMap<String, Node>> {
+    fn compose(&mut self, repo: &Repository, id: Oid) -> Option<Arc<IndexMap<String, Node>>> {
         if let Some(c) = self.composes.get(&id) {
             return c.clone();
         }
         let parsed = self.text(repo, id).and_then(|t| match yaml::parse(&t) {
-            Ok(Node::Map(m)) => Some(m),
+            Ok(Node::Map(m)) => Some(Arc::new(m)),
             _ => None,
         });
         self.composes.insert(id, parsed.clone());
         parsed
+    }
+
+    /// The sample's values with abra.sh's exports, as the compose files see them.
+    fn env(&mut self, repo: &Repository, sample: Option<Oid>, abra: Option<Oid>) -> Env {
+        if let Some(e) = self.envs.get(&(sample, abra)) {
+            return e.clone();
+        }
+        let parsed =
+            sample.and_then(|id| self.text(repo, id)).and_then(|t| EnvFile::parse(&t).ok()).unwrap_or_default();
+        let mut env = parsed.values(&|_| None);
+        if let Some(sh) = abra.and_then(|id| self.text(repo, id)) {
+            env.extend(abra_sh_exports(&sh));
+        }
+        env.insert("STACK_NAME".into(), "stack".into());
+        let env = Arc::new(env);
+        self.envs.insert((sample, abra), env.clone());
+        env
     }
 }
 
@@ -124,23 +151,20 @@ pub fn split_image(image: &str) -> (String, String) {
 
 /// The services and images of one tag: the compose files its `.env.sample` selects, with the
 /// sample's values and abra.sh's exports interpolated (a later file's image wins).
-fn services_at(repo: &Repository, tree: &git2::Tree, cache: &mut ParseCache) -> BTreeMap<String, ServiceMeta> {
+fn services_at(repo: &Repository, tree: &git2::Tree, cache: &mut ParseCache) -> Services {
     let blob_at = |path: &str| -> Option<Oid> {
         let entry = tree.get_path(std::path::Path::new(path)).ok()?;
         (entry.kind() == Some(ObjectType::Blob)).then(|| entry.id())
     };
-    let sample = blob_at(".env.sample")
-        .and_then(|id| cache.text(repo, id))
-        .and_then(|t| EnvFile::parse(&t).ok())
-        .unwrap_or_default();
-    let mut env = sample.values(&|_| None);
-    if let Some(sh) = blob_at("abra.sh").and_then(|id| cache.text(repo, id)) {
-        env.extend(abra_sh_exports(&sh));
+    let (sample, abra) = (blob_at(".env.sample"), blob_at("abra.sh"));
+    let env = cache.env(repo, sample, abra);
+    let files: Vec<Option<Oid>> = crate::engine::compose_files(&env).iter().map(|f| blob_at(f)).collect();
+    let key: Vec<Option<Oid>> = [sample, abra].into_iter().chain(files.iter().copied()).collect();
+    if let Some(known) = cache.services.get(&key) {
+        return known.clone();
     }
-    env.insert("STACK_NAME".into(), "stack".into());
     let mut out = BTreeMap::new();
-    for file in crate::engine::compose_files(&env) {
-        let Some(id) = blob_at(&file) else { continue };
+    for id in files.into_iter().flatten() {
         let Some(root) = cache.compose(repo, id) else { continue };
         let Some(Node::Map(services)) = root.get("services") else { continue };
         for (name, svc) in services {
@@ -156,6 +180,7 @@ fn services_at(repo: &Repository, tree: &git2::Tree, cache: &mut ParseCache) -> 
             }
         }
     }
+    cache.services.insert(key, out.clone());
     out
 }
 
