@@ -6,6 +6,7 @@ use crate::audit::{self, Event};
 use crate::authz::{authorize, can, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::docker::{self, Endpoint, TlsFiles};
+use crate::engine::ssh;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use bollard::Docker;
@@ -153,9 +154,9 @@ pub async fn docker_for(st: &AppState, s: &ServerRow) -> std::result::Result<Doc
             let key = st.secrets.open(sealed).map_err(|e| ApiError::unavailable(e.to_string()))?;
             let path = key_dir(st, s.id).join("id_ssh");
             write_private(&path, &key).map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let target = docker::ssh_target(&s.address, Some(&path))
+            let target = ssh::Target::parse(&s.address, Some(&path))
                 .map_err(|e| ApiError::unavailable(format!("server {}: {e}", s.name)))?;
-            let d = crate::engine::ssh::client(target, 120)
+            let d = ssh::client(target, 120)
                 .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?
                 .negotiate_version()
                 .await
@@ -230,7 +231,7 @@ pub async fn add(st: &Arc<AppState>, caller: &Caller, slug: &str, input: NewServ
         }
         "tcp" => return Err(ApiError::invalid("address", "give host:port, e.g. swarm.example.org:2376").into()),
         "ssh" => {
-            if let Err(e) = docker::ssh_target(&address, None) {
+            if let Err(e) = ssh::Target::parse(&address, None) {
                 return Err(ApiError::invalid("address", e).into());
             }
         }

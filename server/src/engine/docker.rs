@@ -104,11 +104,6 @@ pub async fn connect(endpoint: &Endpoint, timeout_secs: u64) -> Result<Docker, D
     docker.negotiate_version().await.map_err(|e| fail(error_text(&e)))
 }
 
-/// An SSH destination (`user@host[:port]`) with the key file to use.
-pub fn ssh_target(destination: &str, key: Option<&std::path::Path>) -> Result<super::ssh::Target, String> {
-    super::ssh::Target::parse(destination, key)
-}
-
 /// A bollard error as a sentence (the Engine's own message when it sent one).
 pub fn error_text(e: &bollard::errors::Error) -> String {
     match e {

@@ -73,10 +73,8 @@ async fn job_events(
         if let Ok(Some(job)) = jobs::get(&st, id).await {
             if job.finished_at.is_some() {
                 // It may have finished after the read above: send what it wrote since.
-                if let Ok(stored) = jobs::events_after(&st, id, last).await {
-                    for e in stored {
-                        yield Ok(progress(&e));
-                    }
+                for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
+                    yield Ok(progress(&e));
                 }
                 yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
                 return;
@@ -97,18 +95,14 @@ async fn job_events(
                 Ok(_) => {}
                 // Too slow to keep up: catch up from the database.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if let Ok(stored) = jobs::events_after(&st, id, last).await {
-                        for e in stored {
-                            last = e.seq;
-                            yield Ok(progress(&e));
-                        }
+                    for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
+                        last = e.seq;
+                        yield Ok(progress(&e));
                     }
                     if let Ok(Some(job)) = jobs::get(&st, id).await {
                         if job.finished_at.is_some() {
-                            if let Ok(stored) = jobs::events_after(&st, id, last).await {
-                                for e in stored {
-                                    yield Ok(progress(&e));
-                                }
+                            for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
+                                yield Ok(progress(&e));
                             }
                             yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
                             return;
@@ -185,7 +179,9 @@ async fn logs(
     text_stream(stream)
 }
 
-fn text_stream(stream: impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static) -> Response {
+pub(super) fn text_stream(
+    stream: impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

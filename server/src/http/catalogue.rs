@@ -6,12 +6,12 @@ use super::ErrorResponse;
 use crate::authz::authorize_federation;
 use crate::recipes::{catalogue, store};
 use crate::state::SharedState;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
+use futures::StreamExt;
 use potluck_app::error::ApiError;
 use potluck_app::ports::Caller;
 use serde::Deserialize;
@@ -68,9 +68,5 @@ async fn import(
         }
         yield Ok(format!("imported {registered} of {total} recipes\n"));
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    super::apps::text_stream(stream.map(|line| line.map(bytes::Bytes::from)))
 }

@@ -65,6 +65,17 @@ impl ProposalRow {
     }
 }
 
+/// Proposal `id`, still open, and its recipe, for a maintainer of the recipe.
+async fn open_for_maintainer(st: &AppState, caller: &Caller, id: i64) -> Result<(ProposalRow, RecipeRow)> {
+    let p = get_row(st, id).await?;
+    let r = store::get(st, &p.recipe).await?;
+    require_maintainer(st, caller, &r).await?;
+    if p.state != "open" {
+        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
+    }
+    Ok((p, r))
+}
+
 async fn get_row(st: &AppState, id: i64) -> Result<ProposalRow> {
     let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
     row.as_ref()
@@ -430,13 +441,8 @@ pub async fn review(
     verdict: &str,
     comment: &str,
 ) -> Result<ReleaseProposalDetail> {
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
-    require_maintainer(st, caller, &r).await?;
+    let (p, r) = open_for_maintainer(st, caller, id).await?;
     let me = signed_in(caller)?;
-    if p.state != "open" {
-        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
-    }
     if !matches!(verdict, "approve" | "request_changes" | "comment") {
         return Err(ApiError::invalid("verdict", "approve, request_changes or comment").into());
     }
@@ -482,13 +488,8 @@ pub async fn update(
     commit: &str,
     notes: &str,
 ) -> Result<ReleaseProposalDetail> {
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
-    require_maintainer(st, caller, &r).await?;
+    let (p, r) = open_for_maintainer(st, caller, id).await?;
     let me = signed_in(caller)?;
-    if p.state != "open" {
-        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
-    }
     let path = store::clone_path(st, r.id);
     let (branch, c) = (r.default_branch.clone(), commit.to_string());
     let full = tokio::task::spawn_blocking(move || read_versions(&path, &branch, None, &c).map(|(_, _, full)| full))
@@ -515,13 +516,8 @@ pub async fn update(
 }
 
 pub async fn withdraw(st: &AppState, caller: &Caller, id: i64) -> Result<()> {
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
-    require_maintainer(st, caller, &r).await?;
+    let (p, r) = open_for_maintainer(st, caller, id).await?;
     let me = signed_in(caller)?;
-    if p.state != "open" {
-        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
-    }
     let mut tx = st.db.begin().await?;
     sqlx::query("UPDATE release_proposals SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
         .bind(now_ms())
@@ -541,12 +537,7 @@ pub async fn withdraw(st: &AppState, caller: &Caller, id: i64) -> Result<()> {
 
 /// Publishes an approved proposal whose last attempt failed (e.g. the push was rejected).
 pub async fn publish(st: &AppState, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail> {
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
-    require_maintainer(st, caller, &r).await?;
-    if p.state != "open" {
-        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
-    }
+    let (p, r) = open_for_maintainer(st, caller, id).await?;
     let t = tally(&p, &reviews(st, &p).await?);
     if !approved(&t, &r) {
         return Err(ApiError::conflict(format!(
