@@ -1,13 +1,17 @@
-//! Server functions: the UI's calls into the server. Each one takes the caller, calls one port
-//! method and maps the result; authorization and every rule live behind the port.
+//! Every operation the pages can call, declared once: the server function (`/api/fn/<name>`),
+//! what it acts on, what the caller needs, the audit actions it may write and its REST route
+//! (`/api/v1/…`). The body is always the same: hand the input to the server's registry, whose
+//! handler for it receives a capability from the authorization step (see `ops.rs`).
 
 use crate::error::ApiError;
 use crate::model::*;
+use crate::ops::{scope, Http, Need, Op};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use crate::error::ApiError;
+    use crate::ops::Op;
     use crate::ports::{Caller, Ports};
     use leptos::prelude::*;
 
@@ -20,8 +24,15 @@ pub(crate) mod ssr {
         Ok((caller, ports))
     }
 
-    /// Answers errors with their own HTTP status (a server function would otherwise say 500).
-    pub fn respond<T>(result: Result<T, ApiError>) -> Result<T, ApiError> {
+    /// Runs `input` through the server's registry, answering errors with their own HTTP status
+    /// (a server function would otherwise say 500).
+    pub async fn dispatch<O: Op>(input: O) -> Result<O::Output, ApiError> {
+        let (caller, ports) = context()?;
+        let result = ports.dispatch(&caller, O::NAME, Box::new(input)).await.and_then(|out| {
+            out.downcast::<O::Output>()
+                .map(|b| *b)
+                .map_err(|_| ApiError::Internal { request_id: caller.request_id.clone() })
+        });
         if let Err(e) = &result {
             if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
                 if let Ok(status) = http::StatusCode::from_u16(e.status()) {
@@ -33,426 +44,761 @@ pub(crate) mod ssr {
     }
 }
 
-#[cfg(feature = "ssr")]
-macro_rules! call {
-    (|$caller:ident, $ports:ident| $body:expr) => {{
-        let ($caller, $ports) = ssr::context()?;
-        ssr::respond($body.await)
-    }};
-}
+/// Declares an operation: the server function and its [`Op`] implementation.
+macro_rules! operation {
+    (
+        $(#[doc = $doc:literal])*
+        fn $fn:ident ( $( $(#[$am:meta])* $arg:ident : $ty:ty ),* $(,)? ) -> $out:ty {
+            name: $name:tt, input: $Struct:ident, scope: $scope:ident, key: |$o:ident| $key:expr,
+            need: $need:expr, session_only: $session:expr, audit: [$($action:literal),* $(,)?], http: $http:expr $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[server(name = $Struct, prefix = "/api/fn", endpoint = $name)]
+        #[allow(clippy::too_many_arguments)]
+        pub async fn $fn( $( $(#[$am])* $arg: $ty ),* ) -> Result<$out, ApiError> {
+            ssr::dispatch($Struct { $($arg),* }).await
+        }
 
-#[cfg(feature = "ssr")]
-fn split_list(s: &str) -> Vec<String> {
-    s.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
-
-#[server(prefix = "/api/fn", endpoint = "me")]
-pub async fn get_me() -> Result<Option<Me>, ApiError> {
-    call!(|caller, ports| ports.identity.me(&caller))
-}
-
-#[server(prefix = "/api/fn", endpoint = "public_providers")]
-pub async fn public_providers() -> Result<Vec<ProviderPublic>, ApiError> {
-    let (_, ports) = ssr::context()?;
-    ssr::respond(ports.identity.public_providers().await)
-}
-
-#[server(prefix = "/api/fn", endpoint = "list_providers")]
-pub async fn list_providers() -> Result<ProvidersOverview, ApiError> {
-    call!(|caller, ports| ports.identity.list_providers(&caller))
-}
-
-/// `collectives` is a comma- or space-separated list of collective slugs.
-#[server(prefix = "/api/fn", endpoint = "add_provider")]
-pub async fn add_provider(
-    display_name: String,
-    issuer_url: String,
-    client_id: String,
-    client_secret: String,
-    groups_claim: String,
-    collectives: String,
-) -> Result<ProviderAdmin, ApiError> {
-    let input = crate::ports::NewProvider {
-        display_name,
-        issuer_url,
-        client_id,
-        client_secret,
-        groups_claim,
-        collectives: split_list(&collectives),
+        impl Op for $Struct {
+            const NAME: &'static str = $name;
+            type Scope = scope::$scope;
+            const NEED: Need = $need;
+            const SESSION_ONLY: bool = $session;
+            const AUDIT: &'static [&'static str] = &[$($action),*];
+            const HTTP: Option<Http> = $http;
+            type Output = $out;
+            #[allow(unused_variables)]
+            fn key(&self) -> <scope::$scope as scope::Scope>::Key<'_> {
+                let $o = self;
+                $key
+            }
+        }
     };
-    call!(|caller, ports| ports.identity.add_provider(&caller, input))
 }
 
-#[server(prefix = "/api/fn", endpoint = "set_provider_collectives")]
-pub async fn set_provider_collectives(provider_id: i64, collectives: String) -> Result<ProviderAdmin, ApiError> {
-    call!(|caller, ports| ports.identity.set_provider_collectives(&caller, provider_id, split_list(&collectives)))
+use Need::{MaintainRecipe, Nothing, SeeRecipe};
+use Permission::*;
+
+const fn perm(p: Permission) -> Need {
+    Need::Permission(p)
 }
 
-#[server(prefix = "/api/fn", endpoint = "remove_provider")]
-pub async fn remove_provider(provider_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.identity.remove_provider(&caller, provider_id))
+// ---- Identity ----
+
+operation! {
+    /// The person calling (none when signed out).
+    fn get_me() -> Option<Me> {
+        name: "me", input: GetMe, scope: Public, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: None,
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "list_users")]
-pub async fn list_users() -> Result<Vec<UserSummary>, ApiError> {
-    call!(|caller, ports| ports.identity.list_users(&caller))
+operation! {
+    /// The principal behind the request (a person or an API token); 401 when signed out.
+    fn whoami() -> Me {
+        name: "whoami", input: Whoami, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/me"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "set_federation_admin")]
-pub async fn set_federation_admin(user_id: i64, admin: bool) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.identity.set_federation_admin(&caller, user_id, admin))
+operation! {
+    /// The identity providers people sign in with.
+    fn public_providers() -> Vec<ProviderPublic> {
+        name: "public_providers", input: PublicProviders, scope: Public, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/providers/public"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "link_users")]
-pub async fn link_users(keep_user_id: i64, merge_user_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.identity.link_users(&caller, keep_user_id, merge_user_id))
+operation! {
+    fn list_providers() -> ProvidersOverview {
+        name: "list_providers", input: ListProviders, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [], http: Http::get("/providers"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "my_identities")]
-pub async fn my_identities() -> Result<Vec<IdentityView>, ApiError> {
-    call!(|caller, ports| ports.identity.my_identities(&caller))
+operation! {
+    /// `collectives` is a comma- or space-separated list of collective slugs. The secret is sent
+    /// once and kept sealed; it is never shown again.
+    fn add_provider(
+        display_name: String,
+        issuer_url: String,
+        client_id: String,
+        client_secret: String,
+        groups_claim: String,
+        collectives: String,
+    ) -> ProviderAdmin {
+        name: "add_provider", input: AddProvider, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["identity_provider.add"], http: Http::post("/providers"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "list_api_tokens")]
-pub async fn list_api_tokens() -> Result<Vec<ApiTokenSummary>, ApiError> {
-    call!(|caller, ports| ports.identity.list_api_tokens(&caller))
+operation! {
+    fn set_provider_collectives(provider_id: i64, collectives: String) -> ProviderAdmin {
+        name: "set_provider_collectives", input: SetProviderCollectives, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["identity_provider.set_collectives"],
+        http: Http::put("/providers/{provider_id}/collectives"),
+    }
 }
 
-/// `expires_in_days` empty or 0 means the token does not expire.
-#[server(prefix = "/api/fn", endpoint = "create_api_token")]
-pub async fn create_api_token(
-    name: String,
-    collective: String,
-    role: Role,
-    expires_in_days: Option<i64>,
-) -> Result<CreatedApiToken, ApiError> {
-    let input =
-        crate::ports::NewApiToken { name, collective, role, expires_in_days: expires_in_days.filter(|d| *d > 0) };
-    call!(|caller, ports| ports.identity.create_api_token(&caller, input))
+operation! {
+    fn remove_provider(provider_id: i64) -> () {
+        name: "remove_provider", input: RemoveProvider, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["identity_provider.remove"], http: Http::delete("/providers/{provider_id}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "revoke_api_token")]
-pub async fn revoke_api_token(token_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.identity.revoke_api_token(&caller, token_id))
+operation! {
+    fn list_users() -> Vec<UserSummary> {
+        name: "list_users", input: ListUsers, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [], http: Http::get("/users"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "list_collectives")]
-pub async fn list_collectives() -> Result<Vec<CollectiveSummary>, ApiError> {
-    call!(|caller, ports| ports.collectives.list_collectives(&caller))
+operation! {
+    fn set_federation_admin(user_id: i64, admin: bool) -> () {
+        name: "set_federation_admin", input: SetFederationAdmin, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["user.federation_admin.grant", "user.federation_admin.revoke"],
+        http: Http::put("/users/{user_id}/federation-admin"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "get_collective")]
-pub async fn get_collective(slug: String) -> Result<CollectiveDetail, ApiError> {
-    call!(|caller, ports| ports.collectives.get_collective(&caller, &slug))
+operation! {
+    fn link_users(keep_user_id: i64, merge_user_id: i64) -> () {
+        name: "link_users", input: LinkUsers, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["user.link"], http: Http::post("/users/link"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "create_collective")]
-pub async fn create_collective(slug: String, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
-    call!(|caller, ports| ports.collectives.create_collective(&caller, slug, name, description))
+operation! {
+    fn my_identities() -> Vec<IdentityView> {
+        name: "my_identities", input: MyIdentities, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/me/identities"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "update_collective")]
-pub async fn update_collective(slug: String, name: String, description: String) -> Result<CollectiveSummary, ApiError> {
-    call!(|caller, ports| ports.collectives.update_collective(&caller, &slug, name, description))
+operation! {
+    fn list_api_tokens() -> Vec<ApiTokenSummary> {
+        name: "list_api_tokens", input: ListApiTokens, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: [], http: Http::get("/tokens"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "set_member_role")]
-pub async fn set_member_role(slug: String, user_id: i64, role: Role) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.collectives.set_member_role(&caller, &slug, user_id, role))
+operation! {
+    /// A token for one collective with at most the creator's role there. `expires_in_days`
+    /// empty or 0 means it does not expire.
+    fn create_api_token(name: String, collective: String, role: Role, #[server(default)] expires_in_days: Option<i64>) -> CreatedApiToken {
+        name: "create_api_token", input: CreateApiToken, scope: Collective, key: |o| &o.collective,
+        need: perm(CreateOwnApiToken), session_only: true, audit: ["api_token.create"], http: Http::post("/tokens"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "remove_member")]
-pub async fn remove_member(slug: String, user_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.collectives.remove_member(&caller, &slug, user_id))
+operation! {
+    fn revoke_api_token(token_id: i64) -> () {
+        name: "revoke_api_token", input: RevokeApiToken, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: ["api_token.revoke"], http: Http::delete("/tokens/{token_id}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "create_invitation")]
-pub async fn create_invitation(slug: String, role: Role) -> Result<CreatedInvitation, ApiError> {
-    call!(|caller, ports| ports.collectives.create_invitation(&caller, &slug, role))
+// ---- Collectives ----
+
+operation! {
+    /// The collectives the caller belongs to (all of them for a federation admin).
+    fn list_collectives() -> Vec<CollectiveSummary> {
+        name: "list_collectives", input: ListCollectives, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/collectives"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "revoke_invitation")]
-pub async fn revoke_invitation(slug: String, invitation_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.collectives.revoke_invitation(&caller, &slug, invitation_id))
+operation! {
+    /// One collective: members, group mappings, identity providers.
+    fn get_collective(slug: String) -> CollectiveDetail {
+        name: "get_collective", input: GetCollective, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewCollective), session_only: false, audit: [], http: Http::get("/collectives/{slug}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "accept_invitation")]
-pub async fn accept_invitation(token: String) -> Result<CollectiveSummary, ApiError> {
-    call!(|caller, ports| ports.collectives.accept_invitation(&caller, &token))
+operation! {
+    fn create_collective(slug: String, name: String, description: String) -> CollectiveSummary {
+        name: "create_collective", input: CreateCollective, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["collective.create"], http: Http::post("/collectives"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "add_group_mapping")]
-pub async fn add_group_mapping(
-    slug: String,
-    provider_id: i64,
-    value: String,
-    role: Role,
-) -> Result<GroupMapping, ApiError> {
-    call!(|caller, ports| ports.collectives.add_group_mapping(&caller, &slug, provider_id, value, role))
+operation! {
+    fn update_collective(slug: String, name: String, description: String) -> CollectiveSummary {
+        name: "update_collective", input: UpdateCollective, scope: Collective, key: |o| &o.slug,
+        need: perm(EditCollective), session_only: false, audit: ["collective.update"], http: Http::put("/collectives/{slug}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "remove_group_mapping")]
-pub async fn remove_group_mapping(slug: String, mapping_id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.collectives.remove_group_mapping(&caller, &slug, mapping_id))
+operation! {
+    fn set_member_role(slug: String, user_id: i64, role: Role) -> () {
+        name: "set_member_role", input: SetMemberRole, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageMembers), session_only: false, audit: ["member.set_role"],
+        http: Http::put("/collectives/{slug}/members/{user_id}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "query_audit")]
-pub async fn query_audit(#[server(default)] filter: AuditFilter) -> Result<AuditPage, ApiError> {
-    call!(|caller, ports| ports.audit.query_audit(&caller, filter))
+operation! {
+    fn remove_member(slug: String, user_id: i64) -> () {
+        name: "remove_member", input: RemoveMember, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageMembers), session_only: false, audit: ["member.remove"],
+        http: Http::delete("/collectives/{slug}/members/{user_id}"),
+    }
+}
+
+operation! {
+    fn create_invitation(slug: String, role: Role) -> CreatedInvitation {
+        name: "create_invitation", input: CreateInvitation, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageMembers), session_only: true, audit: ["invitation.create"],
+        http: Http::post("/collectives/{slug}/invitations"),
+    }
+}
+
+operation! {
+    fn revoke_invitation(slug: String, invitation_id: i64) -> () {
+        name: "revoke_invitation", input: RevokeInvitation, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageMembers), session_only: false, audit: ["invitation.revoke"],
+        http: Http::delete("/collectives/{slug}/invitations/{invitation_id}"),
+    }
+}
+
+operation! {
+    fn accept_invitation(token: String) -> CollectiveSummary {
+        name: "accept_invitation", input: AcceptInvitation, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: ["invitation.accept"], http: Http::post("/invitations/accept"),
+    }
+}
+
+operation! {
+    fn add_group_mapping(slug: String, provider_id: i64, value: String, role: Role) -> GroupMapping {
+        name: "add_group_mapping", input: AddGroupMapping, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageGroupMappings), session_only: false, audit: ["group_mapping.add"],
+        http: Http::post("/collectives/{slug}/group-mappings"),
+    }
+}
+
+operation! {
+    fn remove_group_mapping(slug: String, mapping_id: i64) -> () {
+        name: "remove_group_mapping", input: RemoveGroupMapping, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageGroupMappings), session_only: false, audit: ["group_mapping.remove"],
+        http: Http::delete("/collectives/{slug}/group-mappings/{mapping_id}"),
+    }
+}
+
+// ---- Audit ----
+
+operation! {
+    /// A page of the audit log, newest first: a collective's (its admins) or everything
+    /// (federation admins). `from`/`to` are milliseconds since the epoch.
+    fn query_audit(
+        #[server(default)] collective: Option<String>,
+        #[server(default)] actor: Option<String>,
+        #[server(default)] action: Option<String>,
+        #[server(default)] from: Option<i64>,
+        #[server(default)] to: Option<i64>,
+        #[server(default)] before: Option<i64>,
+        #[server(default)] limit: Option<i64>,
+    ) -> AuditPage {
+        name: "query_audit", input: QueryAudit, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/audit"),
+    }
+}
+
+impl QueryAudit {
+    pub fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            collective: self.collective.clone(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            from: self.from,
+            to: self.to,
+            before: self.before,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The audit page's query, as a filter.
+pub async fn audit_page(f: AuditFilter) -> Result<AuditPage, ApiError> {
+    query_audit(f.collective, f.actor, f.action, f.from, f.to, f.before, f.limit).await
 }
 
 // ---- Recipes ----
 
-#[server(prefix = "/api/fn", endpoint = "list_recipes")]
-pub async fn list_recipes() -> Result<Vec<RecipeSummary>, ApiError> {
-    call!(|caller, ports| ports.recipes.list_recipes(&caller))
-}
-
-#[server(prefix = "/api/fn", endpoint = "get_recipe")]
-pub async fn get_recipe(name: String) -> Result<RecipeDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.get_recipe(&caller, &name))
-}
-
-#[server(prefix = "/api/fn", endpoint = "get_recipe_version")]
-pub async fn get_recipe_version(name: String, tag: String) -> Result<VersionDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.get_recipe_version(&caller, &name, &tag))
-}
-
-/// `credential_kind`: empty, `https` (username + token) or `ssh` (username + private key).
-#[server(prefix = "/api/fn", endpoint = "register_recipe")]
-pub async fn register_recipe(
-    repository: String,
-    #[server(default)] name: String,
-    #[server(default)] collective: String,
-    #[server(default)] credential_kind: String,
-    #[server(default)] credential_username: String,
-    #[server(default)] credential_secret: String,
-) -> Result<RecipeSummary, ApiError> {
-    let input = crate::ports::NewRecipe {
-        repository,
-        name: Some(name).filter(|n| !n.trim().is_empty()),
-        collective: Some(collective).filter(|c| !c.trim().is_empty()),
-        credential_kind: Some(credential_kind).filter(|c| !c.trim().is_empty()),
-        credential_username,
-        credential_secret,
-    };
-    call!(|caller, ports| ports.recipes.register_recipe(&caller, input))
-}
-
-#[server(prefix = "/api/fn", endpoint = "fetch_recipe")]
-pub async fn fetch_recipe(name: String) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.recipes.fetch_recipe(&caller, &name))
-}
-
-/// `users`: user ids; `collectives`: slugs; both comma- or space-separated.
-#[server(prefix = "/api/fn", endpoint = "set_recipe_maintainers")]
-pub async fn set_recipe_maintainers(
-    name: String,
-    #[server(default)] users: String,
-    #[server(default)] collectives: String,
-) -> Result<(), ApiError> {
-    let mut ids = Vec::new();
-    for u in split_list(&users) {
-        ids.push(u.parse::<i64>().map_err(|_| ApiError::invalid("users", format!("{u:?} is not a user id")))?);
+operation! {
+    /// The recipes the caller may see.
+    fn list_recipes() -> Vec<RecipeSummary> {
+        name: "list_recipes", input: ListRecipes, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/recipes"),
     }
-    call!(|caller, ports| ports.recipes.set_recipe_maintainers(&caller, &name, ids, split_list(&collectives)))
+}
+
+operation! {
+    fn get_recipe(name: String) -> RecipeDetail {
+        name: "get_recipe", input: GetRecipe, scope: Recipe, key: |o| &o.name,
+        need: SeeRecipe, session_only: false, audit: [], http: Http::get("/recipes/{name}"),
+    }
+}
+
+operation! {
+    fn get_recipe_version(name: String, tag: String) -> VersionDetail {
+        name: "get_recipe_version", input: GetRecipeVersion, scope: Recipe, key: |o| &o.name,
+        need: SeeRecipe, session_only: false, audit: [], http: Http::get("/recipes/{name}/versions/{tag}"),
+    }
+}
+
+operation! {
+    /// `credential_kind`: empty, `https` (username + token) or `ssh` (username + private key).
+    /// The credential is sealed and never shown again.
+    fn register_recipe(
+        repository: String,
+        #[server(default)] name: String,
+        #[server(default)] collective: String,
+        #[server(default)] credential_kind: String,
+        #[server(default)] credential_username: String,
+        #[server(default)] credential_secret: String,
+    ) -> RecipeSummary {
+        name: "register_recipe", input: RegisterRecipe, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: ["recipe.register"], http: Http::post("/recipes"),
+    }
+}
+
+operation! {
+    fn fetch_recipe(name: String) -> () {
+        name: "fetch_recipe", input: FetchRecipe, scope: Recipe, key: |o| &o.name,
+        need: MaintainRecipe, session_only: true, audit: ["recipe.fetch"], http: Http::post("/recipes/{name}/fetch"),
+    }
+}
+
+operation! {
+    /// `users`: user ids; `collectives`: slugs; both comma- or space-separated.
+    fn set_recipe_maintainers(name: String, #[server(default)] users: String, #[server(default)] collectives: String) -> () {
+        name: "set_recipe_maintainers", input: SetRecipeMaintainers, scope: Recipe, key: |o| &o.name,
+        need: MaintainRecipe, session_only: true, audit: ["recipe.set_maintainers"],
+        http: Http::put("/recipes/{name}/maintainers"),
+    }
 }
 
 // ---- Release review ----
 
-#[server(prefix = "/api/fn", endpoint = "list_releases")]
-pub async fn list_releases(recipe: String) -> Result<Vec<ReleaseProposalSummary>, ApiError> {
-    call!(|caller, ports| ports.recipes.list_releases(&caller, &recipe))
+operation! {
+    fn list_releases(recipe: String) -> Vec<ReleaseProposalSummary> {
+        name: "list_releases", input: ListReleases, scope: Recipe, key: |o| &o.recipe,
+        need: SeeRecipe, session_only: false, audit: [], http: Http::get("/recipes/{recipe}/releases"),
+    }
 }
 
-/// Empty `commit`, `bump`, `version` take the branch's head, the suggested bump, the next version.
-#[server(prefix = "/api/fn", endpoint = "open_release")]
-pub async fn open_release(
-    recipe: String,
-    #[server(default)] commit: String,
-    #[server(default)] bump: String,
-    #[server(default)] version: String,
-    notes: String,
-) -> Result<ReleaseProposalDetail, ApiError> {
-    let input = crate::ports::NewRelease { commit, bump, version, notes };
-    call!(|caller, ports| ports.recipes.open_release(&caller, &recipe, input))
+operation! {
+    /// Empty `commit`, `bump`, `version` take the branch's head, the suggested bump, the next version.
+    fn open_release(
+        recipe: String,
+        #[server(default)] commit: String,
+        #[server(default)] bump: String,
+        #[server(default)] version: String,
+        notes: String,
+    ) -> ReleaseProposalDetail {
+        name: "open_release", input: OpenRelease, scope: Recipe, key: |o| &o.recipe,
+        need: MaintainRecipe, session_only: true, audit: ["release.open"], http: Http::post("/recipes/{recipe}/releases"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "get_release")]
-pub async fn get_release(id: i64) -> Result<ReleaseProposalDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.get_release(&caller, id))
+operation! {
+    fn get_release(id: i64) -> ReleaseProposalDetail {
+        name: "get_release", input: GetRelease, scope: Proposal, key: |o| o.id,
+        need: SeeRecipe, session_only: false, audit: [], http: Http::get("/releases/{id}"),
+    }
 }
 
-/// `verdict`: approve, request_changes or comment.
-#[server(prefix = "/api/fn", endpoint = "review_release")]
-pub async fn review_release(
-    id: i64,
-    verdict: String,
-    #[server(default)] comment: String,
-) -> Result<ReleaseProposalDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.review_release(&caller, id, &verdict, &comment))
+operation! {
+    /// `verdict`: approve, request_changes or comment. The approval that completes the policy
+    /// publishes the release.
+    fn review_release(id: i64, verdict: String, #[server(default)] comment: String) -> ReleaseProposalDetail {
+        name: "review_release", input: ReviewRelease, scope: Proposal, key: |o| o.id,
+        need: Need::ReviewRelease, session_only: true,
+        audit: ["release.review", "release.publish.intent", "release.publish"],
+        http: Http::post("/releases/{id}/reviews"),
+    }
 }
 
-/// Empty `commit` means the branch's current head; empty `notes` keeps them.
-#[server(prefix = "/api/fn", endpoint = "update_release")]
-pub async fn update_release(
-    id: i64,
-    #[server(default)] commit: String,
-    #[server(default)] notes: String,
-) -> Result<ReleaseProposalDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.update_release(&caller, id, &commit, &notes))
+operation! {
+    /// Empty `commit` means the branch's current head; empty `notes` keeps them.
+    fn update_release(id: i64, #[server(default)] commit: String, #[server(default)] notes: String) -> ReleaseProposalDetail {
+        name: "update_release", input: UpdateRelease, scope: Proposal, key: |o| o.id,
+        need: MaintainRecipe, session_only: true, audit: ["release.update"], http: Http::put("/releases/{id}"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "withdraw_release")]
-pub async fn withdraw_release(id: i64) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.recipes.withdraw_release(&caller, id))
+operation! {
+    fn withdraw_release(id: i64) -> () {
+        name: "withdraw_release", input: WithdrawRelease, scope: Proposal, key: |o| o.id,
+        need: MaintainRecipe, session_only: true, audit: ["release.withdraw"], http: Http::post("/releases/{id}/withdraw"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "publish_release")]
-pub async fn publish_release(id: i64) -> Result<ReleaseProposalDetail, ApiError> {
-    call!(|caller, ports| ports.recipes.publish_release(&caller, id))
+operation! {
+    fn publish_release(id: i64) -> ReleaseProposalDetail {
+        name: "publish_release", input: PublishRelease, scope: Proposal, key: |o| o.id,
+        need: MaintainRecipe, session_only: true, audit: ["release.publish.intent", "release.publish"],
+        http: Http::post("/releases/{id}/publish"),
+    }
 }
 
-// ---- Servers and apps ----
+// ---- Servers ----
 
-#[server(prefix = "/api/fn", endpoint = "list_servers")]
-pub async fn list_servers(slug: String) -> Result<Vec<ServerView>, ApiError> {
-    call!(|caller, ports| ports.apps.list_servers(&caller, &slug))
+operation! {
+    fn list_servers(slug: String) -> Vec<ServerView> {
+        name: "list_servers", input: ListServers, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewServers), session_only: false, audit: [], http: Http::get("/collectives/{slug}/servers"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "add_server")]
-pub async fn add_server(
-    slug: String,
-    name: String,
-    kind: String,
-    address: String,
-    #[server(default)] tls_ca: String,
-    #[server(default)] tls_cert: String,
-    #[server(default)] private_key: String,
-) -> Result<ServerView, ApiError> {
-    let some = |s: String| Some(s).filter(|s| !s.trim().is_empty());
-    let input = crate::ports::NewServer {
-        name,
-        kind,
-        address,
-        tls_ca: some(tls_ca),
-        tls_cert: some(tls_cert),
-        private_key: some(private_key),
+operation! {
+    /// `kind`: `unix` (a local engine the federation's configuration grants this collective),
+    /// `tcp` (TLS client certificates) or `ssh` (`user@host[:port]` with its own private key;
+    /// `host_key`: the expected fingerprint, `SHA256:…`, optional). Keys are sealed, never shown.
+    fn add_server(
+        slug: String,
+        name: String,
+        kind: String,
+        address: String,
+        #[server(default)] tls_ca: String,
+        #[server(default)] tls_cert: String,
+        #[server(default)] private_key: String,
+        #[server(default)] host_key: String,
+    ) -> ServerView {
+        name: "add_server", input: AddServer, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageServers), session_only: false, audit: ["server.add"], http: Http::post("/collectives/{slug}/servers"),
+    }
+}
+
+operation! {
+    fn remove_server(slug: String, name: String) -> () {
+        name: "remove_server", input: RemoveServer, scope: Server, key: |o| (&o.slug, &o.name),
+        need: perm(ManageServers), session_only: false, audit: ["server.remove"],
+        http: Http::delete("/collectives/{slug}/servers/{name}"),
+    }
+}
+
+operation! {
+    /// Pins the SSH host key the server presents now, after it changed. `fingerprint` must be
+    /// the new one (`SHA256:…`), checked out of band.
+    fn trust_host_key(slug: String, name: String, fingerprint: String) -> ServerView {
+        name: "trust_host_key", input: TrustHostKey, scope: Server, key: |o| (&o.slug, &o.name),
+        need: perm(ManageServers), session_only: true, audit: ["server.host_key.trust"],
+        http: Http::post("/collectives/{slug}/servers/{name}/host-key"),
+    }
+}
+
+operation! {
+    /// What deploys to this server may ask of the host (federation admins only): each of
+    /// `bind_mounts`, `docker_socket`, `privileged`, `capabilities`, `host_namespaces`,
+    /// `devices`, `foreign_objects` is allowed when listed in `allow` (comma-separated).
+    fn set_server_policy(slug: String, name: String, #[server(default)] allow: String) -> ServerView {
+        name: "set_server_policy", input: SetServerPolicy, scope: Server, key: |o| (&o.slug, &o.name),
+        need: Need::FederationAdmin, session_only: true, audit: ["server.policy.set"],
+        http: Http::put("/collectives/{slug}/servers/{name}/policy"),
+    }
+}
+
+// ---- Apps ----
+
+operation! {
+    fn list_apps(slug: String) -> Vec<AppSummary> {
+        name: "list_apps", input: ListApps, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/apps"),
+    }
+}
+
+operation! {
+    /// `version` empty means the recipe's latest version.
+    fn create_app(slug: String, server: String, recipe: String, domain: String, #[server(default)] version: String) -> AppSummary {
+        name: "create_app", input: CreateApp, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: ["app.create"], http: Http::post("/collectives/{slug}/apps"),
+    }
+}
+
+operation! {
+    fn get_app(slug: String, domain: String) -> AppDetail {
+        name: "get_app", input: GetApp, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/apps/{domain}"),
+    }
+}
+
+operation! {
+    fn set_app_env(slug: String, domain: String, env: String) -> () {
+        name: "set_app_env", input: SetAppEnv, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: ["app.env.update"],
+        http: Http::put("/collectives/{slug}/apps/{domain}/env"),
+    }
+}
+
+operation! {
+    /// `files`: the overlays to enable (`compose.mariadb.yml`…); absent means none.
+    fn set_app_overlays(slug: String, domain: String, #[server(default)] files: Vec<String>) -> () {
+        name: "set_app_overlays", input: SetAppOverlays, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: ["app.env.update"],
+        http: Http::put("/collectives/{slug}/apps/{domain}/overlays"),
+    }
+}
+
+operation! {
+    /// One abra env file: its name is the app's domain followed by `.env`.
+    fn import_app(slug: String, server: String, file_name: String, content: String) -> Vec<AppSummary> {
+        name: "import_app", input: ImportApp, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: ["app.import"], http: Http::post("/collectives/{slug}/apps/import"),
+    }
+}
+
+operation! {
+    fn export_app(slug: String, domain: String) -> String {
+        name: "export_app", input: ExportApp, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/apps/{domain}/export"),
+    }
+}
+
+operation! {
+    fn delete_app(slug: String, domain: String) -> () {
+        name: "delete_app", input: DeleteApp, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: ["app.delete"], http: Http::delete("/collectives/{slug}/apps/{domain}"),
+    }
+}
+
+operation! {
+    /// What `kind` (deploy, upgrade, rollback, redeploy, chaos, undeploy) would do, without doing it.
+    fn preview_job(slug: String, domain: String, kind: String, #[server(default)] target: String) -> DeployPreview {
+        name: "preview_job", input: PreviewJob, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(OperateApps), session_only: false, audit: [], http: Http::post("/collectives/{slug}/apps/{domain}/preview"),
+    }
+}
+
+operation! {
+    /// `options` as `options[remove_volumes]=true`, `options[timeout_secs]=600`…
+    fn start_job(
+        slug: String,
+        domain: String,
+        kind: String,
+        #[server(default)] target: String,
+        #[server(default)] options: JobOptions,
+    ) -> JobSummary {
+        name: "start_job", input: StartJob, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(OperateApps), session_only: false,
+        audit: ["app.deploy.request", "app.upgrade.request", "app.rollback.request", "app.redeploy.request", "app.chaos.request", "app.undeploy.request"],
+        http: Http::post("/collectives/{slug}/apps/{domain}/jobs"),
+    }
+}
+
+operation! {
+    fn get_job(id: i64) -> JobDetail {
+        name: "get_job", input: GetJob, scope: Job, key: |o| o.id,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/jobs/{id}"),
+    }
+}
+
+operation! {
+    /// `only` empty generates every missing secret. Each value is shown once, to the caller.
+    fn generate_secrets(slug: String, domain: String, #[server(default)] only: String) -> Vec<GeneratedSecret> {
+        name: "generate_secrets", input: GenerateSecrets, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageSecrets), session_only: false, audit: ["app.secret.generate.intent", "app.secret.generate"],
+        http: Http::post("/collectives/{slug}/apps/{domain}/secrets/generate"),
+    }
+}
+
+operation! {
+    fn insert_secret(slug: String, domain: String, name: String, value: String) -> () {
+        name: "insert_secret", input: InsertSecret, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageSecrets), session_only: false, audit: ["app.secret.insert.intent", "app.secret.insert"],
+        http: Http::put("/collectives/{slug}/apps/{domain}/secrets/{name}"),
+    }
+}
+
+operation! {
+    /// A new version of the secret, then a redeploy (which needs the operator role too).
+    fn rotate_secret(slug: String, domain: String, name: String) -> RotatedSecret {
+        name: "rotate_secret", input: RotateSecret, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageSecrets), session_only: false,
+        audit: ["app.secret.rotate.intent", "app.secret.rotate", "app.redeploy.request"],
+        http: Http::post("/collectives/{slug}/apps/{domain}/secrets/{name}/rotate"),
+    }
+}
+
+// ---- Streaming endpoints (answered by the server itself, outside `/api/v1`) ----
+
+/// Declares an operation answered with a stream (not a server function): its input and [`Op`].
+macro_rules! raw_operation {
+    (
+        $(#[doc = $doc:literal])*
+        struct $Struct:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? } {
+            name: $name:tt, scope: $scope:ident, key: |$o:ident| $key:expr,
+            need: $need:expr, session_only: $session:expr, audit: [$($action:literal),* $(,)?], http: $http:expr $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+        pub struct $Struct { $( $(#[$fm])* pub $field: $ty ),* }
+
+        impl Op for $Struct {
+            const NAME: &'static str = $name;
+            type Scope = scope::$scope;
+            const NEED: Need = $need;
+            const SESSION_ONLY: bool = $session;
+            const AUDIT: &'static [&'static str] = &[$($action),*];
+            const HTTP: Option<Http> = $http;
+            const RAW: bool = true;
+            type Output = ();
+            #[allow(unused_variables)]
+            fn key(&self) -> <scope::$scope as scope::Scope>::Key<'_> {
+                let $o = self;
+                $key
+            }
+        }
     };
-    call!(|caller, ports| ports.apps.add_server(&caller, &slug, input))
 }
 
-#[server(prefix = "/api/fn", endpoint = "remove_server")]
-pub async fn remove_server(slug: String, name: String) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.apps.remove_server(&caller, &slug, &name))
+raw_operation! {
+    /// A job's progress as Server-Sent Events: every event after `after`, then `end`.
+    struct JobEvents { id: i64, #[serde(default)] after: i64 } {
+        name: "job_events", scope: Job, key: |o| o.id,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/jobs/{id}/events"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "list_apps")]
-pub async fn list_apps(slug: String) -> Result<Vec<AppSummary>, ApiError> {
-    call!(|caller, ports| ports.apps.list_apps(&caller, &slug))
+raw_operation! {
+    /// A service's logs as plain text; `follow=1` keeps streaming (operators: logs carry
+    /// anything an app prints).
+    struct ServiceLogs {
+        slug: String,
+        domain: String,
+        service: String,
+        #[serde(default)] follow: Option<String>,
+        #[serde(default)] tail: Option<String>,
+    } {
+        name: "service_logs", scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(OperateApps), session_only: false, audit: [], http: Http::get("/c/{slug}/apps/{domain}/logs"),
+    }
 }
 
-/// `version` empty means the recipe's latest version.
-#[server(prefix = "/api/fn", endpoint = "create_app")]
-pub async fn create_app(
-    slug: String,
-    server: String,
-    recipe: String,
-    domain: String,
-    #[server(default)] version: String,
-) -> Result<AppSummary, ApiError> {
-    let version = Some(version).filter(|v| !v.trim().is_empty());
-    call!(|caller, ports| ports.apps.create_app(&caller, &slug, &server, &recipe, &domain, version))
+raw_operation! {
+    /// `abra app run`: a command in a running container of one of the app's services.
+    struct RunCommand { slug: String, domain: String, service: String, command: String } {
+        name: "run_command", scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(RunCommands), session_only: false, audit: ["app.run"], http: Http::post("/c/{slug}/apps/{domain}/run"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "get_app")]
-pub async fn get_app(slug: String, domain: String) -> Result<AppDetail, ApiError> {
-    call!(|caller, ports| ports.apps.get_app(&caller, &slug, &domain))
+raw_operation! {
+    /// The app's env file, as abra keeps it in `~/.abra/servers/<server>/<domain>.env`.
+    struct DownloadEnv { slug: String, domain: String } {
+        name: "download_env", scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/c/{slug}/apps/{domain}/env"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "set_app_env")]
-pub async fn set_app_env(slug: String, domain: String, env: String) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.apps.set_app_env(&caller, &slug, &domain, &env))
+raw_operation! {
+    /// The federation's catalogue in Co-op Cloud's `recipes.json` shape (public recipes only).
+    struct CatalogueJson {} {
+        name: "catalogue_json", scope: Public, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/catalogue.json"),
+    }
 }
 
-/// `files`: the overlays to enable (`compose.mariadb.yml`…); absent means none.
-#[server(prefix = "/api/fn", endpoint = "set_app_overlays")]
-pub async fn set_app_overlays(
-    slug: String,
-    domain: String,
-    #[server(default)] files: Vec<String>,
-) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.apps.set_app_overlays(&caller, &slug, &domain, files))
+raw_operation! {
+    /// Registers the recipes of an existing `recipes.json`, a line per recipe as it goes.
+    struct ImportCatalogue { catalogue: String } {
+        name: "import_catalogue", scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: ["recipe.register"], http: Http::post("/catalogue/import"),
+    }
 }
 
-/// One abra env file: its name is the app's domain followed by `.env`.
-#[server(prefix = "/api/fn", endpoint = "import_app")]
-pub async fn import_app(
-    slug: String,
-    server: String,
-    file_name: String,
-    content: String,
-) -> Result<Vec<AppSummary>, ApiError> {
-    call!(|caller, ports| ports.apps.import_apps(&caller, &slug, &server, vec![(file_name, content)]))
+raw_operation! {
+    /// The audit log as JSON Lines, with the audit page's filters (`from`/`to` as dates).
+    struct ExportAudit {
+        #[serde(default)] collective: Option<String>,
+        #[serde(default)] actor: Option<String>,
+        #[serde(default)] action: Option<String>,
+        #[serde(default)] from: Option<String>,
+        #[serde(default)] to: Option<String>,
+    } {
+        name: "export_audit", scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/audit/export.jsonl"),
+    }
 }
 
-#[server(prefix = "/api/fn", endpoint = "export_app")]
-pub async fn export_app(slug: String, domain: String) -> Result<String, ApiError> {
-    call!(|caller, ports| ports.apps.export_app(&caller, &slug, &domain))
+/// Every operation's description, for the server's registry check and the matrix test.
+pub fn all_operations() -> Vec<crate::ops::OpInfo> {
+    use crate::ops::OpInfo;
+    macro_rules! infos { ($($t:ty),* $(,)?) => { vec![$(OpInfo::of::<$t>()),*] }; }
+    infos![
+        GetMe,
+        Whoami,
+        PublicProviders,
+        ListProviders,
+        AddProvider,
+        SetProviderCollectives,
+        RemoveProvider,
+        ListUsers,
+        SetFederationAdmin,
+        LinkUsers,
+        MyIdentities,
+        ListApiTokens,
+        CreateApiToken,
+        RevokeApiToken,
+        ListCollectives,
+        GetCollective,
+        CreateCollective,
+        UpdateCollective,
+        SetMemberRole,
+        RemoveMember,
+        CreateInvitation,
+        RevokeInvitation,
+        AcceptInvitation,
+        AddGroupMapping,
+        RemoveGroupMapping,
+        QueryAudit,
+        ListRecipes,
+        GetRecipe,
+        GetRecipeVersion,
+        RegisterRecipe,
+        FetchRecipe,
+        SetRecipeMaintainers,
+        ListReleases,
+        OpenRelease,
+        GetRelease,
+        ReviewRelease,
+        UpdateRelease,
+        WithdrawRelease,
+        PublishRelease,
+        ListServers,
+        AddServer,
+        RemoveServer,
+        TrustHostKey,
+        SetServerPolicy,
+        ListApps,
+        CreateApp,
+        GetApp,
+        SetAppEnv,
+        SetAppOverlays,
+        ImportApp,
+        ExportApp,
+        DeleteApp,
+        PreviewJob,
+        StartJob,
+        GetJob,
+        GenerateSecrets,
+        InsertSecret,
+        RotateSecret,
+        JobEvents,
+        ServiceLogs,
+        RunCommand,
+        DownloadEnv,
+        CatalogueJson,
+        ImportCatalogue,
+        ExportAudit,
+    ]
 }
 
-#[server(prefix = "/api/fn", endpoint = "delete_app")]
-pub async fn delete_app(slug: String, domain: String) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.apps.delete_app(&caller, &slug, &domain))
-}
-
-/// What `kind` (deploy, upgrade, rollback, redeploy, chaos, undeploy) would do, without doing it.
-#[server(prefix = "/api/fn", endpoint = "preview_job")]
-pub async fn preview_job(
-    slug: String,
-    domain: String,
-    kind: String,
-    #[server(default)] target: String,
-) -> Result<DeployPreview, ApiError> {
-    let target = Some(target).filter(|t| !t.trim().is_empty());
-    call!(|caller, ports| ports.apps.preview(&caller, &slug, &domain, &kind, target))
-}
-
-/// `options` as `options[remove_volumes]=true`, `options[timeout_secs]=600`…
-#[server(prefix = "/api/fn", endpoint = "start_job")]
-pub async fn start_job(
-    slug: String,
-    domain: String,
-    kind: String,
-    #[server(default)] target: String,
-    #[server(default)] options: JobOptions,
-) -> Result<JobSummary, ApiError> {
-    let target = Some(target).filter(|t| !t.trim().is_empty());
-    call!(|caller, ports| ports.apps.start_job(&caller, &slug, &domain, &kind, target, options))
-}
-
-#[server(prefix = "/api/fn", endpoint = "get_job")]
-pub async fn get_job(id: i64) -> Result<JobDetail, ApiError> {
-    call!(|caller, ports| ports.apps.get_job(&caller, id))
-}
-
-/// `only` empty generates every missing secret.
-#[server(prefix = "/api/fn", endpoint = "generate_secrets")]
-pub async fn generate_secrets(
-    slug: String,
-    domain: String,
-    #[server(default)] only: String,
-) -> Result<Vec<GeneratedSecret>, ApiError> {
-    let only = Some(only).filter(|o| !o.trim().is_empty());
-    call!(|caller, ports| ports.apps.generate_secrets(&caller, &slug, &domain, only))
-}
-
-#[server(prefix = "/api/fn", endpoint = "insert_secret")]
-pub async fn insert_secret(slug: String, domain: String, name: String, value: String) -> Result<(), ApiError> {
-    call!(|caller, ports| ports.apps.insert_secret(&caller, &slug, &domain, &name, &value))
-}
-
-#[server(prefix = "/api/fn", endpoint = "rotate_secret")]
-pub async fn rotate_secret(slug: String, domain: String, name: String) -> Result<RotatedSecret, ApiError> {
-    call!(|caller, ports| ports.apps.rotate_secret(&caller, &slug, &domain, &name))
+/// A comma-, space- or line-separated list, as the forms take them.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }

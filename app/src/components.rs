@@ -61,6 +61,16 @@ pub fn ErrorBox(error: ApiError) -> impl IntoView {
         other => other.to_string(),
     };
     let signin = matches!(error, ApiError::Unauthenticated);
+    // A page that needs a session, opened without one, sends the browser to sign in and back.
+    #[cfg(feature = "ssr")]
+    if signin {
+        if let Some(parts) = use_context::<http::request::Parts>() {
+            if !parts.uri.path().starts_with("/api/") {
+                let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                leptos_axum::redirect(&format!("/login?return_to={}", urlencoding::encode(here)));
+            }
+        }
+    }
     view! {
         <div class="error" role="alert">
             <p>{text}</p>

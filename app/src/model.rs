@@ -447,6 +447,12 @@ pub struct ServerView {
     pub connected: bool,
     pub last_event_at: Option<i64>,
     pub events_seen: i64,
+    /// SSH: the fingerprints of the pinned host key (`SHA256:…`).
+    #[serde(default)]
+    pub host_key_fingerprints: Vec<String>,
+    /// What deploys here may ask of the host (set by federation admins; empty: nothing).
+    #[serde(default)]
+    pub policy_allows: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

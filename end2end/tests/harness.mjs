@@ -46,6 +46,9 @@ export async function startPotluck(extraEnv = {}) {
       POTLUCK_LISTEN: `127.0.0.1:${port}`,
       POTLUCK_PUBLIC_URL: base,
       POTLUCK_SITE_ROOT: join(root, 'target/site'),
+      // The harness's engine, granted to the journeys' collective (a local engine is something
+      // only the federation's configuration grants).
+      POTLUCK_LOCAL_ENGINES: '{"/var/run/docker.sock"=["collective-a"]}',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -146,8 +146,29 @@ impl Sealed<'_> {
     }
 }
 
+tokio::task_local! {
+    /// The operation being run and the audit actions its declaration allows.
+    static DECLARED: (&'static str, &'static [&'static str]);
+}
+
+/// Runs an operation's handler so that [`append`] refuses actions its declaration does not
+/// name (a handler cannot write what the registry and the matrix test do not know of).
+pub async fn declared<F: std::future::Future>(
+    operation: &'static str,
+    actions: &'static [&'static str],
+    f: F,
+) -> F::Output {
+    DECLARED.scope((operation, actions), f).await
+}
+
 /// Appends `event` in `tx`; the caller commits. Returns the event's sequence number.
 pub async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
+    if let Ok(Some(undeclared)) = DECLARED.try_with(|(operation, actions)| {
+        (!actions.contains(&event.action))
+            .then(|| format!("operation {operation} wrote the undeclared audit action {}", event.action))
+    }) {
+        return Err(Error::internal(undeclared));
+    }
     // Taking the head row serializes appenders (a row lock on PostgreSQL; SQLite transactions
     // already hold the write lock), so the chain never forks.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")

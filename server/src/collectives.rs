@@ -2,14 +2,18 @@
 //! identity provider's groups to roles.
 
 use crate::audit::{self, Event};
-use crate::authz::{authorize, authorize_federation, can, session_user, signed_in, CollectiveSlug};
+use crate::authz::{Cap, CollectiveSlug};
 use crate::crypto::{random_token, token_hash};
 use crate::db::{now_ms, Tx};
 use crate::error::Result;
 use crate::state::AppState;
+use potluck_app::api::{
+    AcceptInvitation, AddGroupMapping, CreateCollective, CreateInvitation, RemoveGroupMapping, RemoveMember,
+    RevokeInvitation, SetMemberRole, UpdateCollective,
+};
 use potluck_app::error::ApiError;
 use potluck_app::model::*;
-use potluck_app::ports::{Caller, Principal};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -21,8 +25,7 @@ fn parse_role(s: &str) -> Role {
     Role::parse(s).unwrap_or(Role::Viewer)
 }
 
-pub async fn list_collectives(st: &AppState, caller: &Caller) -> Result<Vec<CollectiveSummary>> {
-    let me = signed_in(caller)?;
+pub async fn list_collectives(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Vec<CollectiveSummary>> {
     let rows = sqlx::query(
         "SELECT c.id, c.slug, c.name, c.description, \
          (SELECT COUNT(DISTINCT m.user_id) FROM memberships m WHERE m.collective_id = c.id) AS members \
@@ -30,11 +33,8 @@ pub async fn list_collectives(st: &AppState, caller: &Caller) -> Result<Vec<Coll
     )
     .fetch_all(st.db.pool())
     .await?;
-    let mine = my_roles(st, me.user_id).await?;
-    let token_collective = match &caller.principal {
-        Principal::Token(t) => Some((t.collective_id, t.role, t.owner_is_federation_admin)),
-        _ => None,
-    };
+    let mine = my_roles(st, cap.user()).await?;
+    let token_collective = cap.token().map(|(c, r)| (c, r, cap.acts_for_federation_admin()));
     let mut out = Vec::new();
     for r in &rows {
         let id: i64 = r.try_get("id")?;
@@ -46,7 +46,7 @@ pub async fn list_collectives(st: &AppState, caller: &Caller) -> Result<Vec<Coll
             let held = if owner_fed { Some(Role::Admin) } else { my_role };
             my_role = held.map(|r| r.min(tr));
         }
-        if my_role.is_none() && !me.is_federation_admin {
+        if my_role.is_none() && !cap.is_federation_admin() {
             continue;
         }
         out.push(CollectiveSummary {
@@ -74,9 +74,9 @@ async fn my_roles(st: &AppState, user_id: i64) -> Result<BTreeMap<i64, Role>> {
     Ok(out)
 }
 
-pub async fn get_collective(st: &AppState, caller: &Caller, slug: &str) -> Result<CollectiveDetail> {
-    let access = authorize::<can::ViewCollective>(&st.db, caller, slug).await?;
-    let cid = access.collective.id;
+pub async fn get_collective(st: &AppState, access: &Cap<scope::Collective>) -> Result<CollectiveDetail> {
+    let cid = access.collective().id;
+    let role = access.role().unwrap_or(Role::Viewer);
     let row = sqlx::query("SELECT name, description FROM collectives WHERE id = $1")
         .bind(cid)
         .fetch_one(st.db.pool())
@@ -141,7 +141,7 @@ pub async fn get_collective(st: &AppState, caller: &Caller, slug: &str) -> Resul
         .iter()
         .map(|r| Ok(ProviderPublic { id: r.try_get("id")?, display_name: r.try_get("display_name")? }))
         .collect::<Result<Vec<_>>>()?;
-    let invitations = if access.role.grants(Permission::ManageMembers) {
+    let invitations = if role.grants(Permission::ManageMembers) {
         let rows = sqlx::query(
             "SELECT i.id, i.role, u.display_name, i.created_at, i.expires_at FROM invitations i JOIN users u ON u.id = i.created_by \
              WHERE i.collective_id = $1 AND i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > $2 ORDER BY i.id DESC",
@@ -164,12 +164,13 @@ pub async fn get_collective(st: &AppState, caller: &Caller, slug: &str) -> Resul
     } else {
         Vec::new()
     };
-    let my_role = match &caller.principal {
-        Principal::User(u) if u.is_federation_admin => crate::authz::effective_role(&st.db, cid, u.user_id).await?,
-        _ => Some(access.role),
+    let my_role = if access.is_federation_admin() {
+        crate::authz::effective_role(&st.db, cid, access.user_id().unwrap_or_default()).await?
+    } else {
+        Some(role)
     };
     Ok(CollectiveDetail {
-        slug: access.collective.slug,
+        slug: access.collective().slug.clone(),
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         my_role,
@@ -194,12 +195,10 @@ fn check_name(name: &str, description: &str) -> Result<(String, String)> {
 
 pub async fn create_collective(
     st: &AppState,
-    caller: &Caller,
-    slug: String,
-    name: String,
-    description: String,
+    admin: &Cap<scope::Federation>,
+    input: CreateCollective,
 ) -> Result<CollectiveSummary> {
-    let admin = authorize_federation(caller)?;
+    let CreateCollective { slug, name, description } = input;
     let slug = CollectiveSlug::parse(slug.trim())?;
     let (name, description) = check_name(&name, &description)?;
     let mut tx = st.db.begin().await?;
@@ -223,21 +222,18 @@ pub async fn create_collective(
     let event = Event::new("collective.create", format!("collective {}", slug.as_str()))
         .in_collective(id, slug.as_str())
         .details(json!({ "name": name }));
-    audit::append(&mut tx, &admin.origin, event).await?;
+    audit::append(&mut tx, admin.origin(), event).await?;
     tx.commit().await?;
     Ok(CollectiveSummary { slug: slug.as_str().to_string(), name, description, my_role: None, member_count: 0 })
 }
 
 pub async fn update_collective(
     st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    name: String,
-    description: String,
+    access: &Cap<scope::Collective>,
+    input: UpdateCollective,
 ) -> Result<CollectiveSummary> {
-    let access = authorize::<can::EditCollective>(&st.db, caller, slug).await?;
-    let (name, description) = check_name(&name, &description)?;
-    let c = &access.collective;
+    let (name, description) = check_name(&input.name, &input.description)?;
+    let c = access.collective();
     let mut tx = st.db.begin().await?;
     sqlx::query("UPDATE collectives SET name = $1, description = $2 WHERE id = $3")
         .bind(&name)
@@ -248,9 +244,9 @@ pub async fn update_collective(
     let event = Event::new("collective.update", format!("collective {}", c.slug))
         .in_collective(c.id, &c.slug)
         .details(json!({ "name": name }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
-    Ok(CollectiveSummary { slug: c.slug.clone(), name, description, my_role: Some(access.role), member_count: 0 })
+    Ok(CollectiveSummary { slug: c.slug.clone(), name, description, my_role: access.role(), member_count: 0 })
 }
 
 /// Roles per user in a collective, from every source, inside `tx`.
@@ -293,13 +289,13 @@ async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
 }
 
-pub async fn set_member_role(st: &AppState, caller: &Caller, slug: &str, user_id: i64, role: Role) -> Result<()> {
-    let access = authorize::<can::ManageMembers>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+pub async fn set_member_role(st: &AppState, access: &Cap<scope::Collective>, input: SetMemberRole) -> Result<()> {
+    let (user_id, role) = (input.user_id, input.role);
+    let c = access.collective();
     let name = user_name(st, user_id).await?;
     let mut tx = st.db.begin().await?;
     let before = roles_in(&mut tx, c.id).await?;
-    let fed_admin = matches!(&caller.principal, Principal::User(u) if u.is_federation_admin);
+    let fed_admin = access.is_federation_admin();
     let Some(current) = before.get(&user_id).copied().or_else(|| fed_admin.then_some((None, None))) else {
         return Err(ApiError::not_found(format!("member {user_id} of {}", c.slug)).into());
     };
@@ -317,14 +313,14 @@ pub async fn set_member_role(st: &AppState, caller: &Caller, slug: &str, user_id
     let event = Event::new("member.set_role", format!("user {name}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "user_id": user_id, "role": role, "previous": current.0 }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn remove_member(st: &AppState, caller: &Caller, slug: &str, user_id: i64) -> Result<()> {
-    let access = authorize::<can::ManageMembers>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+pub async fn remove_member(st: &AppState, access: &Cap<scope::Collective>, input: RemoveMember) -> Result<()> {
+    let user_id = input.user_id;
+    let c = access.collective();
     let mut tx = st.db.begin().await?;
     let before = roles_in(&mut tx, c.id).await?;
     if !before.contains_key(&user_id) {
@@ -348,15 +344,18 @@ pub async fn remove_member(st: &AppState, caller: &Caller, slug: &str, user_id: 
     let event = Event::new("member.remove", format!("user {name}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "user_id": user_id }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn create_invitation(st: &AppState, caller: &Caller, slug: &str, role: Role) -> Result<CreatedInvitation> {
-    let access = authorize::<can::ManageMembers>(&st.db, caller, slug).await?;
-    session_user(caller)?;
-    let c = &access.collective;
+pub async fn create_invitation(
+    st: &AppState,
+    access: &Cap<scope::Collective>,
+    input: CreateInvitation,
+) -> Result<CreatedInvitation> {
+    let role = input.role;
+    let c = access.collective();
     let token = random_token("inv_");
     let now = now_ms();
     let mut tx = st.db.begin().await?;
@@ -366,7 +365,7 @@ pub async fn create_invitation(st: &AppState, caller: &Caller, slug: &str, role:
     .bind(c.id)
     .bind(role.as_str())
     .bind(token_hash(&token))
-    .bind(access.user_id)
+    .bind(access.user_id())
     .bind(now)
     .bind(now + INVITATION_TTL_MS)
     .fetch_one(&mut *tx)
@@ -375,14 +374,14 @@ pub async fn create_invitation(st: &AppState, caller: &Caller, slug: &str, role:
     let event = Event::new("invitation.create", format!("invitation {id}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "role": role }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(CreatedInvitation { id, link: OneTimeSecret(format!("{}/invite/{token}", st.config.public_base())) })
 }
 
-pub async fn revoke_invitation(st: &AppState, caller: &Caller, slug: &str, invitation_id: i64) -> Result<()> {
-    let access = authorize::<can::ManageMembers>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+pub async fn revoke_invitation(st: &AppState, access: &Cap<scope::Collective>, input: RevokeInvitation) -> Result<()> {
+    let invitation_id = input.invitation_id;
+    let c = access.collective();
     let mut tx = st.db.begin().await?;
     let done = sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND collective_id = $3 AND used_at IS NULL AND revoked_at IS NULL",
@@ -396,13 +395,17 @@ pub async fn revoke_invitation(st: &AppState, caller: &Caller, slug: &str, invit
         return Err(ApiError::not_found(format!("open invitation {invitation_id} in {}", c.slug)).into());
     }
     let event = Event::new("invitation.revoke", format!("invitation {invitation_id}")).in_collective(c.id, &c.slug);
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn accept_invitation(st: &AppState, caller: &Caller, token: &str) -> Result<CollectiveSummary> {
-    let me = session_user(caller)?;
+pub async fn accept_invitation(
+    st: &AppState,
+    me: &Cap<scope::SignedIn>,
+    input: AcceptInvitation,
+) -> Result<CollectiveSummary> {
+    let token = input.token.as_str();
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let row = sqlx::query(
@@ -410,7 +413,7 @@ pub async fn accept_invitation(st: &AppState, caller: &Caller, token: &str) -> R
          AND expires_at > $1 RETURNING id, collective_id, role",
     )
     .bind(now)
-    .bind(me.user_id)
+    .bind(me.user())
     .bind(token_hash(token.trim()))
     .fetch_optional(&mut *tx)
     .await?
@@ -427,7 +430,7 @@ pub async fn accept_invitation(st: &AppState, caller: &Caller, token: &str) -> R
         "SELECT role FROM memberships WHERE collective_id = $1 AND user_id = $2 AND source = 'manual' AND provider_id = 0",
     )
     .bind(collective_id)
-    .bind(me.user_id)
+    .bind(me.user())
     .fetch_optional(&mut *tx)
     .await?
     .map(|r| r.try_get("role"))
@@ -438,15 +441,15 @@ pub async fn accept_invitation(st: &AppState, caller: &Caller, token: &str) -> R
          ON CONFLICT (collective_id, user_id, source, provider_id) DO UPDATE SET role = $3",
     )
     .bind(collective_id)
-    .bind(me.user_id)
+    .bind(me.user())
     .bind(granted.as_str())
     .bind(now)
     .execute(&mut *tx)
     .await?;
     let event = Event::new("invitation.accept", format!("invitation {id}"))
         .in_collective(collective_id, &slug)
-        .details(json!({ "user_id": me.user_id, "role": granted }));
-    audit::append(&mut tx, &me.origin, event).await?;
+        .details(json!({ "user_id": me.user(), "role": granted }));
+    audit::append(&mut tx, me.origin(), event).await?;
     tx.commit().await?;
     Ok(CollectiveSummary {
         slug,
@@ -459,14 +462,11 @@ pub async fn accept_invitation(st: &AppState, caller: &Caller, token: &str) -> R
 
 pub async fn add_group_mapping(
     st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    provider_id: i64,
-    value: String,
-    role: Role,
+    access: &Cap<scope::Collective>,
+    input: AddGroupMapping,
 ) -> Result<GroupMapping> {
-    let access = authorize::<can::ManageGroupMappings>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+    let AddGroupMapping { provider_id, value, role, .. } = input;
+    let c = access.collective();
     let value = value.trim().to_string();
     if value.is_empty() || value.len() > 200 {
         return Err(ApiError::invalid("value", "give the group value, 1 to 200 characters").into());
@@ -503,27 +503,34 @@ pub async fn add_group_mapping(
     let event = Event::new("group_mapping.add", format!("group {value}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "mapping_id": id, "provider_id": provider_id, "value": value, "role": role }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(GroupMapping { id, provider_id, provider_name, claim: provider.try_get("groups_claim")?, value, role })
 }
 
-pub async fn remove_group_mapping(st: &AppState, caller: &Caller, slug: &str, mapping_id: i64) -> Result<()> {
-    let access = authorize::<can::ManageGroupMappings>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+pub async fn remove_group_mapping(
+    st: &AppState,
+    access: &Cap<scope::Collective>,
+    input: RemoveGroupMapping,
+) -> Result<()> {
+    let mapping_id = input.mapping_id;
+    let c = access.collective();
     let mut tx = st.db.begin().await?;
-    let row =
-        sqlx::query("DELETE FROM group_mappings WHERE id = $1 AND collective_id = $2 RETURNING claim_value, role")
-            .bind(mapping_id)
-            .bind(c.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("group mapping {mapping_id} in {}", c.slug)))?;
+    let row = sqlx::query(
+        "DELETE FROM group_mappings WHERE id = $1 AND collective_id = $2 RETURNING claim_value, role, provider_id",
+    )
+    .bind(mapping_id)
+    .bind(c.id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("group mapping {mapping_id} in {}", c.slug)))?;
     let value: String = row.try_get("claim_value")?;
-    let event = Event::new("group_mapping.remove", format!("group {value}"))
-        .in_collective(c.id, &c.slug)
-        .details(json!({ "mapping_id": mapping_id, "role": row.try_get::<String, _>("role")? }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    // The roles it gave end now (sessions and API tokens included), not at the next sign-in.
+    let revoked = crate::identity::login::revoke_unmapped(&mut tx, row.try_get("provider_id")?).await?;
+    let event = Event::new("group_mapping.remove", format!("group {value}")).in_collective(c.id, &c.slug).details(
+        json!({ "mapping_id": mapping_id, "role": row.try_get::<String, _>("role")?, "memberships_revoked": revoked }),
+    );
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

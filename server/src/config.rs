@@ -33,8 +33,13 @@ pub struct Config {
     pub session_absolute_minutes: i64,
     /// Sign-in attempts allowed per client address and minute.
     pub login_attempts_per_minute: u32,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For` hop is believed: the client address is
+    /// the last hop not added by one of them. Empty: the connection's own address.
+    pub trusted_proxies: Vec<String>,
+    /// Local Docker engines (a socket path on the Potluck machine) and the collectives (slugs,
+    /// or `*` for all) that may register them as a server. Nobody else can: a local engine is
+    /// root on the machine that holds every collective's keys.
+    pub local_engines: std::collections::BTreeMap<String, Vec<String>>,
     /// `text` or `json`.
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
@@ -56,7 +61,8 @@ impl Default for Config {
             session_idle_minutes: 120,
             session_absolute_minutes: 24 * 60,
             login_attempts_per_minute: 30,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            local_engines: Default::default(),
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
             background: true,
@@ -121,6 +127,16 @@ impl Config {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));
         }
+        for cidr in &self.trusted_proxies {
+            cidr.parse::<ipnet::IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Invalid(format!("trusted_proxies: {cidr:?} is not an address or CIDR")))?;
+        }
+        for path in self.local_engines.keys() {
+            if !path.starts_with('/') {
+                return Err(ConfigError::Invalid(format!("local_engines: {path:?} is not an absolute socket path")));
+            }
+        }
         if let Some(url) = &self.public_url {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError::Invalid(format!("public_url must be http(s), not {url}")));
@@ -135,6 +151,27 @@ impl Config {
             Some(url) => url.as_str().trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// The trusted proxies as networks (checked by `validate`).
+    pub fn proxy_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|c| {
+                c.parse::<ipnet::IpNet>().ok().or_else(|| c.parse::<std::net::IpAddr>().ok().map(Into::into))
+            })
+            .collect()
+    }
+
+    /// Whether collective `slug` may use the local engine at `socket`. Paths are compared after
+    /// resolving symbolic links, so another name for a configured socket is the same socket.
+    pub fn local_engine_allows(&self, socket: &str, slug: &str) -> bool {
+        let canonical = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| std::path::PathBuf::from(p));
+        let wanted = canonical(socket);
+        self.local_engines
+            .iter()
+            .filter(|(path, _)| canonical(path) == wanted)
+            .any(|(_, slugs)| slugs.iter().any(|s| s == "*" || s == slug))
     }
 
     pub fn secure_cookies(&self) -> bool {
@@ -154,12 +191,22 @@ impl Config {
 
 fn toml_string(c: &Config) -> String {
     // figment's TOML support is read-only; serde_json → a flat key = value listing is enough.
+    fn toml_value(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Object(m) => {
+                let items: Vec<String> = m.iter().map(|(k, v)| format!("{k:?} = {}", toml_value(v))).collect();
+                format!("{{ {} }}", items.join(", "))
+            }
+            serde_json::Value::Array(a) => format!("[{}]", a.iter().map(toml_value).collect::<Vec<_>>().join(", ")),
+            other => other.to_string(),
+        }
+    }
     let value = serde_json::to_value(c).unwrap_or_default();
     let mut out = String::new();
     if let Some(map) = value.as_object() {
         for (k, v) in map {
             if !v.is_null() {
-                out.push_str(&format!("{k} = {v}\n"));
+                out.push_str(&format!("{k} = {}\n", toml_value(v)));
             }
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    potluck_server::recipes::store::set_network_timeouts();
     let cli = potluck_server::cli::Cli::parse();
     match potluck_server::cli::run(cli).await {
         Ok(code) => code,

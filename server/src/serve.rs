@@ -12,9 +12,17 @@ use tokio::net::TcpListener;
 
 /// Connects, migrates and builds the shared state.
 pub async fn prepare(config: Config) -> anyhow::Result<SharedState> {
+    crate::recipes::store::set_network_timeouts();
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+    // Potluck before the tenant wall wrote servers' TLS and SSH keys here in clear; keys now
+    // stay in memory. Remove what an older version left.
+    let legacy = config.data_dir.join("servers");
+    if legacy.exists() {
+        std::fs::remove_dir_all(&legacy).with_context(|| format!("cannot remove {}", legacy.display()))?;
+        tracing::warn!(path = %legacy.display(), "removed server key files an older Potluck had written in clear");
+    }
     AppState::new(config, db, secrets)
 }
 
@@ -54,7 +62,7 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
     crate::apps::jobs::recover(state).await?;
     let mut tasks = vec![crate::apps::jobs::spawn_worker(state.clone())];
     for server in crate::apps::servers::all(state).await? {
-        state.monitors.start(state.clone(), server.id).await;
+        state.monitors.start(state.clone(), server.uid).await;
     }
     let minutes = state.config.recipe_fetch_minutes;
     if minutes > 0.0 {

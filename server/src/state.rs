@@ -12,6 +12,8 @@ use std::time::Duration;
 
 pub struct AppState {
     pub config: Config,
+    /// `config.trusted_proxies`, parsed.
+    pub proxies: Vec<ipnet::IpNet>,
     pub db: Db,
     pub secrets: SecretBox,
     /// For identity providers: no redirects followed (SSRF), short timeouts.
@@ -19,8 +21,8 @@ pub struct AppState {
     pub oidc_metadata: MetadataCache,
     /// Sign-in attempts per client address.
     pub login_limiter: DefaultKeyedRateLimiter<String>,
-    /// Connected Docker clients per server id.
-    pub dockers: tokio::sync::Mutex<std::collections::HashMap<i64, bollard::Docker>>,
+    /// Connected Docker clients per server uid (never reused, unlike row ids).
+    pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, bollard::Docker>>,
     /// The servers' event-stream watchers.
     pub monitors: crate::apps::servers::Monitors,
     /// Deploy jobs: the worker's wake-up and the live event feed.
@@ -41,6 +43,7 @@ impl AppState {
             .build()?;
         let per_minute = NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Arc::new(AppState {
+            proxies: config.proxy_networks(),
             config,
             db,
             secrets,

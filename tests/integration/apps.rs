@@ -22,7 +22,18 @@ struct World {
 /// A Potluck with collective-a, its local swarm manager as server `local`, and the fixture
 /// recipes registered.
 async fn world() -> World {
-    let app = TestApp::spawn().await;
+    world_with(&[]).await
+}
+
+/// A world whose configuration also grants these local engine sockets to every collective.
+async fn world_with(extra_engines: &[&str]) -> World {
+    let engines: Vec<String> = extra_engines.iter().map(|s| s.to_string()).collect();
+    let app = TestApp::spawn_with(|c| {
+        for e in engines {
+            c.local_engines.insert(e, vec!["*".into()]);
+        }
+    })
+    .await;
     let admin = app.bootstrap_admin().await;
     admin
         .call::<CollectiveSummary>(
@@ -386,9 +397,10 @@ async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() 
 
 #[tokio::test]
 async fn an_engine_that_goes_away_ends_the_job_with_the_reason() {
-    let w = world().await;
-    let b = &w.admin;
     let dir = tempfile::tempdir().unwrap();
+    let proxy_path = dir.path().join("docker-proxy.sock").display().to_string();
+    let w = world_with(&["/nonexistent/docker.sock", &proxy_path]).await;
+    let b = &w.admin;
 
     // A server that cannot be reached is not added.
     let e = b

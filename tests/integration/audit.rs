@@ -100,7 +100,7 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     let alice = app.login(a, "alice", "alice-pw").await;
     let bob = app.login(a, "bob", "bob-pw").await;
 
-    let all: AuditPage = admin.call("query_audit", &[("filter[limit]", "200")]).await.unwrap();
+    let all: AuditPage = admin.call("query_audit", &[("limit", "200")]).await.unwrap();
     assert!(all.events.iter().any(|e| e.collective.as_deref() == Some("collective-b")));
     assert!(all.events.iter().any(|e| e.action == "identity_provider.add"));
     assert!(all.events.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
@@ -108,7 +108,7 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     let mine: AuditPage = alice.call("query_audit", &[]).await.unwrap();
     assert!(!mine.events.is_empty());
     assert!(mine.events.iter().all(|e| e.collective.as_deref() == Some("collective-a")), "{:?}", mine.events);
-    let other = alice.call::<AuditPage>("query_audit", &[("filter[collective]", "collective-b")]).await.unwrap_err();
+    let other = alice.call::<AuditPage>("query_audit", &[("collective", "collective-b")]).await.unwrap_err();
     assert_eq!(other.status, 404);
     let viewer = bob.call::<AuditPage>("query_audit", &[]).await.unwrap_err();
     assert_eq!(viewer.status, 403);
@@ -116,19 +116,18 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     assert_eq!(anonymous.status, 401);
 
     // Filters: action prefix, actor, time, and pages.
-    let mappings: AuditPage = admin.call("query_audit", &[("filter[action]", "group_mapping")]).await.unwrap();
+    let mappings: AuditPage = admin.call("query_audit", &[("action", "group_mapping")]).await.unwrap();
     assert_eq!(mappings.events.len(), 2);
     assert!(mappings.events.iter().all(|e| e.action == "group_mapping.add"));
-    let by_alice: AuditPage = admin.call("query_audit", &[("filter[actor]", "ALICE")]).await.unwrap();
+    let by_alice: AuditPage = admin.call("query_audit", &[("actor", "ALICE")]).await.unwrap();
     assert!(!by_alice.events.is_empty() && by_alice.events.iter().all(|e| e.actor_name == "Alice Arden"));
     let future = (potluck_server::db::now_ms() + 86_400_000).to_string();
-    let none: AuditPage = admin.call("query_audit", &[("filter[from]", &future)]).await.unwrap();
+    let none: AuditPage = admin.call("query_audit", &[("from", &future)]).await.unwrap();
     assert!(none.events.is_empty());
-    let page1: AuditPage = admin.call("query_audit", &[("filter[limit]", "3")]).await.unwrap();
+    let page1: AuditPage = admin.call("query_audit", &[("limit", "3")]).await.unwrap();
     assert_eq!(page1.events.len(), 3);
     let before = page1.next_before.unwrap().to_string();
-    let page2: AuditPage =
-        admin.call("query_audit", &[("filter[limit]", "3"), ("filter[before]", &before)]).await.unwrap();
+    let page2: AuditPage = admin.call("query_audit", &[("limit", "3"), ("before", &before)]).await.unwrap();
     assert_eq!(page2.events[0].seq, page1.events[2].seq - 1);
 
     // The page itself, server-rendered with the filter applied.

@@ -14,3 +14,4 @@ mod identity;
 mod recipes;
 mod releases;
 mod servers;
+mod tenant;

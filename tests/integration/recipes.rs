@@ -187,7 +187,7 @@ async fn bad_repositories_are_refused_and_leave_nothing() {
     let e = register(&fed, &dir.path().join("nowhere.git"), "").await.unwrap_err();
     assert_eq!(e.status, 422, "{}", e.body);
     let e = fed
-        .call::<RecipeSummary>("register_recipe", &[("repository", "http://127.0.0.1:9/recipes/x.git")])
+        .call::<RecipeSummary>("register_recipe", &[("repository", "https://127.0.0.1:9/recipes/x.git")])
         .await
         .unwrap_err();
     assert_eq!(e.status, 422, "{}", e.body);
@@ -255,8 +255,13 @@ async fn maintainers_are_people_and_collectives() {
     let e = register(&dave, &hello, "collective-b").await.unwrap_err();
     assert_eq!(e.status, 404, "dave is not in collective-b: {}", e.body);
 
-    let r = register(&dave, &hello, "collective-a").await.unwrap();
-    assert_eq!(r.maintainers.len(), 2, "{:?}", r.maintainers);
+    // A path on the Potluck machine is for federation admins only (it could be another
+    // recipe's private clone); dave would give an https or ssh URL.
+    let e = register(&dave, &hello, "collective-a").await.unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    assert!(e.body.contains("only a federation admin"), "{}", e.body);
+    let r = register(&fed, &hello, "collective-a").await.unwrap();
+    assert_eq!(r.maintainers.len(), 2, "the registrar and collective-a: {:?}", r.maintainers);
     let d: RecipeDetail = dave.call("get_recipe", &[("name", "hello")]).await.unwrap();
     assert!(
         d.maintainers.iter().any(|m| m.kind == "collective" && m.name.contains("collective-a")),

@@ -50,12 +50,13 @@ async fn world() -> World {
     let bob_b = app.login(pb, "bob", "bob-b-pw").await;
     let dir = tempfile::tempdir().unwrap();
     let (work, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
-    dave.call::<RecipeSummary>(
-        "register_recipe",
-        &[("repository", &remote.display().to_string()), ("collective", "collective-a")],
-    )
-    .await
-    .unwrap();
+    // dave maintains recipes but is no federation admin: he gives a remote URL (over the
+    // harness's sshd, with its key as the recipe's credential), not a path on this machine.
+    let mut form = potluck_tests::recipes::over_ssh(&remote);
+    form.push(("name", "hello".into()));
+    form.push(("collective", "collective-a".into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    dave.call::<RecipeSummary>("register_recipe", &form).await.unwrap();
     dave.call::<()>("set_recipe_maintainers", &[("name", "hello"), ("collectives", "collective-a,collective-b")])
         .await
         .unwrap();

@@ -93,6 +93,9 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             site_root: workspace_root().join("target/site"),
             login_attempts_per_minute: 10_000,
+            // The harness's engine, granted to every collective of this instance (the tenant
+            // wall's tests grant it to one collective instead).
+            local_engines: [(swarm::SOCKET.to_string(), vec!["*".to_string()])].into_iter().collect(),
             ..Config::default()
         };
         adjust(&mut config);
@@ -274,8 +277,16 @@ pub fn location(r: &reqwest::Response) -> String {
 impl Browser {
     pub fn new(base: &str) -> Browser {
         let jar = Arc::new(Jar::default());
+        // A browser says where its requests come from; Potluck refuses cookie-carrying writes
+        // that do not.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ORIGIN,
+            reqwest::header::HeaderValue::from_str(base.trim_end_matches('/')).unwrap(),
+        );
         let client = reqwest::Client::builder()
             .cookie_provider(jar.clone())
+            .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             // A hung request fails the test with its URL instead of hanging the suite.
             .timeout(std::time::Duration::from_secs(60))

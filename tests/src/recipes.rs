@@ -181,3 +181,17 @@ pub fn release(work: &Path, remote: &Path, files: &[(&str, &str)], tag: &str) {
     let mut r = repo.remote_anonymous(&remote.display().to_string()).expect("remote");
     r.push(&["+refs/heads/main:refs/heads/main", &format!("refs/tags/{tag}:refs/tags/{tag}")], None).expect("push");
 }
+
+/// A bare repository on this machine as a remote that someone other than a federation admin may
+/// register: `ssh://` through the harness's sshd, with the harness's key as the recipe's
+/// credential (local paths are for federation admins only).
+pub fn over_ssh(remote: &Path) -> Vec<(&'static str, String)> {
+    let destination = crate::required_env("POTLUCK_TEST_SSH");
+    let key = std::fs::read_to_string(crate::required_env("POTLUCK_TEST_SSH_KEY")).expect("the harness's SSH key");
+    vec![
+        ("repository", format!("ssh://{destination}{}", remote.display())),
+        ("credential_kind", "ssh".into()),
+        ("credential_username", "root".into()),
+        ("credential_secret", key),
+    ]
+}

@@ -394,3 +394,95 @@ impl EngineProxy {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// A Unix socket in front of the real engine that answers the first request whose line names
+/// `refuse` (e.g. `/info`) with an error, and forwards everything else: an engine a hostile
+/// collective admin controls, which answers just enough to be cached and then fails a check.
+pub struct RefusingProxy {
+    pub path: PathBuf,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RefusingProxy {
+    pub fn start(dir: &std::path::Path, refuse: &'static str) -> RefusingProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = dir.join("refusing.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let refused_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let refused_once = refused_once.clone();
+                tokio::spawn(async move {
+                    let Ok(engine) = tokio::net::UnixStream::connect(SOCKET).await else { return };
+                    let (mut client_r, client_w) = client.into_split();
+                    let (mut engine_r, mut engine_w) = engine.into_split();
+                    let client_w = std::sync::Arc::new(tokio::sync::Mutex::new(client_w));
+                    let back = client_w.clone();
+                    let pump = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 65536];
+                        while let Ok(n) = engine_r.read(&mut buf).await {
+                            if n == 0 || back.lock().await.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = client_r.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let first_line = buf[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+                        let hit = String::from_utf8_lossy(first_line).contains(refuse);
+                        if hit && !refused_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            let body = r#"{"message":"refused by the test's engine proxy"}"#;
+                            let answer = format!(
+                                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = client_w.lock().await.write_all(answer.as_bytes()).await;
+                            break;
+                        }
+                        if engine_w.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    pump.abort();
+                });
+            }
+        });
+        RefusingProxy { path, accept }
+    }
+}
+
+impl Drop for RefusingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// A TCP address that accepts connections and never answers: an engine (or git remote) that
+/// hangs.
+pub struct BlackHole {
+    pub addr: std::net::SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHole {
+    pub async fn start() -> BlackHole {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        BlackHole { addr, accept }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}

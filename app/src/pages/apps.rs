@@ -20,8 +20,12 @@ pub fn ServersPage() -> impl IntoView {
     let me = use_me();
     let add = ServerAction::<AddServer>::new();
     let remove = ServerAction::<RemoveServer>::new();
-    let list =
-        Resource::new(move || (slug(), add.version().get(), remove.version().get()), |(s, ..)| api::list_servers(s));
+    let trust = ServerAction::<TrustHostKey>::new();
+    let policy = ServerAction::<SetServerPolicy>::new();
+    let list = Resource::new(
+        move || (slug(), add.version().get(), remove.version().get(), trust.version().get(), policy.version().get()),
+        |(s, ..)| api::list_servers(s),
+    );
     view! {
         <Title text="Servers"/>
         <h1>"Servers of " <a href=move || format!("/c/{}", slug())>{slug}</a></h1>
@@ -30,14 +34,19 @@ pub fn ServersPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let me = me.await.ok().flatten();
                 let manage = me.as_ref().is_some_and(|m| m.can(&slug(), Permission::ManageServers));
+                let federation = me.as_ref().is_some_and(|m| m.is_federation_admin);
                 match list.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(list) => view! {
                         <table id="servers">
-                            <thead><tr><th>"Server"</th><th>"Address"</th><th>"Engine"</th><th>"Swarm"</th><th>"Live"</th><th></th></tr></thead>
+                            <thead><tr><th>"Server"</th><th>"Address"</th><th>"Engine"</th><th>"Swarm"</th><th>"Live"</th><th>"Host key · allowed"</th><th></th></tr></thead>
                             <tbody>
                                 {list.into_iter().map(|s| {
                                     let (server_name, server_collective) = (s.name.clone(), s.collective.clone());
+                                    let (trust_name, trust_collective) = (s.name.clone(), s.collective.clone());
+                                    let (policy_name, policy_collective) = (s.name.clone(), s.collective.clone());
+                                    let allowed = s.policy_allows.join(", ");
+                                    let is_ssh = s.kind == "ssh";
                                     view! {
                                     <tr data-server=s.name.clone()>
                                         <td>{s.name.clone()}</td>
@@ -47,6 +56,29 @@ pub fn ServersPage() -> impl IntoView {
                                         <td class="live">{if s.connected { "connected" } else { "disconnected" }}
                                             {s.last_event_at.map(|ms| view! { <div class="muted">"last event " <Time ms/></div> })}
                                             {s.last_error.clone().map(|e| view! { <div class="error-text">{e}</div> })}</td>
+                                        <td class="guard">
+                                            {s.host_key_fingerprints.iter().map(|f| view! { <div><code class="fingerprint">{f.clone()}</code></div> }).collect_view()}
+                                            <div class="policy">{if allowed.is_empty() { "no host access allowed".to_string() } else { format!("allows {allowed}") }}</div>
+                                            {(manage && is_ssh).then(move || view! {
+                                                <details>
+                                                    <summary>"Trust a new host key"</summary>
+                                                    <ActionForm action=trust attr:class="trust-host-key">
+                                                        <input type="hidden" name="slug" value=trust_collective/>
+                                                        <input type="hidden" name="name" value=trust_name/>
+                                                        <label>"Its fingerprint, checked on the server " <input name="fingerprint" required placeholder="SHA256:…"/></label>
+                                                        <button type="submit">"Trust"</button>
+                                                    </ActionForm>
+                                                </details>
+                                            })}
+                                            {federation.then(move || view! {
+                                                <ActionForm action=policy attr:class="server-policy">
+                                                    <input type="hidden" name="slug" value=policy_collective/>
+                                                    <input type="hidden" name="name" value=policy_name/>
+                                                    <label>"Allow " <input name="allow" value=allowed.clone() placeholder="bind_mounts, docker_socket, privileged, capabilities, host_namespaces, devices, foreign_objects"/></label>
+                                                    <button type="submit">"Set"</button>
+                                                </ActionForm>
+                                            })}
+                                        </td>
                                         <td>{manage.then(move || view! {
                                             <ActionForm action=remove attr:class="inline">
                                                 <input type="hidden" name="slug" value=server_collective/>
@@ -59,6 +91,8 @@ pub fn ServersPage() -> impl IntoView {
                             </tbody>
                         </table>
                         <ActionResult value=remove.value() ok="Server removed."/>
+                        <ActionResult value=trust.value() ok="Host key pinned."/>
+                        <ActionResult value=policy.value() ok="Policy set."/>
                         {manage.then(|| view! {
                             <h2>"Add a server"</h2>
                             <ActionForm action=add attr:id="add-server">
@@ -66,18 +100,20 @@ pub fn ServersPage() -> impl IntoView {
                                 <label>"Name " <input name="name" required placeholder="swarm.example.org"/></label>
                                 <label>"Connection "
                                     <select name="kind">
-                                        <option value="unix">"Local socket"</option>
+                                        <option value="ssh">"SSH (the server's own key)"</option>
                                         <option value="tcp">"TCP (TLS client certificates)"</option>
-                                        <option value="ssh">"SSH"</option>
+                                        <option value="unix">"Local engine (granted by the federation's configuration)"</option>
                                     </select>
                                 </label>
-                                <label>"Address " <input name="address" required placeholder="/var/run/docker.sock · host:2376 · user@host"/></label>
+                                <label>"Address " <input name="address" required placeholder="user@host[:port] · host:2376 · /var/run/docker.sock"/></label>
+                                <label>"SSH host key fingerprint, if you have it " <input name="host_key" placeholder="SHA256:…"/></label>
                                 <details>
                                     <summary>"TLS certificates / SSH key"</summary>
                                     <label>"CA certificate (PEM) " <textarea name="tls_ca"></textarea></label>
                                     <label>"Client certificate (PEM) " <textarea name="tls_cert"></textarea></label>
-                                    <label>"Client key or SSH private key (PEM, never shown again) " <textarea name="private_key" autocomplete="off"></textarea></label>
+                                    <label>"Client key or SSH private key (PEM, kept sealed, never shown again) " <textarea name="private_key" autocomplete="off"></textarea></label>
                                 </details>
+                                <p class="muted">"Potluck pins the SSH host key the server presents now and shows its fingerprint; a later change is refused until you trust the new one."</p>
                                 <button type="submit">"Check and add"</button>
                             </ActionForm>
                             <ActionResult value=add.value() ok="Server added."/>

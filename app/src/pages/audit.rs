@@ -34,7 +34,7 @@ pub fn filter_from_query(q: &ParamsMap) -> AuditFilter {
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
-    let events = Resource::new(move || filter_from_query(&query.read()), api::query_audit);
+    let events = Resource::new(move || filter_from_query(&query.read()), api::audit_page);
     let value = move |k: &'static str| query.read().get(k).unwrap_or_default();
     // The query string without `before`, for the export and "older" links.
     let base_query = move || {

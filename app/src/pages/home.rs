@@ -10,7 +10,16 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 #[component]
 pub fn HomePage() -> impl IntoView {
     let me = use_me();
-    let collectives = Resource::new(|| (), |_| api::list_collectives());
+    // Only a signed-in visitor has collectives: the start page answers everyone with 200.
+    let collectives = Resource::new(
+        || (),
+        |_| async {
+            match api::get_me().await {
+                Ok(Some(_)) => api::list_collectives().await,
+                _ => Ok(Vec::new()),
+            }
+        },
+    );
     view! {
         <Title text=""/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>

@@ -4,16 +4,17 @@
 
 use super::servers;
 use crate::audit::{self, Event};
-use crate::authz::{authorize, can, CollectiveRef};
+use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::envfile::{commented_entries, EnvFile};
 use crate::engine::{self, stack_name_for};
 use crate::error::{Error, Result};
 use crate::recipes::{inspect, store};
 use crate::state::AppState;
+use potluck_app::api::{CreateApp, ImportApp, SetAppEnv, SetAppOverlays};
 use potluck_app::error::ApiError;
 use potluck_app::model::*;
-use potluck_app::ports::Caller;
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::BTreeSet;
@@ -103,27 +104,31 @@ pub async fn in_collective(st: &AppState, c: &CollectiveRef, domain: &str) -> Re
         .ok_or_else(|| ApiError::not_found(format!("app {domain:?} in {}", c.slug)).into())
 }
 
-pub async fn list(st: &AppState, caller: &Caller, slug: &str) -> Result<Vec<AppSummary>> {
-    let access = authorize::<can::ViewApps>(&st.db, caller, slug).await?;
+pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Vec<AppSummary>> {
     let rows = sqlx::query(&format!("{SELECT} WHERE a.collective_id = $1 ORDER BY a.domain"))
-        .bind(access.collective.id)
+        .bind(access.collective().id)
         .fetch_all(st.db.pool())
         .await?;
     rows.iter().map(|r| AppRow::from_row(r).map(|a| a.summary())).collect()
 }
 
-/// Which apps run a recipe, in the collectives the caller can see (all for federation admins).
-pub async fn deployments_of(st: &AppState, caller: &Caller, recipe: &str) -> Result<Vec<RecipeDeployment>> {
-    let rows = sqlx::query(&format!("{SELECT} WHERE r.name = $1 AND a.status = 'deployed' ORDER BY c.slug, a.domain"))
-        .bind(recipe)
-        .fetch_all(st.db.pool())
-        .await?;
-    let me = crate::identity::users::me(st, caller).await?;
+/// Which apps run a recipe, in the collectives where the caller sees apps (all for federation
+/// admins).
+pub async fn deployments_of<S: crate::authz::Resolve>(
+    st: &AppState,
+    cap: &crate::authz::Cap<S>,
+    recipe: &store::RecipeRow,
+) -> Result<Vec<RecipeDeployment>> {
+    let visible = cap.collectives_with(&st.db, Permission::ViewApps).await?;
+    let rows =
+        sqlx::query(&format!("{SELECT} WHERE a.recipe_id = $1 AND a.status = 'deployed' ORDER BY c.slug, a.domain"))
+            .bind(recipe.id)
+            .fetch_all(st.db.pool())
+            .await?;
     let mut out = Vec::new();
     for r in &rows {
         let a = AppRow::from_row(r)?;
-        let visible = me.as_ref().is_some_and(|m| m.can(&a.collective, Permission::ViewApps));
-        if visible {
+        if visible.as_ref().is_none_or(|ids| ids.contains(&a.collective_id)) {
             out.push(RecipeDeployment {
                 collective: a.collective.clone(),
                 app: a.domain.clone(),
@@ -153,21 +158,17 @@ fn check_domain(domain: &str) -> std::result::Result<(), ApiError> {
 
 /// A new app from the recipe's `.env.sample` at `version` (the newest when none), with `DOMAIN`
 /// and `TYPE` set, as `abra app new` does.
-pub async fn create(
-    st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    server: &str,
-    recipe: &str,
-    domain: &str,
-    version: Option<&str>,
-) -> Result<AppSummary> {
-    let access = authorize::<can::ManageApps>(&st.db, caller, slug).await?;
-    let c = &access.collective;
-    let domain = domain.trim().to_ascii_lowercase();
+pub async fn create(st: &AppState, access: &Cap<scope::Collective>, input: CreateApp) -> Result<AppSummary> {
+    let c = access.collective();
+    let domain = input.domain.trim().to_ascii_lowercase();
+    let version = Some(input.version.as_str());
     check_domain(&domain)?;
-    let server = servers::by_name(st, c, server.trim()).await?;
-    let recipe_row = store::get(st, recipe.trim()).await?;
+    let server = servers::by_name(st, c, input.server.trim()).await?;
+    // A private recipe is used only by who may see it (its maintainers, the collectives running it).
+    let recipe_row = match store::find(st, input.recipe.trim()).await? {
+        Some(r) if access.sees_recipe(st, &r).await? => r,
+        _ => return Err(ApiError::not_found(format!("recipe {:?}", input.recipe.trim())).into()),
+    };
     let versions = super::plan::versions(st, &recipe_row).await?;
     let version = match version.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v) if versions.iter().any(|x| x == v) => Some(v.to_string()),
@@ -217,15 +218,18 @@ pub async fn create(
     let event = Event::new("app.create", format!("app {domain}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "app_id": id, "recipe": recipe_row.name, "server": server.name, "version": version }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(by_id(st, id).await?.ok_or_else(|| ApiError::not_found("app"))?.summary())
 }
 
 /// Replaces the env file (it must parse). Only keys are audited, never values.
-pub async fn set_env(st: &AppState, caller: &Caller, slug: &str, domain: &str, text: &str) -> Result<()> {
-    let access = authorize::<can::ManageApps>(&st.db, caller, slug).await?;
-    let app = in_collective(st, &access.collective, domain).await?;
+pub async fn set_env(st: &AppState, access: &Cap<scope::App>, input: SetAppEnv) -> Result<()> {
+    write_env(st, access, &input.env).await
+}
+
+async fn write_env(st: &AppState, access: &Cap<scope::App>, text: &str) -> Result<()> {
+    let app = access.app();
     let text = text.replace("\r\n", "\n");
     let new = EnvFile::parse(&text).map_err(|e| ApiError::invalid("env", e.to_string()))?;
     let old = EnvFile::parse(&app.env).unwrap_or_default();
@@ -245,11 +249,11 @@ pub async fn set_env(st: &AppState, caller: &Caller, slug: &str, domain: &str, t
         .bind(app.id)
         .execute(&mut *tx)
         .await?;
-    let c = &access.collective;
+    let c = access.collective();
     let event = Event::new("app.env.update", format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .details(json!({ "changed_keys": changed }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -324,10 +328,10 @@ pub fn toggle_overlays(env_text: &str, enabled: &BTreeSet<String>) -> String {
     text
 }
 
-pub async fn set_overlays(st: &AppState, caller: &Caller, slug: &str, domain: &str, files: Vec<String>) -> Result<()> {
-    let access = authorize::<can::ManageApps>(&st.db, caller, slug).await?;
-    let app = in_collective(st, &access.collective, domain).await?;
-    let enabled: BTreeSet<String> = files.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+pub async fn set_overlays(st: &AppState, access: &Cap<scope::App>, input: SetAppOverlays) -> Result<()> {
+    let app = access.app();
+    let enabled: BTreeSet<String> =
+        input.files.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
     let recipe = store::get(st, &app.recipe).await?;
     let rev = match &app.version {
         Some(v) => v.clone(),
@@ -344,27 +348,20 @@ pub async fn set_overlays(st: &AppState, caller: &Caller, slug: &str, domain: &s
         }
     }
     let text = toggle_overlays(&app.env, &enabled);
-    set_env(st, caller, slug, domain, &text).await
+    write_env(st, access, &text).await
 }
 
 /// The env file, exactly as stored (import → export gives back the same bytes).
-pub async fn export(st: &AppState, caller: &Caller, slug: &str, domain: &str) -> Result<String> {
-    let access = authorize::<can::ViewApps>(&st.db, caller, slug).await?;
-    Ok(in_collective(st, &access.collective, domain).await?.env)
+pub async fn export(access: &Cap<scope::App>) -> Result<String> {
+    Ok(access.app().env.clone())
 }
 
 /// Imports abra env files (`<domain>.env`): the recipe from `TYPE`/`RECIPE` (with the deployed
 /// version after `:`), the domain from `DOMAIN` or the file name. Returns the created apps.
-pub async fn import(
-    st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    server: &str,
-    files: Vec<(String, String)>,
-) -> Result<Vec<AppSummary>> {
-    let access = authorize::<can::ManageApps>(&st.db, caller, slug).await?;
-    let c = &access.collective;
-    let server = servers::by_name(st, c, server.trim()).await?;
+pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: ImportApp) -> Result<Vec<AppSummary>> {
+    let c = access.collective();
+    let server = servers::by_name(st, c, input.server.trim()).await?;
+    let files = vec![(input.file_name, input.content)];
     if files.is_empty() {
         return Err(ApiError::invalid("files", "choose at least one .env file").into());
     }
@@ -393,21 +390,51 @@ pub async fn import(
         if recipe.is_empty() {
             return Err(ApiError::invalid("files", format!("{file}: no TYPE= or RECIPE= line names the recipe")).into());
         }
-        let recipe_row = store::find(st, &recipe).await?.ok_or_else(|| {
-            ApiError::invalid("files", format!("{file}: recipe {recipe:?} is not registered in Potluck yet"))
-        })?;
+        let recipe_row = match store::find(st, &recipe).await? {
+            Some(r) if access.sees_recipe(st, &r).await? => r,
+            _ => {
+                return Err(ApiError::invalid(
+                    "files",
+                    format!("{file}: recipe {recipe:?} is not registered in Potluck yet"),
+                )
+                .into())
+            }
+        };
         parsed.push(Parsed { file, text, domain, recipe: recipe_row, version });
     }
-    let docker = servers::docker_for(st, &server).await.ok();
+    // Ask the engine which stacks already run before the transaction: an unreachable or slow
+    // engine must not hold the database's write lock.
+    let engine = servers::docker_for(st, &server).await.ok();
+    let mut deployed_stacks = BTreeSet::new();
+    if let Some(d) = &engine {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![crate::engine::convert::NAMESPACE_LABEL.to_string()],
+        )]);
+        let listed = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            d.list_services(Some(bollard::query_parameters::ListServicesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            })),
+        )
+        .await;
+        if let Ok(Ok(services)) = listed {
+            for s in services {
+                if let Some(ns) =
+                    s.spec.and_then(|x| x.labels).and_then(|l| l.get(crate::engine::convert::NAMESPACE_LABEL).cloned())
+                {
+                    deployed_stacks.insert(ns);
+                }
+            }
+        }
+    }
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let mut ids = Vec::new();
     for p in &parsed {
         let stack = stack_name_for(&p.domain);
-        let deployed = match &docker {
-            Some(d) => super::live::stack_exists(d, &stack).await,
-            None => false,
-        };
+        let deployed = deployed_stacks.contains(&stack);
         let status = if deployed {
             "deployed"
         } else if p.version.is_some() {
@@ -446,7 +473,7 @@ pub async fn import(
             "app_ids": ids,
             "domains": parsed.iter().map(|p| &p.domain).collect::<Vec<_>>(),
         }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
     let mut out = Vec::new();
     for id in ids {
@@ -457,18 +484,17 @@ pub async fn import(
     Ok(out)
 }
 
-pub async fn delete(st: &AppState, caller: &Caller, slug: &str, domain: &str) -> Result<()> {
-    let access = authorize::<can::ManageApps>(&st.db, caller, slug).await?;
-    let app = in_collective(st, &access.collective, domain).await?;
+pub async fn delete(st: &AppState, access: &Cap<scope::App>) -> Result<()> {
+    let app = access.app();
     if app.status == "deployed" {
         return Err(ApiError::conflict(format!("{} is deployed: undeploy it first", app.domain)).into());
     }
-    let c = &access.collective;
+    let c = access.collective();
     let mut tx = st.db.begin().await?;
     sqlx::query("DELETE FROM apps WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
     audit::append(
         &mut tx,
-        &access.origin,
+        access.origin(),
         Event::new("app.delete", format!("app {}", app.domain)).in_collective(c.id, &c.slug),
     )
     .await?;

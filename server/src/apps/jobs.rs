@@ -6,18 +6,20 @@
 
 use super::apps::{self, AppRow};
 use super::plan::{self, Target};
+use super::stack::Stack;
 use crate::audit::{self, Actor, Event, Origin};
-use crate::authz::{authorize, can};
+use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
-use crate::engine::converge::{self, Outcome, Progress};
-use crate::engine::deploy::{self, DeployOptions, ResolveImage, Step};
+use crate::engine::converge::{Outcome, Progress};
+use crate::engine::deploy::{DeployOptions, ResolveImage, Step};
 use crate::engine::envfile::EnvFile;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::recipes::version::RecipeVersion;
 use crate::state::AppState;
+use potluck_app::api::StartJob;
 use potluck_app::error::ApiError;
 use potluck_app::model::{JobDetail, JobEventView, JobSummary};
-use potluck_app::ports::Caller;
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::sync::Arc;
@@ -99,26 +101,30 @@ pub async fn events_after(st: &AppState, job_id: i64, after: i64) -> Result<Vec<
 }
 
 /// A job with its events, for whoever may see the app.
-pub async fn detail(st: &AppState, caller: &Caller, job_id: i64) -> Result<JobDetail> {
-    let job = get(st, job_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
-    let app = apps::by_id(st, job.app_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
-    authorize::<can::ViewApps>(&st.db, caller, &app.collective)
-        .await
-        .map_err(|_| Error::from(ApiError::not_found(format!("job {job_id}"))))?;
+pub async fn detail(st: &AppState, access: &Cap<scope::Job>) -> Result<JobDetail> {
+    let app = access.app();
+    let job = access.job().clone();
     Ok(JobDetail {
-        events: events_after(st, job_id, 0).await?,
-        app_domain: app.domain,
-        collective: app.collective,
+        events: events_after(st, job.id, 0).await?,
+        app_domain: app.domain.clone(),
+        collective: app.collective.clone(),
         job,
     })
 }
 
-/// Queues a job for an app; refuses when one is already queued or running.
+/// `start_job`: queues a job for the capability's app.
+pub async fn start(st: &AppState, access: &Cap<scope::App>, input: StartJob) -> Result<JobSummary> {
+    let target = Some(input.target.clone()).filter(|t| !t.trim().is_empty());
+    enqueue(st, access.collective(), access.app(), access.origin(), input.kind.trim(), target, input.options).await
+}
+
+/// Queues a job for an app; refuses when one is already queued or running. The caller holds
+/// the operator's permission on the app (a capability, or the secret rotation that needs it).
 pub async fn enqueue(
     st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    domain: &str,
+    c: &CollectiveRef,
+    app: &AppRow,
+    origin: &Origin,
     kind: &str,
     target: Option<String>,
     options: JobOptions,
@@ -126,16 +132,14 @@ pub async fn enqueue(
     if !KINDS.contains(&kind) {
         return Err(ApiError::invalid("kind", format!("unknown action {kind:?}")).into());
     }
-    let access = authorize::<can::OperateApps>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
     options.resolve_image.parse::<ResolveImage>().map_err(|e| ApiError::invalid("resolve_image", e))?;
     if options.timeout_secs.is_some_and(|t| t == 0 || t > 86_400) {
         return Err(
             ApiError::invalid("timeout_secs", "give 1 to 86400 seconds (or nothing for the recipe's timeout)").into()
         );
     }
-    let target = resolve_target(st, &app, kind, target).await?;
-    let actor = Actor::of(caller);
+    let target = resolve_target(st, app, kind, target).await?;
+    let actor = &origin.actor;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let inserted = sqlx::query(
@@ -176,7 +180,6 @@ pub async fn enqueue(
         }
         Err(e) => return Err(e.into()),
     };
-    let c = &access.collective;
     let event = Event::new(
         match kind {
             "deploy" => "app.deploy.request",
@@ -190,7 +193,7 @@ pub async fn enqueue(
     )
     .in_collective(c.id, &c.slug)
     .details(json!({ "job_id": id, "target": target, "options": options }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, origin, event).await?;
     tx.commit().await?;
     st.jobs.wake.notify_one();
     get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
@@ -288,11 +291,11 @@ pub async fn recover(st: &AppState) -> Result<()> {
     Ok(())
 }
 
-async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
-    let mut tx = st.db.begin().await?;
+/// Writes a job event in `tx` (the caller commits, then broadcasts it).
+async fn insert_event(tx: &mut crate::db::Tx, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
     let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = $1")
         .bind(job_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("next")?;
     let at = now_ms();
@@ -301,12 +304,30 @@ async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Res
         .bind(seq)
         .bind(at)
         .bind(json!({ "kind": kind, "text": text }).to_string())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
+    Ok(JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() })
+}
+
+async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+    let mut tx = st.db.begin().await?;
+    let view = insert_event(&mut tx, job_id, kind, text).await?;
     tx.commit().await?;
-    let view = JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() };
     let _ = st.jobs.events.send((job_id, view.clone()));
     Ok(view)
+}
+
+/// Tells live watchers the job ended (after its state is committed).
+fn announce_end(st: &AppState, job_id: i64, ok: bool, result: &str) {
+    let _ = st.jobs.events.send((
+        job_id,
+        JobEventView {
+            seq: i64::MAX,
+            at: now_ms(),
+            text: result.to_string(),
+            kind: if ok { "succeeded" } else { "failed" }.into(),
+        },
+    ));
 }
 
 async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()> {
@@ -317,15 +338,7 @@ async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()
         .bind(job_id)
         .execute(st.db.pool())
         .await?;
-    let _ = st.jobs.events.send((
-        job_id,
-        JobEventView {
-            seq: i64::MAX,
-            at: now_ms(),
-            text: result.to_string(),
-            kind: if ok { "succeeded" } else { "failed" }.into(),
-        },
-    ));
+    announce_end(st, job_id, ok, result);
     Ok(())
 }
 
@@ -418,30 +431,31 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
     let outcome = execute(st, &app, &kind, target.as_deref(), &options, resumed, &em).await;
     drop(em);
     let _ = writer.await;
-    let (ok, result) = match &outcome {
-        Ok(text) => (true, text.clone()),
-        Err(text) => (false, text.clone()),
+    let (ok, result, chaos_version) = match &outcome {
+        Ok(done) => (true, done.text.clone(), done.chaos_version.clone()),
+        Err(text) => (false, text.clone(), None),
     };
-    append_event(st, job_id, "done", &result).await?;
-    // The app's record follows what happened.
+    // The job's last event and outcome, the app's new state and their audit event commit
+    // together: nothing reads "deployed" without the event that says who did it.
     let now = now_ms();
+    let mut tx = st.db.begin().await?;
+    let done_event = insert_event(&mut tx, job_id, "done", &result).await?;
     if ok {
         match kind.as_str() {
             "undeploy" => {
                 sqlx::query("UPDATE apps SET status = 'undeployed', updated_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(app.id)
-                    .execute(st.db.pool())
+                    .execute(&mut *tx)
                     .await?;
             }
             "chaos" => {
-                let commit = target.clone().unwrap_or_default();
-                let short = result.split("chaos version ").nth(1).map(|s| s.trim().to_string()).unwrap_or(commit);
+                let short = chaos_version.clone().unwrap_or_else(|| target.clone().unwrap_or_default());
                 sqlx::query("UPDATE apps SET status = 'deployed', chaos = 1, chaos_version = $1, deployed_at = $2, updated_at = $2 WHERE id = $3")
                     .bind(short)
                     .bind(now)
                     .bind(app.id)
-                    .execute(st.db.pool())
+                    .execute(&mut *tx)
                     .await?;
             }
             _ => {
@@ -455,7 +469,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
                     .bind(env.to_string())
                     .bind(now)
                     .bind(app.id)
-                    .execute(st.db.pool())
+                    .execute(&mut *tx)
                     .await?;
             }
         }
@@ -463,10 +477,16 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         sqlx::query("UPDATE apps SET status = 'failed', updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(app.id)
-            .execute(st.db.pool())
+            .execute(&mut *tx)
             .await?;
     }
-    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
+        .bind(if ok { "succeeded" } else { "failed" })
+        .bind(&result)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
     let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
     let action = match kind.as_str() {
         "deploy" => "app.deploy",
@@ -482,11 +502,19 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         .details(json!({ "job_id": job_id, "target": target, "result": result }));
     audit::append(&mut tx, &origin, event).await?;
     tx.commit().await?;
-    finish(st, job_id, ok, &result).await
+    let _ = st.jobs.events.send((job_id, done_event));
+    announce_end(st, job_id, ok, &result);
+    Ok(())
+}
+
+/// How a job that ran to the end went.
+struct Done {
+    text: String,
+    /// A chaos deploy's short commit.
+    chaos_version: Option<String>,
 }
 
 /// Runs one job; `Ok` and `Err` carry the sentence that ends it.
-#[allow(clippy::too_many_arguments)]
 async fn execute(
     st: &Arc<AppState>,
     app: &AppRow,
@@ -495,27 +523,26 @@ async fn execute(
     options: &JobOptions,
     resumed: bool,
     em: &Emitter,
-) -> std::result::Result<String, String> {
-    let docker = plan::docker_for_app(st, app).await.map_err(|e| e.to_string())?;
+) -> std::result::Result<Done, String> {
+    let stack = Stack::of(st, app).await.map_err(|e| e.to_string())?;
     if kind == "undeploy" {
         em.emit("step", format!("removing stack {}", app.stack_name));
-        let found = deploy::remove(&docker, &app.stack_name, &app.ownership(), Some(Duration::from_secs(180)), &|s| {
-            em.emit("step", s.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let found = stack
+            .remove(&app.ownership(), Some(Duration::from_secs(180)), &|s| em.emit("step", s.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
         if !found {
             em.emit("step", format!("nothing found in stack {}", app.stack_name));
         }
         if options.remove_secrets {
-            super::secrets::remove_all(&docker, app, &|m| em.emit("step", m)).await?;
+            stack.remove_secrets(&|m| em.emit("step", m)).await?;
         }
         if options.remove_volumes {
-            super::secrets::remove_volumes(&docker, &app.stack_name, &|m| em.emit("step", m)).await?;
+            stack.remove_volumes(&|m| em.emit("step", m)).await?;
         } else {
             em.emit("step", "volumes are kept (undeploy with \"remove volumes\" to delete them)");
         }
-        return Ok(format!("{} undeployed", app.domain));
+        return Ok(Done { text: format!("{} undeployed", app.domain), chaos_version: None });
     }
     let target_enum = if kind == "chaos" {
         Target::Chaos(target.unwrap_or("HEAD").to_string())
@@ -524,7 +551,7 @@ async fn execute(
     };
     let p = plan::build(st, app, &target_enum).await.map_err(|e| e.to_string())?;
     let check_kind = if resumed && kind == "deploy" { "redeploy" } else { kind };
-    let checks = plan::checks(st, app, &p, Some(&docker), check_kind).await;
+    let checks = plan::checks(st, app, &p, Some(&stack), check_kind).await;
     let mut blocked = false;
     for c in &checks {
         em.emit("check", format!("{}: {}", c.level, c.message));
@@ -540,13 +567,12 @@ async fn execute(
         force: kind == "redeploy",
         ..DeployOptions::default()
     };
-    let deployed = deploy::deploy(&docker, &p.plan, &opts, &|s: Step| em.emit("step", s.to_string()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let deployed =
+        stack.deploy(&p.plan, &opts, &|s: Step| em.emit("step", s.to_string())).await.map_err(|e| e.to_string())?;
     let secs = options.timeout_secs.unwrap_or_else(|| crate::engine::timeout_of(&p.plan));
     em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
-    let outcome =
-        converge::wait(&docker, &app.stack_name, &deployed.services, Duration::from_secs(secs), &|pr| match pr {
+    let outcome = stack
+        .converge(&deployed.services, Duration::from_secs(secs), &|pr| match pr {
             Progress::Task { service, slot, state, error, .. } => {
                 let line = if error.is_empty() {
                     format!("{service}.{slot}: {state}")
@@ -561,10 +587,13 @@ async fn execute(
         })
         .await;
     match outcome {
-        Outcome::Converged => Ok(match (&p.version_label, &p.chaos_version) {
-            (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
-            (Some(v), None) => format!("{} converged at {v}", app.domain),
-            _ => format!("{} converged", app.domain),
+        Outcome::Converged => Ok(Done {
+            text: match (&p.version_label, &p.chaos_version) {
+                (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
+                (Some(v), None) => format!("{} converged at {v}", app.domain),
+                _ => format!("{} converged", app.domain),
+            },
+            chaos_version: p.chaos_version.clone(),
         }),
         other => Err(format!("deploy did not converge: {}", crate::stack_cli::describe(&other))),
     }

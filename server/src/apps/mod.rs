@@ -4,26 +4,26 @@
 #[allow(clippy::module_inception)]
 pub mod apps;
 pub mod jobs;
-pub mod live;
 pub mod plan;
 pub mod secrets;
 pub mod servers;
+pub mod stack;
 
 pub use apps::deployments_of;
 
-use crate::authz::{authorize, can};
+use crate::authz::Cap;
 use crate::engine::envfile::EnvFile;
 use crate::error::Result;
 use crate::recipes::{inspect, store};
 use crate::state::AppState;
-use potluck_app::error::ApiError;
+use potluck_app::api::PreviewJob;
 use potluck_app::model::*;
-use potluck_app::ports::Caller;
+use potluck_app::ops::scope;
+use stack::Stack;
 
 /// Everything the app page shows.
-pub async fn detail(st: &AppState, caller: &Caller, slug: &str, domain: &str) -> Result<AppDetail> {
-    let access = authorize::<can::ViewApps>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
+pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail> {
+    let app = access.app().clone();
     let recipe = store::get(st, &app.recipe).await?;
     let versions = plan::versions(st, &recipe).await.unwrap_or_default();
     let rev =
@@ -35,16 +35,16 @@ pub async fn detail(st: &AppState, caller: &Caller, slug: &str, domain: &str) ->
         .unwrap_or_default();
     let sample = files.as_ref().and_then(|f| f.text(".env.sample"));
     let (entries, overlays, missing_keys) = apps::editing_view(&app.env, sample.as_deref(), &compose_files);
-    let docker = plan::docker_for_app(st, &app).await;
-    let (services, live_error) = match &docker {
-        Ok(d) => match live::services(d, &app.stack_name).await {
+    let stack = Stack::of(st, &app).await;
+    let (services, live_error) = match &stack {
+        Ok(s) => match s.services().await {
             Ok(s) => (s, None),
             Err(e) => (Vec::new(), Some(e)),
         },
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    let secrets = secrets::statuses(st, &app, docker.as_ref().ok()).await.unwrap_or_default();
-    let role = access.role;
+    let secrets = secrets::statuses(st, &app, stack.as_ref().ok()).await.unwrap_or_default();
+    let role = access.role().unwrap_or(Role::Viewer);
     Ok(AppDetail {
         app: app.summary(),
         env: app.env.clone(),
@@ -65,16 +65,10 @@ pub async fn detail(st: &AppState, caller: &Caller, slug: &str, domain: &str) ->
 
 /// What an action would do, before it is confirmed: the checks, the changes on the swarm, the
 /// release notes of every version passed.
-pub async fn preview(
-    st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    domain: &str,
-    kind: &str,
-    target: Option<String>,
-) -> Result<DeployPreview> {
-    let access = authorize::<can::OperateApps>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
+pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob) -> Result<DeployPreview> {
+    let app = access.app().clone();
+    let kind = input.kind.trim();
+    let target = Some(input.target.clone()).filter(|t| !t.trim().is_empty());
     let mut notes = Vec::new();
     if kind == "undeploy" {
         notes.push("Services, networks and configs of the stack are removed; volumes and secrets stay unless you tick the boxes.".into());
@@ -106,10 +100,10 @@ pub async fn preview(
     };
     let target_enum = if kind == "chaos" { plan::Target::Chaos(to.clone()) } else { plan::Target::Version(to.clone()) };
     let p = plan::build(st, &app, &target_enum).await?;
-    let docker = plan::docker_for_app(st, &app).await.ok();
-    let checks = plan::checks(st, &app, &p, docker.as_ref(), kind).await;
-    let changes = match &docker {
-        Some(d) => plan::dry_run(d, &p.plan).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")]),
+    let stack = Stack::of(st, &app).await.ok();
+    let checks = plan::checks(st, &app, &p, stack.as_ref(), kind).await;
+    let changes = match &stack {
+        Some(s) => s.dry_run(&p.plan).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")]),
         None => vec![format!("server {} is unreachable", app.server)],
     };
     let release_notes = if matches!(kind, "upgrade" | "deploy") && kind != "chaos" {
@@ -144,13 +138,3 @@ pub fn env_keys(env: &str) -> Vec<String> {
 }
 
 pub use jobs::JobOptions;
-
-/// A job's app, for routes that receive only the job id (authorization included).
-pub async fn job_app(st: &AppState, caller: &Caller, job_id: i64) -> Result<apps::AppRow> {
-    let job = jobs::get(st, job_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
-    let app = apps::by_id(st, job.app_id).await?.ok_or_else(|| ApiError::not_found(format!("job {job_id}")))?;
-    authorize::<can::ViewApps>(&st.db, caller, &app.collective)
-        .await
-        .map_err(|_| crate::error::Error::from(ApiError::not_found(format!("job {job_id}"))))?;
-    Ok(app)
-}

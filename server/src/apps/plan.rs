@@ -4,9 +4,11 @@
 
 use super::apps::AppRow;
 use super::servers;
+use super::stack::Stack;
 use crate::engine::convert::StackPlan;
 use crate::engine::deploy::typed;
 use crate::engine::envfile::EnvFile;
+use crate::engine::guard;
 use crate::engine::load::RecipeFiles;
 use crate::engine::{self, AbraDeploy};
 use crate::error::{Error, Result};
@@ -112,8 +114,9 @@ pub fn external_secrets(plan: &StackPlan) -> Vec<String> {
     names.into_iter().collect()
 }
 
-/// The checks before a deploy: errors stop it, warnings are shown.
-pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Docker>, kind: &str) -> Vec<DeployCheck> {
+/// The checks before a deploy: errors stop it, warnings are shown. Among them the server's
+/// guardrails: what the stack asks of the host and the server's policy does not allow.
+pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, stack: Option<&Stack>, kind: &str) -> Vec<DeployCheck> {
     let mut out = Vec::new();
     let err = |m: String| DeployCheck { level: "error".into(), message: m };
     let warn = |m: String| DeployCheck { level: "warning".into(), message: m };
@@ -127,6 +130,14 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Do
     }
     for w in &p.plan.warnings {
         out.push(warn(w.clone()));
+    }
+    match servers::by_id(st, app.server_id).await {
+        Ok(server) => {
+            for finding in guard::check(&p.plan, &server.policy) {
+                out.push(err(format!("{finding} (server {}; a federation admin sets what it allows)", server.name)));
+            }
+        }
+        Err(e) => out.push(err(format!("server of {}: {e}", app.domain))),
     }
     // Docker refuses secret and config names over 64 characters (R015, for this stack's names).
     let mut names: Vec<String> = external_secrets(&p.plan);
@@ -143,13 +154,11 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Do
             out.push(err(format!("lint {} failed: {}", finding.rule, finding.message)));
         }
     }
-    match docker {
+    match stack {
         None => out.push(err(format!("server {} is unreachable", app.server))),
-        Some(d) => {
-            match d.list_secrets(None::<bollard::query_parameters::ListSecretsOptions>).await {
-                Ok(list) => {
-                    let existing: BTreeSet<String> =
-                        list.into_iter().filter_map(|s| s.spec.and_then(|x| x.name)).collect();
+        Some(stack) => {
+            match stack.secret_names().await {
+                Ok(existing) => {
                     for name in external_secrets(&p.plan) {
                         if !existing.contains(&name) {
                             out.push(err(format!(
@@ -158,13 +167,9 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Do
                         }
                     }
                 }
-                Err(e) => out.push(err(format!(
-                    "server {} cannot list secrets: {}",
-                    app.server,
-                    crate::engine::docker::error_text(&e)
-                ))),
+                Err(e) => out.push(err(format!("server {} cannot list secrets: {e}", app.server))),
             }
-            let deployed = super::live::stack_exists(d, &app.stack_name).await;
+            let deployed = stack.exists().await;
             if kind == "deploy" && deployed {
                 out.push(err(format!("{} is already deployed: upgrade, roll back or redeploy it instead", app.domain)));
             }
@@ -173,7 +178,6 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, docker: Option<&Do
             }
         }
     }
-    let _ = st;
     out
 }
 
@@ -212,7 +216,7 @@ fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
 }
 
 /// What deploying `plan` would change on the swarm, one line each.
-pub async fn dry_run(docker: &Docker, plan: &StackPlan) -> std::result::Result<Vec<String>, String> {
+pub(super) async fn dry_run(docker: &Docker, plan: &StackPlan) -> std::result::Result<Vec<String>, String> {
     use bollard::query_parameters::{ListNetworksOptions, ListServicesOptions};
     let filter = std::collections::HashMap::from([(
         "label".to_string(),
@@ -322,10 +326,4 @@ pub async fn release_notes_between(
         .collect();
     notes.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(notes.into_iter().map(|(v, n)| (v.tag, n)).collect())
-}
-
-/// A client for the app's server, or the reason it cannot be reached.
-pub async fn docker_for_app(st: &AppState, app: &AppRow) -> std::result::Result<Docker, ApiError> {
-    let server = servers::by_id(st, app.server_id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
-    servers::docker_for(st, &server).await
 }

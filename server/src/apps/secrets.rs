@@ -3,22 +3,22 @@
 //! rotated (new version, new secret, redeploy). A generated value is shown once to the person
 //! who asked and is never stored, logged or audited by Potluck.
 
-use super::apps::{self, AppRow};
+use super::apps::AppRow;
 use super::plan::{self, Target};
-use crate::audit::{self, Event};
-use crate::authz::{authorize, can};
+use super::stack::Stack;
+use crate::audit::{self, Event, Origin};
+use crate::authz::{Cap, CollectiveRef};
 use crate::engine::envfile::EnvFile;
 use crate::engine::{self, load};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use base64::Engine;
-use bollard::Docker;
+use potluck_app::api::{GenerateSecrets, InsertSecret, RotateSecret};
 use potluck_app::error::ApiError;
-use potluck_app::model::{GeneratedSecret, JobSummary, OneTimeSecret, SecretStatus};
-use potluck_app::ports::Caller;
+use potluck_app::model::{GeneratedSecret, JobSummary, OneTimeSecret, Permission, SecretStatus};
+use potluck_app::ops::scope;
 use rand::Rng;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// A secret the app's compose files declare as external (the ones abra manages).
 #[derive(Debug, Clone)]
@@ -78,13 +78,9 @@ pub async fn declared(st: &AppState, app: &AppRow) -> Result<Vec<Declared>> {
     Ok(out)
 }
 
-pub async fn statuses(st: &AppState, app: &AppRow, docker: Option<&Docker>) -> Result<Vec<SecretStatus>> {
-    let existing: Option<BTreeSet<String>> = match docker {
-        Some(d) => d
-            .list_secrets(None::<bollard::query_parameters::ListSecretsOptions>)
-            .await
-            .ok()
-            .map(|l| l.into_iter().filter_map(|s| s.spec.and_then(|x| x.name)).collect()),
+pub async fn statuses(st: &AppState, app: &AppRow, stack: Option<&Stack>) -> Result<Vec<SecretStatus>> {
+    let existing: Option<BTreeSet<String>> = match stack {
+        Some(s) => s.secret_names().await.ok(),
         None => None,
     };
     Ok(declared(st, app)
@@ -122,49 +118,46 @@ pub fn generate_value(length: Option<usize>, charset: Option<&str>) -> std::resu
     Ok((0..length).map(|_| chars[rng.gen_range(0..chars.len())]).collect())
 }
 
-async fn create_secret(docker: &Docker, app: &AppRow, d: &Declared, value: &str) -> std::result::Result<(), ApiError> {
-    let mut labels: HashMap<String, String> = app.ownership().into_iter().collect();
+async fn create_secret(stack: &Stack, d: &Declared, value: &str) -> std::result::Result<(), ApiError> {
+    let mut labels: HashMap<String, String> = HashMap::new();
     labels.insert("potluck.secret".into(), d.key.clone());
     labels.insert("potluck.secret.version".into(), d.version.clone());
-    let spec = bollard::models::SecretSpec {
-        name: Some(d.docker_name.clone()),
-        labels: Some(labels),
-        data: Some(base64::engine::general_purpose::STANDARD.encode(value.as_bytes())),
-        ..Default::default()
-    };
-    docker.create_secret(spec).await.map(|_| ()).map_err(|e| {
-        if crate::engine::docker::status_of(&e) == Some(409) {
-            ApiError::conflict(format!("secret {} already exists: rotate it to a new version instead", d.docker_name))
-        } else {
-            ApiError::unavailable(format!(
-                "cannot create secret {}: {}",
-                d.docker_name,
-                crate::engine::docker::error_text(&e)
-            ))
-        }
-    })
+    stack.create_secret(&d.docker_name, labels, value).await
+}
+
+/// Records, before a secret is created on the swarm, that it is about to be (the outcome
+/// follows in its own event): a crash in between leaves the intent on record.
+async fn record_intent(
+    st: &AppState,
+    c: &CollectiveRef,
+    app: &AppRow,
+    origin: &Origin,
+    action: &'static str,
+    names: &[String],
+) -> Result<()> {
+    let mut tx = st.db.begin().await?;
+    let event = Event::new(action, format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "secrets": names }));
+    audit::append(&mut tx, origin, event).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Generates the missing secrets (or the one named), returning each value once.
-pub async fn generate(
-    st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    domain: &str,
-    only: Option<&str>,
-) -> Result<Vec<GeneratedSecret>> {
-    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
-    let docker = plan::docker_for_app(st, &app).await?;
-    let statuses = statuses(st, &app, Some(&docker)).await?;
-    let declared = declared(st, &app).await?;
-    let only = only.map(str::trim).filter(|o| !o.is_empty());
+pub async fn generate(st: &AppState, access: &Cap<scope::App>, input: GenerateSecrets) -> Result<Vec<GeneratedSecret>> {
+    let app = access.app();
+    let c = access.collective();
+    let stack = Stack::of(st, app).await?;
+    let statuses = statuses(st, app, Some(&stack)).await?;
+    let declared = declared(st, app).await?;
+    let only = Some(input.only.trim()).filter(|o| !o.is_empty());
     if let Some(name) = only {
         if !declared.iter().any(|d| d.key == name) {
             return Err(ApiError::not_found(format!("secret {name:?} in {}", app.domain)).into());
         }
     }
-    let mut out = Vec::new();
+    let mut wanted = Vec::new();
     for d in &declared {
         if only.is_some_and(|o| o != d.key) {
             continue;
@@ -190,45 +183,69 @@ pub async fn generate(
         }
         let value = generate_value(d.length, d.charset.as_deref())
             .map_err(|e| ApiError::invalid("modifiers", format!("{}: {e}", d.key)))?;
-        create_secret(&docker, &app, d, &value).await?;
-        out.push(GeneratedSecret {
-            name: d.key.clone(),
-            docker_name: d.docker_name.clone(),
-            value: OneTimeSecret(value),
-        });
+        wanted.push((d, value));
     }
-    let c = &access.collective;
+    let names: Vec<String> = wanted.iter().map(|(d, _)| d.docker_name.clone()).collect();
+    record_intent(st, c, app, access.origin(), "app.secret.generate.intent", &names).await?;
+    let mut out = Vec::new();
+    let mut failure = None;
+    for (d, value) in wanted {
+        match create_secret(&stack, d, &value).await {
+            Ok(()) => out.push(GeneratedSecret {
+                name: d.key.clone(),
+                docker_name: d.docker_name.clone(),
+                value: OneTimeSecret(value),
+            }),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
     let mut tx = st.db.begin().await?;
     let event = Event::new("app.secret.generate", format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "secrets": out.iter().map(|g| &g.docker_name).collect::<Vec<_>>() }));
-    audit::append(&mut tx, &access.origin, event).await?;
+        .outcome(if failure.is_none() { "success" } else { "failure" })
+        .details(json!({
+            "secrets": out.iter().map(|g| &g.docker_name).collect::<Vec<_>>(),
+            "error": failure.as_ref().map(|e| e.to_string()),
+        }));
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
-    Ok(out)
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
 }
 
 /// Inserts a value given by the operator (e.g. a third-party API key).
-pub async fn insert(st: &AppState, caller: &Caller, slug: &str, domain: &str, name: &str, value: &str) -> Result<()> {
-    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
-    if value.is_empty() {
+pub async fn insert(st: &AppState, access: &Cap<scope::App>, input: InsertSecret) -> Result<()> {
+    let app = access.app();
+    let c = access.collective();
+    if input.value.is_empty() {
         return Err(ApiError::invalid("value", "the secret's value is empty").into());
     }
-    let d = declared(st, &app)
+    if input.value.len() > 500_000 {
+        return Err(ApiError::invalid("value", "a secret is at most 500 kB (Docker's limit)").into());
+    }
+    let name = input.name.trim();
+    let d = declared(st, app)
         .await?
         .into_iter()
-        .find(|d| d.key == name.trim())
+        .find(|d| d.key == name)
         .ok_or_else(|| ApiError::not_found(format!("secret {name:?} in {}", app.domain)))?;
-    let docker = plan::docker_for_app(st, &app).await?;
-    create_secret(&docker, &app, &d, value).await?;
-    let c = &access.collective;
+    let stack = Stack::of(st, app).await?;
+    record_intent(st, c, app, access.origin(), "app.secret.insert.intent", std::slice::from_ref(&d.docker_name))
+        .await?;
+    let created = create_secret(&stack, &d, &input.value).await;
     let mut tx = st.db.begin().await?;
     let event = Event::new("app.secret.insert", format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "secret": d.docker_name }));
-    audit::append(&mut tx, &access.origin, event).await?;
+        .outcome(if created.is_ok() { "success" } else { "failure" })
+        .details(json!({ "secret": d.docker_name, "error": created.as_ref().err().map(|e| e.to_string()) }));
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
-    Ok(())
+    created.map_err(Into::into)
 }
 
 /// `v7` → `v8` (any other shape gets `v2`).
@@ -239,21 +256,21 @@ pub fn next_version(v: &str) -> String {
     }
 }
 
-/// Rotates one secret: bumps its version in the env, creates the new secret, redeploys.
+/// Rotates one secret: bumps its version in the env, creates the new secret, redeploys (which
+/// needs the operator's permission as well).
 pub async fn rotate(
     st: &AppState,
-    caller: &Caller,
-    slug: &str,
-    domain: &str,
-    name: &str,
+    access: &Cap<scope::App>,
+    input: RotateSecret,
 ) -> Result<(GeneratedSecret, Option<JobSummary>)> {
-    let access = authorize::<can::ManageSecrets>(&st.db, caller, slug).await?;
-    authorize::<can::OperateApps>(&st.db, caller, slug).await?;
-    let app = apps::in_collective(st, &access.collective, domain).await?;
-    let d = declared(st, &app)
+    access.require(Permission::OperateApps)?;
+    let app = access.app();
+    let c = access.collective();
+    let name = input.name.trim();
+    let d = declared(st, app)
         .await?
         .into_iter()
-        .find(|d| d.key == name.trim())
+        .find(|d| d.key == name)
         .ok_or_else(|| ApiError::not_found(format!("secret {name:?} in {}", app.domain)))?;
     if !d.generate {
         return Err(ApiError::conflict(format!(
@@ -275,28 +292,38 @@ pub async fn rotate(
         .find(|x| x.key == d.key)
         .ok_or_else(|| Error::internal("rotated secret vanished"))?;
     let value = generate_value(nd.length, nd.charset.as_deref()).map_err(|e| ApiError::invalid("modifiers", e))?;
-    let docker = plan::docker_for_app(st, &app).await?;
-    create_secret(&docker, &app, &nd, &value).await?;
-    let c = &access.collective;
-    let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
-        .bind(&new_env)
-        .bind(crate::db::now_ms())
-        .bind(app.id)
-        .execute(&mut *tx)
+    let stack = Stack::of(st, app).await?;
+    record_intent(st, c, app, access.origin(), "app.secret.rotate.intent", std::slice::from_ref(&nd.docker_name))
         .await?;
+    let created = create_secret(&stack, &nd, &value).await;
+    let mut tx = st.db.begin().await?;
+    if created.is_ok() {
+        sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
+            .bind(&new_env)
+            .bind(crate::db::now_ms())
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let event = Event::new("app.secret.rotate", format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "secret": d.key, "from": d.docker_name, "to": nd.docker_name }));
-    audit::append(&mut tx, &access.origin, event).await?;
+        .outcome(if created.is_ok() { "success" } else { "failure" })
+        .details(json!({
+            "secret": d.key, "from": d.docker_name, "to": nd.docker_name,
+            "error": created.as_ref().err().map(|e| e.to_string()),
+        }));
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
+    created?;
     let job = if app.status == "deployed" {
+        let mut updated = app.clone();
+        updated.env = new_env;
         Some(
             super::jobs::enqueue(
                 st,
-                caller,
-                slug,
-                domain,
+                c,
+                &updated,
+                access.origin(),
                 "redeploy",
                 app.version.clone(),
                 super::jobs::JobOptions::default(),
@@ -307,70 +334,6 @@ pub async fn rotate(
         None
     };
     Ok((GeneratedSecret { name: d.key, docker_name: nd.docker_name, value: OneTimeSecret(value) }, job))
-}
-
-/// Undeploy with "remove secrets": every secret Potluck made for this app.
-pub async fn remove_all(
-    docker: &Docker,
-    app: &AppRow,
-    report: &(dyn Fn(String) + Send + Sync),
-) -> std::result::Result<(), String> {
-    let filters = HashMap::from([("label".to_string(), vec![format!("potluck.app={}", app.id)])]);
-    let list = docker
-        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions { filters: Some(filters) }))
-        .await
-        .map_err(|e| crate::engine::docker::error_text(&e))?;
-    for s in list {
-        let labels: BTreeMap<String, String> =
-            s.spec.as_ref().and_then(|x| x.labels.clone()).unwrap_or_default().into_iter().collect();
-        let name = s.spec.and_then(|x| x.name).unwrap_or_default();
-        // App ids are Potluck's own; on a swarm the stack name is what makes a secret this app's.
-        if labels.get("potluck.collective") != Some(&app.collective)
-            || !name.starts_with(&format!("{}_", app.stack_name))
-        {
-            continue;
-        }
-        report(format!("Removing secret {name}"));
-        docker
-            .delete_secret(s.id.as_deref().unwrap_or(&name))
-            .await
-            .map_err(|e| format!("cannot remove secret {name}: {}", crate::engine::docker::error_text(&e)))?;
-    }
-    Ok(())
-}
-
-/// Undeploy with "remove volumes": the stack's named volumes (once their containers are gone).
-pub async fn remove_volumes(
-    docker: &Docker,
-    stack: &str,
-    report: &(dyn Fn(String) + Send + Sync),
-) -> std::result::Result<(), String> {
-    let filters =
-        HashMap::from([("label".to_string(), vec![format!("{}={stack}", crate::engine::convert::NAMESPACE_LABEL)])]);
-    let list = docker
-        .list_volumes(Some(bollard::query_parameters::ListVolumesOptions { filters: Some(filters) }))
-        .await
-        .map_err(|e| crate::engine::docker::error_text(&e))?;
-    for v in list.volumes.unwrap_or_default() {
-        report(format!("Removing volume {}", v.name));
-        let mut last = String::new();
-        for _ in 0..60 {
-            match docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
-                Ok(()) => {
-                    last.clear();
-                    break;
-                }
-                Err(e) => {
-                    last = crate::engine::docker::error_text(&e);
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-            }
-        }
-        if !last.is_empty() {
-            return Err(format!("cannot remove volume {}: {last}", v.name));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

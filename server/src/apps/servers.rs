@@ -1,30 +1,40 @@
-//! A collective's swarm managers: registered by the collective's admins (local socket, TCP with
-//! TLS client certificates, or SSH), checked when added, and watched through the Engine's event
-//! stream (reconnecting with back-off) so that the server page shows live state.
+//! A collective's swarm managers: registered by the collective's admins — a local engine the
+//! federation's configuration grants the collective, TCP with TLS client certificates, or SSH
+//! with the server's own key and pinned host key — checked before anything is written, and
+//! watched through the Engine's event stream (reconnecting with back-off) so that the server
+//! page shows live state. Keys are opened in memory for each connection and never written out
+//! (SSH hands the key to `ssh` in a private temporary file that is removed once connected).
+//! Clients are cached by the server's `uid`, which is never reused, and evicted on failure.
 
 use crate::audit::{self, Event};
-use crate::authz::{authorize, can, CollectiveRef};
+use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
-use crate::engine::docker::{self, Endpoint, TlsFiles};
-use crate::engine::ssh;
+use crate::engine::docker;
+use crate::engine::guard::Policy;
+use crate::engine::{ssh, tls};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use bollard::Docker;
 use futures::StreamExt;
+use potluck_app::api::{AddServer, SetServerPolicy, TrustHostKey};
 use potluck_app::error::ApiError;
 use potluck_app::model::ServerView;
-use potluck_app::ports::Caller;
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// How long adding or re-pinning a server waits for its engine to answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[derive(Debug, Clone)]
 pub struct ServerRow {
     pub id: i64,
+    /// Random and never reused: what engine clients are cached by.
+    pub uid: String,
     pub collective_id: i64,
     pub collective: String,
     pub name: String,
@@ -33,6 +43,9 @@ pub struct ServerRow {
     pub tls_ca: Option<String>,
     pub tls_cert: Option<String>,
     pub private_key_enc: Option<Vec<u8>>,
+    /// SSH: the pinned host key lines.
+    pub host_key: Option<String>,
+    pub policy: Policy,
     pub engine_version: Option<String>,
     pub api_version: Option<String>,
     pub is_manager: bool,
@@ -42,14 +55,15 @@ pub struct ServerRow {
 }
 
 const SELECT: &str =
-    "SELECT s.id, s.collective_id, c.slug, s.name, s.kind, s.address, s.tls_ca, s.tls_cert, s.private_key_enc, \
-     s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error \
+    "SELECT s.id, s.uid, s.collective_id, c.slug, s.name, s.kind, s.address, s.tls_ca, s.tls_cert, s.private_key_enc, \
+     s.host_key, s.policy, s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error \
      FROM servers s JOIN collectives c ON c.id = s.collective_id";
 
 impl ServerRow {
     fn from_row(r: &sqlx::any::AnyRow) -> Result<ServerRow> {
         Ok(ServerRow {
             id: r.try_get("id")?,
+            uid: r.try_get::<Option<String>, _>("uid")?.unwrap_or_default(),
             collective_id: r.try_get("collective_id")?,
             collective: r.try_get("slug")?,
             name: r.try_get("name")?,
@@ -58,6 +72,8 @@ impl ServerRow {
             tls_ca: r.try_get("tls_ca")?,
             tls_cert: r.try_get("tls_cert")?,
             private_key_enc: r.try_get("private_key_enc")?,
+            host_key: r.try_get("host_key")?,
+            policy: Policy::from_json(&r.try_get::<String, _>("policy")?),
             engine_version: r.try_get("engine_version")?,
             api_version: r.try_get("api_version")?,
             is_manager: r.try_get::<i64, _>("is_manager")? != 0,
@@ -99,79 +115,92 @@ pub async fn by_id(st: &AppState, id: i64) -> Result<ServerRow> {
     row.as_ref().map(ServerRow::from_row).transpose()?.ok_or_else(|| ApiError::not_found(format!("server {id}")).into())
 }
 
-pub use potluck_app::ports::NewServer;
-
-/// Files a connection needs on disk (TLS PEMs, an SSH key), written 0600 under the data dir.
-fn key_dir(st: &AppState, id: i64) -> PathBuf {
-    st.config.data_dir.join("servers").join(id.to_string())
+async fn by_uid(st: &AppState, uid: &str) -> Result<Option<ServerRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE s.uid = $1")).bind(uid).fetch_optional(st.db.pool()).await?;
+    row.as_ref().map(ServerRow::from_row).transpose()
 }
 
-fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(content.as_bytes())
+/// How a connection's host keys are checked.
+enum HostKeyMode {
+    /// The pinned ones (a server that is registered).
+    Pinned,
+    /// First contact: learn what the host presents.
+    Learn(Arc<std::sync::Mutex<Option<String>>>),
 }
 
-fn endpoint(st: &AppState, s: &ServerRow) -> std::result::Result<Endpoint, String> {
-    match s.kind.as_str() {
-        "unix" => Ok(Endpoint::Unix(PathBuf::from(&s.address))),
-        "tcp" => {
-            let tls = match (&s.tls_ca, &s.tls_cert, &s.private_key_enc) {
-                (Some(ca), Some(cert), Some(sealed)) => {
-                    let key = st.secrets.open(sealed).map_err(|e| e.to_string())?;
-                    let dir = key_dir(st, s.id);
-                    let files =
-                        TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") };
-                    write_private(&files.ca, ca).map_err(|e| e.to_string())?;
-                    write_private(&files.cert, cert).map_err(|e| e.to_string())?;
-                    write_private(&files.key, &key).map_err(|e| e.to_string())?;
-                    Some(files)
-                }
-                _ => None,
-            };
-            Ok(Endpoint::Tcp { host: s.address.clone(), tls })
+/// A new client for a server, from its row (keys opened in memory). Nothing is cached here.
+async fn connect(st: &AppState, s: &ServerRow, mode: HostKeyMode) -> std::result::Result<Docker, String> {
+    let docker = match s.kind.as_str() {
+        "unix" => {
+            if !st.config.local_engine_allows(&s.address, &s.collective) {
+                return Err(format!(
+                    "{} is a local engine this Potluck's configuration does not grant to {} (local_engines)",
+                    s.address, s.collective
+                ));
+            }
+            docker::connect(&docker::Endpoint::Unix(s.address.clone().into()), 120).await.map_err(|e| e.to_string())?
         }
-        "ssh" => Ok(Endpoint::Ssh { destination: s.address.clone() }),
-        other => Err(format!("unknown server kind {other:?}")),
+        "tcp" => {
+            let (Some(ca), Some(cert), Some(sealed)) = (&s.tls_ca, &s.tls_cert, &s.private_key_enc) else {
+                return Err("a TCP server needs its TLS CA, client certificate and key".into());
+            };
+            let key = st.secrets.open(sealed).map_err(|e| e.to_string())?;
+            let material = tls::TlsMaterial { ca, cert, key: &key };
+            let d = tls::client(&s.address, &material, 120)?;
+            d.negotiate_version().await.map_err(|e| docker::error_text(&e))?
+        }
+        "ssh" => {
+            let sealed = s.private_key_enc.as_ref().ok_or("an SSH server needs its own private key")?;
+            let key = st.secrets.open(sealed).map_err(|e| e.to_string())?;
+            let host_keys = match mode {
+                HostKeyMode::Learn(slot) => ssh::HostKeys::Learn(slot),
+                HostKeyMode::Pinned => match &s.host_key {
+                    Some(k) if !k.trim().is_empty() => ssh::HostKeys::Pinned(k.clone()),
+                    _ => return Err("no host key is pinned for this server".into()),
+                },
+            };
+            let target = ssh::Target::parse(&s.address, ssh::Auth::Own { key: Arc::new(key), host_keys })?;
+            let d = ssh::client(target, 120).map_err(|e| e.to_string())?;
+            d.negotiate_version().await.map_err(|e| explain_ssh(s, &docker::error_text(&e)))?
+        }
+        other => return Err(format!("unknown server kind {other:?}")),
+    };
+    Ok(docker)
+}
+
+/// ssh's refusal of a changed host key, with both fingerprints.
+fn explain_ssh(s: &ServerRow, error: &str) -> String {
+    match ssh::changed_host_key(error) {
+        Some(now) => format!(
+            "the SSH host key of {} changed: Potluck pinned {}, the server now presents {now}. \
+             If that change is expected, trust the new key on the server's page (with its fingerprint)",
+            s.address,
+            s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default().join(", ")
+        ),
+        None => error.to_string(),
     }
 }
 
-/// A connected client for a server (cached; reconnects when the cached one fails).
+/// A connected client for a server (cached by uid; a cached client that fails is evicted and
+/// replaced).
 pub async fn docker_for(st: &AppState, s: &ServerRow) -> std::result::Result<Docker, ApiError> {
-    if let Some(d) = st.dockers.lock().await.get(&s.id).cloned() {
+    let cached = st.dockers.lock().await.get(&s.uid).cloned();
+    if let Some(d) = cached {
         if d.ping().await.is_ok() {
             return Ok(d);
         }
+        st.dockers.lock().await.remove(&s.uid);
     }
-    let ep = endpoint(st, s).map_err(|e| ApiError::unavailable(format!("server {}: {e}", s.name)))?;
-    if let Endpoint::Ssh { .. } = ep {
-        if let Some(sealed) = &s.private_key_enc {
-            let key = st.secrets.open(sealed).map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let path = key_dir(st, s.id).join("id_ssh");
-            write_private(&path, &key).map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let target = ssh::Target::parse(&s.address, Some(&path))
-                .map_err(|e| ApiError::unavailable(format!("server {}: {e}", s.name)))?;
-            let d = ssh::client(target, 120)
-                .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?
-                .negotiate_version()
-                .await
-                .map_err(|e| {
-                    ApiError::unavailable(format!("server {} is unreachable: {}", s.name, docker::error_text(&e)))
-                })?;
-            st.dockers.lock().await.insert(s.id, d.clone());
-            return Ok(d);
-        }
-    }
-    let d = docker::connect(&ep, 120)
+    let d = connect(st, s, HostKeyMode::Pinned)
         .await
         .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?;
-    st.dockers.lock().await.insert(s.id, d.clone());
+    st.dockers.lock().await.insert(s.uid.clone(), d.clone());
     Ok(d)
+}
+
+/// Forgets the cached client of a server.
+pub async fn evict(st: &AppState, uid: &str) {
+    st.dockers.lock().await.remove(uid);
 }
 
 /// What checking a server found.
@@ -204,53 +233,155 @@ fn check_server_name(name: &str) -> std::result::Result<(), ApiError> {
     }
 }
 
-pub async fn add(st: &Arc<AppState>, caller: &Caller, slug: &str, input: NewServer) -> Result<ServerView> {
-    let access = authorize::<can::ManageServers>(&st.db, caller, slug).await?;
-    let c = &access.collective;
+fn some(s: &str) -> Option<String> {
+    Some(s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Connects to a server that is not registered yet and checks it is a swarm manager; for SSH,
+/// learns the host key it presents. Nothing is cached and nothing is written.
+async fn probe(st: &AppState, candidate: &ServerRow) -> std::result::Result<(Checked, Option<String>), ApiError> {
+    let learned = Arc::new(std::sync::Mutex::new(None));
+    let mode = if candidate.kind == "ssh" { HostKeyMode::Learn(learned.clone()) } else { HostKeyMode::Pinned };
+    let attempt = async {
+        let docker = connect(st, candidate, mode)
+            .await
+            .map_err(|e| ApiError::invalid("address", format!("server {} is unreachable: {e}", candidate.name)))?;
+        let checked = check(&docker)
+            .await
+            .map_err(|e| ApiError::invalid("address", format!("the Docker Engine answered with an error: {e}")))?;
+        Ok::<_, ApiError>(checked)
+    };
+    let checked = tokio::time::timeout(CHECK_TIMEOUT, attempt).await.map_err(|_| {
+        ApiError::invalid(
+            "address",
+            format!("{} did not answer within {} s", candidate.address, CHECK_TIMEOUT.as_secs()),
+        )
+    })??;
+    let host_key = learned.lock().ok().and_then(|l| l.clone());
+    if candidate.kind == "ssh" && host_key.is_none() {
+        return Err(ApiError::invalid("address", "the SSH server presented no host key Potluck could record"));
+    }
+    Ok((checked, host_key))
+}
+
+/// Registers a server after checking, outside any transaction, that it answers as a swarm
+/// manager; only then is the row written, with its audit event, in one short transaction.
+pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: AddServer) -> Result<ServerView> {
+    let c = access.collective();
     let name = input.name.trim().to_string();
     check_server_name(&name)?;
     let kind = input.kind.trim().to_string();
     let address = input.address.trim().to_string();
+    let (tls_ca, tls_cert, private_key) = (some(&input.tls_ca), some(&input.tls_cert), some(&input.private_key));
     match kind.as_str() {
-        "unix" if address.starts_with('/') => {}
+        "unix" if address.starts_with('/') => {
+            if !st.config.local_engine_allows(&address, &c.slug) {
+                return Err(ApiError::forbidden(format!(
+                    "{address} is a local engine on the Potluck machine; only the federation's configuration can grant it to {} (local_engines). Register your own swarm over TLS or SSH instead",
+                    c.slug
+                ))
+                .into());
+            }
+        }
         "unix" => {
             return Err(
                 ApiError::invalid("address", "a local socket is an absolute path, e.g. /var/run/docker.sock").into()
             )
         }
         "tcp" if address.contains(':') => {
-            let all = input.tls_ca.is_some() && input.tls_cert.is_some() && input.private_key.is_some();
-            let none = input.tls_ca.is_none() && input.tls_cert.is_none() && input.private_key.is_none();
-            if !all && !none {
+            let (Some(ca), Some(cert), Some(key)) = (&tls_ca, &tls_cert, &private_key) else {
                 return Err(ApiError::invalid(
                     "tls",
-                    "give the CA certificate, the client certificate and the client key together",
+                    "a TCP engine needs TLS: give the CA certificate, the client certificate and the client key (plain TCP is refused)",
+                )
+                .into());
+            };
+            tls::check(&tls::TlsMaterial { ca, cert, key }).map_err(|e| ApiError::invalid("tls", e))?;
+        }
+        "tcp" => return Err(ApiError::invalid("address", "give host:port, e.g. swarm.example.org:2376").into()),
+        "ssh" => {
+            if let Err(e) = ssh::Target::parse(&address, ssh::Auth::System) {
+                return Err(ApiError::invalid("address", e).into());
+            }
+            if private_key.is_none() {
+                return Err(ApiError::invalid(
+                    "private_key",
+                    "an SSH server needs its own private key: Potluck never uses its own keys, agent or SSH configuration",
                 )
                 .into());
             }
         }
-        "tcp" => return Err(ApiError::invalid("address", "give host:port, e.g. swarm.example.org:2376").into()),
-        "ssh" => {
-            if let Err(e) = ssh::Target::parse(&address, None) {
-                return Err(ApiError::invalid("address", e).into());
-            }
-        }
         _ => return Err(ApiError::invalid("kind", "choose unix, tcp or ssh").into()),
     }
-    let sealed = input.private_key.as_deref().filter(|k| !k.trim().is_empty()).map(|k| st.secrets.seal(k));
+    if in_collective(st, c.id).await?.iter().any(|s| s.name == name) {
+        return Err(ApiError::conflict(format!("{} already has a server named {name:?}", c.slug)).into());
+    }
+    let sealed = private_key.as_deref().map(|k| st.secrets.seal(k));
+    let mut candidate = ServerRow {
+        id: 0,
+        uid: uuid::Uuid::new_v4().simple().to_string(),
+        collective_id: c.id,
+        collective: c.slug.clone(),
+        name: name.clone(),
+        kind: kind.clone(),
+        address: address.clone(),
+        tls_ca: tls_ca.clone(),
+        tls_cert: tls_cert.clone(),
+        private_key_enc: sealed.clone(),
+        host_key: None,
+        policy: Policy::default(),
+        engine_version: None,
+        api_version: None,
+        is_manager: false,
+        nodes: 0,
+        last_checked_at: None,
+        last_error: None,
+    };
+    let (checked, host_key) = probe(st, &candidate).await?;
+    if !checked.is_manager {
+        return Err(ApiError::invalid(
+            "address",
+            format!(
+                "{address} is Docker {} but not a swarm manager: run `docker swarm init` there (or give a manager)",
+                checked.engine_version
+            ),
+        )
+        .into());
+    }
+    if let (Some(expected), Some(keys)) = (some(&input.host_key), &host_key) {
+        let presented = ssh::fingerprints(keys);
+        if !presented.contains(&expected) {
+            return Err(ApiError::invalid(
+                "host_key",
+                format!(
+                    "the server presents {}, not {expected}: do not add it until you know why",
+                    presented.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
+    candidate.host_key = host_key.clone();
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     let id: i64 = sqlx::query(
-        "INSERT INTO servers (collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO servers (uid, collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, host_key, \
+         engine_version, api_version, is_manager, nodes, last_checked_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
     )
+    .bind(&candidate.uid)
     .bind(c.id)
     .bind(&name)
     .bind(&kind)
     .bind(&address)
-    .bind(&input.tls_ca)
-    .bind(&input.tls_cert)
+    .bind(&tls_ca)
+    .bind(&tls_cert)
     .bind(&sealed)
+    .bind(&host_key)
+    .bind(&checked.engine_version)
+    .bind(&checked.api_version)
+    .bind(i64::from(checked.is_manager))
+    .bind(checked.nodes)
     .bind(now)
     .fetch_one(&mut *tx)
     .await
@@ -262,92 +393,105 @@ pub async fn add(st: &Arc<AppState>, caller: &Caller, slug: &str, input: NewServ
         }
     })?
     .try_get("id")?;
-    // Check the connection before committing: a server that cannot be reached is not added.
-    let row = ServerRow {
-        id,
-        collective_id: c.id,
-        collective: c.slug.clone(),
-        name: name.clone(),
-        kind: kind.clone(),
-        address: address.clone(),
-        tls_ca: input.tls_ca.clone(),
-        tls_cert: input.tls_cert.clone(),
-        private_key_enc: sealed,
-        engine_version: None,
-        api_version: None,
-        is_manager: false,
-        nodes: 0,
-        last_checked_at: None,
-        last_error: None,
-    };
-    let docker = docker_for(st, &row).await.map_err(|e| match e {
-        ApiError::Unavailable { reason } => ApiError::invalid("address", reason),
-        other => other,
-    })?;
-    let checked = check(&docker)
-        .await
-        .map_err(|e| ApiError::invalid("address", format!("the Docker Engine answered with an error: {e}")))?;
-    if !checked.is_manager {
-        st.dockers.lock().await.remove(&id);
-        return Err(ApiError::invalid(
-            "address",
-            format!(
-                "{address} is Docker {} but not a swarm manager: run `docker swarm init` there (or give a manager)",
-                checked.engine_version
-            ),
-        )
-        .into());
-    }
-    sqlx::query("UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5 WHERE id = $6")
-        .bind(&checked.engine_version)
-        .bind(&checked.api_version)
-        .bind(i64::from(checked.is_manager))
-        .bind(checked.nodes)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
     let event = Event::new("server.add", format!("server {name}")).in_collective(c.id, &c.slug).details(json!({
         "server_id": id,
         "kind": kind,
         "address": address,
-        "tls": input.tls_ca.is_some(),
+        "tls": tls_ca.is_some(),
+        "host_key": host_key.as_deref().map(ssh::fingerprints),
         "engine_version": checked.engine_version,
         "nodes": checked.nodes,
     }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
-    st.monitors.start(st.clone(), id).await;
-    view(st, &by_id(st, id).await?).await
+    let row = by_id(st, id).await?;
+    st.monitors.start(st.clone(), row.uid.clone()).await;
+    view(st, &row).await
 }
 
-pub async fn remove(st: &Arc<AppState>, caller: &Caller, slug: &str, name: &str) -> Result<()> {
-    let access = authorize::<can::ManageServers>(&st.db, caller, slug).await?;
-    let c = &access.collective;
-    let s = by_name(st, c, name).await?;
+pub async fn remove(st: &Arc<AppState>, access: &Cap<scope::Server>) -> Result<()> {
+    let c = access.collective();
+    let s = access.server();
     let apps: i64 = sqlx::query("SELECT COUNT(*) AS n FROM apps WHERE server_id = $1 AND status = 'deployed'")
         .bind(s.id)
         .fetch_one(st.db.pool())
         .await?
         .try_get("n")?;
     if apps > 0 {
-        return Err(ApiError::conflict(format!("{apps} app(s) are deployed on {name}: undeploy them first")).into());
+        return Err(ApiError::conflict(format!("{apps} app(s) are deployed on {}: undeploy them first", s.name)).into());
     }
     let mut tx = st.db.begin().await?;
     sqlx::query("DELETE FROM servers WHERE id = $1").bind(s.id).execute(&mut *tx).await?;
-    let event = Event::new("server.remove", format!("server {name}"))
+    let event = Event::new("server.remove", format!("server {}", s.name))
         .in_collective(c.id, &c.slug)
         .details(json!({ "server_id": s.id }));
-    audit::append(&mut tx, &access.origin, event).await?;
+    audit::append(&mut tx, access.origin(), event).await?;
     tx.commit().await?;
-    st.monitors.stop(s.id).await;
-    st.dockers.lock().await.remove(&s.id);
-    let _ = std::fs::remove_dir_all(key_dir(st, s.id));
+    st.monitors.stop(&s.uid).await;
+    evict(st, &s.uid).await;
     Ok(())
 }
 
+/// Pins the host key an SSH server presents now, when the admin confirms its fingerprint.
+pub async fn trust_host_key(
+    st: &Arc<AppState>,
+    access: &Cap<scope::Server>,
+    input: TrustHostKey,
+) -> Result<ServerView> {
+    let c = access.collective();
+    let s = access.server();
+    if s.kind != "ssh" {
+        return Err(ApiError::invalid("name", format!("{} is not an SSH server", s.name)).into());
+    }
+    let expected = input.fingerprint.trim().to_string();
+    if !expected.starts_with("SHA256:") {
+        return Err(ApiError::invalid("fingerprint", "give the new key's fingerprint, SHA256:…").into());
+    }
+    let (_, learned) = probe(st, s).await?;
+    let learned = learned.unwrap_or_default();
+    let presented = ssh::fingerprints(&learned);
+    if !presented.contains(&expected) {
+        return Err(ApiError::invalid(
+            "fingerprint",
+            format!("{} presents {}, not {expected}", s.address, presented.join(", ")),
+        )
+        .into());
+    }
+    let before = s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default();
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE servers SET host_key = $1 WHERE id = $2").bind(&learned).bind(s.id).execute(&mut *tx).await?;
+    let event = Event::new("server.host_key.trust", format!("server {}", s.name))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "server_id": s.id, "from": before, "to": presented }));
+    audit::append(&mut tx, access.origin(), event).await?;
+    tx.commit().await?;
+    evict(st, &s.uid).await;
+    st.monitors.start(st.clone(), s.uid.clone()).await;
+    view(st, &by_id(st, s.id).await?).await
+}
+
+/// Sets what deploys to a server may ask of its host (federation admins).
+pub async fn set_policy(st: &AppState, access: &Cap<scope::Server>, input: SetServerPolicy) -> Result<ServerView> {
+    let c = access.collective();
+    let s = access.server();
+    let policy =
+        Policy::parse_list(&potluck_app::api::split_list(&input.allow)).map_err(|e| ApiError::invalid("allow", e))?;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("UPDATE servers SET policy = $1 WHERE id = $2")
+        .bind(policy.to_json())
+        .bind(s.id)
+        .execute(&mut *tx)
+        .await?;
+    let event = Event::new("server.policy.set", format!("server {}", s.name))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "server_id": s.id, "allow": policy.allow }));
+    audit::append(&mut tx, access.origin(), event).await?;
+    tx.commit().await?;
+    view(st, &by_id(st, s.id).await?).await
+}
+
 pub async fn view(st: &AppState, s: &ServerRow) -> Result<ServerView> {
-    let live = st.monitors.state(s.id).await;
+    let live = st.monitors.state(&s.uid).await;
     Ok(ServerView {
         id: s.id,
         collective: s.collective.clone(),
@@ -364,13 +508,14 @@ pub async fn view(st: &AppState, s: &ServerRow) -> Result<ServerView> {
         connected: live.connected,
         last_event_at: live.last_event_at,
         events_seen: live.events_seen,
+        host_key_fingerprints: s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default(),
+        policy_allows: s.policy.allow.iter().map(|g| g.as_str().to_string()).collect(),
     })
 }
 
-pub async fn list(st: &AppState, caller: &Caller, slug: &str) -> Result<Vec<ServerView>> {
-    let access = authorize::<can::ViewServers>(&st.db, caller, slug).await?;
+pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Vec<ServerView>> {
     let mut out = Vec::new();
-    for s in in_collective(st, access.collective.id).await? {
+    for s in in_collective(st, access.collective().id).await? {
         out.push(view(st, &s).await?);
     }
     Ok(out)
@@ -389,27 +534,29 @@ pub struct Live {
 /// (1 s doubling to 60 s), and keeps the server's live state and check results fresh.
 #[derive(Default)]
 pub struct Monitors {
-    tasks: Mutex<HashMap<i64, tokio::task::JoinHandle<()>>>,
-    state: Arc<Mutex<HashMap<i64, Live>>>,
+    tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    state: Arc<Mutex<HashMap<String, Live>>>,
     /// Woken on every event of any server (pages that show live data listen to it).
     pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Monitors {
-    pub async fn state(&self, id: i64) -> Live {
-        self.state.lock().await.get(&id).cloned().unwrap_or_default()
+    pub async fn state(&self, uid: &str) -> Live {
+        self.state.lock().await.get(uid).cloned().unwrap_or_default()
     }
 
-    pub async fn start(&self, st: Arc<AppState>, id: i64) {
+    pub async fn start(&self, st: Arc<AppState>, uid: String) {
         let state = self.state.clone();
         let changed = self.changed.clone();
+        let key = uid.clone();
         let handle = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
-                let server = match by_id(&st, id).await {
-                    Ok(s) => s,
-                    Err(_) => return,
+                let server = match by_uid(&st, &uid).await {
+                    Ok(Some(s)) => s,
+                    _ => return,
                 };
+                let id = server.id;
                 match docker_for(&st, &server).await {
                     Ok(docker) => {
                         if let Ok(c) = check(&docker).await {
@@ -425,7 +572,7 @@ impl Monitors {
                             .execute(st.db.pool())
                             .await;
                         }
-                        state.lock().await.entry(id).or_default().connected = true;
+                        state.lock().await.entry(uid.clone()).or_default().connected = true;
                         changed.notify_waiters();
                         let mut events = docker.events(None::<bollard::query_parameters::EventsOptions>);
                         backoff = Duration::from_secs(1);
@@ -433,7 +580,7 @@ impl Monitors {
                             match ev {
                                 Ok(_) => {
                                     let mut s = state.lock().await;
-                                    let live = s.entry(id).or_default();
+                                    let live = s.entry(uid.clone()).or_default();
                                     live.connected = true;
                                     live.last_event_at = Some(now_ms());
                                     live.events_seen += 1;
@@ -441,12 +588,13 @@ impl Monitors {
                                     changed.notify_waiters();
                                 }
                                 Err(e) => {
-                                    state.lock().await.entry(id).or_default().last_error = Some(docker::error_text(&e));
+                                    state.lock().await.entry(uid.clone()).or_default().last_error =
+                                        Some(docker::error_text(&e));
                                     break;
                                 }
                             }
                         }
-                        st.dockers.lock().await.remove(&id);
+                        evict(&st, &uid).await;
                     }
                     Err(e) => {
                         let _ = sqlx::query("UPDATE servers SET last_error = $1, last_checked_at = $2 WHERE id = $3")
@@ -459,23 +607,23 @@ impl Monitors {
                 }
                 {
                     let mut s = state.lock().await;
-                    s.entry(id).or_default().connected = false;
+                    s.entry(uid.clone()).or_default().connected = false;
                 }
                 changed.notify_waiters();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         });
-        if let Some(old) = self.tasks.lock().await.insert(id, handle) {
+        if let Some(old) = self.tasks.lock().await.insert(key, handle) {
             old.abort();
         }
     }
 
-    pub async fn stop(&self, id: i64) {
-        if let Some(h) = self.tasks.lock().await.remove(&id) {
+    pub async fn stop(&self, uid: &str) {
+        if let Some(h) = self.tasks.lock().await.remove(uid) {
             h.abort();
         }
-        self.state.lock().await.remove(&id);
+        self.state.lock().await.remove(uid);
     }
 
     pub async fn stop_all(&self) {

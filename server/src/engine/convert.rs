@@ -54,6 +54,8 @@ pub struct StackPlan {
     pub services: Vec<ServicePlan>,
     /// What the Docker CLI would warn about (ignored options…).
     pub warnings: Vec<String>,
+    /// (service, key) of the options swarm ignores (`privileged`, `devices`…).
+    pub ignored: Vec<(String, String)>,
 }
 
 fn scope(ns: &str, key: &str) -> String {
@@ -815,7 +817,15 @@ pub fn convert(
     for s in &c.services {
         services.push(convert_service(s, c, ns, working_dir, home)?);
     }
-    Ok(StackPlan { namespace: ns.to_string(), networks, secrets, configs, services, warnings: Vec::new() })
+    Ok(StackPlan {
+        namespace: ns.to_string(),
+        networks,
+        secrets,
+        configs,
+        services,
+        warnings: Vec::new(),
+        ignored: Vec::new(),
+    })
 }
 
 #[cfg(test)]

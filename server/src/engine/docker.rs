@@ -96,9 +96,10 @@ pub async fn connect(endpoint: &Endpoint, timeout_secs: u64) -> Result<Docker, D
             timeout_secs,
             bollard::API_DEFAULT_VERSION,
         ),
-        Endpoint::Ssh { destination } => {
-            super::ssh::client(super::ssh::Target::parse(destination, None).map_err(fail)?, timeout_secs)
-        }
+        Endpoint::Ssh { destination } => super::ssh::client(
+            super::ssh::Target::parse(destination, super::ssh::Auth::System).map_err(fail)?,
+            timeout_secs,
+        ),
     }
     .map_err(|e| fail(e.to_string()))?;
     docker.negotiate_version().await.map_err(|e| fail(error_text(&e)))

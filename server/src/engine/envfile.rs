@@ -79,13 +79,63 @@ fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '.'
 }
 
+/// An env file is at most this long…
+pub const MAX_FILE_BYTES: usize = 256 * 1024;
+/// …each value, once `$VAR`s are expanded, at most this long…
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// …and all values together at most this long (`A=$B$B` on a few lines grows exponentially).
+pub const MAX_EXPANDED_BYTES: usize = 1024 * 1024;
+
 impl EnvFile {
     pub fn parse(text: &str) -> Result<EnvFile, EnvError> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(EnvError {
+                line: text[..MAX_FILE_BYTES].matches('\n').count() + 1,
+                message: format!("the file is longer than {} KiB", MAX_FILE_BYTES / 1024),
+            });
+        }
+        let file = Self::parse_unbounded(text)?;
+        file.check_expansion()?;
+        Ok(file)
+    }
+
+    /// Refuses a file whose values, expanded, would exceed [`MAX_VALUE_BYTES`] each or
+    /// [`MAX_EXPANDED_BYTES`] together, naming the line; only lengths are computed.
+    fn check_expansion(&self) -> Result<(), EnvError> {
+        let mut lengths: IndexMap<&str, usize> = IndexMap::new();
+        let mut total: usize = 0;
+        for e in self.entries() {
+            let len = match e.quote {
+                Quote::Single => e.raw_value.len(),
+                Quote::Double => expanded_len(&unescape(&e.raw_value), &lengths),
+                Quote::None => expanded_len(&e.raw_value, &lengths),
+            };
+            if len > MAX_VALUE_BYTES {
+                return Err(EnvError {
+                    line: e.line,
+                    message: format!("{} expands to more than {} KiB", e.key, MAX_VALUE_BYTES / 1024),
+                });
+            }
+            total = total.saturating_add(len);
+            if total > MAX_EXPANDED_BYTES {
+                return Err(EnvError {
+                    line: e.line,
+                    message: format!("the values expand to more than {} KiB in all", MAX_EXPANDED_BYTES / 1024),
+                });
+            }
+            lengths.insert(&e.key, len);
+        }
+        Ok(())
+    }
+
+    fn parse_unbounded(text: &str) -> Result<EnvFile, EnvError> {
         let mut segments = Vec::new();
         let mut pending_doc: Vec<String> = Vec::new();
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let byte_at = |i: usize| chars.get(i).map_or(text.len(), |(b, _)| *b);
-        let line_of = |b: usize| text[..b].matches('\n').count() + 1;
+        // Line numbers, counted once (not by rescanning the text for every entry).
+        let newlines: Vec<usize> = text.match_indices('\n').map(|(b, _)| b).collect();
+        let line_of = |b: usize| newlines.partition_point(|&n| n < b) + 1;
         let mut i = 0;
         while i < chars.len() {
             let line_start = i;
@@ -328,21 +378,40 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// `$VAR` / `${VAR}` expansion (upper-case names, digits and `_`); `\$` is a literal `$`.
-fn expand(s: &str, defined: &IndexMap<String, String>, outer: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(s.len());
+/// The length of `s` expanded, given the expanded lengths of the keys defined before.
+fn expanded_len(s: &str, defined: &IndexMap<&str, usize>) -> usize {
+    let mut len: usize = 0;
+    scan(s, &mut |piece| {
+        len = len.saturating_add(match piece {
+            Piece::Text(t) => t.len(),
+            Piece::Var(name) => defined.get(name).copied().unwrap_or(0),
+        })
+    });
+    len
+}
+
+enum Piece<'a> {
+    Text(&'a str),
+    Var(&'a str),
+}
+
+/// Splits `s` into literal text and `$VAR` / `${VAR}` references (upper-case names, digits and
+/// `_`); `\$` is a literal `$`.
+fn scan<'a>(s: &'a str, f: &mut dyn FnMut(Piece<'a>)) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && b.get(i + 1) == Some(&b'$') {
-            out.push('$');
+            f(Piece::Text("$"));
             i += 2;
             continue;
         }
         if b[i] != b'$' {
-            let ch_len = s[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&s[i..i + ch_len]);
-            i += ch_len;
+            let start = i;
+            while i < b.len() && b[i] != b'$' && !(b[i] == b'\\' && b.get(i + 1) == Some(&b'$')) {
+                i += 1;
+            }
+            f(Piece::Text(&s[start..i]));
             continue;
         }
         let braced = b.get(i + 1) == Some(&b'{');
@@ -352,18 +421,38 @@ fn expand(s: &str, defined: &IndexMap<String, String>, outer: &dyn Fn(&str) -> O
             end += 1;
         }
         if end == start {
-            out.push('$');
+            f(Piece::Text("$"));
             i += 1;
             continue;
         }
-        let name = &s[start..end];
-        let mut next = end;
-        if braced && b.get(end) == Some(&b'}') {
-            next = end + 1;
+        f(Piece::Var(&s[start..end]));
+        i = if braced && b.get(end) == Some(&b'}') { end + 1 } else { end };
+    }
+}
+
+/// `$VAR` / `${VAR}` expansion (upper-case names, digits and `_`); `\$` is a literal `$`.
+/// Values from `outer` are taken as they are; the result never exceeds [`MAX_VALUE_BYTES`]
+/// (what `parse` checks for the file's own values).
+fn expand(s: &str, defined: &IndexMap<String, String>, outer: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    scan(s, &mut |piece| {
+        if out.len() >= MAX_VALUE_BYTES {
+            return;
         }
-        let value = defined.get(name).cloned().or_else(|| outer(name)).unwrap_or_default();
-        out.push_str(&value);
-        i = next;
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Var(name) => match defined.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&outer(name).unwrap_or_default()),
+            },
+        }
+    });
+    if out.len() > MAX_VALUE_BYTES {
+        let mut cut = MAX_VALUE_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
     }
     out
 }
@@ -516,6 +605,24 @@ SPACED =  value with spaces   # a comment
         assert_eq!(v["A"], "/root/x");
         assert_eq!(v["B"], "/root/x-y");
         assert_eq!(v["C"], "$lower", "lower-case names are not variables");
+    }
+
+    #[test]
+    fn expansion_bombs_are_refused_with_the_line() {
+        // Twelve short lines: each doubles the one before (4 KiB × 2^11 ≫ the caps).
+        let mut text = format!("A0={}\n", "x".repeat(4096));
+        for i in 1..12 {
+            text.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
+        }
+        let e = EnvFile::parse(&text).unwrap_err();
+        assert!(e.message.contains("expands to more than"), "{e}");
+        assert_eq!(e.line, 6, "{e}");
+        // Within the caps, the same shape works.
+        let ok = EnvFile::parse("A=ab\nB=$A$A\nC=${B}-$B\n").unwrap();
+        assert_eq!(ok.values(&no_outer)["C"], "abab-abab");
+        // A file that is simply too long.
+        let long = "K=v\n".repeat(MAX_FILE_BYTES / 4 + 1);
+        assert!(EnvFile::parse(&long).unwrap_err().message.contains("longer than"));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct Loaded {
     pub config: Config,
     pub version: String,
     pub warnings: Vec<String>,
+    /// (service, key) of the options swarm ignores, for the deploy guardrails: a recipe that
+    /// asks for `privileged` or `devices` is refused on servers that do not allow them.
+    pub ignored: Vec<(String, String)>,
     pub working_dir: PathBuf,
 }
 
@@ -148,6 +151,7 @@ pub fn load(
     let mut version: Option<String> = None;
     let mut warnings = Vec::new();
     let mut unsupported: BTreeMap<String, ()> = BTreeMap::new();
+    let mut ignored: Vec<(String, String)> = Vec::new();
     let mut deprecated: BTreeMap<String, ()> = BTreeMap::new();
     for rel in compose_files {
         let text = files
@@ -185,11 +189,12 @@ pub fn load(
         }
         interpolate(&mut root, &lookup).map_err(|e| StackError(e.to_string()))?;
         schema::validate(&file_version, &root).map_err(StackError)?;
-        for (_, svc) in services_of(&root) {
+        for (name, svc) in services_of(&root) {
             // (`restart` is reported too, even where it serves as the restart-policy fallback.)
             for key in UNSUPPORTED {
                 if svc.get(key).is_some() {
                     unsupported.insert(key.to_string(), ());
+                    ignored.push((name.clone(), key.to_string()));
                 }
             }
             for (key, text) in DEPRECATED {
@@ -218,5 +223,5 @@ pub fn load(
             deprecated.keys().cloned().collect::<Vec<_>>().join("\n\n")
         ));
     }
-    Ok(Loaded { config, version: version.unwrap_or_default(), warnings, working_dir })
+    Ok(Loaded { config, version: version.unwrap_or_default(), warnings, ignored, working_dir })
 }

@@ -10,11 +10,13 @@ pub mod convert;
 pub mod deploy;
 pub mod docker;
 pub mod envfile;
+pub mod guard;
 pub mod interpolate;
 pub mod load;
 pub mod merge;
 pub mod schema;
 pub mod ssh;
+pub mod tls;
 pub mod yaml;
 
 use convert::StackPlan;
@@ -104,6 +106,7 @@ pub fn render(
     let mut plan =
         convert::convert(&loaded.config, stack, &loaded.working_dir, &home, &read).map_err(|e| StackError(e.0))?;
     plan.warnings = loaded.warnings;
+    plan.ignored = loaded.ignored;
     Ok(plan)
 }
 

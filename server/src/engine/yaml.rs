@@ -136,12 +136,38 @@ enum Frame {
     Map { anchor: usize, map: IndexMap<String, Node>, key: Option<String>, merges: Vec<Node>, pending_merge: bool },
 }
 
+/// A compose file is at most this long…
+pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// …nested at most this deep (compose files nest a handful of levels)…
+pub const MAX_DEPTH: usize = 128;
+/// …and decodes to at most this many nodes, aliases expanded.
+pub const MAX_NODES: usize = 2_000_000;
+
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Nodes decoded so far inside each open frame (a parallel stack).
+    sizes: Vec<usize>,
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     error: Option<String>,
     documents: usize,
+    /// Nodes decoded, aliases expanded, and those that came from aliases (as yaml.v3 counts).
+    decoded: usize,
+    aliased: usize,
+}
+
+/// yaml.v3's allowed share of aliased nodes: generous for small documents, 10 % for large ones.
+fn allowed_alias_ratio(decoded: usize) -> f64 {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    let d = decoded as f64;
+    if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * (d - LOW) / (HIGH - LOW)
+    }
 }
 
 fn is_yaml_float(s: &str) -> bool {
@@ -260,9 +286,21 @@ pub fn resolve_plain(s: &str) -> Node {
 }
 
 impl Builder {
-    fn push_value(&mut self, value: Node, anchor: usize) {
+    fn open(&mut self, frame: Frame) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.error.get_or_insert(format!("the document nests deeper than {MAX_DEPTH} levels"));
+            return;
+        }
+        self.stack.push(frame);
+        self.sizes.push(0);
+    }
+
+    fn push_value(&mut self, value: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+        if let Some(s) = self.sizes.last_mut() {
+            *s = s.saturating_add(size);
         }
         match self.stack.last_mut() {
             None => {
@@ -343,22 +381,31 @@ impl MarkedEventReceiver for Builder {
                     (None, TScalarStyle::Plain) => resolve_plain(&value),
                     (None, _) => Node::Str(value),
                 };
-                self.push_value(node, anchor);
+                self.decoded += 1;
+                self.push_value(node, anchor, 1);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(anchor, Vec::new())),
+            Event::SequenceStart(anchor, _) => {
+                self.decoded += 1;
+                self.open(Frame::Seq(anchor, Vec::new()))
+            }
             Event::SequenceEnd => {
+                let size = self.sizes.pop().unwrap_or(0) + 1;
                 if let Some(Frame::Seq(anchor, items)) = self.stack.pop() {
-                    self.push_value(Node::Seq(items), anchor);
+                    self.push_value(Node::Seq(items), anchor, size);
                 }
             }
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                anchor,
-                map: IndexMap::new(),
-                key: None,
-                merges: Vec::new(),
-                pending_merge: false,
-            }),
+            Event::MappingStart(anchor, _) => {
+                self.decoded += 1;
+                self.open(Frame::Map {
+                    anchor,
+                    map: IndexMap::new(),
+                    key: None,
+                    merges: Vec::new(),
+                    pending_merge: false,
+                })
+            }
             Event::MappingEnd => {
+                let size = self.sizes.pop().unwrap_or(0) + 1;
                 if let Some(Frame::Map { anchor, mut map, merges, .. }) = self.stack.pop() {
                     // Keys of the mapping itself win; among merged maps, the first wins.
                     for merged in merges {
@@ -374,13 +421,29 @@ impl MarkedEventReceiver for Builder {
                             }
                         }
                     }
-                    self.push_value(Node::Map(map), anchor);
+                    self.push_value(Node::Map(map), anchor, size);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_value(node, 0),
-                None => self.error = Some(format!("unknown anchor {id}")),
-            },
+            Event::Alias(id) => {
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                    self.error = Some(format!("unknown anchor {id}"));
+                    return;
+                };
+                // Counted before anything is copied: an alias bomb stops here, as in yaml.v3.
+                self.decoded = self.decoded.saturating_add(size);
+                self.aliased = self.aliased.saturating_add(size);
+                if self.decoded > MAX_NODES
+                    || (self.aliased > 100
+                        && self.decoded > 1000
+                        && self.aliased as f64 / self.decoded as f64 > allowed_alias_ratio(self.decoded))
+                {
+                    self.error = Some("document contains excessive aliasing".into());
+                    return;
+                }
+                if let Some((node, _)) = self.anchors.get(&id).cloned() {
+                    self.push_value(node, 0, size);
+                }
+            }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
@@ -388,7 +451,19 @@ impl MarkedEventReceiver for Builder {
 
 /// Parses the first document of `text` (an empty file is `Null`).
 pub fn parse(text: &str) -> Result<Node, YamlError> {
-    let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new(), root: None, error: None, documents: 0 };
+    if text.len() > MAX_BYTES {
+        return Err(YamlError(format!("the file is longer than {} MiB", MAX_BYTES >> 20)));
+    }
+    let mut builder = Builder {
+        stack: Vec::new(),
+        sizes: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        error: None,
+        documents: 0,
+        decoded: 0,
+        aliased: 0,
+    };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| YamlError(e.to_string()))?;
     if let Some(e) = builder.error {
@@ -431,6 +506,31 @@ mod tests {
         assert_eq!(web.at(&["environment", "A"]), Some(&Node::Int(1)));
         assert_eq!(web.get("mode"), Some(&Node::Int(0o440)));
         assert_eq!(web.get("quoted"), Some(&Node::Str("0440".into())));
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        // Nine levels of ten aliases each: a billion nodes if expanded.
+        let mut doc = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut prev = "a";
+        for n in names {
+            doc.push_str(&format!(
+                "{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+            ));
+            prev = n;
+        }
+        assert_eq!(parse(&doc).unwrap_err().0, "document contains excessive aliasing");
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let e = parse(&deep).unwrap_err().0;
+        assert!(e.contains("deeper than") || e.contains("recursion limit"), "{e}");
+        let deep_maps: String =
+            (0..200).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>() + &"  ".repeat(200) + "1\n";
+        let e = parse(&deep_maps).unwrap_err().0;
+        assert!(e.contains("deeper than") || e.contains("recursion limit"), "{e}");
+        // Ordinary anchors and merges are fine.
+        let ok = "x: &base {a: 1}\ny: {<<: *base, b: 2}\nz: [*base, *base]\n";
+        assert!(parse(ok).is_ok());
     }
 
     #[test]

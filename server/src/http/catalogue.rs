@@ -2,51 +2,27 @@
 //! and `POST /catalogue/import`, which registers the recipes of an existing `recipes.json`,
 //! streaming one line per recipe as it goes.
 
-use super::ErrorResponse;
-use crate::authz::authorize_federation;
+use crate::authz::Cap;
+use crate::error::Result;
 use crate::recipes::{catalogue, store};
 use crate::state::SharedState;
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Json, Router};
+use axum::Json;
 use futures::StreamExt;
+use potluck_app::api::{CatalogueJson, ImportCatalogue};
 use potluck_app::error::ApiError;
-use potluck_app::ports::Caller;
-use serde::Deserialize;
+use potluck_app::ops::scope;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new().route("/catalogue.json", get(catalogue_json)).route("/catalogue/import", post(import))
+pub async fn catalogue_json(st: SharedState, _cap: Cap<scope::Public>, _input: CatalogueJson) -> Result<Response> {
+    let c = catalogue::of_store(&st).await?;
+    Ok(([(header::CACHE_CONTROL, "no-cache")], Json(c)).into_response())
 }
 
-async fn catalogue_json(State(st): State<SharedState>, Extension(caller): Extension<Caller>) -> Response {
-    match catalogue::of_store(&st).await {
-        Ok(c) => ([(header::CACHE_CONTROL, "no-cache")], Json(c)).into_response(),
-        Err(e) => ErrorResponse(e.into_api(&caller.request_id)).into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct ImportForm {
-    /// The content of a recipes.json.
-    catalogue: String,
-}
-
-async fn import(
-    State(st): State<SharedState>,
-    Extension(caller): Extension<Caller>,
-    Form(form): Form<ImportForm>,
-) -> Response {
-    if let Err(e) = authorize_federation(&caller) {
-        return ErrorResponse(e.into_api(&caller.request_id)).into_response();
-    }
-    let entries: catalogue::Catalogue = match serde_json::from_str(&form.catalogue) {
-        Ok(c) => c,
-        Err(e) => {
-            return ErrorResponse(ApiError::invalid("catalogue", format!("not a recipes.json: {e}"))).into_response()
-        }
-    };
+pub async fn import(st: SharedState, cap: Cap<scope::Federation>, form: ImportCatalogue) -> Result<Response> {
+    let entries: catalogue::Catalogue = serde_json::from_str(&form.catalogue)
+        .map_err(|e| ApiError::invalid("catalogue", format!("not a recipes.json: {e}")))?;
+    let request_id = cap.origin().request_id.clone();
     let stream = async_stream::stream! {
         let total = entries.len();
         let mut registered = 0;
@@ -54,19 +30,28 @@ async fn import(
             let url = if meta.repository.is_empty() { meta.ssh_url.clone() } else { meta.repository.clone() };
             let line = match store::find(&st, &name).await {
                 Ok(Some(_)) => format!("{name}: skipped, already registered\n"),
-                Err(e) => format!("{name}: failed: {}\n", e.into_api(&caller.request_id)),
+                Err(e) => format!("{name}: failed: {}\n", e.into_api(&request_id)),
                 Ok(None) if url.is_empty() => format!("{name}: failed: no repository given\n"),
-                Ok(None) => match store::register(&st, &caller, &url, Some(&name), None, None).await {
+                Ok(None) => match store::register(
+                    &st,
+                    &store::Registrar { user_id: cap.user(), federation_admin: true, origin: cap.origin() },
+                    &url,
+                    Some(&name),
+                    None,
+                    None,
+                )
+                .await
+                {
                     Ok(_) => {
                         registered += 1;
                         format!("{name}: registered from {url}\n")
                     }
-                    Err(e) => format!("{name}: failed: {}\n", e.into_api(&caller.request_id)),
+                    Err(e) => format!("{name}: failed: {}\n", e.into_api(&request_id)),
                 },
             };
             yield Ok::<_, std::io::Error>(line);
         }
         yield Ok(format!("imported {registered} of {total} recipes\n"));
     };
-    super::apps::text_stream(stream.map(|line| line.map(bytes::Bytes::from)))
+    Ok(super::apps::text_stream(stream.map(|line| line.map(bytes::Bytes::from))))
 }

@@ -8,7 +8,7 @@ pub mod catalogue;
 pub mod context;
 pub mod export;
 
-use crate::services::Services;
+use crate::registry::Dispatcher;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
@@ -33,26 +33,34 @@ pub fn leptos_options(state: &SharedState) -> LeptosOptions {
 
 pub fn router(state: SharedState) -> Router {
     let options = leptos_options(&state);
-    let ports = Services::ports(state.clone());
+    let ports: potluck_app::ports::Ports = std::sync::Arc::new(Dispatcher(state.clone()));
     let routes = generate_route_list(App);
     let pages: Router = Router::new()
-        .leptos_routes_with_context(&options, routes, move || provide_context(ports.clone()), {
-            let options = options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || {
+                provide_context(ports.clone());
+                leptos::nonce::provide_nonce();
+            },
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options);
 
     let rest: Router = Router::new()
         .route("/healthz", get(healthz))
         .merge(auth::routes())
-        .merge(export::routes())
-        .merge(apps::routes())
-        .merge(catalogue::routes())
+        .merge(api_v1::raw_routes())
         .nest("/api/v1", api_v1::routes())
         .with_state(state.clone());
 
-    rest.merge(pages)
+    let hsts = state.config.secure_cookies();
+    let router = rest
+        .merge(pages)
         .layer(axum::middleware::from_fn(server_fn_status))
         .layer(axum::middleware::from_fn_with_state(state, context::identify))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -67,6 +75,19 @@ pub fn router(state: SharedState) -> Router {
             axum::http::header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // Pages set their own policy with the page's nonce; everything else may load nothing.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        ));
+    if hsts {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+    } else {
+        router
+    }
 }
 
 /// A server function whose arguments do not decode answers 500 from the framework, with our

@@ -72,10 +72,34 @@ pub struct Started {
 }
 
 /// Only same-site paths are accepted as a place to return to after sign-in.
+/// Where to go after signing in: a path on this site, normalized as a browser would read it
+/// (browsers drop tabs and newlines and treat `\\` as `/`, so `/%09/evil.example` or `/\tevil`
+/// would lead off-site), else `/`.
 pub fn safe_return_to(return_to: Option<&str>) -> String {
-    match return_to {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() < 512 => p.to_string(),
-        _ => "/".to_string(),
+    let Some(raw) = return_to else { return "/".into() };
+    if raw.len() > 512 || !raw.starts_with('/') {
+        return "/".into();
+    }
+    // Decode once to see what the browser will see; anything that is not plain is refused.
+    let decoded: String = url::form_urlencoded::parse(format!("p={}", raw.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let suspicious = |s: &str| s.chars().any(|c| c.is_control() || c == '\\') || s.starts_with("//");
+    if suspicious(raw) || suspicious(&decoded) {
+        return "/".into();
+    }
+    const BASE: &str = "http://potluck.invalid";
+    match url::Url::parse(BASE).and_then(|b| b.join(raw)) {
+        Ok(u) if u.origin() == url::Url::parse(BASE).map(|b| b.origin()).unwrap_or_else(|_| u.origin()) => {
+            let mut out = u.path().to_string();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            out
+        }
+        _ => "/".into(),
     }
 }
 
@@ -351,14 +375,8 @@ fn groups_from(value: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// Replaces the roles this provider's groups give `user_id` with what the mappings say now.
-/// Returns `collective slug → role`.
-pub async fn apply_group_mappings(
-    tx: &mut Tx,
-    provider_id: i64,
-    user_id: i64,
-    groups: &[String],
-) -> Result<BTreeMap<String, Role>> {
+/// The role each collective's mappings of `provider_id` give someone in `groups`.
+async fn mapped_roles(tx: &mut Tx, provider_id: i64, groups: &[String]) -> Result<BTreeMap<(i64, String), Role>> {
     let rows = sqlx::query(
         "SELECT gm.collective_id, c.slug, gm.claim_value, gm.role FROM group_mappings gm \
          JOIN collectives c ON c.id = gm.collective_id \
@@ -380,6 +398,18 @@ pub async fn apply_group_mappings(
         let entry = best.entry(key).or_insert(role);
         *entry = (*entry).max(role);
     }
+    Ok(best)
+}
+
+/// Replaces the roles this provider's groups give `user_id` with what the mappings say now.
+/// Returns `collective slug → role`.
+pub async fn apply_group_mappings(
+    tx: &mut Tx,
+    provider_id: i64,
+    user_id: i64,
+    groups: &[String],
+) -> Result<BTreeMap<String, Role>> {
+    let best = mapped_roles(tx, provider_id, groups).await?;
     sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND source = 'idp' AND provider_id = $2")
         .bind(user_id)
         .bind(provider_id)
@@ -402,6 +432,58 @@ pub async fn apply_group_mappings(
     Ok(best.into_iter().map(|((_, slug), role)| (slug, role)).collect())
 }
 
+/// After a mapping or a provider's collectives changed: every role this provider's groups gave
+/// that the mappings no longer justify (for the groups each person had at their last sign-in)
+/// is lowered or removed at once, so that sessions and API tokens lose it now. Nothing is
+/// granted here: new mappings take effect at the next sign-in. Returns the rows changed.
+pub async fn revoke_unmapped(tx: &mut Tx, provider_id: i64) -> Result<usize> {
+    let people = sqlx::query("SELECT user_id, groups FROM identities WHERE provider_id = $1")
+        .bind(provider_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut changed = 0;
+    for p in &people {
+        let user_id: i64 = p.try_get("user_id")?;
+        let groups: Vec<String> = serde_json::from_str(&p.try_get::<String, _>("groups")?).unwrap_or_default();
+        let justified: BTreeMap<i64, Role> =
+            mapped_roles(tx, provider_id, &groups).await?.into_iter().map(|((id, _), r)| (id, r)).collect();
+        let held = sqlx::query(
+            "SELECT collective_id, role FROM memberships WHERE user_id = $1 AND source = 'idp' AND provider_id = $2",
+        )
+        .bind(user_id)
+        .bind(provider_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        for h in &held {
+            let cid: i64 = h.try_get("collective_id")?;
+            let role = Role::parse(&h.try_get::<String, _>("role")?);
+            match (role, justified.get(&cid)) {
+                (Some(r), Some(j)) if *j >= r => {}
+                (Some(_), Some(j)) => {
+                    sqlx::query("UPDATE memberships SET role = $1 WHERE collective_id = $2 AND user_id = $3 AND source = 'idp' AND provider_id = $4")
+                        .bind(j.as_str())
+                        .bind(cid)
+                        .bind(user_id)
+                        .bind(provider_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    changed += 1;
+                }
+                _ => {
+                    sqlx::query("DELETE FROM memberships WHERE collective_id = $1 AND user_id = $2 AND source = 'idp' AND provider_id = $3")
+                        .bind(cid)
+                        .bind(user_id)
+                        .bind(provider_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    changed += 1;
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +495,14 @@ mod tests {
         assert_eq!(safe_return_to(Some("https://evil.example")), "/");
         assert_eq!(safe_return_to(Some("/\\evil")), "/");
         assert_eq!(safe_return_to(None), "/");
+        // What browsers turn into `//evil.example`.
+        for bad in
+            ["/%09/evil.example", "/\t/evil.example", "/%0a/evil", "/%5cevil.example", "/%2F/evil.example", "/ /x\n"]
+        {
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_return_to(Some("/c/a/apps?tab=env")), "/c/a/apps?tab=env");
+        assert_eq!(safe_return_to(Some("/c/../admin")), "/admin");
     }
 
     #[test]

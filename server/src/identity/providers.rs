@@ -2,14 +2,15 @@
 //! it serves, and the cached, validated metadata every sign-in uses.
 
 use crate::audit::{self, Event};
-use crate::authz::{authorize_federation, find_collective};
+use crate::authz::{find_collective, Cap};
 use crate::db::now_ms;
 use crate::error::Result;
 use crate::state::AppState;
 use openidconnect::{DiscoveryError, IssuerUrl, ProviderMetadataWithLogout};
+use potluck_app::api::{split_list, AddProvider, RemoveProvider, SetProviderCollectives};
 use potluck_app::error::ApiError;
 use potluck_app::model::{ProviderAdmin, ProviderPublic, ProvidersOverview};
-use potluck_app::ports::{Caller, NewProvider};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -147,8 +148,7 @@ pub async fn public_providers(st: &AppState) -> Result<Vec<ProviderPublic>> {
     rows.iter().map(|r| Ok(ProviderPublic { id: r.try_get("id")?, display_name: r.try_get("display_name")? })).collect()
 }
 
-pub async fn list_providers(st: &AppState, caller: &Caller) -> Result<ProvidersOverview> {
-    authorize_federation(caller)?;
+pub async fn list_providers(st: &AppState, _cap: &Cap<scope::Federation>) -> Result<ProvidersOverview> {
     let rows = sqlx::query(&format!("SELECT {PROVIDER_COLUMNS} FROM identity_providers ORDER BY display_name, id"))
         .fetch_all(st.db.pool())
         .await?;
@@ -173,8 +173,7 @@ async fn collective_ids(st: &AppState, slugs: &[String]) -> Result<Vec<(i64, Str
     Ok(out)
 }
 
-pub async fn add_provider(st: &AppState, caller: &Caller, input: NewProvider) -> Result<ProviderAdmin> {
-    let admin = authorize_federation(caller)?;
+pub async fn add_provider(st: &AppState, cap: &Cap<scope::Federation>, input: AddProvider) -> Result<ProviderAdmin> {
     let display_name = input.display_name.trim().to_string();
     let issuer = input.issuer_url.trim().trim_end_matches('/').to_string();
     let client_id = input.client_id.trim().to_string();
@@ -204,7 +203,7 @@ pub async fn add_provider(st: &AppState, caller: &Caller, input: NewProvider) ->
         }
         .into());
     }
-    let collectives = collective_ids(st, &input.collectives).await?;
+    let collectives = collective_ids(st, &split_list(&input.collectives)).await?;
     let meta = discover(st, &issuer).await.map_err(|e| ApiError::invalid("issuer_url", e))?;
     let end_session = meta.additional_metadata().end_session_endpoint.as_ref().map(|u| u.url().to_string());
     let sealed = st.secrets.seal(&input.client_secret);
@@ -245,7 +244,7 @@ pub async fn add_provider(st: &AppState, caller: &Caller, input: NewProvider) ->
         "groups_claim": groups_claim,
         "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
     }));
-    audit::append(&mut tx, &admin.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     st.oidc_metadata.entries.write().await.insert(id, (Instant::now(), meta));
     let row = find_provider(st, id).await?.ok_or_else(|| ApiError::not_found("identity provider"))?;
@@ -254,11 +253,11 @@ pub async fn add_provider(st: &AppState, caller: &Caller, input: NewProvider) ->
 
 pub async fn set_provider_collectives(
     st: &AppState,
-    caller: &Caller,
-    provider_id: i64,
-    slugs: Vec<String>,
+    cap: &Cap<scope::Federation>,
+    input: SetProviderCollectives,
 ) -> Result<ProviderAdmin> {
-    let admin = authorize_federation(caller)?;
+    let provider_id = input.provider_id;
+    let slugs = split_list(&input.collectives);
     let provider = find_provider(st, provider_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
@@ -272,18 +271,20 @@ pub async fn set_provider_collectives(
             .execute(&mut *tx)
             .await?;
     }
+    // Roles its groups gave in collectives it no longer serves end now, not at the next sign-in.
+    crate::identity::login::revoke_unmapped(&mut tx, provider_id).await?;
     let event = Event::new("identity_provider.set_collectives", format!("identity provider {}", provider.display_name))
         .details(json!({
             "provider_id": provider_id,
             "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
         }));
-    audit::append(&mut tx, &admin.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     to_admin(st, &provider).await
 }
 
-pub async fn remove_provider(st: &AppState, caller: &Caller, provider_id: i64) -> Result<()> {
-    let admin = authorize_federation(caller)?;
+pub async fn remove_provider(st: &AppState, cap: &Cap<scope::Federation>, input: RemoveProvider) -> Result<()> {
+    let provider_id = input.provider_id;
     let provider = find_provider(st, provider_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
@@ -297,7 +298,7 @@ pub async fn remove_provider(st: &AppState, caller: &Caller, provider_id: i64) -
     sqlx::query("DELETE FROM identity_providers WHERE id = $1").bind(provider_id).execute(&mut *tx).await?;
     let event = Event::new("identity_provider.remove", format!("identity provider {}", provider.display_name))
         .details(json!({ "provider_id": provider_id, "issuer": provider.issuer_url }));
-    audit::append(&mut tx, &admin.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     st.oidc_metadata.forget(provider_id).await;
     Ok(())

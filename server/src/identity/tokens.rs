@@ -2,14 +2,15 @@
 //! stored as a hash, revocable.
 
 use crate::audit::{self, Event};
-use crate::authz::{effective_role, find_collective, session_user};
+use crate::authz::Cap;
 use crate::crypto::{random_token, token_hash};
 use crate::db::now_ms;
 use crate::error::Result;
 use crate::state::AppState;
+use potluck_app::api::{CreateApiToken, RevokeApiToken};
 use potluck_app::error::ApiError;
 use potluck_app::model::{ApiTokenSummary, CreatedApiToken, OneTimeSecret, Role};
-use potluck_app::ports::{Caller, NewApiToken};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 
@@ -33,32 +34,23 @@ fn summary(r: &sqlx::any::AnyRow) -> Result<ApiTokenSummary> {
 const SELECT: &str = "SELECT t.id, t.name, c.slug, t.role, t.created_at, t.last_used_at, t.expires_at, t.revoked_at \
                       FROM api_tokens t JOIN collectives c ON c.id = t.collective_id";
 
-pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<ApiTokenSummary>> {
-    let me = session_user(caller)?;
+pub async fn list(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Vec<ApiTokenSummary>> {
     let rows = sqlx::query(&format!("{SELECT} WHERE t.user_id = $1 ORDER BY t.id DESC"))
-        .bind(me.user_id)
+        .bind(cap.user())
         .fetch_all(st.db.pool())
         .await?;
     rows.iter().map(summary).collect()
 }
 
-pub async fn create(st: &AppState, caller: &Caller, input: NewApiToken) -> Result<CreatedApiToken> {
-    let me = session_user(caller)?;
+/// A token for the capability's collective, with at most the creator's role there.
+pub async fn create(st: &AppState, cap: &Cap<scope::Collective>, input: CreateApiToken) -> Result<CreatedApiToken> {
     let name = input.name.trim().to_string();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("name", "give the token a name of 1 to 100 characters").into());
     }
-    let collective = find_collective(&st.db, input.collective.trim())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("collective {:?}", input.collective)))?;
-    let held = if me.is_federation_admin {
-        Some(Role::Admin)
-    } else {
-        effective_role(&st.db, collective.id, me.user_id).await?
-    };
-    let Some(held) = held else {
-        return Err(ApiError::not_found(format!("collective {:?}", input.collective)).into());
-    };
+    let collective = cap.collective().clone();
+    let held = cap.role().unwrap_or(Role::Viewer);
+    let expires_in_days = input.expires_in_days.filter(|d| *d > 0);
     if input.role > held {
         return Err(ApiError::forbidden(format!(
             "a token can have at most your own role in {} ({held})",
@@ -66,20 +58,20 @@ pub async fn create(st: &AppState, caller: &Caller, input: NewApiToken) -> Resul
         ))
         .into());
     }
-    if let Some(days) = input.expires_in_days {
+    if let Some(days) = expires_in_days {
         if !(1..=3650).contains(&days) {
             return Err(ApiError::invalid("expires_in_days", "between 1 and 3650 days, or empty for no expiry").into());
         }
     }
     let token = random_token(TOKEN_PREFIX);
     let now = now_ms();
-    let expires_at = input.expires_in_days.map(|d| now + d * 86_400_000);
+    let expires_at = expires_in_days.map(|d| now + d * 86_400_000);
     let mut tx = st.db.begin().await?;
     let id: i64 = sqlx::query(
         "INSERT INTO api_tokens (user_id, collective_id, name, role, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
-    .bind(me.user_id)
+    .bind(cap.user_id())
     .bind(collective.id)
     .bind(&name)
     .bind(input.role.as_str())
@@ -92,7 +84,7 @@ pub async fn create(st: &AppState, caller: &Caller, input: NewApiToken) -> Resul
     let event = Event::new("api_token.create", format!("API token {name}"))
         .in_collective(collective.id, &collective.slug)
         .details(json!({ "token_id": id, "role": input.role, "expires_at": expires_at }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     let summary = ApiTokenSummary {
         id,
@@ -107,8 +99,9 @@ pub async fn create(st: &AppState, caller: &Caller, input: NewApiToken) -> Resul
     Ok(CreatedApiToken { summary, token: OneTimeSecret(token) })
 }
 
-pub async fn revoke(st: &AppState, caller: &Caller, token_id: i64) -> Result<()> {
-    let me = session_user(caller)?;
+/// Revokes one of the caller's tokens (a federation admin: anyone's).
+pub async fn revoke(st: &AppState, cap: &Cap<scope::SignedIn>, input: RevokeApiToken) -> Result<()> {
+    let token_id = input.token_id;
     let row = sqlx::query(
         "SELECT t.user_id, t.name, t.collective_id, c.slug FROM api_tokens t JOIN collectives c ON c.id = t.collective_id \
          WHERE t.id = $1 AND t.revoked_at IS NULL",
@@ -118,7 +111,7 @@ pub async fn revoke(st: &AppState, caller: &Caller, token_id: i64) -> Result<()>
     .await?;
     let row = row.ok_or_else(|| ApiError::not_found(format!("active API token {token_id}")))?;
     let owner: i64 = row.try_get("user_id")?;
-    if owner != me.user_id && !me.is_federation_admin {
+    if owner != cap.user() && !cap.is_federation_admin() {
         return Err(ApiError::not_found(format!("active API token {token_id}")).into());
     }
     let name: String = row.try_get("name")?;
@@ -132,7 +125,7 @@ pub async fn revoke(st: &AppState, caller: &Caller, token_id: i64) -> Result<()>
     let event = Event::new("api_token.revoke", format!("API token {name}"))
         .in_collective(row.try_get("collective_id")?, &slug)
         .details(json!({ "token_id": token_id }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,22 +2,20 @@
 //! accounts of the same person.
 
 use crate::audit::{self, Event};
-use crate::authz::{authorize_federation, signed_in};
+use crate::authz::{Cap, Resolve};
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::error::ApiError;
 use potluck_app::model::{IdentityView, Me, MembershipSummary, Role, UserSummary};
-use potluck_app::ports::{Caller, Principal};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-pub async fn me(st: &AppState, caller: &Caller) -> Result<Option<Me>> {
-    let user_id = match &caller.principal {
-        Principal::Anonymous => return Ok(None),
-        Principal::User(u) => u.user_id,
-        Principal::Token(t) => t.user_id,
-    };
+/// The person behind a capability (none when signed out), as the pages show them: a token
+/// sees only its collective, with at most its role.
+pub async fn me<S: Resolve>(st: &AppState, cap: &Cap<S>) -> Result<Option<Me>> {
+    let Some(user_id) = cap.user_id() else { return Ok(None) };
     let row = sqlx::query("SELECT display_name, email, is_federation_admin FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(st.db.pool())
@@ -39,24 +37,21 @@ pub async fn me(st: &AppState, caller: &Caller) -> Result<Option<Me>> {
         let e = best.entry(slug).or_insert((name, role));
         e.1 = e.1.max(role);
     }
-    let token_scope = match &caller.principal {
-        Principal::Token(t) => Some(t),
-        _ => None,
-    };
+    let token_scope = cap.token();
     let mut memberships: Vec<MembershipSummary> = best
         .into_iter()
         .map(|(slug, (name, role))| MembershipSummary { collective_slug: slug, collective_name: name, role })
         .collect();
     let is_admin = row.try_get::<i64, _>("is_federation_admin")? != 0;
-    if let Some(t) = token_scope {
+    if let Some((token_collective, token_role)) = token_scope {
         // A token sees only its collective, with at most its role.
         let c = sqlx::query("SELECT slug, name FROM collectives WHERE id = $1")
-            .bind(t.collective_id)
+            .bind(token_collective)
             .fetch_optional(st.db.pool())
             .await?;
         memberships.clear();
         if let Some(c) = c {
-            let held = if t.owner_is_federation_admin {
+            let held = if cap.acts_for_federation_admin() {
                 Some(Role::Admin)
             } else {
                 best_role(&rows, &c.try_get::<String, _>("slug")?)?
@@ -65,7 +60,7 @@ pub async fn me(st: &AppState, caller: &Caller) -> Result<Option<Me>> {
                 memberships.push(MembershipSummary {
                     collective_slug: c.try_get("slug")?,
                     collective_name: c.try_get("name")?,
-                    role: held.min(t.role),
+                    role: held.min(token_role),
                 });
             }
         }
@@ -111,13 +106,16 @@ async fn identities_of(st: &AppState, user_id: i64) -> Result<Vec<IdentityView>>
         .collect()
 }
 
-pub async fn my_identities(st: &AppState, caller: &Caller) -> Result<Vec<IdentityView>> {
-    let me = signed_in(caller)?;
-    identities_of(st, me.user_id).await
+/// `whoami`: like [`me`], for a principal that must be signed in.
+pub async fn whoami(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Me> {
+    me(st, cap).await?.ok_or_else(|| ApiError::Unauthenticated.into())
 }
 
-pub async fn list_users(st: &AppState, caller: &Caller) -> Result<Vec<UserSummary>> {
-    authorize_federation(caller)?;
+pub async fn my_identities(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Vec<IdentityView>> {
+    identities_of(st, cap.user()).await
+}
+
+pub async fn list_users(st: &AppState, _cap: &Cap<scope::Federation>) -> Result<Vec<UserSummary>> {
     let rows = sqlx::query(
         "SELECT id, display_name, email, is_federation_admin, created_at, last_login_at FROM users ORDER BY display_name, id",
     )
@@ -145,8 +143,12 @@ async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
 }
 
-pub async fn set_federation_admin(st: &AppState, caller: &Caller, user_id: i64, admin: bool) -> Result<()> {
-    let fed = authorize_federation(caller)?;
+pub async fn set_federation_admin(
+    st: &AppState,
+    cap: &Cap<scope::Federation>,
+    input: potluck_app::api::SetFederationAdmin,
+) -> Result<()> {
+    let (user_id, admin) = (input.user_id, input.admin);
     let name = user_name(st, user_id).await?;
     let mut tx = st.db.begin().await?;
     if !admin {
@@ -168,7 +170,7 @@ pub async fn set_federation_admin(st: &AppState, caller: &Caller, user_id: i64, 
     let action = if admin { "user.federation_admin.grant" } else { "user.federation_admin.revoke" };
     audit::append(
         &mut tx,
-        &fed.origin,
+        cap.origin(),
         Event::new(action, format!("user {name}")).details(json!({ "user_id": user_id })),
     )
     .await?;
@@ -177,8 +179,8 @@ pub async fn set_federation_admin(st: &AppState, caller: &Caller, user_id: i64, 
 }
 
 /// Moves everything of `merge` (sign-ins, memberships, tokens) to `keep` and removes `merge`.
-pub async fn link_users(st: &AppState, caller: &Caller, keep: i64, merge: i64) -> Result<()> {
-    let fed = authorize_federation(caller)?;
+pub async fn link_users(st: &AppState, cap: &Cap<scope::Federation>, input: potluck_app::api::LinkUsers) -> Result<()> {
+    let (keep, merge) = (input.keep_user_id, input.merge_user_id);
     if keep == merge {
         return Err(ApiError::invalid("merge_user_id", "choose two different accounts").into());
     }
@@ -257,7 +259,7 @@ pub async fn link_users(st: &AppState, caller: &Caller, keep: i64, merge: i64) -
         "merged_user_id": merge,
         "merged_user": merge_name,
     }));
-    audit::append(&mut tx, &fed.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::git::{self, files_at, TagInfo};
 use super::metadata;
 use super::store::{self, RecipeRow};
 use super::version::RecipeVersion;
-use crate::authz::signed_in;
+use crate::authz::Cap;
 use crate::engine::envfile::{abra_sh_exports, commented_entries, EnvFile};
 use crate::engine::interpolate::interpolate;
 use crate::engine::load::RecipeFiles;
@@ -14,9 +14,10 @@ use crate::engine::yaml::{self, Node};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use indexmap::IndexMap;
+use potluck_app::api::GetRecipeVersion;
 use potluck_app::error::ApiError;
 use potluck_app::model::*;
-use potluck_app::ports::Caller;
+use potluck_app::ops::scope;
 use std::path::Path;
 
 /// The images of a recipe's services at one version: the compose files its `.env.sample`
@@ -79,11 +80,13 @@ fn head_files(repo: &git2::Repository, recipe: &RecipeRow, root: &Path) -> Optio
         .ok()
 }
 
-pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<RecipeSummary>> {
-    signed_in(caller)?;
+/// The recipes the caller may see (private ones only for their maintainers and runners).
+pub async fn list(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Vec<RecipeSummary>> {
     let mut out = Vec::new();
     for r in store::all(st).await? {
-        out.push(summary(st, r).await?);
+        if cap.sees_recipe(st, &r).await? {
+            out.push(summary(st, r).await?);
+        }
     }
     Ok(out)
 }
@@ -123,9 +126,9 @@ pub async fn summary(st: &AppState, r: RecipeRow) -> Result<RecipeSummary> {
     })
 }
 
-pub async fn detail(st: &AppState, caller: &Caller, name: &str) -> Result<RecipeDetail> {
-    signed_in(caller)?;
-    let r = store::get(st, name).await?;
+pub async fn detail(st: &AppState, cap: &Cap<scope::Recipe>) -> Result<RecipeDetail> {
+    let r = cap.recipe().clone();
+    let name = r.name.clone();
     let path = store::clone_path(st, r.id);
     let r2 = r.clone();
     let (versions, meta, description) = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
@@ -147,10 +150,10 @@ pub async fn detail(st: &AppState, caller: &Caller, name: &str) -> Result<Recipe
         versions,
         last_fetched_at: r.last_fetched_at,
         fetch_error: r.fetch_error.clone(),
-        can_maintain: store::can_maintain(st, caller, r.id).await?,
+        can_maintain: cap.maintains(),
         required_approvals: r.required_approvals,
         required_collectives: r.required_collectives,
-        deployments: crate::apps::deployments_of(st, caller, &r.name).await?,
+        deployments: crate::apps::deployments_of(st, cap, &r).await?,
     })
 }
 
@@ -193,9 +196,9 @@ pub async fn files_of(st: &AppState, recipe: &RecipeRow, rev: &str) -> Result<Re
     })
 }
 
-pub async fn version_detail(st: &AppState, caller: &Caller, name: &str, tag: &str) -> Result<VersionDetail> {
-    signed_in(caller)?;
-    let r = store::get(st, name).await?;
+pub async fn version_detail(st: &AppState, cap: &Cap<scope::Recipe>, input: GetRecipeVersion) -> Result<VersionDetail> {
+    let r = cap.recipe().clone();
+    let (name, tag) = (r.name.clone(), input.tag.as_str());
     let path = store::clone_path(st, r.id);
     let tag_owned = tag.to_string();
     let view = tokio::task::spawn_blocking(move || -> std::result::Result<Option<VersionView>, String> {

@@ -7,37 +7,39 @@ use super::git::{self, files_at};
 use super::release;
 use super::store::{self, RecipeRow};
 use super::version::RecipeVersion;
+use crate::audit::Origin;
 use crate::audit::{self, Event};
-use crate::authz::{effective_role, signed_in};
+use crate::authz::{effective_role, Cap};
 use crate::db::now_ms;
 use crate::engine::load::RecipeFiles;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use git2::{Oid, PushOptions, Repository, Signature};
+use potluck_app::api::{OpenRelease, ReviewRelease, UpdateRelease};
 use potluck_app::error::ApiError;
 use potluck_app::model::*;
-use potluck_app::ports::{Caller, Principal};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
-struct ProposalRow {
-    id: i64,
-    recipe: String,
-    version: String,
-    bump: String,
-    base_version: Option<String>,
-    commit: String,
-    notes: String,
-    state: String,
-    proposed_by: i64,
-    proposed_by_name: String,
-    created_at: i64,
-    updated_at: i64,
-    published_commit: Option<String>,
-    publish_error: Option<String>,
+pub struct ProposalRow {
+    pub id: i64,
+    pub recipe: String,
+    pub version: String,
+    pub bump: String,
+    pub base_version: Option<String>,
+    pub commit: String,
+    pub notes: String,
+    pub state: String,
+    pub proposed_by: i64,
+    pub proposed_by_name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub published_commit: Option<String>,
+    pub publish_error: Option<String>,
 }
 
 const SELECT: &str = "SELECT p.id, r.name AS recipe_name, p.version, p.bump, p.base_version, p.commit_id, p.notes, \
@@ -65,23 +67,23 @@ impl ProposalRow {
     }
 }
 
-/// Proposal `id`, still open, and its recipe, for a maintainer of the recipe.
-async fn open_for_maintainer(st: &AppState, caller: &Caller, id: i64) -> Result<(ProposalRow, RecipeRow)> {
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
-    require_maintainer(st, caller, &r).await?;
+/// The capability's proposal, which must still be open, and its recipe.
+fn open_proposal(cap: &Cap<scope::Proposal>) -> Result<(ProposalRow, RecipeRow)> {
+    let p = cap.proposal().clone();
     if p.state != "open" {
-        return Err(ApiError::conflict(format!("proposal {id} is {}", p.state)).into());
+        return Err(ApiError::conflict(format!("proposal {} is {}", p.id, p.state)).into());
     }
-    Ok((p, r))
+    Ok((p, cap.recipe().clone()))
+}
+
+/// A proposal by id (authorization resolves it; see `authz`).
+pub async fn find_row(st: &AppState, id: i64) -> Result<Option<ProposalRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
+    row.as_ref().map(ProposalRow::from_row).transpose()
 }
 
 async fn get_row(st: &AppState, id: i64) -> Result<ProposalRow> {
-    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
-    row.as_ref()
-        .map(ProposalRow::from_row)
-        .transpose()?
-        .ok_or_else(|| ApiError::not_found(format!("release proposal {id}")).into())
+    find_row(st, id).await?.ok_or_else(|| ApiError::not_found(format!("release proposal {id}")).into())
 }
 
 struct Review {
@@ -172,17 +174,6 @@ fn summary(p: &ProposalRow, t: &Tally, recipe: &RecipeRow) -> ReleaseProposalSum
     }
 }
 
-async fn require_maintainer(st: &AppState, caller: &Caller, recipe: &RecipeRow) -> Result<()> {
-    if matches!(caller.principal, Principal::Token(_)) {
-        return Err(ApiError::forbidden("API tokens cannot take part in release review").into());
-    }
-    signed_in(caller)?;
-    if !store::can_maintain(st, caller, recipe.id).await? {
-        return Err(ApiError::forbidden(format!("only maintainers of {} review its releases", recipe.name)).into());
-    }
-    Ok(())
-}
-
 /// The collective a reviewer speaks for: one that maintains the recipe and where they are a
 /// maintainer (or more), else any collective where they are, alphabetically first.
 async fn reviewer_collective(st: &AppState, recipe_id: i64, user_id: i64) -> Result<Option<(i64, String)>> {
@@ -257,9 +248,8 @@ fn tag_exists(path: &Path, tag: &str) -> bool {
     git::open(path).is_ok_and(|r| r.find_reference(&format!("refs/tags/{tag}")).is_ok())
 }
 
-pub async fn list(st: &AppState, caller: &Caller, recipe: &str) -> Result<Vec<ReleaseProposalSummary>> {
-    signed_in(caller)?;
-    let r = store::get(st, recipe).await?;
+pub async fn list(st: &AppState, cap: &Cap<scope::Recipe>) -> Result<Vec<ReleaseProposalSummary>> {
+    let r = cap.recipe().clone();
     let rows = sqlx::query(&format!("{SELECT} WHERE p.recipe_id = $1 ORDER BY p.id DESC"))
         .bind(r.id)
         .fetch_all(st.db.pool())
@@ -273,18 +263,15 @@ pub async fn list(st: &AppState, caller: &Caller, recipe: &str) -> Result<Vec<Re
     Ok(out)
 }
 
-/// What a maintainer asks for when opening a proposal.
-pub struct Opening {
-    pub commit: String,
-    pub bump: String,
-    pub version: String,
-    pub notes: String,
+/// The person acting on a proposal (always a maintainer in a browser session).
+struct Person<'a> {
+    user_id: i64,
+    origin: &'a Origin,
 }
 
-pub async fn open(st: &AppState, caller: &Caller, recipe: &str, input: Opening) -> Result<ReleaseProposalDetail> {
-    let r = store::get(st, recipe).await?;
-    require_maintainer(st, caller, &r).await?;
-    let me = signed_in(caller)?;
+pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -> Result<ReleaseProposalDetail> {
+    let r = cap.recipe().clone();
+    let me = Person { user_id: cap.user_id().unwrap_or_default(), origin: cap.origin() };
     if input.notes.trim().is_empty() {
         return Err(ApiError::invalid("notes", "write release notes: operators read them before upgrading").into());
     }
@@ -381,9 +368,9 @@ pub async fn open(st: &AppState, caller: &Caller, recipe: &str, input: Opening) 
     let event = Event::new("release.open", format!("recipe {} {version}", r.name)).details(json!({
         "proposal_id": id, "commit": full, "bump": bump, "base_version": base,
     }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, me.origin, event).await?;
     tx.commit().await?;
-    detail(st, caller, id).await
+    detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.maintains()).await
 }
 
 async fn display_name(st: &AppState, user_id: i64) -> Result<String> {
@@ -394,10 +381,18 @@ async fn display_name(st: &AppState, user_id: i64) -> Result<String> {
         .try_get("display_name")?)
 }
 
-pub async fn detail(st: &AppState, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail> {
-    let me = signed_in(caller)?;
-    let p = get_row(st, id).await?;
-    let r = store::get(st, &p.recipe).await?;
+pub async fn detail(st: &AppState, cap: &Cap<scope::Proposal>) -> Result<ReleaseProposalDetail> {
+    detail_of(st, cap.proposal().clone(), cap.recipe(), cap.user_id().unwrap_or_default(), cap.reviews()).await
+}
+
+/// A proposal as its page shows it to `user_id` (`reviews`: whether they may review it).
+async fn detail_of(
+    st: &AppState,
+    p: ProposalRow,
+    r: &RecipeRow,
+    user_id: i64,
+    reviews_it: bool,
+) -> Result<ReleaseProposalDetail> {
     let path = store::clone_path(st, r.id);
     let (branch, base, commit) = (r.default_branch.clone(), p.base_version.clone(), p.commit.clone());
     let read = tokio::task::spawn_blocking(move || read_versions(&path, &branch, base.as_deref(), &commit))
@@ -415,7 +410,7 @@ pub async fn detail(st: &AppState, caller: &Caller, id: i64) -> Result<ReleasePr
         rv.view.counts = t.counted.contains(&rv.view.id);
     }
     Ok(ReleaseProposalDetail {
-        summary: summary(&p, &t, &r),
+        summary: summary(&p, &t, r),
         notes: p.notes.clone(),
         base_version: p.base_version.clone(),
         branch: r.default_branch.clone(),
@@ -425,24 +420,17 @@ pub async fn detail(st: &AppState, caller: &Caller, id: i64) -> Result<ReleasePr
         required_collectives: r.required_collectives,
         approving_collectives: t.collectives.iter().cloned().collect(),
         changes_requested: t.changes_requested,
-        can_review: p.state == "open"
-            && !matches!(caller.principal, Principal::Token(_))
-            && store::can_maintain(st, caller, r.id).await?,
-        is_proposer: p.proposed_by == me.user_id,
+        can_review: p.state == "open" && reviews_it,
+        is_proposer: p.proposed_by == user_id,
         published_commit: p.published_commit.clone(),
     })
 }
 
 /// Records a review; when it completes the policy, the release is published at once.
-pub async fn review(
-    st: &AppState,
-    caller: &Caller,
-    id: i64,
-    verdict: &str,
-    comment: &str,
-) -> Result<ReleaseProposalDetail> {
-    let (p, r) = open_for_maintainer(st, caller, id).await?;
-    let me = signed_in(caller)?;
+pub async fn review(st: &AppState, cap: &Cap<scope::Proposal>, input: ReviewRelease) -> Result<ReleaseProposalDetail> {
+    let (p, r) = open_proposal(cap)?;
+    let (id, verdict, comment) = (p.id, input.verdict.as_str(), input.comment.as_str());
+    let me = Person { user_id: cap.user_id().unwrap_or_default(), origin: cap.origin() };
     if !matches!(verdict, "approve" | "request_changes" | "comment") {
         return Err(ApiError::invalid("verdict", "approve, request_changes or comment").into());
     }
@@ -471,25 +459,19 @@ pub async fn review(
         "proposal_id": id, "verdict": verdict, "commit": p.commit, "collective": collective.as_ref().map(|c| &c.1),
         "counts": verdict == "approve" && me.user_id != p.proposed_by,
     }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, me.origin, event).await?;
     tx.commit().await?;
     let t = tally(&p, &reviews(st, &p).await?);
     if verdict == "approve" && approved(&t, &r) {
-        publish_now(st, caller, &p, &r).await?;
+        publish_now(st, &me, &p, &r).await?;
     }
-    detail(st, caller, id).await
+    detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.reviews()).await
 }
 
 /// Points the proposal at a newer commit and/or new notes; approvals start over.
-pub async fn update(
-    st: &AppState,
-    caller: &Caller,
-    id: i64,
-    commit: &str,
-    notes: &str,
-) -> Result<ReleaseProposalDetail> {
-    let (p, r) = open_for_maintainer(st, caller, id).await?;
-    let me = signed_in(caller)?;
+pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRelease) -> Result<ReleaseProposalDetail> {
+    let (p, r) = open_proposal(cap)?;
+    let (id, commit, notes) = (p.id, input.commit.as_str(), input.notes.as_str());
     let path = store::clone_path(st, r.id);
     let (branch, c) = (r.default_branch.clone(), commit.to_string());
     let full = tokio::task::spawn_blocking(move || read_versions(&path, &branch, None, &c).map(|(_, _, full)| full))
@@ -510,14 +492,14 @@ pub async fn update(
     let event = Event::new("release.update", format!("recipe {} {}", r.name, p.version)).details(json!({
         "proposal_id": id, "from_commit": p.commit, "to_commit": full, "approvals_reset": full != p.commit,
     }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
-    detail(st, caller, id).await
+    detail_of(st, get_row(st, id).await?, &r, cap.user_id().unwrap_or_default(), cap.reviews()).await
 }
 
-pub async fn withdraw(st: &AppState, caller: &Caller, id: i64) -> Result<()> {
-    let (p, r) = open_for_maintainer(st, caller, id).await?;
-    let me = signed_in(caller)?;
+pub async fn withdraw(st: &AppState, cap: &Cap<scope::Proposal>) -> Result<()> {
+    let (p, r) = open_proposal(cap)?;
+    let id = p.id;
     let mut tx = st.db.begin().await?;
     sqlx::query("UPDATE release_proposals SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
         .bind(now_ms())
@@ -526,7 +508,7 @@ pub async fn withdraw(st: &AppState, caller: &Caller, id: i64) -> Result<()> {
         .await?;
     audit::append(
         &mut tx,
-        &me.origin,
+        cap.origin(),
         Event::new("release.withdraw", format!("recipe {} {}", r.name, p.version))
             .details(json!({ "proposal_id": id })),
     )
@@ -536,8 +518,10 @@ pub async fn withdraw(st: &AppState, caller: &Caller, id: i64) -> Result<()> {
 }
 
 /// Publishes an approved proposal whose last attempt failed (e.g. the push was rejected).
-pub async fn publish(st: &AppState, caller: &Caller, id: i64) -> Result<ReleaseProposalDetail> {
-    let (p, r) = open_for_maintainer(st, caller, id).await?;
+pub async fn publish(st: &AppState, cap: &Cap<scope::Proposal>) -> Result<ReleaseProposalDetail> {
+    let (p, r) = open_proposal(cap)?;
+    let id = p.id;
+    let me = Person { user_id: cap.user_id().unwrap_or_default(), origin: cap.origin() };
     let t = tally(&p, &reviews(st, &p).await?);
     if !approved(&t, &r) {
         return Err(ApiError::conflict(format!(
@@ -550,14 +534,13 @@ pub async fn publish(st: &AppState, caller: &Caller, id: i64) -> Result<ReleaseP
         ))
         .into());
     }
-    publish_now(st, caller, &p, &r).await?;
-    detail(st, caller, id).await
+    publish_now(st, &me, &p, &r).await?;
+    detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.reviews()).await
 }
 
 /// Writes, tags and pushes; records the outcome on the proposal (a failure leaves it open with
 /// the reason) and in the audit log.
-async fn publish_now(st: &AppState, caller: &Caller, p: &ProposalRow, r: &RecipeRow) -> Result<()> {
-    let me = signed_in(caller)?;
+async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &RecipeRow) -> Result<()> {
     let (name, email): (String, Option<String>) = {
         let row = sqlx::query("SELECT display_name, email FROM users WHERE id = $1")
             .bind(me.user_id)
@@ -576,7 +559,30 @@ async fn publish_now(st: &AppState, caller: &Caller, p: &ProposalRow, r: &Recipe
         author: (name, email.unwrap_or_else(|| "potluck@localhost".into())),
         temp_ref: format!("refs/potluck/release-{}", p.id),
     };
-    let outcome = tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?;
+    // What the review page shows as blocking does block: a proposal whose diff has errors
+    // (e.g. a config changed without a new name) is not pushed.
+    let (path, branch, base, commit) =
+        (store::clone_path(st, r.id), r.default_branch.clone(), p.base_version.clone(), p.commit.clone());
+    let recipe_name = r.name.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        read_versions(&path, &branch, base.as_deref(), &commit)
+            .map(|(b, h, _)| release::diff(b.as_ref(), &h, &recipe_name).errors)
+    })
+    .await
+    .map_err(Error::internal)?;
+    let outcome = match blocking {
+        Ok(errors) if !errors.is_empty() => Err(format!("the release has errors to fix first: {}", errors.join("; "))),
+        Err(e) => Err(format!("cannot read the proposal's commit: {e}")),
+        Ok(_) => {
+            // The intent is on record before anything leaves Potluck; the outcome follows.
+            let mut tx = st.db.begin().await?;
+            let intent = Event::new("release.publish.intent", format!("recipe {} {}", r.name, p.version))
+                .details(json!({ "proposal_id": p.id, "commit": p.commit, "tag": p.version }));
+            audit::append(&mut tx, me.origin, intent).await?;
+            tx.commit().await?;
+            tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?
+        }
+    };
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     match &outcome {
@@ -600,7 +606,7 @@ async fn publish_now(st: &AppState, caller: &Caller, p: &ProposalRow, r: &Recipe
     let event = Event::new("release.publish", format!("recipe {} {}", r.name, p.version))
         .outcome(if outcome.is_ok() { "success" } else { "failure" })
         .details(json!({ "proposal_id": p.id, "commit": outcome.as_ref().ok(), "error": outcome.as_ref().err() }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, me.origin, event).await?;
     tx.commit().await?;
     if let Err(e) = &outcome {
         tracing::warn!(recipe.name = %r.name, release.version = %p.version, error = %e, "release not published");

@@ -3,15 +3,17 @@
 //! always come from a tag's or a commit's tree; there is no working tree to share.
 
 use super::git::{self, files_at, GitError};
+use crate::audit::Origin;
 use crate::audit::{self, Event};
-use crate::authz::{effective_role, signed_in};
+use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use git2::{build::RepoBuilder, Cred, FetchOptions, RemoteCallbacks, Repository};
+use potluck_app::api::{FetchRecipe, RegisterRecipe, SetRecipeMaintainers};
 use potluck_app::error::ApiError;
-use potluck_app::model::{MaintainerView, Role};
-use potluck_app::ports::{Caller, Principal};
+use potluck_app::model::{MaintainerView, Permission};
+use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -106,10 +108,10 @@ pub enum Credential {
 
 impl Credential {
     /// The credential a maintainer typed in, if any.
-    pub fn from_input(input: &potluck_app::ports::NewRecipe) -> std::result::Result<Option<Credential>, ApiError> {
+    pub fn from_input(input: &RegisterRecipe) -> std::result::Result<Option<Credential>, ApiError> {
         let username = input.credential_username.trim().to_string();
         let secret = input.credential_secret.clone();
-        match input.credential_kind.as_deref().map(str::trim).unwrap_or("") {
+        match input.credential_kind.trim() {
             "" | "none" => Ok(None),
             _ if secret.trim().is_empty() => Err(ApiError::invalid("credential", "give the token or the private key")),
             "https" => Ok(Some(Credential::Https {
@@ -185,9 +187,35 @@ pub fn callbacks(credential: Option<Credential>) -> RemoteCallbacks<'static> {
     cb
 }
 
+/// A clone or fetch may receive at most this much (a recipe is text; this is generous).
+pub const MAX_TRANSFER_BYTES: usize = 256 << 20;
+/// ... and take at most this long.
+pub const MAX_TRANSFER_SECS: u64 = 300;
+
+/// libgit2's socket timeouts, process-wide: a remote that accepts and never answers fails
+/// within a minute instead of holding a thread forever. Called once at start-up (`main`,
+/// `serve::prepare`) before Potluck uses libgit2.
+#[allow(unsafe_code)]
+pub fn set_network_timeouts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: these only store an integer in libgit2's global options; git2 marks them
+        // unsafe because they must not race with other libgit2 calls, and they run once,
+        // before any recipe is cloned or fetched.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(20_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+        }
+    });
+}
+
 fn fetch_options(credential: Option<Credential>) -> FetchOptions<'static> {
+    let mut cb = callbacks(credential);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(MAX_TRANSFER_SECS);
+    // Returning false aborts the transfer: too big, or too slow.
+    cb.transfer_progress(move |p| p.received_bytes() <= MAX_TRANSFER_BYTES && std::time::Instant::now() < deadline);
     let mut fo = FetchOptions::new();
-    fo.remote_callbacks(callbacks(credential));
+    fo.remote_callbacks(cb);
     fo.prune(git2::FetchPrune::On);
     fo.download_tags(git2::AutotagOption::All);
     fo
@@ -247,33 +275,6 @@ fn looks_like_a_recipe(repo: &Repository, branch: &str, root: &Path) -> bool {
     revs.iter().any(|rev| files_at(repo, rev, root).is_ok_and(|f| f.get("compose.yml").is_some()))
 }
 
-/// Who may change a recipe: federation admins and its maintainers (people, or maintainers and
-/// above of a maintaining collective).
-pub async fn can_maintain(st: &AppState, caller: &Caller, recipe_id: i64) -> Result<bool> {
-    let user_id = match &caller.principal {
-        Principal::Anonymous | Principal::Token(_) => return Ok(false),
-        Principal::User(u) if u.is_federation_admin => return Ok(true),
-        Principal::User(u) => u.user_id,
-    };
-    let rows = sqlx::query("SELECT user_id, collective_id FROM recipe_maintainers WHERE recipe_id = $1")
-        .bind(recipe_id)
-        .fetch_all(st.db.pool())
-        .await?;
-    for r in &rows {
-        let uid: Option<i64> = r.try_get("user_id")?;
-        let cid: Option<i64> = r.try_get("collective_id")?;
-        if uid == Some(user_id) {
-            return Ok(true);
-        }
-        if let Some(cid) = cid {
-            if effective_role(&st.db, cid, user_id).await?.is_some_and(|role| role >= Role::Maintainer) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
-
 pub async fn maintainers(st: &AppState, recipe_id: i64) -> Result<Vec<MaintainerView>> {
     let rows = sqlx::query(
         "SELECT m.user_id, u.display_name, m.collective_id, c.slug FROM recipe_maintainers m \
@@ -302,49 +303,105 @@ pub async fn maintainers(st: &AppState, recipe_id: i64) -> Result<Vec<Maintainer
     Ok(out)
 }
 
-/// Registers a recipe: clones it, checks it is one, records it with the caller (and the caller's
-/// collective, when given) as maintainers.
-pub async fn register(
-    st: &AppState,
-    caller: &Caller,
-    url: &str,
-    name: Option<&str>,
-    maintainer_collective: Option<&str>,
-    credential: Option<Credential>,
-) -> Result<RecipeRow> {
-    let me = signed_in(caller)?;
-    if matches!(caller.principal, Principal::Token(_)) {
-        return Err(ApiError::forbidden("API tokens cannot register recipes").into());
-    }
-    // Federation admins, and people who maintain recipes in some collective.
-    let allowed = me.is_federation_admin || {
-        let rows = sqlx::query("SELECT role FROM memberships WHERE user_id = $1")
-            .bind(me.user_id)
-            .fetch_all(st.db.pool())
-            .await?;
-        rows.iter().any(|r| {
-            r.try_get::<String, _>("role").ok().and_then(|x| Role::parse(&x)).is_some_and(|r| r >= Role::Maintainer)
-        })
+/// Where a recipe may come from. Anyone who may register recipes gives an `https://` or
+/// `ssh://` URL (or git's `user@host:path`); a path on this machine (or `file://`) only a
+/// federation admin, and never inside Potluck's data directory, where other recipes' private
+/// clones and the instance key live.
+pub fn check_source(url: &str, federation_admin: bool, data_dir: &Path) -> std::result::Result<(), ApiError> {
+    let lower = url.to_ascii_lowercase();
+    let remote = if let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("ssh://")) {
+        !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with('-')
+    } else {
+        // scp-like `user@host:path` (no scheme, a `:` before any `/`)
+        match url.split_once(':') {
+            Some((host, path)) => {
+                !host.is_empty()
+                    && !host.contains('/')
+                    && !host.starts_with('-')
+                    && !path.is_empty()
+                    && !path.starts_with("//")
+                    && host.contains('@')
+            }
+            None => false,
+        }
     };
-    if !allowed {
+    if remote {
+        return Ok(());
+    }
+    if lower.starts_with("http://") {
+        return if federation_admin {
+            Ok(())
+        } else {
+            Err(ApiError::invalid("repository", "give an https:// URL (plain http is for federation admins)"))
+        };
+    }
+    let local = url.strip_prefix("file://").unwrap_or(url);
+    let is_path = !local.contains("://") && (local.starts_with('/') || local.starts_with('.') || !local.contains(':'));
+    if !is_path {
+        return Err(ApiError::invalid("repository", "give an https:// or ssh:// URL (or user@host:path)"));
+    }
+    if !federation_admin {
+        return Err(ApiError::invalid(
+            "repository",
+            "only a federation admin can register a recipe from a path on the Potluck machine: give an https:// or ssh:// URL",
+        ));
+    }
+    let canonical =
+        std::fs::canonicalize(local).map_err(|e| ApiError::invalid("repository", format!("{local}: {e}")))?;
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    if canonical.starts_with(&data) {
+        return Err(ApiError::invalid(
+            "repository",
+            "a recipe cannot be registered from inside Potluck's data directory",
+        ));
+    }
+    Ok(())
+}
+
+/// Registers a recipe for a person who may: a federation admin, or someone who maintains
+/// recipes in some collective (and in `collective`, when they name one).
+pub async fn register_recipe(st: &AppState, cap: &Cap<scope::SignedIn>, input: RegisterRecipe) -> Result<RecipeRow> {
+    if !cap.holds_anywhere(&st.db, Permission::MaintainRecipes).await? {
         return Err(ApiError::forbidden("registering a recipe needs the maintainer role in a collective").into());
     }
+    let collective = match input.collective.trim() {
+        "" => None,
+        slug => Some(cap.collective_access(&st.db, slug, Permission::MaintainRecipes).await?.0),
+    };
+    let credential = Credential::from_input(&input)?;
+    let name = Some(input.name.as_str()).filter(|n| !n.trim().is_empty());
+    let registrar =
+        Registrar { user_id: cap.user(), federation_admin: cap.is_federation_admin(), origin: cap.origin() };
+    register(st, &registrar, &input.repository, name, collective, credential).await
+}
+
+/// Who registers a recipe (its first maintainer).
+pub struct Registrar<'a> {
+    pub user_id: i64,
+    pub federation_admin: bool,
+    pub origin: &'a Origin,
+}
+
+/// Registers a recipe: clones it, checks it is one, records it with the registrar (and
+/// `collective`, when given) as maintainers.
+pub async fn register(
+    st: &AppState,
+    registrar: &Registrar<'_>,
+    url: &str,
+    name: Option<&str>,
+    collective: Option<CollectiveRef>,
+    credential: Option<Credential>,
+) -> Result<RecipeRow> {
     let url = url.trim().to_string();
     if url.is_empty() {
         return Err(ApiError::invalid("repository", "give the recipe's git URL or path").into());
     }
+    check_source(&url, registrar.federation_admin, &st.config.data_dir)?;
     let name = name.map(str::trim).filter(|n| !n.is_empty()).map(String::from).unwrap_or_else(|| name_from_url(&url));
     check_name(&name)?;
     if find(st, &name).await?.is_some() {
         return Err(ApiError::conflict(format!("a recipe named {name:?} is already registered")).into());
     }
-    let collective = match maintainer_collective.map(str::trim).filter(|c| !c.is_empty()) {
-        None => None,
-        Some(slug) => {
-            let c = crate::authz::authorize::<crate::authz::can::MaintainRecipes>(&st.db, caller, slug).await?;
-            Some(c.collective)
-        }
-    };
     let staging = st.config.data_dir.join("recipes").join(format!("staging-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(staging.parent().unwrap_or(&staging)).map_err(Error::internal)?;
     let (url2, staging2, cred2) = (url.clone(), staging.clone(), credential.clone());
@@ -380,14 +437,14 @@ pub async fn register(
     .bind(&branch)
     .bind(sealed)
     .bind(credential.as_ref().map(Credential::kind))
-    .bind(me.user_id)
+    .bind(registrar.user_id)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
     sqlx::query("INSERT INTO recipe_maintainers (recipe_id, user_id, added_at) VALUES ($1, $2, $3)")
         .bind(id)
-        .bind(me.user_id)
+        .bind(registrar.user_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -405,7 +462,7 @@ pub async fn register(
         "credential": credential.as_ref().map(Credential::kind),
         "maintainer_collective": collective.as_ref().map(|c| &c.slug),
     }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, registrar.origin, event).await?;
     let target = clone_path(st, id);
     let _ = std::fs::remove_dir_all(&target);
     std::fs::rename(&staging, &target).map_err(Error::internal)?;
@@ -441,49 +498,42 @@ pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Res
 }
 
 /// Fetches on request of a maintainer (audited).
-pub async fn fetch_now(st: &AppState, caller: &Caller, name: &str) -> Result<()> {
-    let recipe = get(st, name).await?;
-    if !can_maintain(st, caller, recipe.id).await? {
-        return Err(ApiError::forbidden(format!("only maintainers of {name} can fetch it")).into());
-    }
-    let result = fetch(st, &recipe).await?;
-    let me = signed_in(caller)?;
+pub async fn fetch_now(st: &AppState, cap: &Cap<scope::Recipe>, _input: FetchRecipe) -> Result<()> {
+    let recipe = cap.recipe();
+    let name = &recipe.name;
+    let result = fetch(st, recipe).await?;
     let mut tx = st.db.begin().await?;
     let event = Event::new("recipe.fetch", format!("recipe {name}"))
         .outcome(if result.is_ok() { "success" } else { "failure" })
         .details(json!({ "error": result.as_ref().err() }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     result.map_err(|e| ApiError::unavailable(e).into())
 }
 
 /// Replaces a recipe's maintainers (federation admins and maintainers).
-pub async fn set_maintainers(
-    st: &AppState,
-    caller: &Caller,
-    name: &str,
-    users: &[i64],
-    collectives: &[String],
-) -> Result<()> {
-    let recipe = get(st, name).await?;
-    if !can_maintain(st, caller, recipe.id).await? {
-        return Err(ApiError::forbidden(format!("only maintainers of {name} can change its maintainers")).into());
+pub async fn set_maintainers(st: &AppState, cap: &Cap<scope::Recipe>, input: SetRecipeMaintainers) -> Result<()> {
+    let recipe = cap.recipe();
+    let name = &recipe.name;
+    let mut users = Vec::new();
+    for u in potluck_app::api::split_list(&input.users) {
+        users.push(u.parse::<i64>().map_err(|_| ApiError::invalid("users", format!("{u:?} is not a user id")))?);
     }
+    let collectives = potluck_app::api::split_list(&input.collectives);
     if users.is_empty() && collectives.is_empty() {
         return Err(ApiError::invalid("maintainers", "a recipe needs at least one maintainer").into());
     }
     let mut collective_ids = Vec::new();
-    for slug in collectives {
+    for slug in &collectives {
         let c = crate::authz::find_collective(&st.db, slug)
             .await?
             .ok_or_else(|| ApiError::invalid("collectives", format!("there is no collective {slug:?}")))?;
         collective_ids.push(c.id);
     }
-    let me = signed_in(caller)?;
     let now = now_ms();
     let mut tx = st.db.begin().await?;
     sqlx::query("DELETE FROM recipe_maintainers WHERE recipe_id = $1").bind(recipe.id).execute(&mut *tx).await?;
-    for u in users {
+    for u in &users {
         sqlx::query("INSERT INTO recipe_maintainers (recipe_id, user_id, added_at) VALUES ($1, $2, $3)")
             .bind(recipe.id)
             .bind(u)
@@ -508,7 +558,7 @@ pub async fn set_maintainers(
     }
     let event = Event::new("recipe.set_maintainers", format!("recipe {name}"))
         .details(json!({ "users": users, "collectives": collectives }));
-    audit::append(&mut tx, &me.origin, event).await?;
+    audit::append(&mut tx, cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -534,6 +584,30 @@ pub async fn fetch_stale(st: &AppState, every_ms: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_by_who_registers() {
+        let data = std::env::temp_dir().join(format!("potluck-data-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(data.join("recipes/1.git")).unwrap();
+        for ok in ["https://git.coopcloud.tech/coop-cloud/x.git", "ssh://git@host:2222/x.git", "git@host:x/y.git"] {
+            assert!(check_source(ok, false, &data).is_ok(), "{ok}");
+        }
+        for local in ["/srv/recipes/x", "file:///srv/recipes/x", "./x", "x"] {
+            let e = check_source(local, false, &data).unwrap_err();
+            assert!(e.to_string().contains("only a federation admin"), "{local}: {e}");
+        }
+        assert!(check_source("http://host/x.git", false, &data).is_err());
+        assert!(check_source("http://host/x.git", true, &data).is_ok());
+        assert!(check_source("ext::sh -c evil", false, &data).is_err());
+        assert!(check_source("ssh://-oProxyCommand=evil/x", false, &data).is_err());
+        // Inside the data directory (another recipe's clone, the instance key): never.
+        let inside = data.join("recipes/1.git").display().to_string();
+        let e = check_source(&inside, true, &data).unwrap_err();
+        assert!(e.to_string().contains("data directory"), "{e}");
+        let dotted = format!("{}/recipes/../recipes/1.git", data.display());
+        assert!(check_source(&dotted, true, &data).is_err());
+        let _ = std::fs::remove_dir_all(&data);
+    }
 
     #[test]
     fn names() {
