@@ -35,7 +35,9 @@ pub(crate) mod ssr {
         });
         if let Err(e) = &result {
             if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
-                if let Ok(status) = http::StatusCode::from_u16(e.status()) {
+                // A page that already sends the browser elsewhere (to sign in) keeps doing so.
+                let redirecting = options.0.read().is_ok_and(|p| p.status.is_some_and(|s| s.is_redirection()));
+                if let (false, Ok(status)) = (redirecting, http::StatusCode::from_u16(e.status())) {
                     options.set_status(status);
                 }
             }

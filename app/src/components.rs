@@ -64,10 +64,16 @@ pub fn ErrorBox(error: ApiError) -> impl IntoView {
     // A page that needs a session, opened without one, sends the browser to sign in and back.
     #[cfg(feature = "ssr")]
     if signin {
-        if let Some(parts) = use_context::<http::request::Parts>() {
+        if let (Some(parts), Some(response)) =
+            (use_context::<http::request::Parts>(), use_context::<leptos_axum::ResponseOptions>())
+        {
             if !parts.uri.path().starts_with("/api/") {
                 let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                leptos_axum::redirect(&format!("/login?return_to={}", urlencoding::encode(here)));
+                let to = format!("/login?return_to={}", urlencoding::encode(here));
+                if let Ok(v) = http::HeaderValue::from_str(&to) {
+                    response.insert_header(http::header::LOCATION, v);
+                    response.set_status(http::StatusCode::SEE_OTHER);
+                }
             }
         }
     }

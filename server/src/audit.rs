@@ -5,6 +5,7 @@
 //! `(seq, hash)`, so editing, removing or re-ordering any row — including the last — is found by
 //! [`verify`]. Events never carry secret values: constructors take only names and ids.
 
+use crate::crypto::SecretBox;
 use crate::db::{now_ms, Db, Tx};
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
@@ -13,6 +14,8 @@ use potluck_app::ports::{Caller, Principal};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -243,8 +246,129 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Walks the chain from the first event and reports the first one that does not check out.
-pub async fn verify(db: &Db) -> Result<VerifyReport> {
+/// A signed record of the chain's head: someone who can write to the database can rewrite or
+/// cut the chain (its hashes are not keyed), but cannot sign a checkpoint without the instance
+/// key, so a checkpoint past the end, or one the chain no longer matches, gives them away.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: i64,
+    pub signature: String,
+}
+
+fn checkpoint_text(seq: i64, hash: &str, at: i64) -> String {
+    format!("potluck audit checkpoint\n{seq}\n{hash}\n{at}")
+}
+
+/// Records a signed checkpoint of the chain's head (unless the head already has one), and
+/// appends it to `export` (a file outside the database) when given.
+pub async fn checkpoint(db: &Db, secrets: &SecretBox, export: Option<&Path>) -> Result<Option<Checkpoint>> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
+    let seq: i64 = head.try_get("seq")?;
+    let hash: String = head.try_get("hash")?;
+    if seq == 0 {
+        return Ok(None);
+    }
+    let at = now_ms();
+    let cp = Checkpoint { seq, signature: secrets.sign(&checkpoint_text(seq, &hash, at)), hash, at };
+    let inserted = sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+    )
+    .bind(cp.seq)
+    .bind(&cp.hash)
+    .bind(cp.at)
+    .bind(&cp.signature)
+    .execute(db.pool())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(None);
+    }
+    if let Some(path) = export {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let line = serde_json::to_string(&cp).map_err(Error::internal)? + "\n";
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::internal(format!("audit checkpoint file {}: {e}", path.display())))?;
+        f.write_all(line.as_bytes()).map_err(|e| Error::internal(format!("audit checkpoint file {}: {e}", path.display())))?;
+    }
+    Ok(Some(cp))
+}
+
+/// The checkpoints in the database and in `export` (when given), by sequence number.
+async fn checkpoints(db: &Db, export: Option<&Path>) -> Result<BTreeMap<i64, Checkpoint>> {
+    let mut out = BTreeMap::new();
+    if let Some(path) = export {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                if let Ok(cp) = serde_json::from_str::<Checkpoint>(line) {
+                    out.insert(cp.seq, cp);
+                }
+            }
+        }
+    }
+    let rows = sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq").fetch_all(db.pool()).await?;
+    for r in &rows {
+        let cp = Checkpoint {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+            at: r.try_get("at")?,
+            signature: r.try_get("signature")?,
+        };
+        out.entry(cp.seq).or_insert(cp);
+    }
+    Ok(out)
+}
+
+/// Walks the chain from the first event and reports the first one that does not check out,
+/// against the signed checkpoints too when the instance key is given.
+pub async fn verify(db: &Db, secrets: Option<&SecretBox>, export: Option<&Path>) -> Result<VerifyReport> {
+    let mut report = verify_chain(db).await?;
+    let Some(secrets) = secrets else { return Ok(report) };
+    for cp in checkpoints(db, export).await?.into_values() {
+        let when = time::OffsetDateTime::from_unix_timestamp(cp.at / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| cp.at.to_string());
+        let problem = if !secrets.verify_signature(&checkpoint_text(cp.seq, &cp.hash, cp.at), &cp.signature) {
+            Some(format!("the checkpoint of event {} is not signed with this instance's key (forged or altered)", cp.seq))
+        } else if cp.seq > report.events && report.broken.is_none() {
+            Some(format!(
+                "the log ends at event {}, but a checkpoint signed at {when} records event {}: events {} to {} (at least) were removed",
+                report.events,
+                cp.seq,
+                report.events + 1,
+                cp.seq
+            ))
+        } else if cp.seq <= report.events {
+            let stored = sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+                .bind(cp.seq)
+                .fetch_optional(db.pool())
+                .await?
+                .map(|r| r.try_get::<String, _>("hash"))
+                .transpose()?;
+            (stored.as_deref() != Some(cp.hash.as_str())).then(|| {
+                format!("event {} is not the one the checkpoint signed at {when} records: the chain was rewritten", cp.seq)
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            let seq = if cp.seq > report.events { report.events + 1 } else { cp.seq };
+            if report.broken.as_ref().is_none_or(|b| seq < b.seq) {
+                report = VerifyReport { events: seq - 1, broken: Some(Broken { seq, reason }) };
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Walks the chain alone.
+async fn verify_chain(db: &Db) -> Result<VerifyReport> {
     let mut rows = sqlx::query(
         "SELECT seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, target, outcome, \
          request_id, client_addr, details, prev_hash, hash FROM audit_events ORDER BY seq",

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::crypto::SecretBox;
 use crate::{audit, identity, recipe_cli, serve, stack_cli, telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -130,8 +131,12 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; exits non-zero naming the first broken event.
+    /// Check the hash chain and the signed checkpoints; exits non-zero naming the first broken
+    /// event.
     Verify,
+    /// Record a signed checkpoint of the chain's head now (Potluck also does every
+    /// `audit_checkpoint_minutes`), also to `audit_checkpoint_export` when set.
+    Checkpoint,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -166,10 +171,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{link}");
         }
         Command::Stack { .. } | Command::Lint { .. } | Command::Catalogue { .. } => {}
+        Command::Audit { command: AuditCommand::Checkpoint } => {
+            let db = Db::connect(&config.database_url).await?;
+            db.migrate().await?;
+            let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+            match audit::checkpoint(&db, &secrets, config.audit_checkpoint_export.as_deref()).await? {
+                Some(cp) => println!("checkpoint of event {} recorded ({})", cp.seq, cp.hash),
+                None => println!("the chain's head already has a checkpoint (or the log is empty)"),
+            }
+        }
         Command::Audit { command: AuditCommand::Verify } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;
-            let report = audit::verify(&db).await?;
+            let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+            let report = audit::verify(&db, Some(&secrets), config.audit_checkpoint_export.as_deref()).await?;
             match report.broken {
                 None => println!("audit log intact: {} events, chain verified", report.events),
                 Some(b) => {

@@ -44,6 +44,12 @@ pub struct Config {
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
     pub recipe_fetch_minutes: f64,
+    /// Sign a checkpoint of the audit chain's head this often, in minutes (0: only by `potluck
+    /// audit checkpoint`).
+    pub audit_checkpoint_minutes: f64,
+    /// Also append each checkpoint to this file, outside the database (where someone who can
+    /// write to the database cannot remove it).
+    pub audit_checkpoint_export: Option<PathBuf>,
     /// Run background work (the deploy job worker, server monitors, recipe fetches). Only tests
     /// that drive one piece at a time turn it off.
     pub background: bool,
@@ -65,6 +71,8 @@ impl Default for Config {
             local_engines: Default::default(),
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
+            audit_checkpoint_minutes: 10.0,
+            audit_checkpoint_export: None,
             background: true,
         }
     }
@@ -120,6 +128,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.session_idle_minutes <= 0 || self.session_absolute_minutes <= 0 {
             return Err(ConfigError::Invalid("session lifetimes must be positive".into()));
+        }
+        if !(self.audit_checkpoint_minutes >= 0.0 && self.audit_checkpoint_minutes.is_finite()) {
+            return Err(ConfigError::Invalid("audit_checkpoint_minutes must be 0 (off) or positive".into()));
         }
         if !(self.recipe_fetch_minutes >= 0.0 && self.recipe_fetch_minutes.is_finite()) {
             return Err(ConfigError::Invalid("recipe_fetch_minutes must be 0 (off) or positive".into()));

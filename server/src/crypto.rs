@@ -26,6 +26,8 @@ pub fn token_hash(token: &str) -> String {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// Derived from the instance key: signs audit checkpoints (never used to encrypt).
+    signing_key: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +46,10 @@ impl SecretBox {
     pub fn from_base64(key: &str) -> Result<SecretBox, KeyError> {
         let bytes = STANDARD.decode(key.trim()).map_err(|_| KeyError::BadKey)?;
         let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| KeyError::BadKey)?;
-        Ok(SecretBox { cipher })
+        let mut derive = Sha256::new();
+        derive.update(b"potluck audit checkpoint signing key v1\0");
+        derive.update(&bytes);
+        Ok(SecretBox { cipher, signing_key: derive.finalize().into() })
     }
 
     /// The configured key, or the one in `<data_dir>/secret.key`, created (mode 0600) when absent.
@@ -64,6 +69,27 @@ impl SecretBox {
         let key = STANDARD.encode(bytes);
         write_private(&path, &key).map_err(file_err)?;
         SecretBox::from_base64(&key)
+    }
+
+    fn mac(&self, data: &str) -> Option<hmac::Hmac<Sha256>> {
+        use hmac::Mac;
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.signing_key).ok()?;
+        mac.update(data.as_bytes());
+        Some(mac)
+    }
+
+    /// HMAC-SHA256 of `data` under the key derived for signing, hex.
+    pub fn sign(&self, data: &str) -> String {
+        use hmac::Mac;
+        self.mac(data).map(|m| hex::encode(m.finalize().into_bytes())).unwrap_or_default()
+    }
+
+    /// Whether `signature` is this instance's signature of `data` (compared in constant time).
+    pub fn verify_signature(&self, data: &str, signature: &str) -> bool {
+        use hmac::Mac;
+        let Ok(bytes) = hex::decode(signature) else { return false };
+        self.mac(data).is_some_and(|m| m.verify_slice(&bytes).is_ok())
     }
 
     pub fn seal(&self, plaintext: &str) -> Vec<u8> {

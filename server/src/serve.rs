@@ -64,6 +64,19 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
     for server in crate::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;
     }
+    let checkpoint_minutes = state.config.audit_checkpoint_minutes;
+    if checkpoint_minutes > 0.0 {
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let every = std::time::Duration::from_secs_f64(60.0 * checkpoint_minutes);
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = crate::audit::checkpoint(&st.db, &st.secrets, st.config.audit_checkpoint_export.as_deref()).await {
+                    tracing::warn!(error = %e, "cannot record an audit checkpoint");
+                }
+            }
+        }));
+    }
     let minutes = state.config.recipe_fetch_minutes;
     if minutes > 0.0 {
         let st = state.clone();

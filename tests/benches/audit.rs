@@ -73,7 +73,7 @@ async fn main() {
     println!("\nbuilt a chain of {verify_events} events in {:.1} s (batched appends)", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    let report = audit::verify(&db).await.unwrap();
+    let report = audit::verify(&db, None, None).await.unwrap();
     let verify_time = t.elapsed().as_secs_f64();
     assert!(report.broken.is_none(), "the chain verifies");
     assert_eq!(report.events as usize, verify_events);

@@ -703,3 +703,49 @@ async fn a_chaos_deploy_runs_a_commit_and_keeps_the_release_label() {
     cleanup(&w.docker, &stack).await;
     w.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_jobs_outcome_the_apps_state_and_the_audit_event_commit_together() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("atomic");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    // Secret creation records its intent before it touches the engine, and its outcome after.
+    let actions = w.app.texts("SELECT action FROM audit_events ORDER BY seq").await;
+    let intent = actions.iter().position(|a| a == "app.secret.generate.intent").expect("intent recorded");
+    let outcome = actions.iter().position(|a| a == "app.secret.generate").expect("outcome recorded");
+    assert!(intent < outcome, "{actions:?}");
+    // The database refuses the deploy's audit event (what a failing write at the end looks like).
+    match potluck_tests::backend() {
+        potluck_tests::Backend::Sqlite => {
+            w.app
+                .exec(
+                    "CREATE TRIGGER refuse_deploy_event BEFORE INSERT ON audit_events WHEN NEW.action = 'app.deploy' \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                )
+                .await
+        }
+        potluck_tests::Backend::Postgres => {
+            w.app
+                .exec(
+                    "CREATE FUNCTION refuse_deploy_event() RETURNS trigger AS $$ BEGIN \
+                     IF NEW.action = 'app.deploy' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                )
+                .await;
+            w.app
+                .exec(
+                    "CREATE TRIGGER refuse_deploy_event BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_deploy_event()",
+                )
+                .await;
+        }
+    }
+    let (_, state, _) = run(b, &domain, "deploy", "").await;
+    assert_eq!(state, "failed", "the job cannot end as a success without its audit event");
+    // Neither the app's new state nor a half-written outcome is left: the app is as it was.
+    let status = w.app.texts(&format!("SELECT status FROM apps WHERE id = {}", app.id)).await.remove(0);
+    assert_eq!(status, "new", "the app's state rolled back with the event");
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.deploy'").await, 0);
+    cleanup(&w.docker, &app.stack_name).await;
+    w.app.stop().await;
+}

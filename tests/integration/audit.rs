@@ -210,3 +210,65 @@ async fn secrets_never_reach_the_audit_log() {
     assert!(!stored.contains(&token));
     app.stop().await;
 }
+
+fn cli(app: &TestApp, args: &[&str], checkpoints: &std::path::Path) -> (i32, String) {
+    let out = Command::new(potluck_bin())
+        .args(args)
+        .env("POTLUCK_DATABASE_URL", &app.database_url)
+        .env("POTLUCK_DATA_DIR", app.dir.path().join("data"))
+        .env("POTLUCK_AUDIT_CHECKPOINT_EXPORT", checkpoints)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// What someone with write access to the database, but not the instance key, would do to hide
+/// the last events: delete them and move the head back, so that the chain itself checks out.
+async fn cut_tail(app: &TestApp, keep: i64) {
+    app.exec(&format!("DELETE FROM audit_events WHERE seq > {keep}")).await;
+    let hash = app.texts(&format!("SELECT hash FROM audit_events WHERE seq = {keep}")).await.remove(0);
+    app.exec(&format!("UPDATE audit_head SET seq = {keep}, hash = '{hash}' WHERE id = 1")).await;
+}
+
+#[tokio::test]
+async fn signed_checkpoints_reveal_a_cut_tail_and_forged_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoints.jsonl");
+    let app = TestApp::spawn().await;
+    let admin = some_history(&app).await;
+    let (code, text) = cli(&app, &["audit", "checkpoint"], &file);
+    assert_eq!(code, 0, "{text}");
+    let checkpointed = app.count("SELECT MAX(seq) FROM audit_checkpoints").await;
+    assert_eq!(checkpointed, app.count("SELECT COUNT(*) FROM audit_events").await);
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&format!("\"seq\":{checkpointed}")), "exported");
+    admin
+        .call::<serde_json::Value>("create_collective", &[("slug", "c-late"), ("name", "Late"), ("description", "")])
+        .await
+        .unwrap();
+    assert_eq!(cli(&app, &["audit", "verify"], &file).0, 0, "an intact log with checkpoints verifies");
+
+    // A cut tail that the chain alone would not show: the head was moved back with it.
+    let keep = checkpointed - 2;
+    cut_tail(&app, keep).await;
+    assert_eq!(verify(&app).0, 1, "the checkpoint in the database shows it");
+    let (code, text) = cli(&app, &["audit", "verify"], &file);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&format!("BROKEN at event {}", keep + 1)) && text.contains("checkpoint"), "{text}");
+    // Removing the checkpoints from the database too does not help: the file outside has them.
+    app.exec("DELETE FROM audit_checkpoints").await;
+    let (code, text) = cli(&app, &["audit", "verify"], &file);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("were removed"), "{text}");
+    // A checkpoint cannot be made up without the instance key.
+    std::fs::remove_file(&file).unwrap();
+    let hash = app.texts(&format!("SELECT hash FROM audit_events WHERE seq = {keep}")).await.remove(0);
+    app.exec(&format!(
+        "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ({keep}, '{hash}', 1, 'forged')"
+    ))
+    .await;
+    let (code, text) = cli(&app, &["audit", "verify"], &file);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not signed with this instance's key"), "{text}");
+    app.stop().await;
+}

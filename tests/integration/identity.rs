@@ -298,9 +298,10 @@ async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     ))
     .await;
     assert_eq!(alice.get("/api/v1/me").await.status(), 401);
-    // The page says to sign in, with 401.
+    // The page sends her to sign in, and back.
     let page = alice.get("/account").await;
-    assert_eq!(page.status(), 401);
+    assert_eq!(page.status(), 303);
+    assert_eq!(potluck_tests::location(&page), "/login?return_to=%2Faccount");
     assert!(page.text().await.unwrap().contains("Please sign in"));
     app.stop().await;
 }

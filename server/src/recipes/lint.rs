@@ -40,16 +40,18 @@ struct Compose {
     root: indexmap::IndexMap<String, Node>,
 }
 
-fn compose_files(files: &RecipeFiles) -> Vec<Compose> {
-    files
-        .files
-        .keys()
-        .filter(|k| super::inspect::is_compose_file(k))
-        .filter_map(|k| match yaml::parse(&files.text(k).unwrap_or_default()) {
-            Ok(Node::Map(root)) => Some(Compose { file: k.clone(), root }),
-            _ => None,
-        })
-        .collect()
+/// The compose files that parse, and the reasons the others do not.
+fn compose_files(files: &RecipeFiles) -> (Vec<Compose>, Vec<(String, String)>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for k in files.files.keys().filter(|k| super::inspect::is_compose_file(k)) {
+        match yaml::parse(&files.text(k).unwrap_or_default()) {
+            Ok(Node::Map(root)) => ok.push(Compose { file: k.clone(), root }),
+            Ok(_) => bad.push((k.clone(), "the top level is not a mapping".to_string())),
+            Err(e) => bad.push((k.clone(), e.to_string())),
+        }
+    }
+    (ok, bad)
 }
 
 fn services(c: &Compose) -> Vec<(&String, &Node)> {
@@ -81,7 +83,13 @@ fn tag_of(image: &str) -> Option<&str> {
 pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
     let _ = recipe;
     let mut out = Vec::new();
-    let composes = compose_files(files);
+    let (composes, unreadable) = compose_files(files);
+    for (file, reason) in &unreadable {
+        out.push(finding("R011", "error", None, format!("{file} cannot be read: {reason}"), "fix the YAML"));
+    }
+    if unreadable.iter().any(|(f, _)| f == "compose.yml") {
+        return out;
+    }
     let main = composes.iter().find(|c| c.file == "compose.yml");
 
     // R001: a 3.x version string.

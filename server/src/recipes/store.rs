@@ -204,7 +204,7 @@ pub fn set_network_timeouts() {
         // before any recipe is cloned or fetched.
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(20_000);
-            let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(30_000);
         }
     });
 }
@@ -568,15 +568,22 @@ pub fn open_clone(st: &AppState, recipe: &RecipeRow) -> std::result::Result<Repo
     git::open(&clone_path(st, recipe.id))
 }
 
-/// Fetches every recipe whose last fetch is older than `every` (the background schedule).
+/// How many recipes the schedule fetches at once.
+const FETCH_CONCURRENCY: usize = 4;
+
+/// Fetches every recipe whose last fetch is older than `every` (the background schedule), a few
+/// at a time: each fetch is bounded in time and size, and one slow remote does not hold the rest.
 pub async fn fetch_stale(st: &AppState, every_ms: i64) -> Result<usize> {
+    use futures::StreamExt;
     let now = now_ms();
-    let mut n = 0;
-    for r in all(st).await? {
-        if r.last_fetched_at.is_none_or(|t| now - t >= every_ms) {
-            let _ = fetch(st, &r).await?;
-            n += 1;
-        }
+    let stale: Vec<RecipeRow> =
+        all(st).await?.into_iter().filter(|r| r.last_fetched_at.is_none_or(|t| now - t >= every_ms)).collect();
+    let n = stale.len();
+    let mut fetches = futures::stream::iter(stale)
+        .map(|r| async move { fetch(st, &r).await.map(|_| ()) })
+        .buffer_unordered(FETCH_CONCURRENCY);
+    while let Some(done) = fetches.next().await {
+        done?;
     }
     Ok(n)
 }

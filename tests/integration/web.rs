@@ -1,0 +1,149 @@
+//! The web layer as an attacker's browser or proxy meets it: cookie-carrying writes from other
+//! origins, forged `X-Forwarded-For` hops, sign-in redirects that lead off-site, and what every
+//! page says about itself (Content-Security-Policy with the page's nonce, HSTS over https), the
+//! public start page and the pages that send a visitor to sign in.
+
+use potluck_app::model::{CollectiveSummary, Me};
+use potluck_tests::{location, Idp, TestApp};
+
+#[tokio::test]
+async fn cookie_carrying_writes_must_come_from_potluck_itself() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    let cookie = admin.cookie("potluck_session").unwrap();
+    let plain = reqwest::Client::new();
+    let write = |origin: Option<&'static str>, fetch_site: Option<&'static str>, slug: &'static str| {
+        let mut r = plain
+            .post(format!("{}/api/fn/create_collective", app.base))
+            .header("cookie", format!("potluck_session={cookie}"))
+            .header("accept", "application/json")
+            .form(&[("slug", slug), ("name", slug), ("description", "")]);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(s) = fetch_site {
+            r = r.header("sec-fetch-site", s);
+        }
+        r.send()
+    };
+    let refused = [
+        (Some("null"), None, "from an opaque origin (a sandboxed frame, a data: page)"),
+        (Some("https://evil.example"), None, "from another site"),
+        (None, None, "without saying where it comes from"),
+        (None, Some("cross-site"), "that the browser marks cross-site"),
+    ];
+    for (origin, site, what) in refused {
+        let r = write(origin, site, "c-refused").await.unwrap();
+        assert_eq!(r.status(), 403, "a write {what} is refused");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM collectives").await, 0, "nothing was written");
+    let base: &'static str = Box::leak(app.base.clone().into_boxed_str());
+    assert_eq!(write(Some(base), None, "c-origin").await.unwrap().status(), 200);
+    assert_eq!(write(None, Some("same-origin"), "c-fetch-site").await.unwrap().status(), 200);
+    // Server functions are POSTs, reads included: a cookie-carrying one needs its origin too.
+    let r = plain
+        .post(format!("{}/api/fn/list_collectives", app.base))
+        .header("cookie", format!("potluck_session={cookie}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    for (proxies, expected) in [(vec![], "127.0.0.1"), (vec!["127.0.0.1/32".to_string()], "198.51.100.7")] {
+        let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies.clone()).await;
+        let link = potluck_server::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
+        let token = link.rsplit('/').next().unwrap().to_string();
+        // The client's own entry (first) is whatever it likes; the proxy appended the address
+        // it saw.
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/auth/bootstrap", app.base))
+            .header("x-forwarded-for", "6.6.6.6, 198.51.100.7")
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let addr =
+            app.texts("SELECT client_addr FROM audit_events WHERE action = 'bootstrap.claim'").await.remove(0);
+        assert_eq!(addr, expected, "trusted proxies {proxies:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn sign_in_returns_only_to_paths_of_this_site() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    let provider = app.add_provider(&admin, &Idp::a(), &[] as &[&str]).await;
+    for (return_to, expected) in [
+        ("/%09/evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/account", "/account"),
+    ] {
+        let b = app.browser();
+        let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let start = b.get(&format!("/auth/login/{provider}?return_to={encoded}")).await;
+        let end = b.complete_at_idp(start, "grace", "grace-pw").await;
+        assert_eq!(end, format!("{}{expected}", app.base), "return_to {return_to:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_say_what_may_run_and_who_may_see_them() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.browser();
+    // The start page is public.
+    let r = anonymous.get("/").await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).unwrap().to_string();
+    assert!(nonce.len() >= 16, "{csp}");
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the page's nonce");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"), "{csp}");
+    let again = anonymous.get("/").await.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert_ne!(again, csp, "a new nonce for every page");
+    // A page that needs a session sends the visitor to sign in, and back.
+    let r = anonymous.get("/account").await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(location(&r), "/login?return_to=%2Faccount");
+    let r = anonymous.get("/c/collective-a/apps").await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    // Not a page: JSON answers keep their status.
+    assert_eq!(anonymous.get("/api/v1/me").await.status(), 401);
+    // No HSTS over plain http…
+    assert!(anonymous.get("/healthz").await.headers().get("strict-transport-security").is_none());
+    app.stop().await;
+    // …and HSTS when people reach Potluck over https.
+    let https = TestApp::spawn_with(|c| c.public_url = Some(url::Url::parse("https://potluck.example").unwrap())).await;
+    let r = reqwest::get(format!("{}/healthz", https.base)).await.unwrap();
+    assert!(r.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));
+    https.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_in_start_page_lists_the_collectives() {
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "c-one"), ("name", "C One"), ("description", "")])
+        .await
+        .unwrap();
+    let me: Option<Me> = admin.call("me", &[]).await.unwrap();
+    assert!(me.unwrap().is_federation_admin);
+    let r = admin.get("/").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("C One"));
+    app.stop().await;
+}
