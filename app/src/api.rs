@@ -304,7 +304,7 @@ operation! {
         #[server(default)] limit: Option<i64>,
     ) -> AuditPage {
         name: "query_audit", input: QueryAudit, scope: SignedIn, key: |o| (),
-        need: Nothing, session_only: false, audit: [], http: Http::get("/audit"),
+        need: Need::Anywhere(ViewAudit), session_only: false, audit: [], http: Http::get("/audit"),
     }
 }
 
@@ -363,7 +363,7 @@ operation! {
         #[server(default)] credential_secret: String,
     ) -> RecipeSummary {
         name: "register_recipe", input: RegisterRecipe, scope: SignedIn, key: |o| (),
-        need: Nothing, session_only: true, audit: ["recipe.register"], http: Http::post("/recipes"),
+        need: Need::Anywhere(MaintainRecipes), session_only: true, audit: ["recipe.register"], http: Http::post("/recipes"),
     }
 }
 
@@ -723,7 +723,7 @@ raw_operation! {
         #[serde(default)] to: Option<String>,
     } {
         name: "export_audit", scope: SignedIn, key: |o| (),
-        need: Nothing, session_only: false, audit: [], http: Http::get("/audit/export.jsonl"),
+        need: Need::Anywhere(ViewAudit), session_only: false, audit: [], http: Http::get("/audit/export.jsonl"),
     }
 }
 

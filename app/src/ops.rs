@@ -61,6 +61,9 @@ pub enum Need {
     Nothing,
     /// This permission in the resource's collective (for a token: capped by its role).
     Permission(Permission),
+    /// This permission in at least one collective (signed-in scopes: registering a recipe needs
+    /// a maintainer somewhere, reading the audit log an admin somewhere).
+    Anywhere(Permission),
     /// The recipe is visible to the caller: public, or maintained or run by their collectives.
     SeeRecipe,
     /// The caller maintains the recipe (in person, or through a maintaining collective).

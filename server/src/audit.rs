@@ -294,7 +294,8 @@ pub async fn checkpoint(db: &Db, secrets: &SecretBox, export: Option<&Path>) -> 
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::internal(format!("audit checkpoint file {}: {e}", path.display())))?;
-        f.write_all(line.as_bytes()).map_err(|e| Error::internal(format!("audit checkpoint file {}: {e}", path.display())))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| Error::internal(format!("audit checkpoint file {}: {e}", path.display())))?;
     }
     Ok(Some(cp))
 }
@@ -311,7 +312,8 @@ async fn checkpoints(db: &Db, export: Option<&Path>) -> Result<BTreeMap<i64, Che
             }
         }
     }
-    let rows = sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq").fetch_all(db.pool()).await?;
+    let rows =
+        sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq").fetch_all(db.pool()).await?;
     for r in &rows {
         let cp = Checkpoint {
             seq: r.try_get("seq")?,
@@ -335,7 +337,10 @@ pub async fn verify(db: &Db, secrets: Option<&SecretBox>, export: Option<&Path>)
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| cp.at.to_string());
         let problem = if !secrets.verify_signature(&checkpoint_text(cp.seq, &cp.hash, cp.at), &cp.signature) {
-            Some(format!("the checkpoint of event {} is not signed with this instance's key (forged or altered)", cp.seq))
+            Some(format!(
+                "the checkpoint of event {} is not signed with this instance's key (forged or altered)",
+                cp.seq
+            ))
         } else if cp.seq > report.events && report.broken.is_none() {
             Some(format!(
                 "the log ends at event {}, but a checkpoint signed at {when} records event {}: events {} to {} (at least) were removed",
@@ -352,7 +357,10 @@ pub async fn verify(db: &Db, secrets: Option<&SecretBox>, export: Option<&Path>)
                 .map(|r| r.try_get::<String, _>("hash"))
                 .transpose()?;
             (stored.as_deref() != Some(cp.hash.as_str())).then(|| {
-                format!("event {} is not the one the checkpoint signed at {when} records: the chain was rewritten", cp.seq)
+                format!(
+                    "event {} is not the one the checkpoint signed at {when} records: the chain was rewritten",
+                    cp.seq
+                )
             })
         } else {
             None

@@ -323,7 +323,13 @@ where
         return Err(ApiError::forbidden("only a federation admin can do this").into());
     }
     let (data, role) = <O::Scope as Resolve>::resolve(st, who.as_ref(), input.key(), O::NEED).await?;
-    Ok(Cap { data, who, role, origin: Origin::of(caller) })
+    let cap = Cap { data, who, role, origin: Origin::of(caller) };
+    if let Need::Anywhere(p) = O::NEED {
+        if !cap.holds_anywhere(&st.db, p).await? {
+            return Err(ApiError::forbidden(format!("this needs {} in a collective", permission_words(p))).into());
+        }
+    }
+    Ok(cap)
 }
 
 /// For code that acts for the system itself, outside any request (the job worker, the
@@ -408,8 +414,8 @@ async fn collective_for(st: &AppState, who: Option<&Who>, slug: &str, need: Need
 fn check_need(slug: &str, role: Role, need: Need) -> Result<()> {
     match need {
         Need::Permission(p) if !role.grants(p) => Err(refusal(slug, role, p).into()),
-        Need::SeeRecipe | Need::MaintainRecipe | Need::ReviewRelease => {
-            Err(Error::internal("a recipe need declared on a collective scope"))
+        Need::SeeRecipe | Need::MaintainRecipe | Need::ReviewRelease | Need::Anywhere(_) => {
+            Err(Error::internal("a recipe or signed-in need declared on a collective scope"))
         }
         _ => Ok(()),
     }
@@ -573,7 +579,9 @@ fn check_recipe_need(access: &RecipeAccess, visible: bool, need: Need, what: &st
         Need::ReviewRelease if !access.reviews => {
             Err(ApiError::forbidden(format!("only maintainers of {name} review its releases")).into())
         }
-        Need::Permission(_) => Err(Error::internal("a collective permission declared on a recipe scope")),
+        Need::Permission(_) | Need::Anywhere(_) => {
+            Err(Error::internal("a collective permission declared on a recipe scope"))
+        }
         _ => Ok(()),
     }
 }

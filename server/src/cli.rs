@@ -1,8 +1,8 @@
 //! The `potluck` command line.
 
 use crate::config::Config;
-use crate::db::Db;
 use crate::crypto::SecretBox;
+use crate::db::Db;
 use crate::{audit, identity, recipe_cli, serve, stack_cli, telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

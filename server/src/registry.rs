@@ -202,13 +202,12 @@ mod tests {
     fn every_permission_is_needed_somewhere() {
         use potluck_app::model::Permission;
         use potluck_app::ops::Need;
-        // ViewRecipes, MaintainRecipes and ReviewReleases are checked in recipe scopes
-        // (authz::recipe_access), ViewAudit per collective by the audit reads (they may span
-        // several); every other permission is an operation's declared need.
+        // ViewRecipes, MaintainRecipes and ReviewReleases are also checked in recipe scopes
+        // (authz::recipe_access); every permission is some operation's declared need.
         let declared: Vec<Permission> = registry()
             .entries()
             .filter_map(|e| match e.info.need {
-                Need::Permission(p) => Some(p),
+                Need::Permission(p) | Need::Anywhere(p) => Some(p),
                 _ => None,
             })
             .collect();

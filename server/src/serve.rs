@@ -71,7 +71,9 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
             let every = std::time::Duration::from_secs_f64(60.0 * checkpoint_minutes);
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = crate::audit::checkpoint(&st.db, &st.secrets, st.config.audit_checkpoint_export.as_deref()).await {
+                if let Err(e) =
+                    crate::audit::checkpoint(&st.db, &st.secrets, st.config.audit_checkpoint_export.as_deref()).await
+                {
                     tracing::warn!(error = %e, "cannot record an audit checkpoint");
                 }
             }

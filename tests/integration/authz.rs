@@ -1,18 +1,26 @@
-//! The authorization matrix: every mutating operation × {anonymous, member of another
-//! collective, viewer, maintainer, operator, admin, federation admin}. Refusals must leave the
-//! database exactly as it was and say why; the permitted call must write exactly one audit
-//! event naming the caller.
+//! The authorization matrix, generated from the operation registry: every registered operation
+//! (reads, writes and the streaming endpoints) × {anonymous, an API token with a lower role,
+//! a member of another collective, viewer, maintainer, operator, admin, federation admin}, and
+//! each operation that names an object again with another collective's object in its place.
+//! What each caller should get is derived from the operation's declaration (scope, need,
+//! sessions only) and the one role table; refusals must change nothing and write no audit
+//! event; the allowed call must do what it says and write only the audit actions it declares.
+//! A registered operation without a row here fails the suite.
 
 use potluck_app::error::ApiError;
-use potluck_app::model::{
-    AppDetail, AppSummary, CreatedApiToken, CreatedInvitation, GroupMapping, Me, RecipeSummary, ServerView,
-};
-use potluck_tests::recipes::{fixture_recipe, publish};
-use potluck_tests::{swarm, Browser, Idp, TestApp};
+use potluck_app::model::*;
+use potluck_app::ops::{Need, OpInfo};
+use potluck_tests::recipes::{fixture_recipe, over_ssh, publish};
+use potluck_tests::{required_env, swarm, Browser, Idp, TestApp};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
     Anonymous,
+    /// collective-a's admin's API token, made with the viewer role.
+    Token,
+    /// An admin of collective-b only.
     Foreign,
     Viewer,
     Maintainer,
@@ -21,46 +29,75 @@ enum Who {
     FederationAdmin,
 }
 
-const EVERYONE: [Who; 7] =
-    [Who::Anonymous, Who::Foreign, Who::Viewer, Who::Maintainer, Who::Operator, Who::Admin, Who::FederationAdmin];
+/// From the least to the most privileged: the first allowed caller is the one whose call must
+/// succeed.
+const EVERYONE: [Who; 8] = [
+    Who::Anonymous,
+    Who::Token,
+    Who::Foreign,
+    Who::Viewer,
+    Who::Maintainer,
+    Who::Operator,
+    Who::Admin,
+    Who::FederationAdmin,
+];
 
-/// What an operation needs.
-#[derive(Debug, Clone, Copy)]
-enum Need {
-    /// At least this role in collective-a (a federation admin may too).
-    Role(Who),
-    /// A federation admin.
-    Federation,
-}
+const A: &str = "collective-a";
+const B: &str = "collective-b";
 
-impl Need {
-    fn allows(self, who: Who) -> bool {
-        match self {
-            Need::Role(min) => who == Who::FederationAdmin || (rank(who) >= rank(min) && rank(who) > 1),
-            Need::Federation => who == Who::FederationAdmin,
-        }
-    }
-
-    /// The refusal a caller who is not allowed gets: (status, variant).
-    fn refusal(self, who: Who) -> (u16, &'static str) {
-        match (self, who) {
-            (_, Who::Anonymous) => (401, "unauthenticated"),
-            // Tenants do not see each other: another collective's member is told it does not exist.
-            (Need::Role(_), Who::Foreign) => (404, "not_found"),
-            _ => (403, "forbidden"),
-        }
-    }
-}
-
-fn rank(who: Who) -> u8 {
+/// The role a caller acts with in collective-a.
+fn role_in_a(who: Who) -> Option<Role> {
     match who {
-        Who::Anonymous => 0,
-        Who::Foreign => 1,
-        Who::Viewer => 2,
-        Who::Maintainer => 3,
-        Who::Operator => 4,
-        Who::Admin => 5,
-        Who::FederationAdmin => 6,
+        Who::Token | Who::Viewer => Some(Role::Viewer),
+        Who::Maintainer => Some(Role::Maintainer),
+        Who::Operator => Some(Role::Operator),
+        Who::Admin | Who::FederationAdmin => Some(Role::Admin),
+        Who::Anonymous | Who::Foreign => None,
+    }
+}
+
+/// The highest role a caller acts with anywhere (a token: in its collective only).
+fn best_role(who: Who) -> Option<Role> {
+    match who {
+        Who::Foreign => Some(Role::Admin),
+        other => role_in_a(other),
+    }
+}
+
+/// What the declaration says `who` gets: `None` when allowed, else (status, error variant).
+/// Recipe scopes act on `hello`, which collective-a maintains (with the federation admin who
+/// registered it).
+fn expected(info: &OpInfo, who: Who) -> Option<(u16, &'static str)> {
+    let forbidden = Some((403, "forbidden"));
+    if info.scope == "public" {
+        return None;
+    }
+    if who == Who::Anonymous {
+        return Some((401, "unauthenticated"));
+    }
+    if who == Who::Token && info.session_only {
+        return forbidden;
+    }
+    if who == Who::FederationAdmin {
+        return None;
+    }
+    if info.scope == "federation" || info.need == Need::FederationAdmin {
+        return forbidden;
+    }
+    match (info.scope, info.need) {
+        ("signed_in", Need::Anywhere(p)) => best_role(who).filter(|r| r.grants(p)).map_or(forbidden, |_| None),
+        ("signed_in", _) => None,
+        ("recipe" | "proposal", Need::SeeRecipe) => None,
+        ("recipe" | "proposal", Need::MaintainRecipe | Need::ReviewRelease) => {
+            role_in_a(who).filter(|r| r.grants(Permission::MaintainRecipes)).map_or(forbidden, |_| None)
+        }
+        // Collective scopes: another collective's member is told it does not exist.
+        (_, Need::Permission(p)) => match role_in_a(who) {
+            None => Some((404, "not_found")),
+            Some(r) if r.grants(p) => None,
+            Some(_) => forbidden,
+        },
+        (_, need) => panic!("{}: no expectation for scope {} with {need:?}", info.name, info.scope),
     }
 }
 
@@ -78,16 +115,31 @@ fn variant(e: &ApiError) -> &'static str {
 struct World {
     app: TestApp,
     browsers: Vec<(Who, Browser, String)>,
+    /// collective-a's admin's viewer token.
+    token: String,
     provider_a: i64,
     provider_b: i64,
     grace: i64,
     zoe: i64,
     invitation: i64,
+    invitation_b: i64,
+    accept_link: String,
     mapping: i64,
+    mapping_b: i64,
     spare_client: (String, String),
-    /// The env file of collective-a's app `matrix.example.org`.
     app_env: String,
-    _recipes: tempfile::TempDir,
+    /// collective-a's deployed app (unique: the suites share one swarm).
+    a_domain: String,
+    b_domain: String,
+    job_a: i64,
+    job_b: i64,
+    proposal: i64,
+    private_proposal: i64,
+    erin_token: i64,
+    alice_token_to_revoke: i64,
+    host_fingerprint: String,
+    stack: String,
+    dir: tempfile::TempDir,
 }
 
 impl World {
@@ -104,16 +156,32 @@ async fn me(b: &Browser) -> Me {
     b.call::<Option<Me>>("me", &[]).await.unwrap().unwrap()
 }
 
+async fn wait_for_job(app: &TestApp, id: i64) {
+    for _ in 0..600 {
+        let state = app.texts(&format!("SELECT state FROM jobs WHERE id = {id}")).await.remove(0);
+        if state == "succeeded" || state == "failed" {
+            assert_eq!(state, "succeeded", "job {id}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
 async fn world() -> World {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| {
+        c.recipe_fetch_minutes = 0.0;
+        c.audit_checkpoint_minutes = 0.0;
+    })
+    .await;
     let fed = app.bootstrap_admin().await;
-    for (slug, name) in [("collective-a", "Collective A"), ("collective-b", "Collective B")] {
-        fed.call::<serde_json::Value>("create_collective", &[("slug", slug), ("name", name), ("description", "")])
+    for (slug, name) in [(A, "Collective A"), (B, "Collective B")] {
+        fed.call::<CollectiveSummary>("create_collective", &[("slug", slug), ("name", name), ("description", "")])
             .await
             .unwrap();
     }
-    let provider_a = app.add_provider(&fed, &Idp::a(), &["collective-a", "collective-b"]).await;
-    let provider_b = app.add_provider(&fed, &Idp::b(), &["collective-b"]).await;
+    let provider_a = app.add_provider(&fed, &Idp::a(), &[A, B]).await;
+    let provider_b = app.add_provider(&fed, &Idp::b(), &[B]).await;
     let pa = provider_a.to_string();
     for (group, role) in [
         ("collective-a-admins", "admin"),
@@ -123,7 +191,7 @@ async fn world() -> World {
     ] {
         fed.call::<GroupMapping>(
             "add_group_mapping",
-            &[("slug", "collective-a"), ("provider_id", &pa), ("value", group), ("role", role)],
+            &[("slug", A), ("provider_id", &pa), ("value", group), ("role", role)],
         )
         .await
         .unwrap();
@@ -131,7 +199,15 @@ async fn world() -> World {
     let mapping = fed
         .call::<GroupMapping>(
             "add_group_mapping",
-            &[("slug", "collective-a"), ("provider_id", &pa), ("value", "extra-group"), ("role", "viewer")],
+            &[("slug", A), ("provider_id", &pa), ("value", "extra-group"), ("role", "viewer")],
+        )
+        .await
+        .unwrap()
+        .id;
+    let mapping_b = fed
+        .call::<GroupMapping>(
+            "add_group_mapping",
+            &[("slug", B), ("provider_id", &pa), ("value", "b-extra-group"), ("role", "viewer")],
         )
         .await
         .unwrap()
@@ -144,26 +220,128 @@ async fn world() -> World {
     let grace = app.login(provider_a, "grace", "grace-pw").await;
     let erin_id = me(&erin).await.user_id;
     let grace_id = me(&grace).await.user_id;
-    // erin belongs to collective-b only; grace is a plain viewer of collective-a (the target).
-    fed.call::<()>(
-        "set_member_role",
-        &[("slug", "collective-b"), ("user_id", &erin_id.to_string()), ("role", "admin")],
-    )
-    .await
-    .unwrap();
-    fed.call::<()>(
-        "set_member_role",
-        &[("slug", "collective-a"), ("user_id", &grace_id.to_string()), ("role", "viewer")],
-    )
-    .await
-    .unwrap();
-    let invitation = fed
-        .call::<CreatedInvitation>("create_invitation", &[("slug", "collective-a"), ("role", "viewer")])
+    fed.call::<()>("set_member_role", &[("slug", B), ("user_id", &erin_id.to_string()), ("role", "admin")])
+        .await
+        .unwrap();
+    fed.call::<()>("set_member_role", &[("slug", A), ("user_id", &grace_id.to_string()), ("role", "viewer")])
+        .await
+        .unwrap();
+    let invitation =
+        fed.call::<CreatedInvitation>("create_invitation", &[("slug", A), ("role", "viewer")]).await.unwrap().id;
+    let invitation_b =
+        fed.call::<CreatedInvitation>("create_invitation", &[("slug", B), ("role", "viewer")]).await.unwrap().id;
+    let accept_link =
+        fed.call::<CreatedInvitation>("create_invitation", &[("slug", A), ("role", "viewer")]).await.unwrap().link.0;
+    let zoe = me(&app.login(provider_b, "zoe", "zoe-pw").await).await.user_id;
+    let spare_client = Idp::b().register_client(&app.base).await;
+
+    // Servers: collective-a's local engine and an SSH server; collective-b's own.
+    for (b, slug, name) in [(&fed, A, "local"), (&fed, B, "b-local")] {
+        b.call::<ServerView>(
+            "add_server",
+            &[("slug", slug), ("name", name), ("kind", "unix"), ("address", swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    }
+    let key = std::fs::read_to_string(required_env("POTLUCK_TEST_SSH_KEY")).unwrap();
+    let ssh: ServerView = fed
+        .call(
+            "add_server",
+            &[
+                ("slug", A),
+                ("name", "a-ssh"),
+                ("kind", "ssh"),
+                ("address", &required_env("POTLUCK_TEST_SSH")),
+                ("private_key", &key),
+            ],
+        )
+        .await
+        .unwrap();
+    let host_fingerprint = ssh.host_key_fingerprints[0].clone();
+
+    // Recipes: `hello`, public, maintained by collective-a; `private`, registered with
+    // credentials by collective-b.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
+    fed.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string()), ("collective", A)])
+        .await
+        .unwrap();
+    let (_, private_remote) = publish(&fixture_recipe("hello"), dir.path(), "private");
+    let mut form = over_ssh(&private_remote);
+    form.push(("collective", B.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    erin.call::<RecipeSummary>("register_recipe", &form).await.unwrap();
+    let proposal = dave
+        .call::<ReleaseProposalDetail>(
+            "open_release",
+            &[("recipe", "hello"), ("notes", "Matrix."), ("version", "1.1.0+2.0")],
+        )
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let private_proposal = erin
+        .call::<ReleaseProposalDetail>(
+            "open_release",
+            &[("recipe", "private"), ("notes", "B's."), ("version", "1.1.0+2.0")],
+        )
+        .await
+        .unwrap()
+        .summary
+        .id;
+
+    // Apps: collective-a's, deployed; collective-b's, with a job.
+    let a_domain = format!("matrix-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let a_app: AppSummary = carol
+        .call(
+            "create_app",
+            &[("slug", A), ("server", "local"), ("recipe", "hello"), ("domain", &a_domain), ("version", "0.1.0+1.0")],
+        )
+        .await
+        .unwrap();
+    carol.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", A), ("domain", &a_domain)]).await.unwrap();
+    let job_a = carol
+        .call::<JobSummary>("start_job", &[("slug", A), ("domain", &a_domain), ("kind", "deploy")])
         .await
         .unwrap()
         .id;
-    // zoe (Collective B's provider) has no role anywhere: the target of the federation-wide operations.
-    let zoe_id = me(&app.login(provider_b, "zoe", "zoe-pw").await).await.user_id;
+    wait_for_job(&app, job_a).await;
+    let b_domain = format!("b-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    erin.call::<AppSummary>(
+        "create_app",
+        &[("slug", B), ("server", "b-local"), ("recipe", "hello"), ("domain", &b_domain), ("version", "0.1.0+1.0")],
+    )
+    .await
+    .unwrap();
+    let job_b = erin
+        .call::<JobSummary>("start_job", &[("slug", B), ("domain", &b_domain), ("kind", "undeploy")])
+        .await
+        .unwrap()
+        .id;
+    wait_for_job(&app, job_b).await;
+    let app_env = carol.call::<AppDetail>("get_app", &[("slug", A), ("domain", &a_domain)]).await.unwrap().env;
+
+    // Tokens: alice's viewer token (the "lower role" caller), one of hers to revoke, erin's.
+    let token = alice
+        .call::<CreatedApiToken>("create_api_token", &[("name", "lower"), ("collective", A), ("role", "viewer")])
+        .await
+        .unwrap()
+        .token
+        .0;
+    let alice_token_to_revoke = alice
+        .call::<CreatedApiToken>("create_api_token", &[("name", "spare"), ("collective", A), ("role", "viewer")])
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let erin_token = erin
+        .call::<CreatedApiToken>("create_api_token", &[("name", "b"), ("collective", B), ("role", "viewer")])
+        .await
+        .unwrap()
+        .summary
+        .id;
+
     let mut browsers = Vec::new();
     for (who, b) in [
         (Who::Anonymous, app.browser()),
@@ -177,41 +355,35 @@ async fn world() -> World {
         let name = if who == Who::Anonymous { String::new() } else { me(&b).await.display_name };
         browsers.push((who, b, name));
     }
-    let spare_client = Idp::b().register_client(&app.base).await;
-    // collective-a's swarm (the harness's engine), a recipe, and an app on it.
-    let fed = &browsers.last().unwrap().1;
-    fed.call::<ServerView>(
-        "add_server",
-        &[("slug", "collective-a"), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
-    )
-    .await
-    .unwrap();
-    let recipes = tempfile::tempdir().unwrap();
-    let (_, remote) = publish(&fixture_recipe("hello"), recipes.path(), "hello");
-    fed.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
-    fed.call::<AppSummary>("create_app", &app_form("matrix.example.org")).await.unwrap();
-    let app_env = fed
-        .call::<AppDetail>("get_app", &[("slug", "collective-a"), ("domain", "matrix.example.org")])
-        .await
-        .unwrap()
-        .env;
+    let admin_name = browsers.iter().find(|(w, _, _)| *w == Who::Admin).unwrap().2.clone();
+    browsers.push((Who::Token, app.browser(), admin_name));
     World {
         app,
         browsers,
+        token,
         provider_a,
         provider_b,
         grace: grace_id,
-        zoe: zoe_id,
+        zoe,
         invitation,
+        invitation_b,
+        accept_link,
         mapping,
+        mapping_b,
         spare_client,
         app_env,
-        _recipes: recipes,
+        a_domain,
+        b_domain,
+        job_a,
+        job_b,
+        proposal,
+        private_proposal,
+        erin_token,
+        alice_token_to_revoke,
+        host_fingerprint,
+        stack: a_app.stack_name,
+        dir,
     }
-}
-
-fn app_form(domain: &'static str) -> [(&'static str, &'static str); 5] {
-    [("slug", "collective-a"), ("server", "local"), ("recipe", "hello"), ("domain", domain), ("version", "0.1.0+1.0")]
 }
 
 /// Everything the operations could change, as text.
@@ -226,8 +398,13 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(provider_id AS TEXT) || '|' || CAST(collective_id AS TEXT) FROM provider_collectives ORDER BY 1",
         "SELECT CAST(id AS TEXT) || '|' || COALESCE(CAST(revoked_at AS TEXT), '-') FROM api_tokens ORDER BY 1",
         "SELECT CAST(id AS TEXT) || '|' || display_name || '|' || CAST(is_federation_admin AS TEXT) FROM users ORDER BY 1",
-        "SELECT name || '|' || kind || '|' || address FROM servers ORDER BY 1",
-        "SELECT domain || '|' || env FROM apps ORDER BY 1",
+        "SELECT name || '|' || kind || '|' || address || '|' || policy || '|' || COALESCE(host_key, '-') FROM servers ORDER BY 1",
+        "SELECT domain || '|' || env || '|' || status FROM apps ORDER BY 1",
+        "SELECT name FROM recipes ORDER BY 1",
+        "SELECT CAST(recipe_id AS TEXT) || '|' || COALESCE(CAST(user_id AS TEXT), '-') || '|' || COALESCE(CAST(collective_id AS TEXT), '-') FROM recipe_maintainers ORDER BY 1",
+        "SELECT CAST(id AS TEXT) || '|' || state || '|' || commit_id || '|' || notes FROM release_proposals ORDER BY 1",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM release_reviews",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM jobs",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -236,162 +413,390 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
     out
 }
 
-/// The form fields of a call, given the world.
 type Args = Box<dyn Fn(&World) -> Vec<(&'static str, String)>>;
 
-struct Op {
-    endpoint: &'static str,
-    need: Need,
-    action: &'static str,
-    scoped: bool,
+/// One row of the matrix: the arguments with which the first allowed caller succeeds, and,
+/// for operations that name an object, the same call with another collective's object.
+struct Row {
+    name: &'static str,
     args: Args,
+    foreign: Option<Args>,
+    /// The caller who makes the allowed call, when not the least privileged allowed one.
+    by: Option<Who>,
+    /// What the allowed call answers when it is not a success (a business rule, not a refusal).
+    allowed_status: Option<u16>,
+    /// A job the allowed call starts: waited for before the next row.
+    starts_job: bool,
 }
 
-fn op(
-    endpoint: &'static str,
-    need: Need,
-    action: &'static str,
-    args: impl Fn(&World) -> Vec<(&'static str, String)> + 'static,
-) -> Op {
-    Op { endpoint, need, action, scoped: matches!(need, Need::Role(_)), args: Box::new(args) }
+fn row(name: &'static str, args: impl Fn(&World) -> Vec<(&'static str, String)> + 'static) -> Row {
+    Row { name, args: Box::new(args), foreign: None, by: None, allowed_status: None, starts_job: false }
 }
 
-fn operations() -> Vec<Op> {
-    let a = || ("slug", "collective-a".to_string());
+impl Row {
+    fn foreign(mut self, args: impl Fn(&World) -> Vec<(&'static str, String)> + 'static) -> Row {
+        self.foreign = Some(Box::new(args));
+        self
+    }
+    fn by(mut self, who: Who) -> Row {
+        self.by = Some(who);
+        self
+    }
+    fn answers(mut self, status: u16) -> Row {
+        self.allowed_status = Some(status);
+        self
+    }
+    fn starts_job(mut self) -> Row {
+        self.starts_job = true;
+        self
+    }
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+fn in_a() -> (&'static str, String) {
+    ("slug", s(A))
+}
+
+fn app_a(w: &World) -> Vec<(&'static str, String)> {
+    vec![in_a(), ("domain", w.a_domain.clone())]
+}
+
+fn app_b(w: &World) -> Vec<(&'static str, String)> {
+    vec![in_a(), ("domain", w.b_domain.clone())]
+}
+
+fn with(mut base: Vec<(&'static str, String)>, more: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    base.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+    base
+}
+
+/// The matrix, in the order the rows run (later rows use what earlier ones made or left).
+fn rows() -> Vec<Row> {
     vec![
-        op("update_collective", Need::Role(Who::Admin), "collective.update", move |_| {
-            vec![a(), ("name", "Collective A, renamed".into()), ("description", "new".into())]
+        // Identity and tokens.
+        row("me", |_| vec![]),
+        row("whoami", |_| vec![]),
+        row("public_providers", |_| vec![]),
+        row("catalogue_json", |_| vec![]),
+        row("list_providers", |_| vec![]),
+        row("list_users", |_| vec![]),
+        row("my_identities", |_| vec![]),
+        row("list_api_tokens", |_| vec![]),
+        row("create_api_token", |_| vec![("name", s("ci")), ("collective", s(A)), ("role", s("viewer"))])
+            .foreign(|_| vec![("name", s("ci")), ("collective", s(B)), ("role", s("viewer"))]),
+        row("revoke_api_token", |w| vec![("token_id", w.alice_token_to_revoke.to_string())])
+            .by(Who::Admin)
+            .foreign(|w| vec![("token_id", w.erin_token.to_string())]),
+        // Collectives.
+        row("list_collectives", |_| vec![]),
+        row("get_collective", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
+        row("update_collective", |_| vec![in_a(), ("name", s("Collective A, renamed")), ("description", s("new"))]),
+        row("set_member_role", |w| vec![in_a(), ("user_id", w.grace.to_string()), ("role", s("maintainer"))])
+            .foreign(|w| vec![in_a(), ("user_id", w.zoe.to_string()), ("role", s("maintainer"))]),
+        row("create_invitation", |_| vec![in_a(), ("role", s("viewer"))]),
+        row("revoke_invitation", |w| vec![in_a(), ("invitation_id", w.invitation.to_string())])
+            .foreign(|w| vec![in_a(), ("invitation_id", w.invitation_b.to_string())]),
+        row("accept_invitation", |w| vec![("token", w.accept_link.rsplit('/').next().unwrap().to_string())])
+            .by(Who::FederationAdmin),
+        row("add_group_mapping", |w| {
+            vec![in_a(), ("provider_id", w.provider_a.to_string()), ("value", s("new-group")), ("role", s("viewer"))]
         }),
-        op("set_member_role", Need::Role(Who::Admin), "member.set_role", move |w| {
-            vec![a(), ("user_id", w.grace.to_string()), ("role", "maintainer".into())]
+        row("remove_group_mapping", |w| vec![in_a(), ("mapping_id", w.mapping.to_string())])
+            .foreign(|w| vec![in_a(), ("mapping_id", w.mapping_b.to_string())]),
+        row("remove_member", |w| vec![in_a(), ("user_id", w.grace.to_string())]),
+        // Audit.
+        row("query_audit", |_| vec![]).foreign(|_| vec![("collective", s(B))]),
+        row("export_audit", |_| vec![]).foreign(|_| vec![("collective", s(B))]),
+        // Recipes and releases.
+        row("list_recipes", |_| vec![]),
+        row("get_recipe", |_| vec![("name", s("hello"))]).foreign(|_| vec![("name", s("private"))]),
+        row("get_recipe_version", |_| vec![("name", s("hello")), ("tag", s("0.1.0+1.0"))])
+            .foreign(|_| vec![("name", s("private")), ("tag", s("0.1.0+1.0"))]),
+        row("register_recipe", |w| {
+            let (_, remote) = publish(&fixture_recipe("faulty"), w.dir.path(), "faulty");
+            vec![("repository", remote.display().to_string())]
+        })
+        .by(Who::FederationAdmin),
+        row("import_catalogue", |w| {
+            let (_, remote) = publish(&fixture_recipe("hostile"), w.dir.path(), "hostile");
+            let catalogue =
+                serde_json::json!({ "hostile": { "name": "hostile", "repository": remote.display().to_string() } });
+            vec![("catalogue", catalogue.to_string())]
         }),
-        op("create_invitation", Need::Role(Who::Admin), "invitation.create", move |_| {
-            vec![a(), ("role", "viewer".into())]
-        }),
-        op("revoke_invitation", Need::Role(Who::Admin), "invitation.revoke", move |w| {
-            vec![a(), ("invitation_id", w.invitation.to_string())]
-        }),
-        op("add_group_mapping", Need::Role(Who::Admin), "group_mapping.add", move |w| {
+        row("fetch_recipe", |_| vec![("name", s("hello"))]).foreign(|_| vec![("name", s("private"))]),
+        row("set_recipe_maintainers", |_| vec![("name", s("hello")), ("collectives", s(A))])
+            .foreign(|_| vec![("name", s("private")), ("collectives", s(A))]),
+        row("list_releases", |_| vec![("recipe", s("hello"))]).foreign(|_| vec![("recipe", s("private"))]),
+        row("open_release", |_| vec![("recipe", s("hello")), ("notes", s("Next.")), ("version", s("1.2.0+2.0"))])
+            .foreign(|_| vec![("recipe", s("private")), ("notes", s("Mine.")), ("version", s("1.2.0+2.0"))]),
+        row("get_release", |w| vec![("id", w.proposal.to_string())])
+            .foreign(|w| vec![("id", w.private_proposal.to_string())]),
+        row("review_release", |w| {
+            vec![("id", w.proposal.to_string()), ("verdict", s("comment")), ("comment", s("ok"))]
+        })
+        .foreign(|w| vec![("id", w.private_proposal.to_string()), ("verdict", s("approve"))]),
+        row("update_release", |w| vec![("id", w.proposal.to_string()), ("notes", s("Matrix, again."))])
+            .foreign(|w| vec![("id", w.private_proposal.to_string()), ("notes", s("Taken."))]),
+        row("publish_release", |w| vec![("id", w.proposal.to_string())])
+            .answers(409)
+            .foreign(|w| vec![("id", w.private_proposal.to_string())]),
+        row("withdraw_release", |w| vec![("id", w.proposal.to_string())])
+            .foreign(|w| vec![("id", w.private_proposal.to_string())]),
+        // Servers.
+        row("list_servers", |_| vec![in_a()]),
+        row("add_server", |_| vec![in_a(), ("name", s("second")), ("kind", s("unix")), ("address", s(swarm::SOCKET))]),
+        row("remove_server", |_| vec![in_a(), ("name", s("second"))]).foreign(|_| vec![in_a(), ("name", s("b-local"))]),
+        row("trust_host_key", |w| vec![in_a(), ("name", s("a-ssh")), ("fingerprint", w.host_fingerprint.clone())])
+            .foreign(|w| vec![in_a(), ("name", s("b-local")), ("fingerprint", w.host_fingerprint.clone())]),
+        row("set_server_policy", |_| vec![in_a(), ("name", s("local")), ("allow", s(""))]),
+        // Apps, secrets, jobs and what streams.
+        row("list_apps", |_| vec![in_a()]),
+        row("create_app", |_| {
             vec![
-                a(),
-                ("provider_id", w.provider_a.to_string()),
-                ("value", "new-group".into()),
-                ("role", "viewer".into()),
+                in_a(),
+                ("server", s("local")),
+                ("recipe", s("hello")),
+                ("domain", s("matrix-new.example.org")),
+                ("version", s("0.1.0+1.0")),
+            ]
+        })
+        .foreign(|_| {
+            vec![in_a(), ("server", s("b-local")), ("recipe", s("hello")), ("domain", s("stolen.example.org"))]
+        }),
+        row("get_app", app_a).foreign(app_b),
+        row("set_app_env", |w| {
+            let env = w.app_env.replace("SECRET_DB_PASSWORD_VERSION=v1", "SECRET_DB_PASSWORD_VERSION=v2");
+            with(app_a(w), &[("env", &format!("{env}\nGREETING=matrix\n"))])
+        })
+        .foreign(|w| with(app_b(w), &[("env", "DOMAIN=x\n")])),
+        row("set_app_overlays", app_a).foreign(app_b),
+        row("import_app", |_| {
+            vec![
+                in_a(),
+                ("server", s("local")),
+                ("file_name", s("imported.example.org.env")),
+                ("content", s("TYPE=hello:0.1.0+1.0\nDOMAIN=imported.example.org\n")),
+            ]
+        })
+        .foreign(|_| {
+            vec![
+                in_a(),
+                ("server", s("b-local")),
+                ("file_name", s("elsewhere.example.org.env")),
+                ("content", s("TYPE=hello:0.1.0+1.0\nDOMAIN=elsewhere.example.org\n")),
             ]
         }),
-        op("remove_group_mapping", Need::Role(Who::Admin), "group_mapping.remove", move |w| {
-            vec![a(), ("mapping_id", w.mapping.to_string())]
+        row("export_app", app_a).foreign(app_b),
+        row("download_env", app_a).foreign(app_b),
+        row("delete_app", |_| vec![in_a(), ("domain", s("matrix-new.example.org"))]).foreign(app_b),
+        row("insert_secret", |w| with(app_a(w), &[("name", "db_password"), ("value", "inserted-by-the-matrix")]))
+            .foreign(|w| with(app_b(w), &[("name", "db_password"), ("value", "x")])),
+        row("generate_secrets", app_a).foreign(app_b),
+        row("preview_job", |w| with(app_a(w), &[("kind", "redeploy")]))
+            .foreign(|w| with(app_b(w), &[("kind", "deploy")])),
+        row("start_job", |w| with(app_a(w), &[("kind", "redeploy")]))
+            .foreign(|w| with(app_b(w), &[("kind", "deploy")]))
+            .starts_job(),
+        row("get_job", |w| vec![("id", w.job_a.to_string())]).foreign(|w| vec![("id", w.job_b.to_string())]),
+        row("job_events", |w| vec![("id", w.job_a.to_string())]).foreign(|w| vec![("id", w.job_b.to_string())]),
+        row("service_logs", |w| with(app_a(w), &[("service", "app")]))
+            .foreign(|w| with(app_b(w), &[("service", "app")])),
+        row("run_command", |w| with(app_a(w), &[("service", "app"), ("command", "true")]))
+            .foreign(|w| with(app_b(w), &[("service", "app"), ("command", "true")])),
+        row("rotate_secret", |w| with(app_a(w), &[("name", "db_password")]))
+            .foreign(|w| with(app_b(w), &[("name", "db_password")]))
+            .starts_job(),
+        // The federation's own.
+        row("create_collective", |_| vec![("slug", s("collective-c")), ("name", s("C")), ("description", s(""))]),
+        row("set_provider_collectives", |w| {
+            vec![("provider_id", w.provider_b.to_string()), ("collectives", format!("{A} {B}"))]
         }),
-        op("remove_member", Need::Role(Who::Admin), "member.remove", move |w| {
-            vec![a(), ("user_id", w.grace.to_string())]
-        }),
-        op("add_server", Need::Role(Who::Admin), "server.add", move |_| {
-            vec![a(), ("name", "second".into()), ("kind", "unix".into()), ("address", swarm::SOCKET.into())]
-        }),
-        op("remove_server", Need::Role(Who::Admin), "server.remove", move |_| vec![a(), ("name", "second".into())]),
-        op("create_app", Need::Role(Who::Operator), "app.create", move |_| {
-            app_form("matrix-new.example.org").into_iter().map(|(k, v)| (k, v.to_string())).collect()
-        }),
-        op("set_app_env", Need::Role(Who::Operator), "app.env.update", move |w| {
-            vec![a(), ("domain", "matrix.example.org".into()), ("env", format!("{}\nGREETING=matrix\n", w.app_env))]
-        }),
-        op("delete_app", Need::Role(Who::Operator), "app.delete", move |_| {
-            vec![a(), ("domain", "matrix-new.example.org".into())]
-        }),
-        op("create_api_token", Need::Role(Who::Viewer), "api_token.create", move |_| {
-            vec![("name", "ci".into()), ("collective", "collective-a".into()), ("role", "viewer".into())]
-        }),
-        op("create_collective", Need::Federation, "collective.create", move |_| {
-            vec![("slug", "collective-c".into()), ("name", "C".into()), ("description", String::new())]
-        }),
-        op("set_provider_collectives", Need::Federation, "identity_provider.set_collectives", move |w| {
-            vec![("provider_id", w.provider_b.to_string()), ("collectives", "collective-a collective-b".into())]
-        }),
-        op("set_federation_admin", Need::Federation, "user.federation_admin.grant", move |w| {
-            vec![("user_id", w.zoe.to_string()), ("admin", "true".into())]
-        }),
-        op("link_users", Need::Federation, "user.link", move |w| {
-            vec![("keep_user_id", w.grace.to_string()), ("merge_user_id", w.zoe.to_string())]
-        }),
-        op("remove_provider", Need::Federation, "identity_provider.remove", move |w| {
-            vec![("provider_id", w.provider_b.to_string())]
-        }),
-        op("add_provider", Need::Federation, "identity_provider.add", move |w| {
+        row("set_federation_admin", |w| vec![("user_id", w.zoe.to_string()), ("admin", s("true"))]),
+        row("link_users", |w| vec![("keep_user_id", w.grace.to_string()), ("merge_user_id", w.zoe.to_string())]),
+        row("remove_provider", |w| vec![("provider_id", w.provider_b.to_string())]),
+        row("add_provider", |w| {
             vec![
-                ("display_name", "Collective B SSO".into()),
+                ("display_name", s("Collective B SSO")),
                 ("issuer_url", Idp::b().issuer),
                 ("client_id", w.spare_client.0.clone()),
                 ("client_secret", w.spare_client.1.clone()),
-                ("groups_claim", "groups".into()),
-                ("collectives", "collective-b".into()),
+                ("groups_claim", s("groups")),
+                ("collectives", s(B)),
             ]
         }),
     ]
 }
 
-#[tokio::test]
-async fn every_mutation_is_checked_for_every_kind_of_caller() {
-    let w = world().await;
-    let mut rows = Vec::new();
-    for op in operations() {
-        let args = (op.args)(&w);
-        let form: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        // Refusals first (they must change nothing), then the least privileged allowed caller.
-        let allowed = EVERYONE.into_iter().find(|who| op.need.allows(*who)).unwrap();
-        for who in EVERYONE.into_iter().filter(|who| !op.need.allows(*who)).chain([allowed]) {
-            let before = snapshot(&w.app).await;
-            let result = w.browser(who).call::<serde_json::Value>(op.endpoint, &form).await;
-            if who == allowed {
-                let value = result.unwrap_or_else(|f| {
-                    panic!("{} as {who:?}: expected success, got {} {}", op.endpoint, f.status, f.body)
-                });
-                let after = snapshot(&w.app).await;
-                assert_ne!(before, after, "{} as {who:?} changed nothing", op.endpoint);
-                let events = w.app.count("SELECT COUNT(*) FROM audit_events").await;
-                let before_events: i64 = before[before.len() - 2].parse().unwrap();
-                assert_eq!(events, before_events + 1, "{}: exactly one audit event", op.endpoint);
-                let last = w
-                    .app
-                    .texts("SELECT action || '|' || actor_name || '|' || COALESCE(collective, '-') FROM audit_events ORDER BY seq DESC LIMIT 1")
-                    .await;
-                let collective = if op.scoped { "collective-a" } else { "-" };
-                let expected = format!("{}|{}|", op.action, w.name(who));
-                assert!(
-                    last[0].starts_with(&expected),
-                    "{}: audit row {:?}, expected {expected}…",
-                    op.endpoint,
-                    last[0]
-                );
-                if op.scoped {
-                    assert!(
-                        last[0].ends_with(collective),
-                        "{}: audit row {:?} names the collective",
-                        op.endpoint,
-                        last[0]
-                    );
-                }
-                let _ = value;
-                rows.push(format!("{:<26} {who:?}: ok", op.endpoint));
+/// A call's outcome: the status and the error the body carried (if any).
+struct Answer {
+    status: u16,
+    error: Option<ApiError>,
+    body: String,
+}
+
+/// Calls `info` as `who`: a session through the pages' server function (or the streaming
+/// endpoint), the token through the REST API (the route the registry mounted).
+async fn call(w: &World, who: Who, info: &OpInfo, args: &[(&'static str, String)]) -> Answer {
+    let b = w.browser(who);
+    let use_rest = who == Who::Token || info.raw;
+    let request = if use_rest && info.http.is_some() {
+        let http = info.http.unwrap();
+        let mut path = http.path.to_string();
+        let mut rest = Vec::new();
+        for (k, v) in args {
+            let placeholder = format!("{{{k}}}");
+            if path.contains(&placeholder) {
+                let encoded: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+                path = path.replace(&placeholder, &encoded);
             } else {
-                let failure = result.err().unwrap_or_else(|| panic!("{} as {who:?} was allowed", op.endpoint));
-                let (status, kind) = op.need.refusal(who);
-                assert_eq!(failure.status, status, "{} as {who:?}: {}", op.endpoint, failure.body);
-                let error = failure
-                    .error
-                    .unwrap_or_else(|| panic!("{} as {who:?}: no error body: {}", op.endpoint, failure.body));
-                assert_eq!(variant(&error), kind, "{} as {who:?}: {error:?}", op.endpoint);
-                assert!(!error.to_string().is_empty());
+                rest.push((*k, v.as_str()));
+            }
+        }
+        let url = if info.raw { format!("{}{path}", w.app.base) } else { format!("{}/api/v1{path}", w.app.base) };
+        let mut r = match http.method {
+            "GET" => b.client.get(url).query(&rest),
+            "DELETE" => b.client.delete(url).query(&rest),
+            "PUT" => b.client.put(url).form(&rest),
+            _ => b.client.post(url).form(&rest),
+        };
+        if who == Who::Token {
+            r = r.bearer_auth(&w.token);
+        }
+        r
+    } else {
+        let form: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut r = b
+            .client
+            .post(format!("{}/api/fn/{}", w.app.base, info.name))
+            .header("accept", "application/json")
+            .form(&form);
+        if who == Who::Token {
+            r = r.bearer_auth(&w.token);
+        }
+        r
+    };
+    let r = request.timeout(Duration::from_secs(60)).send().await.unwrap();
+    let status = r.status().as_u16();
+    // A live stream (job events of a job that runs on) is answered once its head is.
+    let streaming =
+        r.headers().get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+    let body = if streaming { String::new() } else { r.text().await.unwrap_or_default() };
+    Answer { status, error: serde_json::from_str(&body).ok(), body }
+}
+
+#[tokio::test]
+async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
+    let w = world().await;
+    let registry: Vec<OpInfo> = potluck_server::registry::registry().entries().map(|e| e.info).collect();
+    let rows = rows();
+    let covered: BTreeSet<&str> = rows.iter().map(|r| r.name).collect();
+    let registered: BTreeSet<&str> = registry.iter().map(|i| i.name).collect();
+    let missing: Vec<&&str> = registered.difference(&covered).collect();
+    let unknown: Vec<&&str> = covered.difference(&registered).collect();
+    assert!(missing.is_empty(), "operations without a row in the authorization matrix: {missing:?}");
+    assert!(unknown.is_empty(), "rows for operations that are not registered: {unknown:?}");
+    let mut table = Vec::new();
+    for row in &rows {
+        let info = *registry.iter().find(|i| i.name == row.name).unwrap();
+        let args = (row.args)(&w);
+        let allowed: Vec<Who> = EVERYONE.into_iter().filter(|who| expected(&info, *who).is_none()).collect();
+        let chosen = row.by.unwrap_or_else(|| allowed[0]);
+        assert!(allowed.contains(&chosen), "{}: {chosen:?} is not allowed", row.name);
+        let mut line = format!("{:<26}", row.name);
+
+        // Everyone the declaration refuses: refused, and nothing changes.
+        for who in EVERYONE.into_iter().filter(|who| !allowed.contains(who)) {
+            let (status, kind) = expected(&info, who).unwrap();
+            let before = snapshot(&w.app).await;
+            let a = call(&w, who, &info, &args).await;
+            assert_eq!(a.status, status, "{} as {who:?}: {}", row.name, a.body);
+            let error = a.error.unwrap_or_else(|| panic!("{} as {who:?}: no error body: {}", row.name, a.body));
+            assert_eq!(variant(&error), kind, "{} as {who:?}: {error:?}", row.name);
+            assert_eq!(before, snapshot(&w.app).await, "{} as {who:?} was refused but changed something", row.name);
+            line.push_str(&format!(" {who:?}:{status}"));
+        }
+
+        // Another collective's object in place of collective-a's: as good as absent.
+        if let Some(foreign) = &row.foreign {
+            let fargs = foreign(&w);
+            let who = if allowed.contains(&Who::Admin) { Who::Admin } else { chosen };
+            let before = snapshot(&w.app).await;
+            let a = call(&w, who, &info, &fargs).await;
+            assert_eq!(a.status, 404, "{} as {who:?} with another collective's object: {}", row.name, a.body);
+            assert_eq!(
+                before,
+                snapshot(&w.app).await,
+                "{} with another collective's object changed something",
+                row.name
+            );
+            line.push_str(" foreign:404");
+        }
+
+        // The allowed call.
+        let before = snapshot(&w.app).await;
+        let events_before = w.app.count("SELECT COUNT(*) FROM audit_events").await;
+        let a = call(&w, chosen, &info, &args).await;
+        match row.allowed_status {
+            Some(status) => {
+                assert_eq!(a.status, status, "{} as {chosen:?}: {}", row.name, a.body);
                 assert_eq!(
                     before,
                     snapshot(&w.app).await,
-                    "{} as {who:?} was refused but changed something",
-                    op.endpoint
+                    "{} as {chosen:?} answered {status} but changed something",
+                    row.name
                 );
-                rows.push(format!("{:<26} {who:?}: {status}", op.endpoint));
+            }
+            None => {
+                assert!(
+                    (200..300).contains(&a.status),
+                    "{} as {chosen:?}: expected success, got {} {}",
+                    row.name,
+                    a.status,
+                    a.body
+                );
+                let events: Vec<String> = w
+                    .app
+                    .texts(&format!(
+                        "SELECT action || '|' || actor_name || '|' || COALESCE(collective, '-') FROM audit_events WHERE seq > {events_before} ORDER BY seq"
+                    ))
+                    .await;
+                if info.writes() {
+                    assert!(!events.is_empty(), "{} as {chosen:?} wrote no audit event", row.name);
+                    for e in &events {
+                        let action = e.split('|').next().unwrap();
+                        assert!(info.audit.contains(&action), "{}: undeclared audit action in {e}", row.name);
+                        assert!(
+                            e.contains(&format!("|{}|", w.name(chosen))) || action.starts_with("app.redeploy"),
+                            "{}: the event names the caller: {e}",
+                            row.name
+                        );
+                    }
+                } else {
+                    assert!(events.is_empty(), "{} is a read but wrote {events:?}", row.name);
+                    assert_eq!(before, snapshot(&w.app).await, "{} is a read but changed something", row.name);
+                }
+            }
+        }
+        if row.starts_job {
+            let id = w.app.count("SELECT MAX(id) FROM jobs").await;
+            wait_for_job(&w.app, id).await;
+        }
+        line.push_str(&format!(" {chosen:?}:{}", a.status));
+        table.push(line);
+    }
+    println!("{}", table.join("\n"));
+    let docker = swarm::connect().await;
+    swarm::remove_stack(&docker, &w.stack).await;
+    for sec in docker.list_secrets(None::<bollard::query_parameters::ListSecretsOptions>).await.unwrap() {
+        if let Some(name) = sec.spec.and_then(|s| s.name) {
+            if name.starts_with(&format!("{}_", w.stack)) {
+                let _ = docker.delete_secret(&name).await;
             }
         }
     }
-    println!("{}", rows.join("\n"));
     w.app.stop().await;
 }
 

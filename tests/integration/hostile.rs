@@ -63,7 +63,9 @@ async fn an_env_file_that_expands_without_end_is_refused_with_its_line() {
         .await
         .unwrap();
     // Twelve short lines, each doubling the last: gigabytes if expanded.
-    let mut env = String::from("DOMAIN=bomb.example.org\nTYPE=hello\nA0=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+    let mut env = String::from(
+        "DOMAIN=bomb.example.org\nTYPE=hello\nA0=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+    );
     for i in 1..30 {
         env.push_str(&format!("A{i}=$A{}$A{}\n", i - 1, i - 1));
     }
@@ -84,10 +86,14 @@ async fn an_env_file_that_expands_without_end_is_refused_with_its_line() {
 #[tokio::test]
 async fn a_compose_file_that_is_an_alias_bomb_or_nests_without_end_is_refused() {
     let (app, admin, dir) = world().await;
-    let mut bomb = String::from("version: \"3.8\"\nx-a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut bomb = String::from(
+        "version: \"3.8\"\nx-a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let mut prev = "a".to_string();
     for n in ["b", "c", "d", "e", "f", "g", "h", "i"] {
-        bomb.push_str(&format!("x-{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        bomb.push_str(&format!(
+            "x-{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
         prev = n.to_string();
     }
     bomb.push_str("services:\n  app:\n    image: potluck-test/busybox:1\n    environment:\n      - DOMAIN\n");

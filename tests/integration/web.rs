@@ -71,8 +71,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
             .await
             .unwrap();
         assert_eq!(r.status(), 303);
-        let addr =
-            app.texts("SELECT client_addr FROM audit_events WHERE action = 'bootstrap.claim'").await.remove(0);
+        let addr = app.texts("SELECT client_addr FROM audit_events WHERE action = 'bootstrap.claim'").await.remove(0);
         assert_eq!(addr, expected, "trusted proxies {proxies:?}");
         app.stop().await;
     }

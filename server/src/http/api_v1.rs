@@ -159,6 +159,10 @@ fn describe(info: &OpInfo) -> String {
         (_, Need::MaintainRecipe) => "the recipe's maintainers".to_string(),
         (_, Need::ReviewRelease) => "the recipe's maintainers (reviewers)".to_string(),
         (_, Need::Nothing) => "any signed-in principal".to_string(),
+        (_, Need::Anywhere(p)) => format!(
+            "whoever holds the `{}` permission in some collective",
+            serde_json::to_value(p).unwrap_or_default().as_str().unwrap_or_default()
+        ),
     };
     let mut text = format!("Allowed to {who}.");
     if info.session_only {
