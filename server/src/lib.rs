@@ -15,6 +15,8 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod operations;
+#[cfg(test)]
+mod properties;
 pub mod recipe_cli;
 pub mod recipes;
 pub mod registry;

@@ -18,12 +18,24 @@ pub enum InterpolationError {
     Required { path: String, name: String, message: String },
     #[error("error while interpolating {path}: failed to cast to expected type: {message}")]
     Cast { path: String, message: String },
+    #[error("error while interpolating {path}: the file's variables expand to more than {limit_mib} MiB")]
+    TooLarge { path: String, limit_mib: usize },
+}
+
+/// Why one string could not be substituted.
+enum SubstError {
+    /// A `$` that starts nothing usable.
+    Invalid,
+    /// `${VAR:?message}` with VAR unset.
+    Required(String, String),
+    /// The result outgrew what is left of the file's budget.
+    TooLarge,
 }
 
 /// Substitutes one string. Like docker/cli's template engine, one error slot is shared by all
 /// the `$` expressions of the string and each valid one resets it, so only an error in the last
 /// non-escaped expression is reported.
-fn substitute(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Option<(String, String)>> {
+fn substitute(template: &str, lookup: &dyn Fn(&str) -> Option<String>, limit: usize) -> Result<String, SubstError> {
     let b = template.as_bytes();
     let mut out = String::with_capacity(template.len());
     let mut error: Option<Option<(String, String)>> = None;
@@ -58,6 +70,9 @@ fn substitute(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             Some((substitution, next)) => {
                 match resolve(substitution, lookup) {
                     Ok(v) => {
+                        if out.len().saturating_add(v.len()) > limit {
+                            return Err(SubstError::TooLarge);
+                        }
                         out.push_str(&v);
                         error = None;
                     }
@@ -68,7 +83,8 @@ fn substitute(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
         }
     }
     match error {
-        Some(e) => Err(e),
+        Some(None) => Err(SubstError::Invalid),
+        Some(Some((name, message))) => Err(SubstError::Required(name, message)),
         None => Ok(out),
     }
 }
@@ -176,13 +192,18 @@ fn cast(kind: Cast, s: &str) -> Result<Node, String> {
     }
 }
 
+/// What substituting may add to a compose file in all (a recipe's `${VAR}` repeated a million
+/// times with a long value would otherwise take all memory).
+pub const MAX_INTERPOLATED_BYTES: usize = 16 * 1024 * 1024;
+
 /// Interpolates every string value of a parsed compose file in place.
 pub fn interpolate(
     root: &mut IndexMap<String, Node>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), InterpolationError> {
+    let mut budget = MAX_INTERPOLATED_BYTES;
     for (key, value) in root.iter_mut() {
-        walk(value, &mut vec![key.clone()], lookup)?;
+        walk(value, &mut vec![key.clone()], lookup, &mut budget)?;
     }
     Ok(())
 }
@@ -191,14 +212,19 @@ fn walk(
     node: &mut Node,
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
+    budget: &mut usize,
 ) -> Result<(), InterpolationError> {
     match node {
         Node::Str(s) => {
             let dotted = || path.join(".");
-            let new = substitute(s, lookup).map_err(|e| match e {
-                None => InterpolationError::Invalid { path: dotted(), template: s.clone() },
-                Some((name, message)) => InterpolationError::Required { path: dotted(), name, message },
+            let new = substitute(s, lookup, s.len().saturating_add(*budget)).map_err(|e| match e {
+                SubstError::Invalid => InterpolationError::Invalid { path: dotted(), template: s.clone() },
+                SubstError::Required(name, message) => InterpolationError::Required { path: dotted(), name, message },
+                SubstError::TooLarge => {
+                    InterpolationError::TooLarge { path: dotted(), limit_mib: MAX_INTERPOLATED_BYTES >> 20 }
+                }
             })?;
+            *budget = budget.saturating_sub(new.len().saturating_sub(s.len()));
             if &new == s {
                 return Ok(());
             }
@@ -213,14 +239,14 @@ fn walk(
         Node::Map(m) => {
             for (k, v) in m.iter_mut() {
                 path.push(k.clone());
-                walk(v, path, lookup)?;
+                walk(v, path, lookup, budget)?;
                 path.pop();
             }
         }
         Node::Seq(items) => {
             for v in items.iter_mut() {
                 path.push("[]".into());
-                walk(v, path, lookup)?;
+                walk(v, path, lookup, budget)?;
                 path.pop();
             }
         }
@@ -243,7 +269,30 @@ mod tests {
     }
 
     fn sub(s: &str) -> Result<String, Option<(String, String)>> {
-        substitute(s, &env)
+        substitute(s, &env, usize::MAX).map_err(|e| match e {
+            SubstError::Invalid => None,
+            SubstError::Required(n, m) => Some((n, m)),
+            SubstError::TooLarge => Some(("".into(), "too large".into())),
+        })
+    }
+
+    #[test]
+    fn a_file_cannot_expand_without_bound() {
+        let big = "x".repeat(60 * 1024);
+        let lookup = |k: &str| (k == "BIG").then(|| big.clone());
+        // A thousand references to a 60 KiB value in one string, and spread over many.
+        let mut root: IndexMap<String, Node> = IndexMap::new();
+        root.insert("one".into(), Node::Str("${BIG}".repeat(1000)));
+        let e = interpolate(&mut root, &lookup).unwrap_err();
+        assert!(matches!(e, InterpolationError::TooLarge { .. }), "{e}");
+        let mut root: IndexMap<String, Node> = IndexMap::new();
+        root.insert("many".into(), Node::Seq((0..400).map(|_| Node::Str("${BIG}".into())).collect()));
+        let e = interpolate(&mut root, &lookup).unwrap_err();
+        assert!(e.to_string().contains("expand to more than 16 MiB"), "{e}");
+        // Within the budget it works.
+        let mut root: IndexMap<String, Node> = IndexMap::new();
+        root.insert("some".into(), Node::Seq((0..100).map(|_| Node::Str("${BIG}".into())).collect()));
+        interpolate(&mut root, &lookup).unwrap();
     }
 
     #[test]

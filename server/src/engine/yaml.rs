@@ -140,20 +140,22 @@ enum Frame {
 pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 /// …nested at most this deep (compose files nest a handful of levels)…
 pub const MAX_DEPTH: usize = 128;
-/// …and decodes to at most this many nodes, aliases expanded.
+/// …and decodes to at most this many nodes and bytes of scalars, aliases expanded.
 pub const MAX_NODES: usize = 2_000_000;
+pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 
 struct Builder {
     stack: Vec<Frame>,
-    /// Nodes decoded so far inside each open frame (a parallel stack).
-    sizes: Vec<usize>,
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes and scalar bytes decoded so far inside each open frame (a parallel stack).
+    sizes: Vec<(usize, usize)>,
+    anchors: HashMap<usize, (Node, usize, usize)>,
     root: Option<Node>,
     error: Option<String>,
     documents: usize,
     /// Nodes decoded, aliases expanded, and those that came from aliases (as yaml.v3 counts).
     decoded: usize,
     aliased: usize,
+    decoded_bytes: usize,
 }
 
 /// yaml.v3's allowed share of aliased nodes: generous for small documents, 10 % for large ones.
@@ -292,15 +294,16 @@ impl Builder {
             return;
         }
         self.stack.push(frame);
-        self.sizes.push(0);
+        self.sizes.push((0, 0));
     }
 
-    fn push_value(&mut self, value: Node, anchor: usize, size: usize) {
+    fn push_value(&mut self, value: Node, anchor: usize, size: (usize, usize)) {
         if anchor > 0 {
-            self.anchors.insert(anchor, (value.clone(), size));
+            self.anchors.insert(anchor, (value.clone(), size.0, size.1));
         }
         if let Some(s) = self.sizes.last_mut() {
-            *s = s.saturating_add(size);
+            s.0 = s.0.saturating_add(size.0);
+            s.1 = s.1.saturating_add(size.1);
         }
         match self.stack.last_mut() {
             None => {
@@ -382,14 +385,19 @@ impl MarkedEventReceiver for Builder {
                     (None, _) => Node::Str(value),
                 };
                 self.decoded += 1;
-                self.push_value(node, anchor, 1);
+                let bytes = match &node {
+                    Node::Str(v) => v.len(),
+                    _ => 8,
+                };
+                self.push_value(node, anchor, (1, bytes));
             }
             Event::SequenceStart(anchor, _) => {
                 self.decoded += 1;
                 self.open(Frame::Seq(anchor, Vec::new()))
             }
             Event::SequenceEnd => {
-                let size = self.sizes.pop().unwrap_or(0) + 1;
+                let (n, b) = self.sizes.pop().unwrap_or((0, 0));
+                let size = (n + 1, b);
                 if let Some(Frame::Seq(anchor, items)) = self.stack.pop() {
                     self.push_value(Node::Seq(items), anchor, size);
                 }
@@ -405,7 +413,8 @@ impl MarkedEventReceiver for Builder {
                 })
             }
             Event::MappingEnd => {
-                let size = self.sizes.pop().unwrap_or(0) + 1;
+                let (n, b) = self.sizes.pop().unwrap_or((0, 0));
+                let size = (n + 1, b);
                 if let Some(Frame::Map { anchor, mut map, merges, .. }) = self.stack.pop() {
                     // Keys of the mapping itself win; among merged maps, the first wins.
                     for merged in merges {
@@ -425,13 +434,22 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => {
-                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                let Some((size, bytes)) = self.anchors.get(&id).map(|(_, size, bytes)| (*size, *bytes)) else {
                     self.error = Some(format!("unknown anchor {id}"));
                     return;
                 };
-                // Counted before anything is copied: an alias bomb stops here, as in yaml.v3.
+                // Counted before anything is copied: an alias bomb stops here, as in yaml.v3
+                // (and one that repeats a long string, by its bytes).
                 self.decoded = self.decoded.saturating_add(size);
                 self.aliased = self.aliased.saturating_add(size);
+                self.decoded_bytes = self.decoded_bytes.saturating_add(bytes);
+                if self.decoded_bytes > MAX_DECODED_BYTES {
+                    self.error = Some(format!(
+                        "the document is larger than {} MiB once its aliases are expanded",
+                        MAX_DECODED_BYTES >> 20
+                    ));
+                    return;
+                }
                 if self.decoded > MAX_NODES
                     || (self.aliased > 100
                         && self.decoded > 1000
@@ -440,8 +458,8 @@ impl MarkedEventReceiver for Builder {
                     self.error = Some("document contains excessive aliasing".into());
                     return;
                 }
-                if let Some((node, _)) = self.anchors.get(&id).cloned() {
-                    self.push_value(node, 0, size);
+                if let Some((node, _, _)) = self.anchors.get(&id).cloned() {
+                    self.push_value(node, 0, (size, bytes));
                 }
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
@@ -463,6 +481,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
         documents: 0,
         decoded: 0,
         aliased: 0,
+        decoded_bytes: 0,
     };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false).map_err(|e| YamlError(e.to_string()))?;
@@ -528,6 +547,14 @@ mod tests {
             (0..200).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>() + &"  ".repeat(200) + "1\n";
         let e = parse(&deep_maps).unwrap_err().0;
         assert!(e.contains("deeper than") || e.contains("recursion limit"), "{e}");
+        // A long string repeated by aliases is counted by its bytes.
+        let long = format!(
+            "a: &a \"{}\"\nb: [{}]\nfill: [{}]\n",
+            "x".repeat(1 << 20),
+            vec!["*a"; 100].join(","),
+            vec!["1"; 2000].join(",")
+        );
+        assert!(parse(&long).unwrap_err().0.contains("once its aliases are expanded"));
         // Ordinary anchors and merges are fine.
         let ok = "x: &base {a: 1}\ny: {<<: *base, b: 2}\nz: [*base, *base]\n";
         assert!(parse(ok).is_ok());
