@@ -1,7 +1,7 @@
 # Potluck — the two commands (see README.md):
 #   make run    set up what is missing, build, and serve on http://127.0.0.1:3000 (SQLite in ./data)
 #   make test   set up, start the real services the tests need, and run every check
-# Both are idempotent. Other targets: build, bench, services, stop-services, fmt, clean.
+# Both are idempotent. Other targets: build, bench, fuzz, services, stop-services, fmt, clean.
 
 SHELL := /bin/bash
 # rustup's proxies come first on PATH here; rust-toolchain.toml points them at Debian's toolchain.
@@ -9,7 +9,7 @@ export PATH := $(HOME)/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 export CARGO_TERM_COLOR ?= never
 MODE ?= dev
 
-.PHONY: run test build setup setup-test services stop-services bench fmt clean
+.PHONY: run test build setup setup-test services stop-services bench fuzz fmt clean
 
 setup:
 	@scripts/setup.sh
@@ -35,6 +35,9 @@ stop-services:
 
 bench: setup-test
 	@scripts/bench.sh
+
+fuzz: setup
+	@scripts/fuzz.sh
 
 fmt:
 	cargo fmt --all

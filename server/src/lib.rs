@@ -10,7 +10,8 @@ pub mod collectives;
 pub mod config;
 pub mod crypto;
 pub mod db;
-pub mod engine;
+/// The deploy engine, its own crate (`server/engine`): no database, no web.
+pub use potluck_engine as engine;
 pub mod error;
 pub mod http;
 pub mod identity;

@@ -642,8 +642,8 @@ struct Answer {
 async fn call(w: &World, who: Who, info: &OpInfo, args: &[(&'static str, String)]) -> Answer {
     let b = w.browser(who);
     let use_rest = who == Who::Token || info.raw;
-    let request = if use_rest && info.http.is_some() {
-        let http = info.http.unwrap();
+    let rest_route = info.http.filter(|_| use_rest);
+    let request = if let Some(http) = rest_route {
         let mut path = http.path.to_string();
         let mut rest = Vec::new();
         for (k, v) in args {

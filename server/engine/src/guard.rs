@@ -224,7 +224,7 @@ pub fn check(plan: &StackPlan, policy: &Policy) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::convert::ServicePlan;
+    use crate::convert::ServicePlan;
     use serde_json::json;
 
     fn plan(spec: Value) -> StackPlan {

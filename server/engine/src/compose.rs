@@ -518,18 +518,25 @@ pub fn parse_port_short(spec: &str) -> Result<Vec<Port>, LoadError> {
         [_ip, p, t] => (*p, *t),
         _ => return Err(bad()),
     };
+    // Ports are 0-65535 and a range runs upwards (as go-connections' ParsePortRange checks),
+    // so a range never makes more than 65536 ports.
+    let port = |s: &str| -> Result<u32, LoadError> { s.parse::<u16>().map(u32::from).map_err(|_| bad()) };
     let range = |s: &str| -> Result<(u32, u32), LoadError> {
-        match s.split_once('-') {
-            Some((a, b)) => Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?)),
+        let (a, b) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
             None => {
-                let v = s.parse().map_err(|_| bad())?;
-                Ok((v, v))
+                let v = port(s)?;
+                (v, v)
             }
+        };
+        if b < a {
+            return Err(bad());
         }
+        Ok((a, b))
     };
     let (t0, t1) = range(target)?;
     let (p0, p1) = if published.is_empty() { (0, 0) } else { range(published)? };
-    if t1 < t0 || (p1 - p0 != 0 && p1 - p0 != t1 - t0) {
+    if p1 - p0 != 0 && p1 - p0 != t1 - t0 {
         return Err(bad());
     }
     Ok((0..=(t1 - t0))
@@ -961,6 +968,11 @@ mod tests {
         assert_eq!(parse_port_short("7000").unwrap()[0].published, 0);
         assert_eq!(parse_port_short("127.0.0.1:5000:5000").unwrap()[0].published, 5000);
         assert!(parse_port_short("abc").is_err());
+        // Found by fuzzing: a reversed range underflowed, and a huge one made billions of ports.
+        assert!(parse_port_short("9-1:1-9").is_err());
+        assert!(parse_port_short("1-4294967295").is_err());
+        assert!(parse_port_short("70000:80").is_err());
+        assert_eq!(parse_port_short("0-65535").unwrap().len(), 65536);
     }
 
     #[test]
