@@ -3,6 +3,9 @@
 //! (`/api/v1/…`). The body is always the same: hand the input to the server's registry, whose
 //! handler for it receives a capability from the authorization step (see `ops.rs`).
 
+// A server function takes its form's fields as arguments: some forms have many.
+#![allow(clippy::too_many_arguments)]
+
 use crate::error::ApiError;
 use crate::model::*;
 use crate::ops::{scope, Http, Need, Op};
@@ -57,7 +60,6 @@ macro_rules! operation {
     ) => {
         $(#[doc = $doc])*
         #[server(name = $Struct, prefix = "/api/fn", endpoint = $name)]
-        #[allow(clippy::too_many_arguments)]
         pub async fn $fn( $( $(#[$am])* $arg: $ty ),* ) -> Result<$out, ApiError> {
             ssr::dispatch($Struct { $($arg),* }).await
         }
