@@ -4,12 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { IDP_A, IDP_B, hydrated, launch, registerClient, shot, signIn, startPotluck } from './harness.mjs';
+import { IDP_A, IDP_B, hydrated, launch, registerClient, requiredEnv, shot, signIn, startPotluck } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = join(root, 'target/debug/fixture-recipes');
@@ -81,12 +81,20 @@ test('maintainers of two collectives approve a release and the tag appears in th
   await mapGroup(admin, base, 'collective-b', 'Collective B SSO', 'collective-b-admins', 'admin');
 
   // Dave (a maintainer of collective A) registers the recipe for A and B and proposes a release.
+  // He is no federation admin: he gives a remote URL (here over the harness's sshd, with its key
+  // as the recipe's credential), not a path on the Potluck machine.
   const dave = await (await browser.newContext()).newPage();
   await signIn(dave, base, 'Collective A SSO', 'dave', 'dave-pw');
   await dave.goto(`${base}/recipes`);
   await hydrated(dave);
   await dave.locator('details summary', { hasText: 'Register a recipe' }).click();
-  await fill(dave, '#register-recipe', { repository: remote, collective: 'collective-a' });
+  await fill(dave, '#register-recipe', {
+    repository: `ssh://${requiredEnv('POTLUCK_TEST_SSH')}${remote}`,
+    collective: 'collective-a',
+    credential_kind: 'ssh',
+    credential_username: 'root',
+    credential_secret: readFileSync(requiredEnv('POTLUCK_TEST_SSH_KEY'), 'utf8'),
+  });
   await dave.getByText('Recipe registered.').waitFor();
   await dave.goto(`${base}/recipes/hello`);
   await hydrated(dave);

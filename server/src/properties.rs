@@ -116,7 +116,12 @@ proptest! {
     }
 
     #[test]
-    fn setting_a_value_reads_it_back(key in "[A-Z][A-Z0-9_]{0,10}", value in "\\PC{0,40}") {
+    fn setting_a_value_reads_it_back(
+        key in "[A-Z][A-Z0-9_]{0,10}",
+        // (godotenv cannot read back a value that needs quotes and ends with a backslash: see
+        // envfile::write_value)
+        value in "\\PC{0,40}".prop_filter("representable", |v| !v.ends_with('\\') || v.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:,@+=%~^\\".contains(c)))
+    ) {
         let mut file = EnvFile::parse("A=1\n# comment\nB='two'\n").expect("parses");
         file.set(&key, &value);
         let again = EnvFile::parse(&file.to_string()).expect("parses");

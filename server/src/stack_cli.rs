@@ -94,7 +94,7 @@ pub async fn run(command: StackCommand) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 other => {
-                    eprintln!("deploy did not converge: {}", describe(&other));
+                    eprintln!("deploy did not converge: {}", other);
                     Ok(ExitCode::from(1))
                 }
             }
@@ -109,20 +109,5 @@ pub async fn run(command: StackCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// One line for a convergence outcome.
-pub fn describe(o: &converge::Outcome) -> String {
-    match o {
-        converge::Outcome::Converged => "converged".into(),
-        converge::Outcome::Failed { service, reason } => format!("service {service} is failing: {reason}"),
-        converge::Outcome::RolledBack { service, reason } => {
-            format!("the swarm rolled back service {service}: {reason}")
-        }
-        converge::Outcome::TimedOut { waiting_for } => {
-            format!("deploy timed out waiting for {}", waiting_for.join(", "))
-        }
-        converge::Outcome::Lost { reason } => reason.clone(),
     }
 }

@@ -53,7 +53,7 @@ pub fn RecipesPage() -> impl IntoView {
         </details>
         <details>
             <summary>"Register a recipe"</summary>
-            <p class="muted">"Federation admins and maintainers register recipes by git URL (https, ssh or a path on this machine). A credential is kept encrypted and never shown again."</p>
+            <p class="muted">"Federation admins and maintainers register recipes by git URL (https:// or ssh://; a path on the Potluck machine only for federation admins). A recipe registered with a credential is private: only its maintainers and the collectives that run it see it. The credential is kept sealed and never shown again."</p>
             <ActionForm action=register attr:id="register-recipe">
                 <label>"Repository " <input name="repository" required placeholder="https://git.coopcloud.tech/coop-cloud/gitea.git"/></label>
                 <label>"Name (default: from the URL) " <input name="name"/></label>

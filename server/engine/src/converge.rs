@@ -40,6 +40,18 @@ pub enum Outcome {
     Lost { reason: String },
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Converged => f.write_str("converged"),
+            Outcome::Failed { service, reason } => write!(f, "service {service} is failing: {reason}"),
+            Outcome::RolledBack { service, reason } => write!(f, "the swarm rolled back service {service}: {reason}"),
+            Outcome::TimedOut { waiting_for } => write!(f, "deploy timed out waiting for {}", waiting_for.join(", ")),
+            Outcome::Lost { reason } => f.write_str(reason),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct ServiceView {
     running: u64,

@@ -328,13 +328,18 @@ impl fmt::Display for EnvFile {
 
 /// How a value is written back: bare when it is safe, else single-quoted (literal), else
 /// double-quoted with escapes.
+///
+/// godotenv (and so abra) ends a quoted value at the first quote not preceded by a backslash, so
+/// a value that ends with a backslash reads back only when written bare; one that also needs
+/// quotes (a space, say) cannot be written so that abra reads it back at all.
 fn write_value(value: &str) -> String {
     let bare = !value.is_empty()
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:,@+=%~^".contains(c))
-        && !value.contains(" #");
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:,@+=%~^\\".contains(c))
+        && !value.contains(" #")
+        && !value.contains("\\$");
     if bare {
         value.to_string()
-    } else if !value.contains('\'') && !value.contains('\n') {
+    } else if !value.contains('\'') && !value.contains('\n') && !value.ends_with('\\') {
         format!("'{value}'")
     } else {
         let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('$', "\\$");

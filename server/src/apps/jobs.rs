@@ -595,6 +595,6 @@ async fn execute(
             },
             chaos_version: p.chaos_version.clone(),
         }),
-        other => Err(format!("deploy did not converge: {}", crate::stack_cli::describe(&other))),
+        other => Err(format!("deploy did not converge: {other}")),
     }
 }
