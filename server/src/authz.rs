@@ -111,6 +111,11 @@ impl<S: Resolve> Cap<S> {
         self.role
     }
 
+    /// What this capability names, for the log.
+    pub fn label(&self) -> String {
+        S::label(&self.data)
+    }
+
     /// One more permission in the same collective (an operation that does two things).
     pub fn require(&self, p: Permission) -> Result<()> {
         match self.role {
@@ -274,6 +279,8 @@ impl Cap<scope::Proposal> {
 /// of `ops::scope`: nothing else can make a [`Cap`].
 pub trait Resolve: scope::Scope + Sized {
     type Data: Send + Sync + 'static;
+    /// What the capability names, for the log (`collective-a/app.example.org`).
+    fn label(data: &Self::Data) -> String;
     /// The resource named by `key`, and the caller's role in its collective. `who` is `None`
     /// only for public scopes.
     fn resolve<'a>(
@@ -423,6 +430,9 @@ fn check_need(slug: &str, role: Role, need: Need) -> Result<()> {
 
 impl Resolve for scope::Public {
     type Data = ();
+    fn label(_: &()) -> String {
+        String::new()
+    }
     async fn resolve<'a>(_: &'a AppState, _: Option<&'a Who>, _: (), _: Need) -> Result<((), Option<Role>)> {
         Ok(((), None))
     }
@@ -430,6 +440,9 @@ impl Resolve for scope::Public {
 
 impl Resolve for scope::SignedIn {
     type Data = ();
+    fn label(_: &()) -> String {
+        String::new()
+    }
     async fn resolve<'a>(_: &'a AppState, who: Option<&'a Who>, _: (), _: Need) -> Result<((), Option<Role>)> {
         who.ok_or(ApiError::Unauthenticated)?;
         Ok(((), None))
@@ -438,6 +451,9 @@ impl Resolve for scope::SignedIn {
 
 impl Resolve for scope::Federation {
     type Data = ();
+    fn label(_: &()) -> String {
+        "federation".into()
+    }
     async fn resolve<'a>(_: &'a AppState, who: Option<&'a Who>, _: (), _: Need) -> Result<((), Option<Role>)> {
         match who {
             Some(w) if w.federation_admin => Ok(((), Some(Role::Admin))),
@@ -448,6 +464,9 @@ impl Resolve for scope::Federation {
 
 impl Resolve for scope::Collective {
     type Data = CollectiveRef;
+    fn label(c: &CollectiveRef) -> String {
+        c.slug.clone()
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
@@ -461,6 +480,9 @@ impl Resolve for scope::Collective {
 
 impl Resolve for scope::Server {
     type Data = (CollectiveRef, ServerRow);
+    fn label((c, s): &(CollectiveRef, ServerRow)) -> String {
+        format!("{}/server {}", c.slug, s.name)
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
@@ -475,6 +497,9 @@ impl Resolve for scope::Server {
 
 impl Resolve for scope::App {
     type Data = (CollectiveRef, AppRow);
+    fn label((c, a): &(CollectiveRef, AppRow)) -> String {
+        format!("{}/{}", c.slug, a.domain)
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
@@ -489,6 +514,9 @@ impl Resolve for scope::App {
 
 impl Resolve for scope::Job {
     type Data = (CollectiveRef, AppRow, JobSummary);
+    fn label((c, a, j): &(CollectiveRef, AppRow, JobSummary)) -> String {
+        format!("{}/{} job {}", c.slug, a.domain, j.id)
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
@@ -588,6 +616,9 @@ fn check_recipe_need(access: &RecipeAccess, visible: bool, need: Need, what: &st
 
 impl Resolve for scope::Recipe {
     type Data = RecipeAccess;
+    fn label(r: &RecipeAccess) -> String {
+        format!("recipe {}", r.recipe.name)
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
@@ -604,6 +635,9 @@ impl Resolve for scope::Recipe {
 
 impl Resolve for scope::Proposal {
     type Data = (RecipeAccess, ProposalRow);
+    fn label((r, p): &(RecipeAccess, ProposalRow)) -> String {
+        format!("recipe {} proposal {}", r.recipe.name, p.id)
+    }
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
+use tracing::Instrument;
 
 pub type Boxed = Box<dyn Any + Send>;
 type ValueFuture = Pin<Box<dyn Future<Output = Result<Boxed, ApiError>> + Send>>;
@@ -75,6 +76,18 @@ fn refused<O: Op>(e: crate::error::Error, caller: &Caller) -> ApiError {
     e
 }
 
+/// The span an operation's handler runs in (inside the request's): what it is, what it acts on
+/// and for whom. See docs/LOGGING.md.
+fn operation_span<O: Op, S: Resolve>(cap: &Cap<S>) -> tracing::Span {
+    tracing::info_span!(
+        "operation",
+        operation = O::NAME,
+        resource = %cap.label(),
+        user.id = cap.user_id(),
+        token = cap.is_token(),
+    )
+}
+
 impl Registry {
     fn insert<O: Op>(&mut self, run: Run) {
         let entry = Entry {
@@ -103,7 +116,9 @@ impl Registry {
             Box::pin(async move {
                 let input = downcast::<O>(input, &caller)?;
                 let cap = authz::authorize(&st, &caller, &input).await.map_err(|e| refused::<O>(e, &caller))?;
+                let span = operation_span::<O, _>(&cap);
                 let out = audit::declared(O::NAME, O::AUDIT, handler(st, cap, input))
+                    .instrument(span)
                     .await
                     .map_err(|e| e.into_api(&caller.request_id))?;
                 Ok(Box::new(out) as Boxed)
@@ -132,7 +147,8 @@ impl Registry {
                     Ok(c) => c,
                     Err(e) => return ErrorResponse(refused::<O>(e, &caller)).into_response(),
                 };
-                match audit::declared(O::NAME, O::AUDIT, handler(st, cap, input)).await {
+                let span = operation_span::<O, _>(&cap);
+                match audit::declared(O::NAME, O::AUDIT, handler(st, cap, input)).instrument(span).await {
                     Ok(r) => r,
                     Err(e) => ErrorResponse(e.into_api(&caller.request_id)).into_response(),
                 }

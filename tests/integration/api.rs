@@ -4,7 +4,7 @@ use potluck_app::error::ApiError;
 use potluck_app::model::{ApiTokenSummary, CollectiveSummary, CreatedApiToken};
 use potluck_tests::TestApp;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_openapi() {
     let app = TestApp::spawn().await;
     let b = app.browser();
@@ -20,7 +20,7 @@ async fn health_and_openapi() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -73,7 +73,7 @@ async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_4xx() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;

@@ -138,7 +138,7 @@ async fn cleanup(docker: &Docker, stack: &str) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     let w = world().await;
     let b = &w.admin;
@@ -332,7 +332,7 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_tasks_are_reported_with_the_swarms_reason() {
     let w = world().await;
     let b = &w.admin;
@@ -350,7 +350,7 @@ async fn failing_tasks_are_reported_with_the_swarms_reason() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() {
     let mut w = world().await;
     let b = w.admin.clone();
@@ -395,7 +395,7 @@ async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() 
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_that_goes_away_ends_the_job_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let proxy_path = dir.path().join("docker-proxy.sock").display().to_string();
@@ -456,7 +456,7 @@ async fn an_engine_that_goes_away_ends_the_job_with_the_reason() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_commands_stream_and_only_the_right_people_reach_them() {
     let w = world().await;
     let b = &w.admin;
@@ -557,7 +557,7 @@ async fn logs_and_commands_stream_and_only_the_right_people_reach_them() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_overlays_and_abra_files_round_trip() {
     let w = world().await;
     let b = &w.admin;
@@ -665,7 +665,7 @@ async fn env_overlays_and_abra_files_round_trip() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_deploy_runs_a_commit_and_keeps_the_release_label() {
     let w = world().await;
     let b = &w.admin;
@@ -704,7 +704,7 @@ async fn a_chaos_deploy_runs_a_commit_and_keeps_the_release_label() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jobs_outcome_the_apps_state_and_the_audit_event_commit_together() {
     let w = world().await;
     let b = &w.admin;

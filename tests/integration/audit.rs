@@ -30,7 +30,7 @@ async fn some_history(app: &TestApp) -> Browser {
     admin
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_the_first_edited_or_removed_event() {
     let app = TestApp::spawn().await;
     let _admin = some_history(&app).await;
@@ -65,7 +65,7 @@ async fn verify_finds_the_first_edited_or_removed_event() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_notices_a_removed_tail() {
     let app = TestApp::spawn().await;
     let _admin = some_history(&app).await;
@@ -77,7 +77,7 @@ async fn verify_notices_a_removed_tail() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collective_admins_read_their_collective_and_federation_admins_everything() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -147,7 +147,7 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_export_streams_long_logs_completely() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -170,7 +170,7 @@ async fn the_export_streams_long_logs_completely() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_audit_log() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -231,7 +231,7 @@ async fn cut_tail(app: &TestApp, keep: i64) {
     app.exec(&format!("UPDATE audit_head SET seq = {keep}, hash = '{hash}' WHERE id = 1")).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_checkpoints_reveal_a_cut_tail_and_forged_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("checkpoints.jsonl");

@@ -687,7 +687,7 @@ async fn call(w: &World, who: Who, info: &OpInfo, args: &[(&'static str, String)
     Answer { status, error: serde_json::from_str(&body).ok(), body }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
     let w = world().await;
     let registry: Vec<OpInfo> = potluck_server::registry::registry().entries().map(|e| e.info).collect();
@@ -800,7 +800,7 @@ async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
     let w = world().await;
     let mut tokens = Vec::new();
@@ -888,7 +888,7 @@ async fn api_tokens_act_with_at_most_their_role_in_their_collective() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_removes_the_last_admin() {
     let w = world().await;
     let alice = w.browser(Who::Admin);

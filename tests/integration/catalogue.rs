@@ -33,7 +33,7 @@ async fn catalogue(b: &potluck_tests::Browser) -> Value {
     r.json().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogue_lists_every_tag_and_follows_new_releases() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
@@ -83,7 +83,7 @@ async fn catalogue_lists_every_tag_and_follows_new_releases() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_registers_recipes_line_by_line_and_only_for_federation_admins() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;

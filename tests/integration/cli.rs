@@ -16,7 +16,7 @@ fn potluck(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
     (out.status.code().unwrap_or(-1), stdout, all)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_comes_from_file_environment_and_secret_files() {
     let app = TestApp::spawn().await;
     let dir = app.dir.path();
@@ -40,7 +40,7 @@ async fn configuration_comes_from_file_environment_and_secret_files() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_and_bootstrap_link() {
     let app = TestApp::spawn().await;
     let (code, _, out) = potluck(&app, &["migrate"], &[]);

@@ -86,19 +86,19 @@ fn recipe(name: &str) -> PathBuf {
     swarm::shared_dir().join("recipes").join(name)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_objects() {
     let dir = fixture("objects");
     conforms(&dir, &dir.join(".env"), "cf_objects", true).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_deploy_options() {
     let dir = fixture("deploy-options");
     conforms(&dir, &dir.join(".env"), "cf_options", true).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_storage_networks() {
     let dir = fixture("storage-networks");
     conforms(&dir, &dir.join(".env"), "cf_storage", true).await;
@@ -125,7 +125,7 @@ recipe_case!(recipe_traefik_2021, "traefik-2021", "cr_traefik");
 
 /// Compose files the Docker CLI rejects: Potluck rejects them with the same reason, and neither
 /// leaves anything on the swarm.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_match_the_docker_cli() {
     let _guard = SWARM.lock().await;
     let docker = swarm::connect().await;

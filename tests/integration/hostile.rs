@@ -50,7 +50,7 @@ fn recipe(root: &Path, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf
     publish(&dir, root, name).1
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_env_file_that_expands_without_end_is_refused_with_its_line() {
     let (app, admin, dir) = world().await;
     let (_, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
@@ -83,7 +83,7 @@ async fn an_env_file_that_expands_without_end_is_refused_with_its_line() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compose_file_that_is_an_alias_bomb_or_nests_without_end_is_refused() {
     let (app, admin, dir) = world().await;
     let mut bomb = String::from(
@@ -133,7 +133,7 @@ async fn a_compose_file_that_is_an_alias_bomb_or_nests_without_end_is_refused() 
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_remote_that_never_answers_fails_in_bounded_time() {
     let (app, admin, _dir) = world().await;
     let hole = BlackHole::start().await;

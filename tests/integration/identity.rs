@@ -8,7 +8,7 @@ async fn me(b: &potluck_tests::Browser) -> Option<Me> {
     b.call::<Option<Me>>("me", &[]).await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_link_makes_the_first_admin_once() {
     let app = TestApp::spawn().await;
     let link = potluck_server::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
@@ -31,7 +31,7 @@ async fn the_bootstrap_link_makes_the_first_admin_once() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_provider_checks_its_discovery_document() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -118,7 +118,7 @@ async fn adding_a_provider_checks_its_discovery_document() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_name_at_two_issuers_is_two_people() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -135,7 +135,7 @@ async fn the_same_name_at_two_issuers_is_two_people() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_claims_map_to_roles_at_every_sign_in() {
     let app = TestApp::spawn().await;
     let idp = Idp::a();
@@ -194,7 +194,7 @@ async fn group_claims_map_to_roles_at_every_sign_in() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_is_bound_to_its_provider_and_browser() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -242,7 +242,7 @@ async fn a_sign_in_is_bound_to_its_provider_and_browser() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_client_secret_is_a_sign_in_error() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -256,7 +256,7 @@ async fn a_wrong_client_secret_is_a_sign_in_error() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -306,7 +306,7 @@ async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_again_gives_a_new_session_and_logout_ends_both_sessions() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -353,7 +353,7 @@ async fn signing_in_again_gives_a_new_session_and_logout_ends_both_sessions() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_attempts_are_rate_limited_per_client() {
     let app = TestApp::spawn_with(|c| c.login_attempts_per_minute = 3).await;
     let admin = app.bootstrap_admin().await;
@@ -368,7 +368,7 @@ async fn sign_in_attempts_are_rate_limited_per_client() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_linked_by_their_owner_or_by_an_admin() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -408,7 +408,7 @@ async fn accounts_are_linked_by_their_owner_or_by_an_admin() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_read_without_javascript() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;

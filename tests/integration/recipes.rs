@@ -14,7 +14,7 @@ async fn register(
     b.call("register_recipe", &[("repository", &remote.display().to_string()), ("collective", collective)]).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_shared_recipes_and_reads_versions_from_tags() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
@@ -90,7 +90,7 @@ async fn registers_shared_recipes_and_reads_versions_from_tags() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_modifiers_and_lints_the_fixture() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
@@ -114,7 +114,7 @@ async fn reads_modifiers_and_lints_the_fixture() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_brings_new_tags() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
@@ -142,7 +142,7 @@ async fn fetch_brings_new_tags() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipes_are_fetched_on_schedule() {
     // Every 1.2 s (0.02 minutes) instead of every 30 minutes.
     let app = TestApp::spawn_with(|c| c.recipe_fetch_minutes = 0.02).await;
@@ -164,7 +164,7 @@ async fn recipes_are_fetched_on_schedule() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_repositories_are_refused_and_leave_nothing() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;
@@ -225,7 +225,7 @@ async fn bad_repositories_are_refused_and_leave_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintainers_are_people_and_collectives() {
     let app = TestApp::spawn().await;
     let fed = app.bootstrap_admin().await;

@@ -109,7 +109,7 @@ async fn review(b: &Browser, id: i64, verdict: &str, comment: &str) -> ReleasePr
     b.call("review_release", &[("id", &id.to_string()), ("verdict", verdict), ("comment", comment)]).await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectives_approve_and_potluck_tags_and_pushes() {
     let w = world().await;
     let first = push_commit(
@@ -243,7 +243,7 @@ async fn two_collectives_approve_and_potluck_tags_and_pushes() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_leave_the_remote_untouched() {
     let w = world().await;
     let tags_before = remote_tags(&w.remote);
@@ -322,7 +322,7 @@ async fn refusals_leave_the_remote_untouched() {
 /// A recipe reached over SSH with its own key (the harness's sshd): Potluck clones and fetches
 /// with the key, and publishing pushes label commit and annotated tag over SSH. The key is sealed
 /// and never shown again.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipe_over_ssh_is_fetched_and_published_with_its_key() {
     let w = world().await;
     let key = std::fs::read_to_string(potluck_tests::required_env("POTLUCK_TEST_SSH_KEY")).unwrap();

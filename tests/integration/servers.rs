@@ -80,7 +80,7 @@ async fn deploy_through(b: &Browser, server: &str) {
     swarm::remove_stack(&docker, &app.stack_name).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_with_tls_client_certificates() {
     let (app, b, _recipes) = world().await;
     let address = required_env("POTLUCK_TEST_DOCKER_TLS");
@@ -141,7 +141,7 @@ async fn tcp_with_tls_client_certificates() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_with_a_private_key() {
     let (app, b, _recipes) = world().await;
     let destination = required_env("POTLUCK_TEST_SSH");

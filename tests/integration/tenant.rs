@@ -68,7 +68,7 @@ async fn register_fixture(w: &Wall, name: &str) {
     w.fed.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_engines_are_granted_by_the_configuration_only() {
     // The federation's configuration grants the harness's engine to collective-a alone.
     let w = wall(|c| {
@@ -95,7 +95,7 @@ async fn local_engines_are_granted_by_the_configuration_only() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_guardrails_refuse_host_access_until_a_federation_admin_allows_it() {
     let w = wall(|_| {}).await;
     w.alice.call::<ServerView>("add_server", &add_unix(A, "local", swarm::SOCKET)).await.unwrap();
@@ -199,7 +199,7 @@ fn fingerprint_of(public_key_file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_servers_use_only_their_own_key_and_a_pinned_host_key() {
     let w = wall(|_| {}).await;
     let destination = required_env("POTLUCK_TEST_SSH");
@@ -344,7 +344,7 @@ fn tls_file(name: &str) -> String {
     std::fs::read_to_string(PathBuf::from(required_env("POTLUCK_TEST_DOCKER_TLS_DIR")).join(name)).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_keys_never_touch_the_disk_in_clear() {
     let w = wall(|_| {}).await;
     let address = required_env("POTLUCK_TEST_DOCKER_TLS");
@@ -417,7 +417,7 @@ async fn server_keys_never_touch_the_disk_in_clear() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_server_never_lends_its_engine_to_another_collective() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = RefusingProxy::start(dir.path(), "/info");
@@ -442,7 +442,7 @@ async fn a_failed_server_never_lends_its_engine_to_another_collective() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_collectives_stack_is_out_of_reach_of_logs_and_run() {
     let w = wall(|_| {}).await;
     w.alice.call::<ServerView>("add_server", &add_unix(A, "local", swarm::SOCKET)).await.unwrap();
@@ -502,7 +502,7 @@ async fn another_collectives_stack_is_out_of_reach_of_logs_and_run() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_end_when_their_mapping_or_provider_collective_goes() {
     let w = wall(|_| {}).await;
     // carol is operator of collective-a through her provider's groups, with a session and a token.
@@ -535,7 +535,7 @@ async fn roles_end_when_their_mapping_or_provider_collective_goes() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_engine_holds_no_write_lock() {
     let w = wall(|_| {}).await;
     let hole = BlackHole::start().await;
@@ -583,7 +583,7 @@ async fn a_slow_engine_holds_no_write_lock() {
     w.app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipes_from_paths_and_private_recipes() {
     let w = wall(|_| {}).await;
     // A federation admin registers from a path, but never from inside the data directory.

@@ -6,7 +6,7 @@
 use potluck_app::model::{CollectiveSummary, Me};
 use potluck_tests::{location, Idp, TestApp};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_carrying_writes_must_come_from_potluck_itself() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -52,7 +52,7 @@ async fn cookie_carrying_writes_must_come_from_potluck_itself() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     for (proxies, expected) in [(vec![], "127.0.0.1"), (vec!["127.0.0.1/32".to_string()], "198.51.100.7")] {
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies.clone()).await;
@@ -77,7 +77,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_returns_only_to_paths_of_this_site() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
@@ -98,7 +98,7 @@ async fn sign_in_returns_only_to_paths_of_this_site() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_say_what_may_run_and_who_may_see_them() {
     let app = TestApp::spawn().await;
     let anonymous = app.browser();
@@ -131,7 +131,7 @@ async fn pages_say_what_may_run_and_who_may_see_them() {
     https.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_start_page_lists_the_collectives() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;

@@ -25,6 +25,7 @@ use sqlx::Row;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, Notify};
+use tracing::Instrument;
 
 /// How many times a job is started before a crash-looping Potluck gives up on it.
 const MAX_ATTEMPTS: i64 = 3;
@@ -361,13 +362,21 @@ pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 Ok(Some(row)) => {
                     if let Ok(id) = row.try_get::<i64, _>("id") {
                         let st2 = st.clone();
-                        running.spawn(async move {
-                            if let Err(e) = run(&st2, id).await {
-                                tracing::error!(job.id = id, error = %e, "job failed to run");
-                                let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
-                                let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
+                        running.spawn(
+                            async move {
+                                if let Err(e) = run(&st2, id).await {
+                                    tracing::error!(job.id = id, error = %e, "job failed to run");
+                                    let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
+                                    let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
+                                }
                             }
-                        });
+                            .instrument(tracing::info_span!(
+                                "job",
+                                job.id = id,
+                                job.kind = tracing::field::Empty,
+                                app = tracing::field::Empty,
+                            )),
+                        );
                     }
                     continue;
                 }
@@ -421,6 +430,10 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         token_id: None,
     };
     let app = apps::by_id(st, app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let span = tracing::Span::current();
+    span.record("job.kind", kind.as_str());
+    span.record("app", format!("{}/{}", app.collective, app.domain).as_str());
+    tracing::info!("job started");
     let (em, writer) = Emitter::start(st.clone(), job_id);
     em.emit(
         "step",
@@ -504,6 +517,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
     tx.commit().await?;
     let _ = st.jobs.events.send((job_id, done_event));
     announce_end(st, job_id, ok, &result);
+    tracing::info!(job.ok = ok, job.result = %result, "job finished");
     Ok(())
 }
 

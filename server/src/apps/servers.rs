@@ -536,8 +536,6 @@ pub struct Live {
 pub struct Monitors {
     tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     state: Arc<Mutex<HashMap<String, Live>>>,
-    /// Woken on every event of any server (pages that show live data listen to it).
-    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl Monitors {
@@ -547,7 +545,6 @@ impl Monitors {
 
     pub async fn start(&self, st: Arc<AppState>, uid: String) {
         let state = self.state.clone();
-        let changed = self.changed.clone();
         let key = uid.clone();
         let handle = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
@@ -573,7 +570,6 @@ impl Monitors {
                             .await;
                         }
                         state.lock().await.entry(uid.clone()).or_default().connected = true;
-                        changed.notify_waiters();
                         let mut events = docker.events(None::<bollard::query_parameters::EventsOptions>);
                         backoff = Duration::from_secs(1);
                         while let Some(ev) = events.next().await {
@@ -584,8 +580,6 @@ impl Monitors {
                                     live.connected = true;
                                     live.last_event_at = Some(now_ms());
                                     live.events_seen += 1;
-                                    drop(s);
-                                    changed.notify_waiters();
                                 }
                                 Err(e) => {
                                     state.lock().await.entry(uid.clone()).or_default().last_error =
@@ -609,7 +603,6 @@ impl Monitors {
                     let mut s = state.lock().await;
                     s.entry(uid.clone()).or_default().connected = false;
                 }
-                changed.notify_waiters();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

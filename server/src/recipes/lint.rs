@@ -26,6 +26,34 @@ pub struct Finding {
     pub fix: String,
 }
 
+/// P005 findings: the deploy guardrails' refusals under a server policy that allows nothing.
+fn host_access(files: &RecipeFiles) -> Vec<Finding> {
+    const STACK: &str = "lint_example_org";
+    let Some(sample) = files.text(".env.sample").and_then(|t| EnvFile::parse(&t).ok()) else { return Vec::new() };
+    let env = crate::engine::app_environment(&sample, files.text("abra.sh").as_deref(), STACK);
+    let Ok(plan) = crate::engine::render(files, &env, STACK, None) else { return Vec::new() };
+    crate::engine::guard::check(&plan, &crate::engine::guard::Policy::default())
+        .into_iter()
+        .map(|f| {
+            finding(
+                "P005",
+                "warning",
+                Some(&f.service),
+                format!(
+                    "asks the host for {} ({}: {})",
+                    f.guard,
+                    f.field,
+                    f.detail.replace("lint_example_org", "<stack>")
+                ),
+                &format!(
+                    "servers refuse this unless a federation admin allows `{}` for them; avoid it where you can",
+                    f.guard
+                ),
+            )
+        })
+        .collect()
+}
+
 fn finding(rule: &str, level: &str, service: Option<&str>, message: String, fix: &str) -> Finding {
     Finding { rule: rule.into(), level: level.into(), service: service.map(String::from), message, fix: fix.into() }
 }
@@ -307,7 +335,7 @@ pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
                 }
             }
         }
-        // R015 / P005: versioned secret names fit Docker's 64 characters. A warning: whether a
+        // R015: versioned secret names fit Docker's 64 characters. A warning: whether a
         // name overflows depends on the app's stack name, which the deploy checks compute.
         if let Some(Node::Map(secrets)) = c.root.get("secrets") {
             for (key, _) in secrets {
@@ -329,6 +357,10 @@ pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
             }
         }
     }
+    // P005: what the recipe asks of the host (bind mounts, the Docker socket, capabilities…),
+    // which servers refuse unless a federation admin allows it for them: rendered with the
+    // sample's values, checked by the deploy guardrails themselves.
+    out.extend(host_access(files));
     // R007: README metadata.
     let readme = files.text("README.md").unwrap_or_default();
     let meta = metadata::parse(&readme);
@@ -428,6 +460,19 @@ mod tests {
         for r in ["R002", "R003", "R004", "R007", "R008", "R009", "R010", "R012", "R015", "P001", "P004"] {
             assert!(rules.contains(r), "{r} missing from {rules:?}");
         }
+    }
+
+    #[test]
+    fn host_access_is_named_for_maintainers() {
+        let f = files(&[
+            ("compose.yml", "version: \"3.8\"\nservices:\n  web:\n    image: nginx:1.25\n    volumes: [\"/var/run/docker.sock:/var/run/docker.sock:ro\"]\n    cap_add: [NET_ADMIN]\n"),
+            (".env.sample", "DOMAIN=x.example.org\n"),
+        ]);
+        let p005: Vec<Finding> = lint_files(&f, "x").into_iter().filter(|f| f.rule == "P005").collect();
+        let text: Vec<String> = p005.iter().map(|f| format!("{} {}", f.message, f.fix)).collect();
+        assert!(text.iter().any(|t| t.contains("docker_socket") && t.contains("/var/run/docker.sock")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("capabilities") && t.contains("NET_ADMIN")), "{text:?}");
+        assert!(p005.iter().all(|f| f.service.as_deref() == Some("web") && f.level == "warning"));
     }
 
     #[test]
