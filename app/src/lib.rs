@@ -20,11 +20,19 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 /// The Content-Security-Policy of every page: scripts only from this site or carrying the
-/// page's nonce (the hydration script), the wasm, nothing framed, no plugins.
-pub fn content_security_policy(nonce: &str) -> String {
+/// page's nonce (the hydration script), the wasm, nothing framed, no plugins. Forms submit only
+/// here, and to the signed-in person's provider: the sign-out form is redirected to it, and
+/// browsers hold every redirect of a form submission to `form-action`.
+pub fn content_security_policy(nonce: &str, sign_out_origin: Option<&str>) -> String {
+    // The origin comes from the provider's discovery document; anything that could end the
+    // directive early is left out rather than trusted.
+    let provider = sign_out_origin
+        .filter(|o| o.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'\''))
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'{provider}; frame-ancestors 'none'; \
          base-uri 'none'; object-src 'none'"
     )
 }
@@ -33,7 +41,9 @@ pub fn content_security_policy(nonce: &str) -> String {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) {
-        if let Ok(v) = http::HeaderValue::from_str(&content_security_policy(&nonce.to_string())) {
+        let sign_out = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ports::Caller>().and_then(|c| c.sign_out_origin.clone()));
+        if let Ok(v) = http::HeaderValue::from_str(&content_security_policy(&nonce.to_string(), sign_out.as_deref())) {
             response.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
         }
     }
@@ -103,4 +113,22 @@ pub fn App() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_security_policy;
+
+    #[test]
+    fn forms_go_only_here_and_to_the_sign_out_origin() {
+        let csp = content_security_policy("n0nce", Some("https://sso.example:8443"));
+        assert!(csp.contains("form-action 'self' https://sso.example:8443;"), "{csp}");
+        assert!(csp.contains("script-src 'self' 'nonce-n0nce' 'wasm-unsafe-eval';"), "{csp}");
+        assert!(content_security_policy("n", None).contains("form-action 'self';"));
+        // Nothing that could close the directive or add a keyword gets in.
+        for hostile in ["https://a.example; script-src *", "'unsafe-inline'", "https://a.example,https://b", "a b"] {
+            let csp = content_security_policy("n", Some(hostile));
+            assert!(csp.contains("form-action 'self';"), "{hostile}: {csp}");
+        }
+    }
 }

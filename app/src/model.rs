@@ -36,14 +36,18 @@ impl Role {
 
     /// The one table that says what a role allows in its collective.
     pub fn grants(self, permission: Permission) -> bool {
+        self >= Role::least_granting(permission)
+    }
+
+    /// The lowest role that allows `permission`.
+    pub fn least_granting(permission: Permission) -> Role {
         use Permission::*;
-        let needed = match permission {
+        match permission {
             ViewCollective | ViewRecipes | ViewApps | ViewServers | CreateOwnApiToken => Role::Viewer,
             MaintainRecipes | ReviewReleases => Role::Maintainer,
             ManageApps | OperateApps | ManageSecrets | RunCommands => Role::Operator,
             ManageMembers | ManageGroupMappings | ManageServers | ViewAudit | EditCollective => Role::Admin,
-        };
-        self >= needed
+        }
     }
 }
 
@@ -94,6 +98,28 @@ impl Permission {
         Permission::ViewAudit,
         Permission::EditCollective,
     ];
+
+    /// What the permission lets someone do, to finish "… can" in a sentence.
+    pub fn what(self) -> &'static str {
+        match self {
+            Permission::ViewCollective => "see the collective",
+            Permission::ViewRecipes => "see its recipes",
+            Permission::ViewApps => "see its apps",
+            Permission::ViewServers => "see its servers",
+            Permission::CreateOwnApiToken => "create API tokens",
+            Permission::MaintainRecipes => "maintain recipes",
+            Permission::ReviewReleases => "review releases",
+            Permission::ManageApps => "create, configure and delete apps",
+            Permission::OperateApps => "deploy and operate apps",
+            Permission::ManageSecrets => "manage app secrets",
+            Permission::RunCommands => "run commands in apps",
+            Permission::ManageMembers => "manage members and invitations",
+            Permission::ManageGroupMappings => "map provider groups to roles",
+            Permission::ManageServers => "manage servers",
+            Permission::ViewAudit => "read the audit log",
+            Permission::EditCollective => "edit the collective",
+        }
+    }
 }
 
 /// A value shown to its creator once (a new API token, an invitation link). It is never stored in

@@ -16,6 +16,9 @@ pub struct Caller {
     pub principal: Principal,
     pub request_id: String,
     pub client_addr: String,
+    /// Where the signed-in person's provider ends its own session (an origin), if it does:
+    /// the sign-out form is redirected there.
+    pub sign_out_origin: Option<String>,
 }
 
 #[derive(Debug, Clone)]

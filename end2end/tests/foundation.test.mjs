@@ -23,12 +23,21 @@ test('an admin sets up a collective and each person sees what their role allows'
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
+  // Every page runs under a Content-Security-Policy with its own nonce: nothing of Potluck's
+  // may be refused by it (a refused script would also leave the page unhydrated).
+  const violations = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
 
   // The one-time bootstrap link printed by `potluck serve`.
   await page.goto(potluck.bootstrapLink);
   await page.locator('#bootstrap-confirm').click();
   await page.waitForURL(`${base}/admin/providers`);
   await hydrated(page);
+
+  const csp = (await page.request.get(`${base}/`)).headers()['content-security-policy'] ?? '';
+  assert.match(csp, /script-src 'self' 'nonce-[^']+'/, 'pages carry a CSP with a nonce');
 
   // A federation admin adds Collective A's identity provider; its discovery is checked.
   const client = await registerClient(IDP_A(), base);
@@ -127,4 +136,5 @@ test('an admin sets up a collective and each person sees what their role allows'
   await shot(plain, 'collective-without-javascript');
   await noJs.close();
   await bobContext.close();
+  assert.deepEqual(violations, [], 'no Content-Security-Policy violations');
 });

@@ -123,7 +123,7 @@ impl<S: Resolve> Cap<S> {
             Some(r) => {
                 Err(ApiError::forbidden(format!("your role ({r}) does not allow {}", permission_words(p))).into())
             }
-            None => Err(ApiError::forbidden(format!("this needs {}", permission_words(p))).into()),
+            None => Err(ApiError::forbidden(format!("your role does not allow {}", permission_words(p))).into()),
         }
     }
 
@@ -333,7 +333,12 @@ where
     let cap = Cap { data, who, role, origin: Origin::of(caller) };
     if let Need::Anywhere(p) = O::NEED {
         if !cap.holds_anywhere(&st.db, p).await? {
-            return Err(ApiError::forbidden(format!("this needs {} in a collective", permission_words(p))).into());
+            return Err(ApiError::forbidden(format!(
+                "only collective {}s can {}, and you are not one in any collective",
+                Role::least_granting(p),
+                p.what()
+            ))
+            .into());
         }
     }
     Ok(cap)
@@ -654,13 +659,11 @@ impl Resolve for scope::Proposal {
     }
 }
 
+/// "to … (an admin's right)" — what `p` allows and who has it, for a refusal.
 fn permission_words(p: Permission) -> String {
-    format!("{p:?}")
-        .chars()
-        .flat_map(|c| if c.is_uppercase() { vec![' ', c.to_ascii_lowercase()] } else { vec![c] })
-        .collect::<String>()
-        .trim()
-        .to_string()
+    let least = Role::least_granting(p);
+    let article = if least == Role::Admin || least == Role::Operator { "an" } else { "a" };
+    format!("you to {} ({article} {least}'s right)", p.what())
 }
 
 #[cfg(test)]
@@ -679,6 +682,10 @@ mod tests {
 
     #[test]
     fn permission_words_read_as_words() {
-        assert_eq!(permission_words(Permission::ManageMembers), "manage members");
+        assert_eq!(
+            permission_words(Permission::ManageMembers),
+            "you to manage members and invitations (an admin's right)"
+        );
+        assert_eq!(permission_words(Permission::OperateApps), "you to deploy and operate apps (an operator's right)");
     }
 }

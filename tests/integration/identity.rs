@@ -327,6 +327,15 @@ async fn signing_in_again_gives_a_new_session_and_logout_ends_both_sessions() {
         .unwrap();
     assert_eq!(r.status(), 401, "the old session ended");
 
+    // The sign-out form is redirected to the provider, and browsers hold every redirect of a
+    // form submission to the page's `form-action`: her pages allow her provider, and no other.
+    let idp_origin = url::Url::parse(&Idp::a().issuer).unwrap().origin().ascii_serialization();
+    let csp = alice.get("/account").await.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let form_action = csp.split(';').map(str::trim).find(|d| d.starts_with("form-action")).unwrap().to_string();
+    assert_eq!(form_action, format!("form-action 'self' {idp_origin}"), "{csp}");
+    let anonymous = app.browser().get("/").await.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(anonymous.contains("form-action 'self';"), "{anonymous}");
+
     let out = alice.post_form("/auth/logout", &[]).await;
     assert_eq!(out.status(), 303);
     let to = location(&out);

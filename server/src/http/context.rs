@@ -85,6 +85,7 @@ pub async fn identify(State(state): State<SharedState>, jar: CookieJar, mut req:
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
     let mut clear_cookie = false;
+    let mut sign_out_origin = None;
     let principal = if let Some(token) = bearer {
         let found =
             if token.starts_with(TOKEN_PREFIX) { sessions::resolve_token(&state, &token).await } else { Ok(None) };
@@ -95,7 +96,10 @@ pub async fn identify(State(state): State<SharedState>, jar: CookieJar, mut req:
         }
     } else if let Some(cookie) = jar.get(SESSION_COOKIE) {
         match sessions::resolve(&state, cookie.value()).await {
-            Ok(Some((user, _))) => Principal::User(user),
+            Ok(Some((user, origin))) => {
+                sign_out_origin = origin;
+                Principal::User(user)
+            }
             Ok(None) => {
                 clear_cookie = true;
                 Principal::Anonymous
@@ -116,7 +120,7 @@ pub async fn identify(State(state): State<SharedState>, jar: CookieJar, mut req:
         }
     }
 
-    req.extensions_mut().insert(Caller { principal, request_id: request_id.clone(), client_addr });
+    req.extensions_mut().insert(Caller { principal, request_id: request_id.clone(), client_addr, sign_out_origin });
     let mut response = next.run(req).instrument(span).await;
     if clear_cookie {
         let removal = Cookie::build((SESSION_COOKIE, "")).path("/").max_age(time::Duration::ZERO).build();

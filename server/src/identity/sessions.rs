@@ -32,12 +32,15 @@ pub async fn create(st: &AppState, tx: &mut Tx, user_id: i64, provider_id: Optio
 }
 
 /// The person behind a session cookie, if the session exists and has not expired (idle or
-/// absolute). Expired sessions are deleted.
-pub async fn resolve(st: &AppState, token: &str) -> Result<Option<(UserPrincipal, Option<i64>)>> {
+/// absolute), with the origin their provider's sign-out page lives at (the logout form is
+/// redirected there, so the page's `form-action` must allow it). Expired sessions are deleted.
+pub async fn resolve(st: &AppState, token: &str) -> Result<Option<(UserPrincipal, Option<String>)>> {
     let hash = token_hash(token);
     let row = sqlx::query(
-        "SELECT s.user_id, s.provider_id, s.last_seen_at, s.expires_at, u.display_name, u.is_federation_admin \
-         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
+        "SELECT s.user_id, s.last_seen_at, s.expires_at, u.display_name, u.is_federation_admin, \
+         p.end_session_endpoint \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN identity_providers p ON p.id = s.provider_id WHERE s.id_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(st.db.pool())
@@ -63,8 +66,17 @@ pub async fn resolve(st: &AppState, token: &str) -> Result<Option<(UserPrincipal
             display_name: row.try_get("display_name")?,
             is_federation_admin: row.try_get::<i64, _>("is_federation_admin")? != 0,
         },
-        row.try_get("provider_id")?,
+        row.try_get::<Option<String>, _>("end_session_endpoint")?.as_deref().and_then(origin_of),
     )))
+}
+
+/// `scheme://host[:port]` of a URL, as CSP source expressions spell an origin.
+fn origin_of(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    match url.origin() {
+        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
 }
 
 /// Ends a session; returns the provider it was started with (for RP-initiated logout).
