@@ -6,6 +6,7 @@
 // A server function takes its form's fields as arguments: some forms have many.
 #![allow(clippy::too_many_arguments)]
 
+use crate::actions::AuditAction;
 use crate::error::ApiError;
 use crate::model::*;
 use crate::ops::{scope, Http, Need, Op};
@@ -55,7 +56,7 @@ macro_rules! operation {
         $(#[doc = $doc:literal])*
         fn $fn:ident ( $( $(#[$am:meta])* $arg:ident : $ty:ty ),* $(,)? ) -> $out:ty {
             name: $name:tt, input: $Struct:ident, scope: $scope:ident, key: |$o:ident| $key:expr,
-            need: $need:expr, session_only: $session:expr, audit: [$($action:literal),* $(,)?], http: $http:expr $(,)?
+            need: $need:expr, session_only: $session:expr, audit: [$($action:ident),* $(,)?], http: $http:expr $(,)?
         }
     ) => {
         $(#[doc = $doc])*
@@ -69,7 +70,7 @@ macro_rules! operation {
             type Scope = scope::$scope;
             const NEED: Need = $need;
             const SESSION_ONLY: bool = $session;
-            const AUDIT: &'static [&'static str] = &[$($action),*];
+            const AUDIT: &'static [AuditAction] = &[$(AuditAction::$action),*];
             const HTTP: Option<Http> = $http;
             type Output = $out;
             #[allow(unused_variables)]
@@ -133,14 +134,14 @@ operation! {
         collectives: String,
     ) -> ProviderAdmin {
         name: "add_provider", input: AddProvider, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["identity_provider.add"], http: Http::post("/providers"),
+        need: Nothing, session_only: true, audit: [IdentityProviderAdd], http: Http::post("/providers"),
     }
 }
 
 operation! {
     fn set_provider_collectives(provider_id: i64, collectives: String) -> ProviderAdmin {
         name: "set_provider_collectives", input: SetProviderCollectives, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["identity_provider.set_collectives"],
+        need: Nothing, session_only: true, audit: [IdentityProviderSetCollectives],
         http: Http::put("/providers/{provider_id}/collectives"),
     }
 }
@@ -148,7 +149,7 @@ operation! {
 operation! {
     fn remove_provider(provider_id: i64) -> () {
         name: "remove_provider", input: RemoveProvider, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["identity_provider.remove"], http: Http::delete("/providers/{provider_id}"),
+        need: Nothing, session_only: true, audit: [IdentityProviderRemove], http: Http::delete("/providers/{provider_id}"),
     }
 }
 
@@ -162,7 +163,7 @@ operation! {
 operation! {
     fn set_federation_admin(user_id: i64, admin: bool) -> () {
         name: "set_federation_admin", input: SetFederationAdmin, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["user.federation_admin.grant", "user.federation_admin.revoke"],
+        need: Nothing, session_only: true, audit: [FederationAdminGrant, FederationAdminRevoke],
         http: Http::put("/users/{user_id}/federation-admin"),
     }
 }
@@ -170,7 +171,7 @@ operation! {
 operation! {
     fn link_users(keep_user_id: i64, merge_user_id: i64) -> () {
         name: "link_users", input: LinkUsers, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["user.link"], http: Http::post("/users/link"),
+        need: Nothing, session_only: true, audit: [UserLink], http: Http::post("/users/link"),
     }
 }
 
@@ -193,14 +194,14 @@ operation! {
     /// empty or 0 means it does not expire.
     fn create_api_token(name: String, collective: String, role: Role, #[server(default)] expires_in_days: Option<i64>) -> CreatedApiToken {
         name: "create_api_token", input: CreateApiToken, scope: Collective, key: |o| &o.collective,
-        need: perm(CreateOwnApiToken), session_only: true, audit: ["api_token.create"], http: Http::post("/tokens"),
+        need: perm(CreateOwnApiToken), session_only: true, audit: [ApiTokenCreate], http: Http::post("/tokens"),
     }
 }
 
 operation! {
     fn revoke_api_token(token_id: i64) -> () {
         name: "revoke_api_token", input: RevokeApiToken, scope: SignedIn, key: |o| (),
-        need: Nothing, session_only: true, audit: ["api_token.revoke"], http: Http::delete("/tokens/{token_id}"),
+        need: Nothing, session_only: true, audit: [ApiTokenRevoke], http: Http::delete("/tokens/{token_id}"),
     }
 }
 
@@ -225,21 +226,21 @@ operation! {
 operation! {
     fn create_collective(slug: String, name: String, description: String) -> CollectiveSummary {
         name: "create_collective", input: CreateCollective, scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["collective.create"], http: Http::post("/collectives"),
+        need: Nothing, session_only: true, audit: [CollectiveCreate], http: Http::post("/collectives"),
     }
 }
 
 operation! {
     fn update_collective(slug: String, name: String, description: String) -> CollectiveSummary {
         name: "update_collective", input: UpdateCollective, scope: Collective, key: |o| &o.slug,
-        need: perm(EditCollective), session_only: false, audit: ["collective.update"], http: Http::put("/collectives/{slug}"),
+        need: perm(EditCollective), session_only: false, audit: [CollectiveUpdate], http: Http::put("/collectives/{slug}"),
     }
 }
 
 operation! {
     fn set_member_role(slug: String, user_id: i64, role: Role) -> () {
         name: "set_member_role", input: SetMemberRole, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageMembers), session_only: false, audit: ["member.set_role"],
+        need: perm(ManageMembers), session_only: false, audit: [MemberSetRole],
         http: Http::put("/collectives/{slug}/members/{user_id}"),
     }
 }
@@ -247,7 +248,7 @@ operation! {
 operation! {
     fn remove_member(slug: String, user_id: i64) -> () {
         name: "remove_member", input: RemoveMember, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageMembers), session_only: false, audit: ["member.remove"],
+        need: perm(ManageMembers), session_only: false, audit: [MemberRemove],
         http: Http::delete("/collectives/{slug}/members/{user_id}"),
     }
 }
@@ -255,7 +256,7 @@ operation! {
 operation! {
     fn create_invitation(slug: String, role: Role) -> CreatedInvitation {
         name: "create_invitation", input: CreateInvitation, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageMembers), session_only: true, audit: ["invitation.create"],
+        need: perm(ManageMembers), session_only: true, audit: [InvitationCreate],
         http: Http::post("/collectives/{slug}/invitations"),
     }
 }
@@ -263,7 +264,7 @@ operation! {
 operation! {
     fn revoke_invitation(slug: String, invitation_id: i64) -> () {
         name: "revoke_invitation", input: RevokeInvitation, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageMembers), session_only: false, audit: ["invitation.revoke"],
+        need: perm(ManageMembers), session_only: false, audit: [InvitationRevoke],
         http: Http::delete("/collectives/{slug}/invitations/{invitation_id}"),
     }
 }
@@ -271,14 +272,14 @@ operation! {
 operation! {
     fn accept_invitation(token: String) -> CollectiveSummary {
         name: "accept_invitation", input: AcceptInvitation, scope: SignedIn, key: |o| (),
-        need: Nothing, session_only: true, audit: ["invitation.accept"], http: Http::post("/invitations/accept"),
+        need: Nothing, session_only: true, audit: [InvitationAccept], http: Http::post("/invitations/accept"),
     }
 }
 
 operation! {
     fn add_group_mapping(slug: String, provider_id: i64, value: String, role: Role) -> GroupMapping {
         name: "add_group_mapping", input: AddGroupMapping, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageGroupMappings), session_only: false, audit: ["group_mapping.add"],
+        need: perm(ManageGroupMappings), session_only: false, audit: [GroupMappingAdd],
         http: Http::post("/collectives/{slug}/group-mappings"),
     }
 }
@@ -286,7 +287,7 @@ operation! {
 operation! {
     fn remove_group_mapping(slug: String, mapping_id: i64) -> () {
         name: "remove_group_mapping", input: RemoveGroupMapping, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageGroupMappings), session_only: false, audit: ["group_mapping.remove"],
+        need: perm(ManageGroupMappings), session_only: false, audit: [GroupMappingRemove],
         http: Http::delete("/collectives/{slug}/group-mappings/{mapping_id}"),
     }
 }
@@ -365,14 +366,14 @@ operation! {
         #[server(default)] credential_secret: String,
     ) -> RecipeSummary {
         name: "register_recipe", input: RegisterRecipe, scope: SignedIn, key: |o| (),
-        need: Need::Anywhere(MaintainRecipes), session_only: true, audit: ["recipe.register"], http: Http::post("/recipes"),
+        need: Need::Anywhere(MaintainRecipes), session_only: true, audit: [RecipeRegister], http: Http::post("/recipes"),
     }
 }
 
 operation! {
     fn fetch_recipe(name: String) -> () {
         name: "fetch_recipe", input: FetchRecipe, scope: Recipe, key: |o| &o.name,
-        need: MaintainRecipe, session_only: true, audit: ["recipe.fetch"], http: Http::post("/recipes/{name}/fetch"),
+        need: MaintainRecipe, session_only: true, audit: [RecipeFetch], http: Http::post("/recipes/{name}/fetch"),
     }
 }
 
@@ -380,7 +381,7 @@ operation! {
     /// `users`: user ids; `collectives`: slugs; both comma- or space-separated.
     fn set_recipe_maintainers(name: String, #[server(default)] users: String, #[server(default)] collectives: String) -> () {
         name: "set_recipe_maintainers", input: SetRecipeMaintainers, scope: Recipe, key: |o| &o.name,
-        need: MaintainRecipe, session_only: true, audit: ["recipe.set_maintainers"],
+        need: MaintainRecipe, session_only: true, audit: [RecipeSetMaintainers],
         http: Http::put("/recipes/{name}/maintainers"),
     }
 }
@@ -404,7 +405,7 @@ operation! {
         notes: String,
     ) -> ReleaseProposalDetail {
         name: "open_release", input: OpenRelease, scope: Recipe, key: |o| &o.recipe,
-        need: MaintainRecipe, session_only: true, audit: ["release.open"], http: Http::post("/recipes/{recipe}/releases"),
+        need: MaintainRecipe, session_only: true, audit: [ReleaseOpen], http: Http::post("/recipes/{recipe}/releases"),
     }
 }
 
@@ -421,7 +422,7 @@ operation! {
     fn review_release(id: i64, verdict: String, #[server(default)] comment: String) -> ReleaseProposalDetail {
         name: "review_release", input: ReviewRelease, scope: Proposal, key: |o| o.id,
         need: Need::ReviewRelease, session_only: true,
-        audit: ["release.review", "release.publish.intent", "release.publish"],
+        audit: [ReleaseReview, ReleasePublishIntent, ReleasePublish],
         http: Http::post("/releases/{id}/reviews"),
     }
 }
@@ -430,21 +431,21 @@ operation! {
     /// Empty `commit` means the branch's current head; empty `notes` keeps them.
     fn update_release(id: i64, #[server(default)] commit: String, #[server(default)] notes: String) -> ReleaseProposalDetail {
         name: "update_release", input: UpdateRelease, scope: Proposal, key: |o| o.id,
-        need: MaintainRecipe, session_only: true, audit: ["release.update"], http: Http::put("/releases/{id}"),
+        need: MaintainRecipe, session_only: true, audit: [ReleaseUpdate], http: Http::put("/releases/{id}"),
     }
 }
 
 operation! {
     fn withdraw_release(id: i64) -> () {
         name: "withdraw_release", input: WithdrawRelease, scope: Proposal, key: |o| o.id,
-        need: MaintainRecipe, session_only: true, audit: ["release.withdraw"], http: Http::post("/releases/{id}/withdraw"),
+        need: MaintainRecipe, session_only: true, audit: [ReleaseWithdraw], http: Http::post("/releases/{id}/withdraw"),
     }
 }
 
 operation! {
     fn publish_release(id: i64) -> ReleaseProposalDetail {
         name: "publish_release", input: PublishRelease, scope: Proposal, key: |o| o.id,
-        need: MaintainRecipe, session_only: true, audit: ["release.publish.intent", "release.publish"],
+        need: MaintainRecipe, session_only: true, audit: [ReleasePublishIntent, ReleasePublish],
         http: Http::post("/releases/{id}/publish"),
     }
 }
@@ -473,14 +474,14 @@ operation! {
         #[server(default)] host_key: String,
     ) -> ServerView {
         name: "add_server", input: AddServer, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageServers), session_only: false, audit: ["server.add"], http: Http::post("/collectives/{slug}/servers"),
+        need: perm(ManageServers), session_only: false, audit: [ServerAdd], http: Http::post("/collectives/{slug}/servers"),
     }
 }
 
 operation! {
     fn remove_server(slug: String, name: String) -> () {
         name: "remove_server", input: RemoveServer, scope: Server, key: |o| (&o.slug, &o.name),
-        need: perm(ManageServers), session_only: false, audit: ["server.remove"],
+        need: perm(ManageServers), session_only: false, audit: [ServerRemove],
         http: Http::delete("/collectives/{slug}/servers/{name}"),
     }
 }
@@ -490,7 +491,7 @@ operation! {
     /// the new one (`SHA256:…`), checked out of band.
     fn trust_host_key(slug: String, name: String, fingerprint: String) -> ServerView {
         name: "trust_host_key", input: TrustHostKey, scope: Server, key: |o| (&o.slug, &o.name),
-        need: perm(ManageServers), session_only: true, audit: ["server.host_key.trust"],
+        need: perm(ManageServers), session_only: true, audit: [ServerHostKeyTrust],
         http: Http::post("/collectives/{slug}/servers/{name}/host-key"),
     }
 }
@@ -501,7 +502,7 @@ operation! {
     /// `devices`, `foreign_objects` is allowed when listed in `allow` (comma-separated).
     fn set_server_policy(slug: String, name: String, #[server(default)] allow: String) -> ServerView {
         name: "set_server_policy", input: SetServerPolicy, scope: Server, key: |o| (&o.slug, &o.name),
-        need: Need::FederationAdmin, session_only: true, audit: ["server.policy.set"],
+        need: Need::FederationAdmin, session_only: true, audit: [ServerPolicySet],
         http: Http::put("/collectives/{slug}/servers/{name}/policy"),
     }
 }
@@ -519,7 +520,7 @@ operation! {
     /// `version` empty means the recipe's latest version.
     fn create_app(slug: String, server: String, recipe: String, domain: String, #[server(default)] version: String) -> AppSummary {
         name: "create_app", input: CreateApp, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageApps), session_only: false, audit: ["app.create"], http: Http::post("/collectives/{slug}/apps"),
+        need: perm(ManageApps), session_only: false, audit: [AppCreate], http: Http::post("/collectives/{slug}/apps"),
     }
 }
 
@@ -533,7 +534,7 @@ operation! {
 operation! {
     fn set_app_env(slug: String, domain: String, env: String) -> () {
         name: "set_app_env", input: SetAppEnv, scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(ManageApps), session_only: false, audit: ["app.env.update"],
+        need: perm(ManageApps), session_only: false, audit: [AppEnvUpdate],
         http: Http::put("/collectives/{slug}/apps/{domain}/env"),
     }
 }
@@ -542,7 +543,7 @@ operation! {
     /// `files`: the overlays to enable (`compose.mariadb.yml`…); absent means none.
     fn set_app_overlays(slug: String, domain: String, #[server(default)] files: Vec<String>) -> () {
         name: "set_app_overlays", input: SetAppOverlays, scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(ManageApps), session_only: false, audit: ["app.env.update"],
+        need: perm(ManageApps), session_only: false, audit: [AppEnvUpdate],
         http: Http::put("/collectives/{slug}/apps/{domain}/overlays"),
     }
 }
@@ -551,7 +552,7 @@ operation! {
     /// One abra env file: its name is the app's domain followed by `.env`.
     fn import_app(slug: String, server: String, file_name: String, content: String) -> Vec<AppSummary> {
         name: "import_app", input: ImportApp, scope: Collective, key: |o| &o.slug,
-        need: perm(ManageApps), session_only: false, audit: ["app.import"], http: Http::post("/collectives/{slug}/apps/import"),
+        need: perm(ManageApps), session_only: false, audit: [AppImport], http: Http::post("/collectives/{slug}/apps/import"),
     }
 }
 
@@ -565,7 +566,7 @@ operation! {
 operation! {
     fn delete_app(slug: String, domain: String) -> () {
         name: "delete_app", input: DeleteApp, scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(ManageApps), session_only: false, audit: ["app.delete"], http: Http::delete("/collectives/{slug}/apps/{domain}"),
+        need: perm(ManageApps), session_only: false, audit: [AppDelete], http: Http::delete("/collectives/{slug}/apps/{domain}"),
     }
 }
 
@@ -588,7 +589,7 @@ operation! {
     ) -> JobSummary {
         name: "start_job", input: StartJob, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(OperateApps), session_only: false,
-        audit: ["app.deploy.request", "app.upgrade.request", "app.rollback.request", "app.redeploy.request", "app.chaos.request", "app.undeploy.request"],
+        audit: [DeployRequest, UpgradeRequest, RollbackRequest, RedeployRequest, ChaosRequest, UndeployRequest],
         http: Http::post("/collectives/{slug}/apps/{domain}/jobs"),
     }
 }
@@ -604,7 +605,7 @@ operation! {
     /// `only` empty generates every missing secret. Each value is shown once, to the caller.
     fn generate_secrets(slug: String, domain: String, #[server(default)] only: String) -> Vec<GeneratedSecret> {
         name: "generate_secrets", input: GenerateSecrets, scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(ManageSecrets), session_only: false, audit: ["app.secret.generate.intent", "app.secret.generate"],
+        need: perm(ManageSecrets), session_only: false, audit: [SecretGenerateIntent, SecretGenerate],
         http: Http::post("/collectives/{slug}/apps/{domain}/secrets/generate"),
     }
 }
@@ -612,7 +613,7 @@ operation! {
 operation! {
     fn insert_secret(slug: String, domain: String, name: String, value: String) -> () {
         name: "insert_secret", input: InsertSecret, scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(ManageSecrets), session_only: false, audit: ["app.secret.insert.intent", "app.secret.insert"],
+        need: perm(ManageSecrets), session_only: false, audit: [SecretInsertIntent, SecretInsert],
         http: Http::put("/collectives/{slug}/apps/{domain}/secrets/{name}"),
     }
 }
@@ -622,7 +623,7 @@ operation! {
     fn rotate_secret(slug: String, domain: String, name: String) -> RotatedSecret {
         name: "rotate_secret", input: RotateSecret, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ManageSecrets), session_only: false,
-        audit: ["app.secret.rotate.intent", "app.secret.rotate", "app.redeploy.request"],
+        audit: [SecretRotateIntent, SecretRotate, RedeployRequest],
         http: Http::post("/collectives/{slug}/apps/{domain}/secrets/{name}/rotate"),
     }
 }
@@ -635,7 +636,7 @@ macro_rules! raw_operation {
         $(#[doc = $doc:literal])*
         struct $Struct:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? } {
             name: $name:tt, scope: $scope:ident, key: |$o:ident| $key:expr,
-            need: $need:expr, session_only: $session:expr, audit: [$($action:literal),* $(,)?], http: $http:expr $(,)?
+            need: $need:expr, session_only: $session:expr, audit: [$($action:ident),* $(,)?], http: $http:expr $(,)?
         }
     ) => {
         $(#[doc = $doc])*
@@ -647,7 +648,7 @@ macro_rules! raw_operation {
             type Scope = scope::$scope;
             const NEED: Need = $need;
             const SESSION_ONLY: bool = $session;
-            const AUDIT: &'static [&'static str] = &[$($action),*];
+            const AUDIT: &'static [AuditAction] = &[$(AuditAction::$action),*];
             const HTTP: Option<Http> = $http;
             const RAW: bool = true;
             type Output = ();
@@ -687,7 +688,7 @@ raw_operation! {
     /// `abra app run`: a command in a running container of one of the app's services.
     struct RunCommand { slug: String, domain: String, service: String, command: String } {
         name: "run_command", scope: App, key: |o| (&o.slug, &o.domain),
-        need: perm(RunCommands), session_only: false, audit: ["app.run"], http: Http::post("/c/{slug}/apps/{domain}/run"),
+        need: perm(RunCommands), session_only: false, audit: [AppRun], http: Http::post("/c/{slug}/apps/{domain}/run"),
     }
 }
 
@@ -711,7 +712,7 @@ raw_operation! {
     /// Registers the recipes of an existing `recipes.json`, a line per recipe as it goes.
     struct ImportCatalogue { catalogue: String } {
         name: "import_catalogue", scope: Federation, key: |o| (),
-        need: Nothing, session_only: true, audit: ["recipe.register"], http: Http::post("/catalogue/import"),
+        need: Nothing, session_only: true, audit: [RecipeRegister], http: Http::post("/catalogue/import"),
     }
 }
 

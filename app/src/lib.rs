@@ -4,6 +4,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod actions;
 pub mod api;
 pub mod components;
 pub mod error;

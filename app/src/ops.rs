@@ -5,6 +5,7 @@
 //! capability that only the authorization step can create, for exactly the scope declared here.
 //! The authorization matrix test walks the same declarations.
 
+use crate::actions::AuditAction;
 use crate::model::Permission;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -105,7 +106,7 @@ pub trait Op: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// Browser sessions only: API tokens are refused (403).
     const SESSION_ONLY: bool;
     /// The audit actions a success may write; empty for reads.
-    const AUDIT: &'static [&'static str];
+    const AUDIT: &'static [AuditAction];
     const HTTP: Option<Http>;
     /// Streams its answer itself (an HTTP endpoint outside `/api/v1`, not a server function).
     const RAW: bool = false;
@@ -121,7 +122,7 @@ pub struct OpInfo {
     pub scope: &'static str,
     pub need: Need,
     pub session_only: bool,
-    pub audit: &'static [&'static str],
+    pub audit: &'static [AuditAction],
     pub http: Option<Http>,
     pub raw: bool,
 }

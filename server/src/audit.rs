@@ -1,6 +1,7 @@
 //! The tamper-evident audit log.
 //!
-//! Every mutation appends exactly one event inside its own transaction. Events form a hash
+//! Every change is made in an [`Audited`] transaction, which records its typed events
+//! ([`AuditAction`]) and will not commit without one. Events form a hash
 //! chain: each stores the SHA-256 of the one before, and `audit_head` holds the newest
 //! `(seq, hash)`, so editing, removing or re-ordering any row — including the last — is found by
 //! [`verify`]. Events never carry secret values: constructors take only names and ids.
@@ -9,6 +10,7 @@ use crate::crypto::SecretBox;
 use crate::db::{now_ms, Db, Tx};
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
+pub use potluck_app::actions::AuditAction;
 use potluck_app::model::{AuditEventView, AuditFilter};
 use potluck_app::ports::{Caller, Principal};
 use serde_json::{json, Value};
@@ -78,10 +80,11 @@ impl Origin {
     }
 }
 
-/// One audit event, built by a named constructor per action (see `events` below).
+/// One audit event: what was done, to what, in which collective, and the names and ids that
+/// tell the story (never a secret value).
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub collective: Option<(i64, String)>,
     pub target: String,
     pub outcome: &'static str,
@@ -89,7 +92,7 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(action: &'static str, target: impl Into<String>) -> Event {
+    pub fn new(action: AuditAction, target: impl Into<String>) -> Event {
         Event { action, collective: None, target: target.into(), outcome: "success", details: json!({}) }
     }
 
@@ -151,27 +154,94 @@ impl Sealed<'_> {
 
 tokio::task_local! {
     /// The operation being run and the audit actions its declaration allows.
-    static DECLARED: (&'static str, &'static [&'static str]);
+    static DECLARED: (&'static str, &'static [AuditAction]);
 }
 
 /// Runs an operation's handler so that [`append`] refuses actions its declaration does not
 /// name (a handler cannot write what the registry and the matrix test do not know of).
 pub async fn declared<F: std::future::Future>(
     operation: &'static str,
-    actions: &'static [&'static str],
+    actions: &'static [AuditAction],
     f: F,
 ) -> F::Output {
     DECLARED.scope((operation, actions), f).await
 }
 
-/// Appends `event` in `tx`; the caller commits. Returns the event's sequence number.
-pub async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
-    if let Ok(Some(undeclared)) = DECLARED.try_with(|(operation, actions)| {
-        (!actions.contains(&event.action))
-            .then(|| format!("operation {operation} wrote the undeclared audit action {}", event.action))
-    }) {
-        return Err(Error::internal(undeclared));
+/// A write transaction that records what it changes. It commits only once it has recorded at
+/// least one event, so a change cannot land without its audit event, and the events land with
+/// the change or not at all. It reads and writes like the transaction it wraps (`&mut *tx`).
+pub struct Audited {
+    tx: Tx,
+    recorded: usize,
+}
+
+/// Begins a change.
+pub async fn begin(db: &Db) -> Result<Audited> {
+    Ok(Audited { tx: db.begin().await?, recorded: 0 })
+}
+
+impl Audited {
+    /// Records `event`, done by `origin`; returns its sequence number.
+    pub async fn record(&mut self, origin: &Origin, event: Event) -> Result<i64> {
+        let seq = append(&mut self.tx, origin, event).await?;
+        self.recorded += 1;
+        Ok(seq)
     }
+
+    /// Records many events at once (imports, benchmarks): the chain is exactly what one
+    /// [`record`](Self::record) after another would have written.
+    pub async fn record_all(&mut self, origin: &Origin, events: Vec<Event>) -> Result<i64> {
+        let n = events.len();
+        let seq = append_batch(&mut self.tx, origin, events).await?;
+        self.recorded += n;
+        Ok(seq)
+    }
+
+    /// Commits the change and its events; refuses (and rolls back) a change that recorded none.
+    pub async fn commit(self) -> Result<()> {
+        if self.recorded == 0 {
+            let operation = DECLARED.try_with(|(operation, _)| *operation).unwrap_or("a system task");
+            return Err(Error::internal(format!("{operation} tried to commit a change without an audit event")));
+        }
+        self.tx.commit().await.map_err(Error::from)
+    }
+}
+
+impl std::ops::Deref for Audited {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Audited {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Records one event as a change of its own (an intent before a network call, the command line).
+pub async fn record_alone(db: &Db, origin: &Origin, event: Event) -> Result<i64> {
+    let mut tx = begin(db).await?;
+    let seq = tx.record(origin, event).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// Refuses an action the running operation's declaration does not name.
+fn check_declared(action: AuditAction) -> Result<()> {
+    match DECLARED.try_with(|(operation, actions)| {
+        (!actions.contains(&action))
+            .then(|| format!("operation {operation} wrote the undeclared audit action {}", action.as_str()))
+    }) {
+        Ok(Some(undeclared)) => Err(Error::internal(undeclared)),
+        _ => Ok(()),
+    }
+}
+
+/// Appends `event` in `tx`. Returns the event's sequence number.
+async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
+    check_declared(event.action)?;
     // Taking the head row serializes appenders (a row lock on PostgreSQL; SQLite transactions
     // already hold the write lock), so the chain never forks.
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
@@ -196,7 +266,7 @@ pub async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
         actor_name: &origin.actor.name,
         collective_id,
         collective,
-        action: event.action,
+        action: event.action.as_str(),
         target: &event.target,
         outcome: event.outcome,
         request_id: &origin.request_id,
@@ -228,7 +298,7 @@ pub async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
-    tracing::info!(audit.seq = seq, audit.action = event.action, audit.target = %event.target, "audit event recorded");
+    tracing::info!(audit.seq = seq, audit.action = event.action.as_str(), audit.target = %event.target, "audit event recorded");
     Ok(seq)
 }
 
@@ -549,9 +619,12 @@ impl AuditEventRow {
     }
 }
 
-/// Appends many events in `tx` at once (imports, benchmarks): the head is taken once and rows
-/// are written in multi-row inserts. The chain is exactly what [`append`] would have written.
-pub async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> Result<i64> {
+/// Appends many events in `tx` at once: the head is taken once and rows are written in
+/// multi-row inserts. The chain is exactly what [`append`] would have written.
+async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> Result<i64> {
+    for event in &events {
+        check_declared(event.action)?;
+    }
     let n = i64::try_from(events.len()).map_err(Error::internal)?;
     if n == 0 {
         return Ok(0);
@@ -587,7 +660,7 @@ pub async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> R
                 actor_name: &origin.actor.name,
                 collective_id,
                 collective: collective.as_deref(),
-                action: event.action,
+                action: event.action.as_str(),
                 target: &event.target,
                 outcome: event.outcome,
                 request_id: &origin.request_id,
@@ -613,7 +686,7 @@ pub async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> R
                 .bind(origin.actor.name.clone())
                 .bind(collective_id)
                 .bind(collective)
-                .bind(event.action)
+                .bind(event.action.as_str())
                 .bind(event.target.clone())
                 .bind(event.outcome)
                 .bind(origin.request_id.clone())
@@ -626,12 +699,4 @@ pub async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> R
     }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut **tx).await?;
     Ok(last_seq)
-}
-
-/// Appends events outside a request (benchmarks, the command line).
-pub async fn append_standalone(db: &Db, origin: &Origin, event: Event) -> Result<i64> {
-    let mut tx = db.begin().await?;
-    let seq = append(&mut tx, origin, event).await?;
-    tx.commit().await.map_err(Error::from)?;
-    Ok(seq)
 }

@@ -1,7 +1,7 @@
 //! Collectives (tenants): creating them, members and roles, invitations, and the mapping of an
 //! identity provider's groups to roles.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, CollectiveSlug};
 use crate::crypto::{random_token, token_hash};
 use crate::db::{now_ms, Tx};
@@ -201,7 +201,7 @@ pub async fn create_collective(
     let CreateCollective { slug, name, description } = input;
     let slug = CollectiveSlug::parse(slug.trim())?;
     let (name, description) = check_name(&name, &description)?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
@@ -219,10 +219,10 @@ pub async fn create_collective(
         }
     })?
     .try_get("id")?;
-    let event = Event::new("collective.create", format!("collective {}", slug.as_str()))
+    let event = Event::new(AuditAction::CollectiveCreate, format!("collective {}", slug.as_str()))
         .in_collective(id, slug.as_str())
         .details(json!({ "name": name }));
-    audit::append(&mut tx, admin.origin(), event).await?;
+    tx.record(admin.origin(), event).await?;
     tx.commit().await?;
     Ok(CollectiveSummary { slug: slug.as_str().to_string(), name, description, my_role: None, member_count: 0 })
 }
@@ -234,26 +234,29 @@ pub async fn update_collective(
 ) -> Result<CollectiveSummary> {
     let (name, description) = check_name(&input.name, &input.description)?;
     let c = access.collective();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE collectives SET name = $1, description = $2 WHERE id = $3")
         .bind(&name)
         .bind(&description)
         .bind(c.id)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new("collective.update", format!("collective {}", c.slug))
+    let event = Event::new(AuditAction::CollectiveUpdate, format!("collective {}", c.slug))
         .in_collective(c.id, &c.slug)
         .details(json!({ "name": name }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(CollectiveSummary { slug: c.slug.clone(), name, description, my_role: access.role(), member_count: 0 })
 }
 
 /// Roles per user in a collective, from every source, inside `tx`.
-async fn roles_in(tx: &mut Tx, collective_id: i64) -> Result<BTreeMap<i64, (Option<Role>, Option<Role>)>> {
+async fn roles_in(
+    tx: &mut sqlx::AnyConnection,
+    collective_id: i64,
+) -> Result<BTreeMap<i64, (Option<Role>, Option<Role>)>> {
     let rows = sqlx::query("SELECT user_id, source, role FROM memberships WHERE collective_id = $1")
         .bind(collective_id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     let mut out: BTreeMap<i64, (Option<Role>, Option<Role>)> = BTreeMap::new();
     for r in &rows {
@@ -293,7 +296,7 @@ pub async fn set_member_role(st: &AppState, access: &Cap<scope::Collective>, inp
     let (user_id, role) = (input.user_id, input.role);
     let c = access.collective();
     let name = user_name(st, user_id).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let before = roles_in(&mut tx, c.id).await?;
     let fed_admin = access.is_federation_admin();
     let Some(current) = before.get(&user_id).copied().or_else(|| fed_admin.then_some((None, None))) else {
@@ -310,10 +313,10 @@ pub async fn set_member_role(st: &AppState, access: &Cap<scope::Collective>, inp
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    let event = Event::new("member.set_role", format!("user {name}"))
+    let event = Event::new(AuditAction::MemberSetRole, format!("user {name}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "user_id": user_id, "role": role, "previous": current.0 }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -321,7 +324,7 @@ pub async fn set_member_role(st: &AppState, access: &Cap<scope::Collective>, inp
 pub async fn remove_member(st: &AppState, access: &Cap<scope::Collective>, input: RemoveMember) -> Result<()> {
     let user_id = input.user_id;
     let c = access.collective();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let before = roles_in(&mut tx, c.id).await?;
     if !before.contains_key(&user_id) {
         return Err(ApiError::not_found(format!("member {user_id} of {}", c.slug)).into());
@@ -341,10 +344,10 @@ pub async fn remove_member(st: &AppState, access: &Cap<scope::Collective>, input
     .bind(user_id)
     .execute(&mut *tx)
     .await?;
-    let event = Event::new("member.remove", format!("user {name}"))
+    let event = Event::new(AuditAction::MemberRemove, format!("user {name}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "user_id": user_id }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -358,7 +361,7 @@ pub async fn create_invitation(
     let c = access.collective();
     let token = random_token("inv_");
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO invitations (collective_id, role, token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -371,10 +374,10 @@ pub async fn create_invitation(
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
-    let event = Event::new("invitation.create", format!("invitation {id}"))
+    let event = Event::new(AuditAction::InvitationCreate, format!("invitation {id}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "role": role }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(CreatedInvitation { id, link: OneTimeSecret(format!("{}/invite/{token}", st.config.public_base())) })
 }
@@ -382,7 +385,7 @@ pub async fn create_invitation(
 pub async fn revoke_invitation(st: &AppState, access: &Cap<scope::Collective>, input: RevokeInvitation) -> Result<()> {
     let invitation_id = input.invitation_id;
     let c = access.collective();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let done = sqlx::query(
         "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND collective_id = $3 AND used_at IS NULL AND revoked_at IS NULL",
     )
@@ -394,8 +397,9 @@ pub async fn revoke_invitation(st: &AppState, access: &Cap<scope::Collective>, i
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found(format!("open invitation {invitation_id} in {}", c.slug)).into());
     }
-    let event = Event::new("invitation.revoke", format!("invitation {invitation_id}")).in_collective(c.id, &c.slug);
-    audit::append(&mut tx, access.origin(), event).await?;
+    let event =
+        Event::new(AuditAction::InvitationRevoke, format!("invitation {invitation_id}")).in_collective(c.id, &c.slug);
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -407,7 +411,7 @@ pub async fn accept_invitation(
 ) -> Result<CollectiveSummary> {
     let token = input.token.as_str();
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let row = sqlx::query(
         "UPDATE invitations SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL \
          AND expires_at > $1 RETURNING id, collective_id, role",
@@ -446,10 +450,10 @@ pub async fn accept_invitation(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let event = Event::new("invitation.accept", format!("invitation {id}"))
+    let event = Event::new(AuditAction::InvitationAccept, format!("invitation {id}"))
         .in_collective(collective_id, &slug)
         .details(json!({ "user_id": me.user(), "role": granted }));
-    audit::append(&mut tx, me.origin(), event).await?;
+    tx.record(me.origin(), event).await?;
     tx.commit().await?;
     Ok(CollectiveSummary {
         slug,
@@ -480,7 +484,7 @@ pub async fn add_group_mapping(
     .fetch_optional(st.db.pool())
     .await?
     .ok_or_else(|| ApiError::invalid("provider_id", format!("identity provider {provider_id} does not serve {}", c.slug)))?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO group_mappings (collective_id, provider_id, claim_value, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -500,10 +504,10 @@ pub async fn add_group_mapping(
     })?
     .try_get("id")?;
     let provider_name: String = provider.try_get("display_name")?;
-    let event = Event::new("group_mapping.add", format!("group {value}"))
+    let event = Event::new(AuditAction::GroupMappingAdd, format!("group {value}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "mapping_id": id, "provider_id": provider_id, "value": value, "role": role }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(GroupMapping { id, provider_id, provider_name, claim: provider.try_get("groups_claim")?, value, role })
 }
@@ -515,7 +519,7 @@ pub async fn remove_group_mapping(
 ) -> Result<()> {
     let mapping_id = input.mapping_id;
     let c = access.collective();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let row = sqlx::query(
         "DELETE FROM group_mappings WHERE id = $1 AND collective_id = $2 RETURNING claim_value, role, provider_id",
     )
@@ -527,10 +531,10 @@ pub async fn remove_group_mapping(
     let value: String = row.try_get("claim_value")?;
     // The roles it gave end now (sessions and API tokens included), not at the next sign-in.
     let revoked = crate::identity::login::revoke_unmapped(&mut tx, row.try_get("provider_id")?).await?;
-    let event = Event::new("group_mapping.remove", format!("group {value}")).in_collective(c.id, &c.slug).details(
+    let event = Event::new(AuditAction::GroupMappingRemove, format!("group {value}")).in_collective(c.id, &c.slug).details(
         json!({ "mapping_id": mapping_id, "role": row.try_get::<String, _>("role")?, "memberships_revoked": revoked }),
     );
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

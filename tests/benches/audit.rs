@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use futures_util::TryStreamExt;
-use potluck_server::audit::{self, Event, Origin};
+use potluck_server::audit::{self, AuditAction, Event, Origin};
 use potluck_server::db::Db;
 use serde_json::json;
 use std::time::Instant;
@@ -31,8 +31,8 @@ async fn main() {
     // 1. One event per transaction, as every request appends it.
     let t = Instant::now();
     for i in 0..APPENDS {
-        let event = Event::new("bench.event", format!("thing {i}")).details(json!({ "i": i }));
-        audit::append_standalone(&db, &origin, event).await.unwrap();
+        let event = Event::new(AuditAction::RecipeFetch, format!("thing {i}")).details(json!({ "i": i }));
+        audit::record_alone(&db, &origin, event).await.unwrap();
     }
     let chained = APPENDS as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -44,7 +44,7 @@ async fn main() {
         .bind(i as i64)
         .bind(potluck_server::db::now_ms())
         .bind("bench")
-        .bind("bench.event")
+        .bind("recipe.fetch")
         .bind(format!("thing {i}"))
         .bind(json!({ "i": i }).to_string())
         .execute(&mut *tx)
@@ -63,10 +63,11 @@ async fn main() {
     let mut remaining = verify_events - APPENDS;
     while remaining > 0 {
         let n = remaining.min(20_000);
-        let events =
-            (0..n).map(|i| Event::new("bench.event", format!("bulk {i}")).details(json!({ "i": i }))).collect();
-        let mut tx = db.begin().await.unwrap();
-        audit::append_batch(&mut tx, &origin, events).await.unwrap();
+        let events = (0..n)
+            .map(|i| Event::new(AuditAction::RecipeFetch, format!("bulk {i}")).details(json!({ "i": i })))
+            .collect();
+        let mut tx = audit::begin(&db).await.unwrap();
+        tx.record_all(&origin, events).await.unwrap();
         tx.commit().await.unwrap();
         remaining -= n;
     }

@@ -153,10 +153,10 @@ async fn the_export_streams_long_logs_completely() {
     let admin = app.bootstrap_admin().await;
     let origin = potluck_server::audit::Origin::system("test");
     for i in 0..2500 {
-        potluck_server::audit::append_standalone(
+        potluck_server::audit::record_alone(
             &app.state.db,
             &origin,
-            potluck_server::audit::Event::new("test.event", format!("thing {i}")),
+            potluck_server::audit::Event::new(potluck_server::audit::AuditAction::RecipeFetch, format!("thing {i}")),
         )
         .await
         .unwrap();
@@ -167,6 +167,34 @@ async fn the_export_streams_long_logs_completely() {
         text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs.len() as i64, total);
     assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "every event once, newest first");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_lands_only_with_its_audit_event() {
+    use potluck_server::audit::{self, AuditAction, Event, Origin};
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let origin = Origin::system("test");
+    let collectives = || app.count("SELECT COUNT(*) FROM collectives WHERE slug LIKE 'unaudited-%'");
+    let insert = "INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, 'x', '', 0)";
+
+    // A change that forgets its event does not commit, and leaves nothing behind.
+    let mut tx = audit::begin(db).await.unwrap();
+    sqlx::query(insert).bind("unaudited-one").execute(&mut *tx).await.unwrap();
+    let refused = tx.commit().await.unwrap_err();
+    assert!(refused.to_string().contains("without an audit event"), "{refused}");
+    assert_eq!(collectives().await, 0);
+
+    // With its event, the change and the event land together.
+    let events = app.count("SELECT COUNT(*) FROM audit_events").await;
+    let mut tx = audit::begin(db).await.unwrap();
+    sqlx::query(insert).bind("unaudited-two").execute(&mut *tx).await.unwrap();
+    tx.record(&origin, Event::new(AuditAction::CollectiveCreate, "collective unaudited-two")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(collectives().await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events").await, events + 1);
+    assert!(audit::verify(db, None, None).await.unwrap().broken.is_none());
     app.stop().await;
 }
 

@@ -767,7 +767,11 @@ async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
                     assert!(!events.is_empty(), "{} as {chosen:?} wrote no audit event", row.name);
                     for e in &events {
                         let action = e.split('|').next().unwrap();
-                        assert!(info.audit.contains(&action), "{}: undeclared audit action in {e}", row.name);
+                        assert!(
+                            info.audit.iter().any(|a| a.as_str() == action),
+                            "{}: undeclared audit action in {e}",
+                            row.name
+                        );
                         assert!(
                             e.contains(&format!("|{}|", w.name(chosen))) || action.starts_with("app.redeploy"),
                             "{}: the event names the caller: {e}",

@@ -3,7 +3,7 @@
 //! overlay checkboxes, imported from and exported to abra's `~/.abra/servers/<server>/*.env`.
 
 use super::servers;
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::envfile::{commented_entries, EnvFile};
@@ -192,7 +192,7 @@ pub async fn create(st: &AppState, access: &Cap<scope::Collective>, input: Creat
     env.set(if env.entry("RECIPE").is_some() { "RECIPE" } else { "TYPE" }, &pinned);
     let stack = stack_name_for(&domain);
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'new', $8, $8) RETURNING id",
@@ -215,10 +215,10 @@ pub async fn create(st: &AppState, access: &Cap<scope::Collective>, input: Creat
         }
     })?
     .try_get("id")?;
-    let event = Event::new("app.create", format!("app {domain}"))
+    let event = Event::new(AuditAction::AppCreate, format!("app {domain}"))
         .in_collective(c.id, &c.slug)
         .details(json!({ "app_id": id, "recipe": recipe_row.name, "server": server.name, "version": version }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(by_id(st, id).await?.ok_or_else(|| ApiError::not_found("app"))?.summary())
 }
@@ -242,7 +242,7 @@ async fn write_env(st: &AppState, access: &Cap<scope::App>, text: &str) -> Resul
     }
     let changed: BTreeSet<&String> =
         old_values.keys().chain(new_values.keys()).filter(|k| old_values.get(*k) != new_values.get(*k)).collect();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
         .bind(&text)
         .bind(now_ms())
@@ -250,10 +250,10 @@ async fn write_env(st: &AppState, access: &Cap<scope::App>, text: &str) -> Resul
         .execute(&mut *tx)
         .await?;
     let c = access.collective();
-    let event = Event::new("app.env.update", format!("app {}", app.domain))
+    let event = Event::new(AuditAction::AppEnvUpdate, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .details(json!({ "changed_keys": changed }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -430,7 +430,7 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
         }
     }
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let mut ids = Vec::new();
     for p in &parsed {
         let stack = stack_name_for(&p.domain);
@@ -467,13 +467,13 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
         .try_get("id")?;
         ids.push(id);
     }
-    let event = Event::new("app.import", format!("{} app(s) on {}", ids.len(), server.name))
+    let event = Event::new(AuditAction::AppImport, format!("{} app(s) on {}", ids.len(), server.name))
         .in_collective(c.id, &c.slug)
         .details(json!({
             "app_ids": ids,
             "domains": parsed.iter().map(|p| &p.domain).collect::<Vec<_>>(),
         }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     let mut out = Vec::new();
     for id in ids {
@@ -490,12 +490,11 @@ pub async fn delete(st: &AppState, access: &Cap<scope::App>) -> Result<()> {
         return Err(ApiError::conflict(format!("{} is deployed: undeploy it first", app.domain)).into());
     }
     let c = access.collective();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("DELETE FROM apps WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
-    audit::append(
-        &mut tx,
+    tx.record(
         access.origin(),
-        Event::new("app.delete", format!("app {}", app.domain)).in_collective(c.id, &c.slug),
+        Event::new(AuditAction::AppDelete, format!("app {}", app.domain)).in_collective(c.id, &c.slug),
     )
     .await?;
     tx.commit().await?;

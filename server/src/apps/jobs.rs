@@ -7,7 +7,7 @@
 use super::apps::{self, AppRow};
 use super::plan::{self, Target};
 use super::stack::Stack;
-use crate::audit::{self, Actor, Event, Origin};
+use crate::audit::{self, Actor, AuditAction, Event, Origin};
 use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::converge::{Outcome, Progress};
@@ -142,7 +142,7 @@ pub async fn enqueue(
     let target = resolve_target(st, app, kind, target).await?;
     let actor = &origin.actor;
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let inserted = sqlx::query(
         "INSERT INTO jobs (app_id, collective_id, kind, state, requested_by, requested_by_name, target_version, options, created_at) \
          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
@@ -183,18 +183,18 @@ pub async fn enqueue(
     };
     let event = Event::new(
         match kind {
-            "deploy" => "app.deploy.request",
-            "upgrade" => "app.upgrade.request",
-            "rollback" => "app.rollback.request",
-            "redeploy" => "app.redeploy.request",
-            "chaos" => "app.chaos.request",
-            _ => "app.undeploy.request",
+            "deploy" => AuditAction::DeployRequest,
+            "upgrade" => AuditAction::UpgradeRequest,
+            "rollback" => AuditAction::RollbackRequest,
+            "redeploy" => AuditAction::RedeployRequest,
+            "chaos" => AuditAction::ChaosRequest,
+            _ => AuditAction::UndeployRequest,
         },
         format!("app {}", app.domain),
     )
     .in_collective(c.id, &c.slug)
     .details(json!({ "job_id": id, "target": target, "options": options }));
-    audit::append(&mut tx, origin, event).await?;
+    tx.record(origin, event).await?;
     tx.commit().await?;
     st.jobs.wake.notify_one();
     get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
@@ -451,7 +451,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
     // The job's last event and outcome, the app's new state and their audit event commit
     // together: nothing reads "deployed" without the event that says who did it.
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let done_event = insert_event(&mut tx, job_id, "done", &result).await?;
     if ok {
         match kind.as_str() {
@@ -502,18 +502,18 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         .await?;
     let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
     let action = match kind.as_str() {
-        "deploy" => "app.deploy",
-        "upgrade" => "app.upgrade",
-        "rollback" => "app.rollback",
-        "redeploy" => "app.redeploy",
-        "chaos" => "app.chaos",
-        _ => "app.undeploy",
+        "deploy" => AuditAction::Deploy,
+        "upgrade" => AuditAction::Upgrade,
+        "rollback" => AuditAction::Rollback,
+        "redeploy" => AuditAction::Redeploy,
+        "chaos" => AuditAction::Chaos,
+        _ => AuditAction::Undeploy,
     };
     let event = Event::new(action, format!("app {}", app.domain))
         .in_collective(app.collective_id, &app.collective)
         .outcome(if ok { "success" } else { "failure" })
         .details(json!({ "job_id": job_id, "target": target, "result": result }));
-    audit::append(&mut tx, &origin, event).await?;
+    tx.record(&origin, event).await?;
     tx.commit().await?;
     let _ = st.jobs.events.send((job_id, done_event));
     announce_end(st, job_id, ok, &result);

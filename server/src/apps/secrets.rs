@@ -6,7 +6,7 @@
 use super::apps::AppRow;
 use super::plan::{self, Target};
 use super::stack::Stack;
-use crate::audit::{self, Event, Origin};
+use crate::audit::{self, AuditAction, Event, Origin};
 use crate::authz::{Cap, CollectiveRef};
 use crate::engine::envfile::EnvFile;
 use crate::engine::{self, load};
@@ -132,15 +132,13 @@ async fn record_intent(
     c: &CollectiveRef,
     app: &AppRow,
     origin: &Origin,
-    action: &'static str,
+    action: AuditAction,
     names: &[String],
 ) -> Result<()> {
-    let mut tx = st.db.begin().await?;
     let event = Event::new(action, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .details(json!({ "secrets": names }));
-    audit::append(&mut tx, origin, event).await?;
-    tx.commit().await?;
+    audit::record_alone(&st.db, origin, event).await?;
     Ok(())
 }
 
@@ -186,7 +184,7 @@ pub async fn generate(st: &AppState, access: &Cap<scope::App>, input: GenerateSe
         wanted.push((d, value));
     }
     let names: Vec<String> = wanted.iter().map(|(d, _)| d.docker_name.clone()).collect();
-    record_intent(st, c, app, access.origin(), "app.secret.generate.intent", &names).await?;
+    record_intent(st, c, app, access.origin(), AuditAction::SecretGenerateIntent, &names).await?;
     let mut out = Vec::new();
     let mut failure = None;
     for (d, value) in wanted {
@@ -202,15 +200,15 @@ pub async fn generate(st: &AppState, access: &Cap<scope::App>, input: GenerateSe
             }
         }
     }
-    let mut tx = st.db.begin().await?;
-    let event = Event::new("app.secret.generate", format!("app {}", app.domain))
+    let mut tx = audit::begin(&st.db).await?;
+    let event = Event::new(AuditAction::SecretGenerate, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .outcome(if failure.is_none() { "success" } else { "failure" })
         .details(json!({
             "secrets": out.iter().map(|g| &g.docker_name).collect::<Vec<_>>(),
             "error": failure.as_ref().map(|e| e.to_string()),
         }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     match failure {
         Some(e) => Err(e.into()),
@@ -235,15 +233,15 @@ pub async fn insert(st: &AppState, access: &Cap<scope::App>, input: InsertSecret
         .find(|d| d.key == name)
         .ok_or_else(|| ApiError::not_found(format!("secret {name:?} in {}", app.domain)))?;
     let stack = Stack::of(st, app).await?;
-    record_intent(st, c, app, access.origin(), "app.secret.insert.intent", std::slice::from_ref(&d.docker_name))
+    record_intent(st, c, app, access.origin(), AuditAction::SecretInsertIntent, std::slice::from_ref(&d.docker_name))
         .await?;
     let created = create_secret(&stack, &d, &input.value).await;
-    let mut tx = st.db.begin().await?;
-    let event = Event::new("app.secret.insert", format!("app {}", app.domain))
+    let mut tx = audit::begin(&st.db).await?;
+    let event = Event::new(AuditAction::SecretInsert, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .outcome(if created.is_ok() { "success" } else { "failure" })
         .details(json!({ "secret": d.docker_name, "error": created.as_ref().err().map(|e| e.to_string()) }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     created.map_err(Into::into)
 }
@@ -293,10 +291,10 @@ pub async fn rotate(
         .ok_or_else(|| Error::internal("rotated secret vanished"))?;
     let value = generate_value(nd.length, nd.charset.as_deref()).map_err(|e| ApiError::invalid("modifiers", e))?;
     let stack = Stack::of(st, app).await?;
-    record_intent(st, c, app, access.origin(), "app.secret.rotate.intent", std::slice::from_ref(&nd.docker_name))
+    record_intent(st, c, app, access.origin(), AuditAction::SecretRotateIntent, std::slice::from_ref(&nd.docker_name))
         .await?;
     let created = create_secret(&stack, &nd, &value).await;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     if created.is_ok() {
         sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
             .bind(&new_env)
@@ -305,14 +303,14 @@ pub async fn rotate(
             .execute(&mut *tx)
             .await?;
     }
-    let event = Event::new("app.secret.rotate", format!("app {}", app.domain))
+    let event = Event::new(AuditAction::SecretRotate, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .outcome(if created.is_ok() { "success" } else { "failure" })
         .details(json!({
             "secret": d.key, "from": d.docker_name, "to": nd.docker_name,
             "error": created.as_ref().err().map(|e| e.to_string()),
         }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     created?;
     let job = if app.status == "deployed" {

@@ -6,7 +6,7 @@
 //! (SSH hands the key to `ssh` in a private temporary file that is removed once connected).
 //! Clients are cached by the server's `uid`, which is never reused, and evicted on failure.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::docker;
@@ -363,7 +363,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
     }
     candidate.host_key = host_key.clone();
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO servers (uid, collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, host_key, \
          engine_version, api_version, is_manager, nodes, last_checked_at, created_at) \
@@ -393,16 +393,17 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
         }
     })?
     .try_get("id")?;
-    let event = Event::new("server.add", format!("server {name}")).in_collective(c.id, &c.slug).details(json!({
-        "server_id": id,
-        "kind": kind,
-        "address": address,
-        "tls": tls_ca.is_some(),
-        "host_key": host_key.as_deref().map(ssh::fingerprints),
-        "engine_version": checked.engine_version,
-        "nodes": checked.nodes,
-    }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    let event =
+        Event::new(AuditAction::ServerAdd, format!("server {name}")).in_collective(c.id, &c.slug).details(json!({
+            "server_id": id,
+            "kind": kind,
+            "address": address,
+            "tls": tls_ca.is_some(),
+            "host_key": host_key.as_deref().map(ssh::fingerprints),
+            "engine_version": checked.engine_version,
+            "nodes": checked.nodes,
+        }));
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     let row = by_id(st, id).await?;
     st.monitors.start(st.clone(), row.uid.clone()).await;
@@ -420,12 +421,12 @@ pub async fn remove(st: &Arc<AppState>, access: &Cap<scope::Server>) -> Result<(
     if apps > 0 {
         return Err(ApiError::conflict(format!("{apps} app(s) are deployed on {}: undeploy them first", s.name)).into());
     }
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("DELETE FROM servers WHERE id = $1").bind(s.id).execute(&mut *tx).await?;
-    let event = Event::new("server.remove", format!("server {}", s.name))
+    let event = Event::new(AuditAction::ServerRemove, format!("server {}", s.name))
         .in_collective(c.id, &c.slug)
         .details(json!({ "server_id": s.id }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     st.monitors.stop(&s.uid).await;
     evict(st, &s.uid).await;
@@ -458,12 +459,12 @@ pub async fn trust_host_key(
         .into());
     }
     let before = s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE servers SET host_key = $1 WHERE id = $2").bind(&learned).bind(s.id).execute(&mut *tx).await?;
-    let event = Event::new("server.host_key.trust", format!("server {}", s.name))
+    let event = Event::new(AuditAction::ServerHostKeyTrust, format!("server {}", s.name))
         .in_collective(c.id, &c.slug)
         .details(json!({ "server_id": s.id, "from": before, "to": presented }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     evict(st, &s.uid).await;
     st.monitors.start(st.clone(), s.uid.clone()).await;
@@ -476,16 +477,16 @@ pub async fn set_policy(st: &AppState, access: &Cap<scope::Server>, input: SetSe
     let s = access.server();
     let policy =
         Policy::parse_list(&potluck_app::api::split_list(&input.allow)).map_err(|e| ApiError::invalid("allow", e))?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE servers SET policy = $1 WHERE id = $2")
         .bind(policy.to_json())
         .bind(s.id)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new("server.policy.set", format!("server {}", s.name))
+    let event = Event::new(AuditAction::ServerPolicySet, format!("server {}", s.name))
         .in_collective(c.id, &c.slug)
         .details(json!({ "server_id": s.id, "allow": policy.allow }));
-    audit::append(&mut tx, access.origin(), event).await?;
+    tx.record(access.origin(), event).await?;
     tx.commit().await?;
     view(st, &by_id(st, s.id).await?).await
 }

@@ -169,7 +169,10 @@ fn describe(info: &OpInfo) -> String {
         text.push_str(" Browser sessions only: API tokens are refused.");
     }
     if !info.audit.is_empty() {
-        text.push_str(&format!(" Audited as {}.", info.audit.join(" / ")));
+        text.push_str(&format!(
+            " Audited as {}.",
+            info.audit.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" / ")
+        ));
     }
     text
 }

@@ -5,7 +5,7 @@
 
 use crate::apps::jobs;
 use crate::apps::stack::Stack;
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::Cap;
 use crate::engine::docker::error_text;
 use crate::error::Result;
@@ -143,11 +143,11 @@ pub async fn run(st: SharedState, cap: Cap<scope::App>, form: RunCommand) -> Res
     let service = stack.service(&form.service).await?;
     let container = stack.running_container(&service).await.map_err(ApiError::conflict)?;
     let c = cap.collective();
-    let mut tx = st.db.begin().await?;
-    let event = Event::new("app.run", format!("app {}", app.domain))
+    let mut tx = audit::begin(&st.db).await?;
+    let event = Event::new(AuditAction::AppRun, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .details(json!({ "service": service, "command": argv }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     let (exec, started) = stack.exec(&container, argv).await.map_err(ApiError::unavailable)?;
     let output = match started {

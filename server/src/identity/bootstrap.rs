@@ -2,7 +2,7 @@
 //! admin, and by `potluck admin bootstrap-link` at any time (also a way back in).
 
 use super::sessions;
-use crate::audit::{self, Actor, Event, Origin};
+use crate::audit::{self, Actor, AuditAction, Event, Origin};
 use crate::crypto::{random_token, token_hash};
 use crate::db::{now_ms, Db};
 use crate::error::Result;
@@ -28,16 +28,16 @@ pub async fn federation_admin_exists(db: &Db) -> Result<bool> {
 pub async fn create_link(db: &Db, public_base: &str) -> Result<String> {
     let token = random_token("");
     let now = now_ms();
-    let mut tx = db.begin().await?;
+    let mut tx = audit::begin(db).await?;
     sqlx::query("INSERT INTO bootstrap_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
         .bind(token_hash(&token))
         .bind(now)
         .bind(now + LINK_TTL_MS)
         .execute(&mut *tx)
         .await?;
-    let event =
-        Event::new("bootstrap.link_create", "bootstrap link").details(json!({ "expires_at": now + LINK_TTL_MS }));
-    audit::append(&mut tx, &Origin::system("potluck admin bootstrap-link"), event).await?;
+    let event = Event::new(AuditAction::BootstrapLinkCreate, "bootstrap link")
+        .details(json!({ "expires_at": now + LINK_TTL_MS }));
+    tx.record(&Origin::system("potluck admin bootstrap-link"), event).await?;
     tx.commit().await?;
     Ok(format!("{public_base}/bootstrap/{token}"))
 }
@@ -52,7 +52,7 @@ pub struct Claimed {
 /// new local account (to which they link their identity provider account later).
 pub async fn claim(st: &AppState, caller: &Caller, token: &str) -> Result<Claimed> {
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let used = sqlx::query(
         "UPDATE bootstrap_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING created_at",
     )
@@ -94,10 +94,9 @@ pub async fn claim(st: &AppState, caller: &Caller, token: &str) -> Result<Claime
         .execute(&mut *tx)
         .await?;
     let origin = Origin::as_actor(caller, Actor::user(user_id, &name));
-    audit::append(
-        &mut tx,
+    tx.record(
         &origin,
-        Event::new("bootstrap.claim", format!("user {name}")).details(json!({ "user_id": user_id })),
+        Event::new(AuditAction::BootstrapClaim, format!("user {name}")).details(json!({ "user_id": user_id })),
     )
     .await?;
     tx.commit().await?;

@@ -8,7 +8,7 @@
 
 use super::providers::{find_provider, ProviderRow};
 use super::sessions;
-use crate::audit::{self, Actor, Event, Origin};
+use crate::audit::{self, Actor, AuditAction, Event, Origin};
 use crate::crypto::{random_token, token_hash};
 use crate::db::{now_ms, Tx};
 use crate::error::{Error, Result};
@@ -289,7 +289,7 @@ pub async fn finish(
         .unwrap_or_else(|| subject.clone());
     let groups = groups_from(claims.additional_claims().rest.get(&provider.groups_claim));
 
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let existing: Option<i64> = sqlx::query("SELECT user_id FROM identities WHERE provider_id = $1 AND subject = $2")
         .bind(provider.id)
         .bind(&subject)
@@ -299,7 +299,7 @@ pub async fn finish(
         .transpose()?;
     let now = now_ms();
     let (user_id, action) = match (mode, existing, link_user_id) {
-        (Mode::Login, Some(uid), _) => (uid, "auth.login"),
+        (Mode::Login, Some(uid), _) => (uid, AuditAction::AuthLogin),
         (Mode::Login, None, _) => {
             let uid: i64 = sqlx::query(
                 "INSERT INTO users (display_name, email, is_federation_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -311,9 +311,9 @@ pub async fn finish(
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-            (uid, "auth.login")
+            (uid, AuditAction::AuthLogin)
         }
-        (Mode::Link, Some(uid), Some(me)) if uid == me => (me, "auth.link"),
+        (Mode::Link, Some(uid), Some(me)) if uid == me => (me, AuditAction::AuthLink),
         (Mode::Link, Some(_), _) => {
             return Err(refused(
                 "that identity already belongs to another account; a federation admin can link the two accounts",
@@ -327,7 +327,7 @@ pub async fn finish(
             if signed_in_as != Some(me) {
                 return Err(refused("linking needs the same signed-in session that started it"));
             }
-            (me, "auth.link")
+            (me, AuditAction::AuthLink)
         }
         (Mode::Link, None, None) => return Err(refused("linking needs a signed-in account")),
     };
@@ -361,7 +361,7 @@ pub async fn finish(
         "groups": groups,
         "roles_from_groups": roles,
     }));
-    audit::append(&mut tx, &origin, event).await?;
+    tx.record(&origin, event).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Finished { session_token, return_to })
 }
@@ -376,7 +376,11 @@ fn groups_from(value: Option<&Value>) -> Vec<String> {
 }
 
 /// The role each collective's mappings of `provider_id` give someone in `groups`.
-async fn mapped_roles(tx: &mut Tx, provider_id: i64, groups: &[String]) -> Result<BTreeMap<(i64, String), Role>> {
+async fn mapped_roles(
+    tx: &mut sqlx::AnyConnection,
+    provider_id: i64,
+    groups: &[String],
+) -> Result<BTreeMap<(i64, String), Role>> {
     let rows = sqlx::query(
         "SELECT gm.collective_id, c.slug, gm.claim_value, gm.role FROM group_mappings gm \
          JOIN collectives c ON c.id = gm.collective_id \
@@ -384,7 +388,7 @@ async fn mapped_roles(tx: &mut Tx, provider_id: i64, groups: &[String]) -> Resul
          WHERE gm.provider_id = $1",
     )
     .bind(provider_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     let mut best: BTreeMap<(i64, String), Role> = BTreeMap::new();
     for r in &rows {
@@ -404,7 +408,7 @@ async fn mapped_roles(tx: &mut Tx, provider_id: i64, groups: &[String]) -> Resul
 /// Replaces the roles this provider's groups give `user_id` with what the mappings say now.
 /// Returns `collective slug → role`.
 pub async fn apply_group_mappings(
-    tx: &mut Tx,
+    tx: &mut sqlx::AnyConnection,
     provider_id: i64,
     user_id: i64,
     groups: &[String],
@@ -413,7 +417,7 @@ pub async fn apply_group_mappings(
     sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND source = 'idp' AND provider_id = $2")
         .bind(user_id)
         .bind(provider_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     let now = now_ms();
     for ((collective_id, _), role) in &best {
@@ -426,7 +430,7 @@ pub async fn apply_group_mappings(
         .bind(provider_id)
         .bind(role.as_str())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     Ok(best.into_iter().map(|((_, slug), role)| (slug, role)).collect())
@@ -436,10 +440,10 @@ pub async fn apply_group_mappings(
 /// that the mappings no longer justify (for the groups each person had at their last sign-in)
 /// is lowered or removed at once, so that sessions and API tokens lose it now. Nothing is
 /// granted here: new mappings take effect at the next sign-in. Returns the rows changed.
-pub async fn revoke_unmapped(tx: &mut Tx, provider_id: i64) -> Result<usize> {
+pub async fn revoke_unmapped(tx: &mut sqlx::AnyConnection, provider_id: i64) -> Result<usize> {
     let people = sqlx::query("SELECT user_id, groups FROM identities WHERE provider_id = $1")
         .bind(provider_id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     let mut changed = 0;
     for p in &people {
@@ -452,7 +456,7 @@ pub async fn revoke_unmapped(tx: &mut Tx, provider_id: i64) -> Result<usize> {
         )
         .bind(user_id)
         .bind(provider_id)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
         for h in &held {
             let cid: i64 = h.try_get("collective_id")?;
@@ -465,7 +469,7 @@ pub async fn revoke_unmapped(tx: &mut Tx, provider_id: i64) -> Result<usize> {
                         .bind(cid)
                         .bind(user_id)
                         .bind(provider_id)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     changed += 1;
                 }
@@ -474,7 +478,7 @@ pub async fn revoke_unmapped(tx: &mut Tx, provider_id: i64) -> Result<usize> {
                         .bind(cid)
                         .bind(user_id)
                         .bind(provider_id)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     changed += 1;
                 }

@@ -1,7 +1,7 @@
 //! Identity providers: adding one (its discovery document is checked first), which collectives
 //! it serves, and the cached, validated metadata every sign-in uses.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{find_collective, Cap};
 use crate::db::now_ms;
 use crate::error::Result;
@@ -208,7 +208,7 @@ pub async fn add_provider(st: &AppState, cap: &Cap<scope::Federation>, input: Ad
     let end_session = meta.additional_metadata().end_session_endpoint.as_ref().map(|u| u.url().to_string());
     let sealed = st.secrets.seal(&input.client_secret);
 
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO identity_providers (display_name, issuer_url, client_id, client_secret_enc, groups_claim, \
          end_session_endpoint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -237,14 +237,15 @@ pub async fn add_provider(st: &AppState, cap: &Cap<scope::Federation>, input: Ad
             .execute(&mut *tx)
             .await?;
     }
-    let event = Event::new("identity_provider.add", format!("identity provider {display_name}")).details(json!({
-        "provider_id": id,
-        "issuer": issuer,
-        "client_id": client_id,
-        "groups_claim": groups_claim,
-        "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
-    }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    let event =
+        Event::new(AuditAction::IdentityProviderAdd, format!("identity provider {display_name}")).details(json!({
+            "provider_id": id,
+            "issuer": issuer,
+            "client_id": client_id,
+            "groups_claim": groups_claim,
+            "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+        }));
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     st.oidc_metadata.entries.write().await.insert(id, (Instant::now(), meta));
     let row = find_provider(st, id).await?.ok_or_else(|| ApiError::not_found("identity provider"))?;
@@ -262,7 +263,7 @@ pub async fn set_provider_collectives(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
     let collectives = collective_ids(st, &slugs).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("DELETE FROM provider_collectives WHERE provider_id = $1").bind(provider_id).execute(&mut *tx).await?;
     for (cid, _) in &collectives {
         sqlx::query("INSERT INTO provider_collectives (provider_id, collective_id) VALUES ($1, $2)")
@@ -273,12 +274,13 @@ pub async fn set_provider_collectives(
     }
     // Roles its groups gave in collectives it no longer serves end now, not at the next sign-in.
     crate::identity::login::revoke_unmapped(&mut tx, provider_id).await?;
-    let event = Event::new("identity_provider.set_collectives", format!("identity provider {}", provider.display_name))
-        .details(json!({
-            "provider_id": provider_id,
-            "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
-        }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    let event =
+        Event::new(AuditAction::IdentityProviderSetCollectives, format!("identity provider {}", provider.display_name))
+            .details(json!({
+                "provider_id": provider_id,
+                "collectives": collectives.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+            }));
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     to_admin(st, &provider).await
 }
@@ -288,7 +290,7 @@ pub async fn remove_provider(st: &AppState, cap: &Cap<scope::Federation>, input:
     let provider = find_provider(st, provider_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("identity provider {provider_id}")))?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     // Sessions started through it end; the accounts stay (they may have other sign-ins).
     sqlx::query("DELETE FROM sessions WHERE provider_id = $1").bind(provider_id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM memberships WHERE source = 'idp' AND provider_id = $1")
@@ -296,9 +298,9 @@ pub async fn remove_provider(st: &AppState, cap: &Cap<scope::Federation>, input:
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM identity_providers WHERE id = $1").bind(provider_id).execute(&mut *tx).await?;
-    let event = Event::new("identity_provider.remove", format!("identity provider {}", provider.display_name))
+    let event = Event::new(AuditAction::IdentityProviderRemove, format!("identity provider {}", provider.display_name))
         .details(json!({ "provider_id": provider_id, "issuer": provider.issuer_url }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     st.oidc_metadata.forget(provider_id).await;
     Ok(())

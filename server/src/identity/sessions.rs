@@ -13,7 +13,12 @@ use sqlx::Row;
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Starts a session for `user_id`; returns the cookie value. The id is new at every sign-in.
-pub async fn create(st: &AppState, tx: &mut Tx, user_id: i64, provider_id: Option<i64>) -> Result<String> {
+pub async fn create(
+    st: &AppState,
+    tx: &mut sqlx::AnyConnection,
+    user_id: i64,
+    provider_id: Option<i64>,
+) -> Result<String> {
     let token = random_token("");
     let now = now_ms();
     let expires = now + st.config.session_absolute_minutes * 60_000;
@@ -26,7 +31,7 @@ pub async fn create(st: &AppState, tx: &mut Tx, user_id: i64, provider_id: Optio
     .bind(now)
     .bind(now)
     .bind(expires)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(token)
 }

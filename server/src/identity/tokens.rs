@@ -1,7 +1,7 @@
 //! API tokens: made by a person for one collective with at most their role there, shown once,
 //! stored as a hash, revocable.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::Cap;
 use crate::crypto::{random_token, token_hash};
 use crate::db::now_ms;
@@ -66,7 +66,7 @@ pub async fn create(st: &AppState, cap: &Cap<scope::Collective>, input: CreateAp
     let token = random_token(TOKEN_PREFIX);
     let now = now_ms();
     let expires_at = expires_in_days.map(|d| now + d * 86_400_000);
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO api_tokens (user_id, collective_id, name, role, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -81,10 +81,10 @@ pub async fn create(st: &AppState, cap: &Cap<scope::Collective>, input: CreateAp
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
-    let event = Event::new("api_token.create", format!("API token {name}"))
+    let event = Event::new(AuditAction::ApiTokenCreate, format!("API token {name}"))
         .in_collective(collective.id, &collective.slug)
         .details(json!({ "token_id": id, "role": input.role, "expires_at": expires_at }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     let summary = ApiTokenSummary {
         id,
@@ -116,16 +116,16 @@ pub async fn revoke(st: &AppState, cap: &Cap<scope::SignedIn>, input: RevokeApiT
     }
     let name: String = row.try_get("name")?;
     let slug: String = row.try_get("slug")?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(token_id)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new("api_token.revoke", format!("API token {name}"))
+    let event = Event::new(AuditAction::ApiTokenRevoke, format!("API token {name}"))
         .in_collective(row.try_get("collective_id")?, &slug)
         .details(json!({ "token_id": token_id }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! People: who am I, the federation's list of people, federation admins, and linking two
 //! accounts of the same person.
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, Resolve};
 use crate::error::Result;
 use crate::state::AppState;
@@ -150,7 +150,7 @@ pub async fn set_federation_admin(
 ) -> Result<()> {
     let (user_id, admin) = (input.user_id, input.admin);
     let name = user_name(st, user_id).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     if !admin {
         let others: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE is_federation_admin = $1 AND id <> $2")
             .bind(1_i64)
@@ -167,13 +167,8 @@ pub async fn set_federation_admin(
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    let action = if admin { "user.federation_admin.grant" } else { "user.federation_admin.revoke" };
-    audit::append(
-        &mut tx,
-        cap.origin(),
-        Event::new(action, format!("user {name}")).details(json!({ "user_id": user_id })),
-    )
-    .await?;
+    let action = if admin { AuditAction::FederationAdminGrant } else { AuditAction::FederationAdminRevoke };
+    tx.record(cap.origin(), Event::new(action, format!("user {name}")).details(json!({ "user_id": user_id }))).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -186,7 +181,7 @@ pub async fn link_users(st: &AppState, cap: &Cap<scope::Federation>, input: potl
     }
     let keep_name = user_name(st, keep).await?;
     let merge_name = user_name(st, merge).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE identities SET user_id = $1 WHERE user_id = $2")
         .bind(keep)
         .bind(merge)
@@ -254,12 +249,12 @@ pub async fn link_users(st: &AppState, cap: &Cap<scope::Federation>, input: potl
             .await?;
     }
     sqlx::query("DELETE FROM users WHERE id = $1").bind(merge).execute(&mut *tx).await?;
-    let event = Event::new("user.link", format!("user {keep_name}")).details(json!({
+    let event = Event::new(AuditAction::UserLink, format!("user {keep_name}")).details(json!({
         "kept_user_id": keep,
         "merged_user_id": merge,
         "merged_user": merge_name,
     }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use super::release;
 use super::store::{self, RecipeRow};
 use super::version::RecipeVersion;
 use crate::audit::Origin;
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{effective_role, Cap};
 use crate::db::now_ms;
 use crate::engine::load::RecipeFiles;
@@ -324,7 +324,7 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
     }
     let now = now_ms();
     let name = display_name(st, me.user_id).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let inserted = sqlx::query(
         "INSERT INTO release_proposals (recipe_id, version, bump, base_version, commit_id, notes, state, proposed_by, proposed_by_name, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9) RETURNING id",
@@ -365,10 +365,10 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
         }
         Err(e) => return Err(e.into()),
     };
-    let event = Event::new("release.open", format!("recipe {} {version}", r.name)).details(json!({
+    let event = Event::new(AuditAction::ReleaseOpen, format!("recipe {} {version}", r.name)).details(json!({
         "proposal_id": id, "commit": full, "bump": bump, "base_version": base,
     }));
-    audit::append(&mut tx, me.origin, event).await?;
+    tx.record(me.origin, event).await?;
     tx.commit().await?;
     detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.maintains()).await
 }
@@ -439,7 +439,7 @@ pub async fn review(st: &AppState, cap: &Cap<scope::Proposal>, input: ReviewRele
     }
     let collective = reviewer_collective(st, r.id, me.user_id).await?;
     let name = display_name(st, me.user_id).await?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query(
         "INSERT INTO release_reviews (proposal_id, user_id, user_name, collective_id, collective_slug, verdict, comment, commit_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -455,11 +455,11 @@ pub async fn review(st: &AppState, cap: &Cap<scope::Proposal>, input: ReviewRele
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    let event = Event::new("release.review", format!("recipe {} {}", r.name, p.version)).details(json!({
+    let event = Event::new(AuditAction::ReleaseReview, format!("recipe {} {}", r.name, p.version)).details(json!({
         "proposal_id": id, "verdict": verdict, "commit": p.commit, "collective": collective.as_ref().map(|c| &c.1),
         "counts": verdict == "approve" && me.user_id != p.proposed_by,
     }));
-    audit::append(&mut tx, me.origin, event).await?;
+    tx.record(me.origin, event).await?;
     tx.commit().await?;
     let t = tally(&p, &reviews(st, &p).await?);
     if verdict == "approve" && approved(&t, &r) {
@@ -479,7 +479,7 @@ pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRele
         .map_err(Error::internal)?
         .map_err(|e| ApiError::invalid("commit", e))?;
     let notes = if notes.trim().is_empty() { p.notes.clone() } else { notes.trim().to_string() };
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query(
         "UPDATE release_proposals SET commit_id = $1, notes = $2, updated_at = $3, publish_error = NULL WHERE id = $4",
     )
@@ -489,10 +489,10 @@ pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRele
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    let event = Event::new("release.update", format!("recipe {} {}", r.name, p.version)).details(json!({
+    let event = Event::new(AuditAction::ReleaseUpdate, format!("recipe {} {}", r.name, p.version)).details(json!({
         "proposal_id": id, "from_commit": p.commit, "to_commit": full, "approvals_reset": full != p.commit,
     }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     detail_of(st, get_row(st, id).await?, &r, cap.user_id().unwrap_or_default(), cap.reviews()).await
 }
@@ -500,16 +500,15 @@ pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRele
 pub async fn withdraw(st: &AppState, cap: &Cap<scope::Proposal>) -> Result<()> {
     let (p, r) = open_proposal(cap)?;
     let id = p.id;
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE release_proposals SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    audit::append(
-        &mut tx,
+    tx.record(
         cap.origin(),
-        Event::new("release.withdraw", format!("recipe {} {}", r.name, p.version))
+        Event::new(AuditAction::ReleaseWithdraw, format!("recipe {} {}", r.name, p.version))
             .details(json!({ "proposal_id": id })),
     )
     .await?;
@@ -575,16 +574,14 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
         Err(e) => Err(format!("cannot read the proposal's commit: {e}")),
         Ok(_) => {
             // The intent is on record before anything leaves Potluck; the outcome follows.
-            let mut tx = st.db.begin().await?;
-            let intent = Event::new("release.publish.intent", format!("recipe {} {}", r.name, p.version))
+            let intent = Event::new(AuditAction::ReleasePublishIntent, format!("recipe {} {}", r.name, p.version))
                 .details(json!({ "proposal_id": p.id, "commit": p.commit, "tag": p.version }));
-            audit::append(&mut tx, me.origin, intent).await?;
-            tx.commit().await?;
+            audit::record_alone(&st.db, me.origin, intent).await?;
             tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?
         }
     };
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     match &outcome {
         Ok(commit) => {
             sqlx::query("UPDATE release_proposals SET state = 'published', published_at = $1, published_commit = $2, publish_error = NULL, updated_at = $1 WHERE id = $3")
@@ -603,10 +600,10 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
                 .await?;
         }
     }
-    let event = Event::new("release.publish", format!("recipe {} {}", r.name, p.version))
+    let event = Event::new(AuditAction::ReleasePublish, format!("recipe {} {}", r.name, p.version))
         .outcome(if outcome.is_ok() { "success" } else { "failure" })
         .details(json!({ "proposal_id": p.id, "commit": outcome.as_ref().ok(), "error": outcome.as_ref().err() }));
-    audit::append(&mut tx, me.origin, event).await?;
+    tx.record(me.origin, event).await?;
     tx.commit().await?;
     if let Err(e) = &outcome {
         tracing::warn!(recipe.name = %r.name, release.version = %p.version, error = %e, "release not published");

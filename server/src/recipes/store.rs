@@ -4,7 +4,7 @@
 
 use super::git::{self, files_at, GitError};
 use crate::audit::Origin;
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
@@ -424,7 +424,7 @@ pub async fn register(
     };
     let sealed = credential.as_ref().map(|c| st.secrets.seal(&c.encode()));
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     let id: i64 = sqlx::query(
         "INSERT INTO recipes (name, repository, default_branch, credential_enc, credential_kind, created_by, created_at, last_fetched_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
@@ -453,13 +453,13 @@ pub async fn register(
             .execute(&mut *tx)
             .await?;
     }
-    let event = Event::new("recipe.register", format!("recipe {name}")).details(json!({
+    let event = Event::new(AuditAction::RecipeRegister, format!("recipe {name}")).details(json!({
         "recipe_id": id,
         "repository": url,
         "credential": credential.as_ref().map(Credential::kind),
         "maintainer_collective": collective.as_ref().map(|c| &c.slug),
     }));
-    audit::append(&mut tx, registrar.origin, event).await?;
+    tx.record(registrar.origin, event).await?;
     let target = clone_path(st, id);
     let _ = std::fs::remove_dir_all(&target);
     std::fs::rename(&staging, &target).map_err(Error::internal)?;
@@ -499,11 +499,11 @@ pub async fn fetch_now(st: &AppState, cap: &Cap<scope::Recipe>, _input: FetchRec
     let recipe = cap.recipe();
     let name = &recipe.name;
     let result = fetch(st, recipe).await?;
-    let mut tx = st.db.begin().await?;
-    let event = Event::new("recipe.fetch", format!("recipe {name}"))
+    let mut tx = audit::begin(&st.db).await?;
+    let event = Event::new(AuditAction::RecipeFetch, format!("recipe {name}"))
         .outcome(if result.is_ok() { "success" } else { "failure" })
         .details(json!({ "error": result.as_ref().err() }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     result.map_err(|e| ApiError::unavailable(e).into())
 }
@@ -528,7 +528,7 @@ pub async fn set_maintainers(st: &AppState, cap: &Cap<scope::Recipe>, input: Set
         collective_ids.push(c.id);
     }
     let now = now_ms();
-    let mut tx = st.db.begin().await?;
+    let mut tx = audit::begin(&st.db).await?;
     sqlx::query("DELETE FROM recipe_maintainers WHERE recipe_id = $1").bind(recipe.id).execute(&mut *tx).await?;
     for u in &users {
         sqlx::query("INSERT INTO recipe_maintainers (recipe_id, user_id, added_at) VALUES ($1, $2, $3)")
@@ -553,9 +553,9 @@ pub async fn set_maintainers(st: &AppState, cap: &Cap<scope::Recipe>, input: Set
             .execute(&mut *tx)
             .await?;
     }
-    let event = Event::new("recipe.set_maintainers", format!("recipe {name}"))
+    let event = Event::new(AuditAction::RecipeSetMaintainers, format!("recipe {name}"))
         .details(json!({ "users": users, "collectives": collectives }));
-    audit::append(&mut tx, cap.origin(), event).await?;
+    tx.record(cap.origin(), event).await?;
     tx.commit().await?;
     Ok(())
 }
