@@ -4,7 +4,7 @@
 use crate::audit::{self, AuditAction, Event};
 use crate::authz::{Cap, CollectiveSlug};
 use crate::crypto::{random_token, token_hash};
-use crate::db::{now_ms, Tx};
+use crate::db::now_ms;
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::api::{

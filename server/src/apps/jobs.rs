@@ -293,10 +293,10 @@ pub async fn recover(st: &AppState) -> Result<()> {
 }
 
 /// Writes a job event in `tx` (the caller commits, then broadcasts it).
-async fn insert_event(tx: &mut crate::db::Tx, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+async fn insert_event(tx: &mut sqlx::AnyConnection, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
     let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = $1")
         .bind(job_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("next")?;
     let at = now_ms();
@@ -305,7 +305,7 @@ async fn insert_event(tx: &mut crate::db::Tx, job_id: i64, kind: &str, text: &st
         .bind(seq)
         .bind(at)
         .bind(json!({ "kind": kind, "text": text }).to_string())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() })
 }

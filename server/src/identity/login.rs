@@ -10,7 +10,7 @@ use super::providers::{find_provider, ProviderRow};
 use super::sessions;
 use crate::audit::{self, Actor, AuditAction, Event, Origin};
 use crate::crypto::{random_token, token_hash};
-use crate::db::{now_ms, Tx};
+use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use openidconnect::core::{
@@ -362,7 +362,7 @@ pub async fn finish(
         "roles_from_groups": roles,
     }));
     tx.record(&origin, event).await?;
-    tx.commit().await.map_err(Error::from)?;
+    tx.commit().await?;
     Ok(Finished { session_token, return_to })
 }
 

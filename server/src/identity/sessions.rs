@@ -2,7 +2,7 @@
 //! SHA-256 alone is stored.
 
 use crate::crypto::{random_token, token_hash};
-use crate::db::{now_ms, Tx};
+use crate::db::now_ms;
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::model::Role;
