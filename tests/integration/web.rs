@@ -146,3 +146,60 @@ async fn a_signed_in_start_page_lists_the_collectives() {
     assert!(r.text().await.unwrap().contains("C One"));
     app.stop().await;
 }
+
+/// Anonymous visitors arrive together (a link posted to a chat) while another Potluck in the
+/// same process builds its router (the integration suites do that all the time; a process that
+/// serves several listeners would too): every visitor gets the start page with its sign-in
+/// buttons, the sign-in page and an invitation page, and none waits for ever. Generating the
+/// page routes runs the app with resource loading switched off process-wide, and a page whose
+/// resource first ran in that moment never finished (leptos-rs/leptos#4773); the route list is
+/// now generated once per process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_visitors_arriving_together_all_get_their_pages() {
+    use futures_util::future::join_all;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    app.add_provider(&admin, &Idp::a(), &[]).await;
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let builder = {
+        let (state, done) = (app.state.clone(), done.clone());
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let _runtime = runtime.enter();
+            let mut built = 0u32;
+            while !done.load(Ordering::Relaxed) {
+                drop(potluck_server::http::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    for round in 0..6 {
+        let pages = (0..48).map(|i| {
+            let path = ["/", "/login?return_to=/recipes", "/invite/not-a-token"][i % 3];
+            let b = app.browser();
+            async move {
+                let r = tokio::time::timeout(std::time::Duration::from_secs(20), b.get(path))
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: {path} did not answer within 20 s"));
+                assert_eq!(r.status(), 200, "{path}");
+                let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+                let html = r.text().await.unwrap();
+                assert!(
+                    html.contains(r#"data-provider="1" class="button">Sign in with <!>Collective A SSO</a>"#),
+                    "{path} shows the sign-in button: {html}"
+                );
+                // Every script of the page, the streamed resources too, carries this page's nonce.
+                let nonces: std::collections::BTreeSet<&str> =
+                    html.split("nonce=\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+                assert_eq!(nonces.len(), 1, "{path}: one nonce per page: {nonces:?}");
+                let nonce = nonces.first().unwrap();
+                assert!(csp.contains(&format!("'nonce-{nonce}'")), "{path}: {csp}");
+            }
+        });
+        join_all(pages).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    assert!(builder.join().unwrap() > 0, "routers were built while the visitors arrived");
+}

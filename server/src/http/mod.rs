@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use potluck_app::error::ApiError;
 use potluck_app::{shell, App};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -31,10 +31,19 @@ pub fn leptos_options(state: &SharedState) -> LeptosOptions {
         .build()
 }
 
+/// The page routes, generated once per process. Generating them runs the app with resource
+/// loading switched off through a process-global flag (leptos_server's `SuppressResourceLoad`),
+/// and a page of another router rendering at that moment would wait for ever
+/// (leptos-rs/leptos#4773): the integration suites build many routers in one process.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: SharedState) -> Router {
     let options = leptos_options(&state);
     let ports: potluck_app::ports::Ports = std::sync::Arc::new(Dispatcher(state.clone()));
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let pages: Router = Router::new()
         .leptos_routes_with_context(
             &options,
