@@ -481,6 +481,158 @@ pub struct ServerView {
     pub policy_allows: Vec<String>,
 }
 
+/// What a job does to an app. Stored and sent by its lowercase name (`upgrade`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum JobKind {
+    /// The app's version (or the newest release for a new app), or the version asked for.
+    Deploy,
+    /// A newer release: the newest, or the one asked for.
+    Upgrade,
+    /// An older release: the one just before, or the one asked for.
+    Rollback,
+    /// The version running now, again (new secrets, a changed env file, a forced update).
+    Redeploy,
+    /// A commit that is not a release (the default branch unless one is asked for).
+    Chaos,
+    /// The stack removed; volumes and secrets stay unless asked.
+    Undeploy,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// What the action is called on a button.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::Deploy => "Deploy",
+            JobKind::Upgrade => "Upgrade",
+            JobKind::Rollback => "Roll back",
+            JobKind::Redeploy => "Redeploy (force)",
+            JobKind::Chaos => "Chaos deploy (a commit)",
+            JobKind::Undeploy => "Undeploy",
+        }
+    }
+
+    /// The audit action of asking for this job.
+    pub fn requested(self) -> crate::actions::AuditAction {
+        use crate::actions::AuditAction as A;
+        match self {
+            JobKind::Deploy => A::DeployRequest,
+            JobKind::Upgrade => A::UpgradeRequest,
+            JobKind::Rollback => A::RollbackRequest,
+            JobKind::Redeploy => A::RedeployRequest,
+            JobKind::Chaos => A::ChaosRequest,
+            JobKind::Undeploy => A::UndeployRequest,
+        }
+    }
+
+    /// The audit action of the job's end.
+    pub fn done(self) -> crate::actions::AuditAction {
+        use crate::actions::AuditAction as A;
+        match self {
+            JobKind::Deploy => A::Deploy,
+            JobKind::Upgrade => A::Upgrade,
+            JobKind::Rollback => A::Rollback,
+            JobKind::Redeploy => A::Redeploy,
+            JobKind::Chaos => A::Chaos,
+            JobKind::Undeploy => A::Undeploy,
+        }
+    }
+
+    /// Reads an action as a form or an API client names it, with an error that lists the
+    /// actions there are.
+    pub fn parse(s: &str) -> Result<JobKind, String> {
+        s.trim().parse().map_err(|_| {
+            let known: Vec<&str> = <JobKind as strum::VariantArray>::VARIANTS.iter().map(|k| k.as_str()).collect();
+            format!("unknown action {s:?}: one of {}", known.join(", "))
+        })
+    }
+}
+
+/// Where a job is: queued, then running, then succeeded or failed (never left running).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// What the last job left an app as.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum AppStatus {
+    /// Created, never deployed.
+    New,
+    Deployed,
+    Undeployed,
+    /// The last deploy failed; the swarm may run an older version.
+    Failed,
+}
+
+impl AppStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AppSummary {
@@ -492,8 +644,7 @@ pub struct AppSummary {
     pub stack_name: String,
     pub version: Option<String>,
     pub chaos: bool,
-    /// new | deployed | undeployed | failed
-    pub status: String,
+    pub status: AppStatus,
     pub updated_at: i64,
 }
 
@@ -562,9 +713,8 @@ pub struct LiveService {
 pub struct JobSummary {
     pub id: i64,
     pub app_id: i64,
-    pub kind: String,
-    /// queued | running | succeeded | failed
-    pub state: String,
+    pub kind: JobKind,
+    pub state: JobState,
     pub target_version: Option<String>,
     pub requested_by: String,
     pub created_at: i64,
@@ -604,7 +754,7 @@ pub struct DeployCheck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DeployPreview {
-    pub kind: String,
+    pub kind: JobKind,
     pub from_version: Option<String>,
     pub to_version: Option<String>,
     pub checks: Vec<DeployCheck>,

@@ -2,7 +2,7 @@
 // identity providers (scripts/test-services.sh), and Debian's Chromium driven by playwright-core.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -84,17 +84,49 @@ export async function registerClient(issuer, base) {
   return r.json();
 }
 
+/** Chromium; every page of every context reports its console errors and uncaught errors to the
+ * test's output (a hydration that stops or a script the CSP blocks shows up there). */
 export async function launch() {
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
   });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    context.on('console', (m) => {
+      if (m.type() === 'error') console.error(`browser console error (${m.page()?.url() ?? '?'}): ${m.text()}`);
+    });
+    context.on('weberror', (e) => console.error(`browser error (${e.page()?.url() ?? '?'}): ${e.error()}`));
+    return context;
+  };
+  return browser;
 }
 
-/** Waits until the page's wasm has attached its event handlers. */
+/** Waits until the page's wasm has attached its event handlers. When it has not after 30 s,
+ * the failure says what the page loaded and what its scripts are waiting for, and the page's
+ * HTML and a screenshot land in end2end/artifacts. */
 export async function hydrated(page) {
-  await page.waitForSelector('#app[data-hydrated="true"]', { timeout: 30_000 });
+  try {
+    await page.waitForSelector('#app[data-hydrated="true"]', { timeout: 30_000 });
+  } catch (e) {
+    const state = await page.evaluate(() => ({
+      url: location.href,
+      hydrated: document.querySelector('#app')?.dataset.hydrated ?? null,
+      pending: String(window.__PENDING_RESOURCES ?? ''),
+      resolved: Object.keys(window.__RESOLVED_RESOURCES ?? {}).join(','),
+      loads: performance.getEntriesByType('resource').filter((r) => r.name.includes('/pkg/'))
+        .map((r) => `${r.name.replace(location.origin, '')} ${Math.round(r.startTime)}+${Math.round(r.duration)} ms ${r.transferSize} B`),
+      since: Math.round(performance.now()),
+    })).catch((err) => ({ evaluate: String(err) }));
+    const name = `not-hydrated-${Date.now()}`;
+    mkdirSync(join(root, 'end2end/artifacts'), { recursive: true });
+    writeFileSync(join(root, `end2end/artifacts/${name}.html`), await page.content().catch(() => ''));
+    await page.screenshot({ path: join(root, `end2end/artifacts/${name}.png`), fullPage: true }).catch(() => {});
+    e.message += `\npage state: ${JSON.stringify(state, null, 1)}\n(artifacts: end2end/artifacts/${name}.*)`;
+    throw e;
+  }
 }
 
 /** Signs in through the provider's real login page, starting from Potluck's sign-in page. */

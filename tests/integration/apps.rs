@@ -87,7 +87,7 @@ async fn run(b: &Browser, domain: &str, kind: &str, target: &str) -> (Vec<JobEve
     let job = start(b, domain, kind, target).await.unwrap_or_else(|e| panic!("{kind} {domain}: {e:?}"));
     let (events, state, result) = b.watch_job(job.id).await;
     let stored: JobDetail = b.call("get_job", &[("id", &job.id.to_string())]).await.unwrap();
-    assert_eq!(stored.job.state, state);
+    assert_eq!(stored.job.state.as_str(), state, "the live end and the record agree");
     assert_eq!(stored.events.len(), events.len(), "the live stream and the record agree");
     (events, state, result)
 }
@@ -146,7 +146,7 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     let app = create(b, "hello", &domain, "0.1.0+1.0").await;
     let stack = app.stack_name.clone();
     assert_eq!(stack, domain.replace('.', "_"), "STACK_NAME as abra derives it");
-    assert_eq!(app.status, "new");
+    assert_eq!(app.status, AppStatus::New);
 
     // The env starts as the version's sample, with DOMAIN and the pinned version.
     let d = app_detail(b, &domain).await;
@@ -218,7 +218,7 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     let page = page.text().await.unwrap();
     assert!(page.contains(&format!("hello from {domain}")), "the template ran: {page}");
     let d = app_detail(b, &domain).await;
-    assert_eq!(d.app.status, "deployed");
+    assert_eq!(d.app.status, AppStatus::Deployed);
     assert_eq!(d.app.version.as_deref(), Some("0.1.0+1.0"));
     let svc = d.services.iter().find(|s| s.name == format!("{stack}_app")).unwrap();
     assert_eq!((svc.running, svc.desired), (1, 1));
@@ -273,6 +273,27 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
     assert_eq!(labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str), Some("0.1.0+1.0"));
 
+    // At the oldest version, the preview refuses a rollback as the job does, in the same words;
+    // an action that does not exist is named with the ones that do.
+    let preview_of = |kind: &'static str| {
+        let domain = domain.clone();
+        async move {
+            b.call::<DeployPreview>(
+                "preview_job",
+                &[("slug", SLUG), ("domain", &domain), ("kind", kind), ("target", "")],
+            )
+            .await
+        }
+    };
+    let refused_preview = preview_of("rollback").await.unwrap_err();
+    let refused_job = start(b, &domain, "rollback", "").await.unwrap_err();
+    assert_eq!((refused_preview.status, refused_job.status), (409, 409), "{}", refused_preview.body);
+    assert_eq!(refused_preview.error, refused_job.error, "the preview says what the job would say");
+    assert!(refused_preview.body.contains("is at the oldest version (0.1.0+1.0)"), "{}", refused_preview.body);
+    let unknown = preview_of("explode").await.unwrap_err();
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.body.contains("deploy, upgrade, rollback, redeploy, chaos, undeploy"), "{}", unknown.body);
+
     // Rotate: a new version in the env, a new secret, a redeploy that uses it.
     let rotated: RotatedSecret =
         b.call("rotate_secret", &[("slug", SLUG), ("domain", &domain), ("name", "db_password")]).await.unwrap();
@@ -308,7 +329,7 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     );
     assert!(w.docker.inspect_volume(&format!("{stack}_data")).await.is_ok(), "the volume stays");
     let d = app_detail(b, &domain).await;
-    assert_eq!(d.app.status, "undeployed");
+    assert_eq!(d.app.status, AppStatus::Undeployed);
 
     // Every step is in the audit log, with outcomes.
     let actions =
@@ -343,7 +364,7 @@ async fn failing_tasks_are_reported_with_the_swarms_reason() {
     let all = texts(&events);
     assert!(all.contains("No such image") || all.contains("does-not-exist"), "the task's error is shown: {all}");
     assert!(result.contains("did not converge"), "{result}");
-    assert_eq!(app_detail(b, &domain).await.app.status, "failed");
+    assert_eq!(app_detail(b, &domain).await.app.status, AppStatus::Failed);
     let audit = w.app.texts("SELECT outcome FROM audit_events WHERE action = 'app.deploy'").await;
     assert_eq!(audit, ["failure"]);
     cleanup(&w.docker, &app.stack_name).await;

@@ -157,7 +157,7 @@ pub fn AppsPage() -> impl IntoView {
                                         <td><a href=format!("/recipes/{}", a.recipe)>{a.recipe.clone()}</a></td>
                                         <td><code>{a.version.clone().unwrap_or_default()}</code>{a.chaos.then_some(" (chaos)")}</td>
                                         <td>{a.server.clone()}</td>
-                                        <td class=format!("status status-{}", a.status)>{a.status.clone()}</td>
+                                        <td class=format!("status status-{}", a.status)>{a.status.as_str()}</td>
                                         <td><Time ms=a.updated_at/></td>
                                     </tr>
                                 }).collect_view()}
@@ -280,7 +280,7 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             <code id="app-version">{a.version.clone().unwrap_or_else(|| "—".into())}</code>{a.chaos.then_some(" (chaos)")}
             " on " <a href=format!("/c/{}/servers", a.collective)>{a.server.clone()}</a>
             " · stack " <code>{a.stack_name.clone()}</code>
-            " · " <span id="app-status" class=format!("status status-{}", a.status)>{a.status.clone()}</span>
+            " · " <span id="app-status" class=format!("status status-{}", a.status)>{a.status.as_str()}</span>
             " · " <a href=format!("{base}/env") rel="external" id="export-env">"Download env file"</a>
         </p>
         {d.can_operate.then(|| view! { <Actions d=d.clone() actions/> })}
@@ -294,17 +294,17 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
                 {d.jobs.iter().map(|j| view! {
                     <tr>
                         <td><a href=format!("/jobs/{}", j.id)>{format!("#{}", j.id)}</a></td>
-                        <td>{j.kind.clone()}</td>
+                        <td>{j.kind.as_str()}</td>
                         <td><code>{j.target_version.clone().unwrap_or_default()}</code></td>
                         <td>{j.requested_by.clone()}</td>
-                        <td class=format!("state-{}", j.state)>{j.state.clone()}</td>
+                        <td class=format!("state-{}", j.state)>{j.state.as_str()}</td>
                         <td><Time ms=j.created_at/></td>
                         <td>{j.result.clone().unwrap_or_default()}</td>
                     </tr>
                 }).collect_view()}
             </tbody>
         </table>
-        {(d.can_manage && a.status != "deployed").then(|| view! {
+        {(d.can_manage && a.status != AppStatus::Deployed).then(|| view! {
             <h2>"Delete"</h2>
             <ActionForm action=actions.delete attr:id="delete-app">
                 <input type="hidden" name="slug" value=a.collective.clone()/>
@@ -315,15 +315,6 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
         })}
     }
 }
-
-const KINDS: [(&str, &str); 6] = [
-    ("deploy", "Deploy"),
-    ("upgrade", "Upgrade"),
-    ("rollback", "Roll back"),
-    ("redeploy", "Redeploy (force)"),
-    ("chaos", "Chaos deploy (a commit)"),
-    ("undeploy", "Undeploy"),
-];
 
 #[component]
 fn Actions(d: AppDetail, actions: AppActions) -> impl IntoView {
@@ -337,7 +328,7 @@ fn Actions(d: AppDetail, actions: AppActions) -> impl IntoView {
                 <input type="hidden" name="domain" value=a.domain.clone()/>
                 <label>"Action "
                     <select name="kind" id="action-kind">
-                        {KINDS.iter().map(|(k, label)| view! { <option value=*k>{*label}</option> }).collect_view()}
+                        {<JobKind as strum::VariantArray>::VARIANTS.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>"Version or commit (empty: the default) "
@@ -365,8 +356,8 @@ fn Actions(d: AppDetail, actions: AppActions) -> impl IntoView {
 #[component]
 fn Preview(p: DeployPreview, slug: String, domain: String, start: ServerAction<StartJob>) -> impl IntoView {
     let blocked = p.checks.iter().any(|c| c.level == "error");
-    let undeploy = p.kind == "undeploy";
-    let label = KINDS.iter().find(|(k, _)| *k == p.kind).map(|(_, l)| *l).unwrap_or("Run");
+    let undeploy = p.kind == JobKind::Undeploy;
+    let label = p.kind.label();
     view! {
         <div id="preview" class="panel">
             <h3>{label} " " <code>{p.from_version.clone().unwrap_or_else(|| "—".into())}</code> " → " <code>{p.to_version.clone().unwrap_or_else(|| "—".into())}</code></h3>
@@ -383,7 +374,7 @@ fn Preview(p: DeployPreview, slug: String, domain: String, start: ServerAction<S
             <ActionForm action=start attr:id="confirm-form">
                 <input type="hidden" name="slug" value=slug/>
                 <input type="hidden" name="domain" value=domain/>
-                <input type="hidden" name="kind" value=p.kind.clone()/>
+                <input type="hidden" name="kind" value=p.kind.as_str()/>
                 <input type="hidden" name="target" value=p.to_version.clone().unwrap_or_default()/>
                 {undeploy.then(|| view! {
                     <label><input type="checkbox" name="options[remove_volumes]" value="true"/> " also remove the volumes (data is lost)"</label>
@@ -608,7 +599,7 @@ pub fn JobPage() -> impl IntoView {
 #[component]
 fn JobLive(d: JobDetail) -> impl IntoView {
     let events = RwSignal::new(d.events.clone());
-    let state = RwSignal::new(d.job.state.clone());
+    let state = RwSignal::new(d.job.state);
     let result = RwSignal::new(d.job.result.clone().unwrap_or_default());
     #[cfg(feature = "hydrate")]
     {
@@ -627,7 +618,7 @@ fn JobLive(d: JobDetail) -> impl IntoView {
         <Title text=format!("Job #{}", j.id)/>
         <h1>{format!("Job #{}: {} ", j.id, j.kind)} <a href=app_href>{d.app_domain.clone()}</a></h1>
         <p class="muted">"to " <code>{j.target_version.clone().unwrap_or_default()}</code> " · requested by " {j.requested_by.clone()} " · " <Time ms=j.created_at/></p>
-        <p>"State: " <strong id="job-state" class=move || format!("state-{}", state.get())>{move || state.get()}</strong>
+        <p>"State: " <strong id="job-state" class=move || format!("state-{}", state.get())>{move || state.get().as_str()}</strong>
             " " <span id="job-result">{move || result.get()}</span></p>
         <ol id="job-events">
             {move || events.get().into_iter().map(|e| view! {
@@ -640,7 +631,7 @@ fn JobLive(d: JobDetail) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod live {
-    use crate::model::JobEventView;
+    use crate::model::{JobEventView, JobState};
     use leptos::prelude::*;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
@@ -650,12 +641,12 @@ mod live {
         id: i64,
         after: i64,
         events: RwSignal<Vec<JobEventView>>,
-        state: RwSignal<String>,
+        state: RwSignal<JobState>,
         result: RwSignal<String>,
     ) {
         let Ok(source) = web_sys::EventSource::new(&format!("/jobs/{id}/events?after={after}")) else { return };
-        if state.get_untracked() == "queued" {
-            state.set("running".into());
+        if state.get_untracked() == JobState::Queued {
+            state.set(JobState::Running);
         }
         let on_progress = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
             if let Some(text) = m.data().as_string() {
@@ -672,7 +663,9 @@ mod live {
         let on_end = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
             if let Some(text) = m.data().as_string() {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    state.set(v["state"].as_str().unwrap_or_default().to_string());
+                    if let Ok(s) = serde_json::from_value::<JobState>(v["state"].clone()) {
+                        state.set(s);
+                    }
                     result.set(v["result"].as_str().unwrap_or_default().to_string());
                 }
             }

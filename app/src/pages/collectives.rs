@@ -41,7 +41,7 @@ pub fn CollectivesPage() -> impl IntoView {
                             <section>
                                 <h2>"Create a collective"</h2>
                                 <ActionForm action=create attr:id="create-collective">
-                                    <label>"Slug " <input name="slug" required placeholder="collective-a" pattern="[a-z0-9][a-z0-9-]{1,62}"/></label>
+                                    <label>"Slug " <input name="slug" required placeholder="collective-a" pattern="[a-z0-9][a-z0-9\\-]{1,62}"/></label>
                                     <label>"Name " <input name="name" required/></label>
                                     <label>"Description " <textarea name="description"></textarea></label>
                                     <button type="submit">"Create"</button>

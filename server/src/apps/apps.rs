@@ -34,7 +34,7 @@ pub struct AppRow {
     pub version: Option<String>,
     pub chaos: bool,
     pub chaos_version: Option<String>,
-    pub status: String,
+    pub status: AppStatus,
     pub updated_at: i64,
 }
 
@@ -58,7 +58,7 @@ impl AppRow {
             version: r.try_get("version")?,
             chaos: r.try_get::<i64, _>("chaos")? != 0,
             chaos_version: r.try_get("chaos_version")?,
-            status: r.try_get("status")?,
+            status: super::jobs::stored(r, "status")?,
             updated_at: r.try_get("updated_at")?,
         })
     }
@@ -73,7 +73,7 @@ impl AppRow {
             stack_name: self.stack_name.clone(),
             version: self.version.clone(),
             chaos: self.chaos,
-            status: self.status.clone(),
+            status: self.status,
             updated_at: self.updated_at,
         }
     }
@@ -486,7 +486,7 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
 
 pub async fn delete(st: &AppState, access: &Cap<scope::App>) -> Result<()> {
     let app = access.app();
-    if app.status == "deployed" {
+    if app.status == AppStatus::Deployed {
         return Err(ApiError::conflict(format!("{} is deployed: undeploy it first", app.domain)).into());
     }
     let c = access.collective();

@@ -7,18 +7,18 @@
 use super::apps::{self, AppRow};
 use super::plan::{self, Target};
 use super::stack::Stack;
-use crate::audit::{self, Actor, AuditAction, Event, Origin};
+use super::target;
+use crate::audit::{self, Actor, Event, Origin};
 use crate::authz::{Cap, CollectiveRef};
 use crate::db::now_ms;
 use crate::engine::converge::{Outcome, Progress};
 use crate::engine::deploy::{DeployOptions, ResolveImage, Step};
 use crate::engine::envfile::EnvFile;
 use crate::error::Result;
-use crate::recipes::version::RecipeVersion;
 use crate::state::AppState;
 use potluck_app::api::StartJob;
 use potluck_app::error::ApiError;
-use potluck_app::model::{JobDetail, JobEventView, JobSummary};
+use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -44,14 +44,18 @@ impl Default for JobHub {
     }
 }
 
-const KINDS: &[&str] = &["deploy", "upgrade", "rollback", "redeploy", "chaos", "undeploy"];
+/// A stored enum column read back; a value this Potluck does not know is an internal error.
+pub(crate) fn stored<T: std::str::FromStr>(r: &sqlx::any::AnyRow, column: &str) -> Result<T> {
+    let text: String = r.try_get(column)?;
+    text.parse().map_err(|_| crate::error::Error::internal(format!("unknown {column} {text:?} in the database")))
+}
 
 fn summary(r: &sqlx::any::AnyRow) -> Result<JobSummary> {
     Ok(JobSummary {
         id: r.try_get("id")?,
         app_id: r.try_get("app_id")?,
-        kind: r.try_get("kind")?,
-        state: r.try_get("state")?,
+        kind: stored(r, "kind")?,
+        state: stored(r, "state")?,
         target_version: r.try_get("target_version")?,
         requested_by: r.try_get("requested_by_name")?,
         created_at: r.try_get("created_at")?,
@@ -115,8 +119,8 @@ pub async fn detail(st: &AppState, access: &Cap<scope::Job>) -> Result<JobDetail
 
 /// `start_job`: queues a job for the capability's app.
 pub async fn start(st: &AppState, access: &Cap<scope::App>, input: StartJob) -> Result<JobSummary> {
-    let target = Some(input.target.clone()).filter(|t| !t.trim().is_empty());
-    enqueue(st, access.collective(), access.app(), access.origin(), input.kind.trim(), target, input.options).await
+    let kind = JobKind::parse(&input.kind).map_err(|e| ApiError::invalid("kind", e))?;
+    enqueue(st, access.collective(), access.app(), access.origin(), kind, Some(&input.target), input.options).await
 }
 
 /// Queues a job for an app; refuses when one is already queued or running. The caller holds
@@ -126,20 +130,17 @@ pub async fn enqueue(
     c: &CollectiveRef,
     app: &AppRow,
     origin: &Origin,
-    kind: &str,
-    target: Option<String>,
+    kind: JobKind,
+    target: Option<&str>,
     options: JobOptions,
 ) -> Result<JobSummary> {
-    if !KINDS.contains(&kind) {
-        return Err(ApiError::invalid("kind", format!("unknown action {kind:?}")).into());
-    }
     options.resolve_image.parse::<ResolveImage>().map_err(|e| ApiError::invalid("resolve_image", e))?;
     if options.timeout_secs.is_some_and(|t| t == 0 || t > 86_400) {
         return Err(
             ApiError::invalid("timeout_secs", "give 1 to 86400 seconds (or nothing for the recipe's timeout)").into()
         );
     }
-    let target = resolve_target(st, app, kind, target).await?;
+    let target = target::resolve(st, app, kind, target).await?.version;
     let actor = &origin.actor;
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
@@ -149,7 +150,7 @@ pub async fn enqueue(
     )
     .bind(app.id)
     .bind(app.collective_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(actor.id)
     .bind(&actor.name)
     .bind(&target)
@@ -181,88 +182,13 @@ pub async fn enqueue(
         }
         Err(e) => return Err(e.into()),
     };
-    let event = Event::new(
-        match kind {
-            "deploy" => AuditAction::DeployRequest,
-            "upgrade" => AuditAction::UpgradeRequest,
-            "rollback" => AuditAction::RollbackRequest,
-            "redeploy" => AuditAction::RedeployRequest,
-            "chaos" => AuditAction::ChaosRequest,
-            _ => AuditAction::UndeployRequest,
-        },
-        format!("app {}", app.domain),
-    )
-    .in_collective(c.id, &c.slug)
-    .details(json!({ "job_id": id, "target": target, "options": options }));
+    let event = Event::new(kind.requested(), format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "job_id": id, "target": target, "options": options }));
     tx.record(origin, event).await?;
     tx.commit().await?;
     st.jobs.wake.notify_one();
     get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
-}
-
-/// Which version a job goes to, checked against the app's state.
-async fn resolve_target(st: &AppState, app: &AppRow, kind: &str, target: Option<String>) -> Result<Option<String>> {
-    let recipe = crate::recipes::store::get(st, &app.recipe).await?;
-    let versions = plan::versions(st, &recipe).await?;
-    let target = target.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-    let known = |v: &str| versions.iter().any(|x| x == v);
-    match kind {
-        "undeploy" => Ok(None),
-        "chaos" => Ok(Some(target.unwrap_or_else(|| recipe.default_branch.clone()))),
-        "redeploy" => match app.version.clone().or(target) {
-            Some(v) => Ok(Some(v)),
-            None => {
-                Err(ApiError::conflict(format!("{} has no version to redeploy: deploy it first", app.domain)).into())
-            }
-        },
-        "deploy" => {
-            let v = target.or_else(|| app.version.clone()).or_else(|| versions.first().cloned());
-            match v {
-                Some(v) if known(&v) => Ok(Some(v)),
-                Some(v) => {
-                    Err(ApiError::invalid("version", format!("recipe {} has no version {v:?}", app.recipe)).into())
-                }
-                None => Err(ApiError::invalid(
-                    "version",
-                    format!("recipe {} has no published version; deploy a commit (chaos) instead", app.recipe),
-                )
-                .into()),
-            }
-        }
-        "upgrade" | "rollback" => {
-            let current = app
-                .version
-                .clone()
-                .ok_or_else(|| ApiError::conflict(format!("{} has no deployed version", app.domain)))?;
-            let cur = RecipeVersion::parse(&current);
-            let candidates: Vec<&String> = versions
-                .iter()
-                .filter(
-                    |v| if kind == "upgrade" { RecipeVersion::parse(v) > cur } else { RecipeVersion::parse(v) < cur },
-                )
-                .collect();
-            let chosen = match target {
-                Some(t) if candidates.iter().any(|c| **c == t) => t,
-                Some(t) => {
-                    let dir = if kind == "upgrade" { "newer" } else { "older" };
-                    return Err(ApiError::invalid(
-                        "version",
-                        format!("{t:?} is not a {dir} version of {} than {current}", app.recipe),
-                    )
-                    .into());
-                }
-                // An upgrade goes to the newest; a rollback to the one just before.
-                None if kind == "upgrade" => candidates.first().map(|s| s.to_string()).ok_or_else(|| {
-                    ApiError::conflict(format!("{} is at the newest version ({current})", app.domain))
-                })?,
-                None => candidates.first().map(|s| s.to_string()).ok_or_else(|| {
-                    ApiError::conflict(format!("{} is at the oldest version ({current})", app.domain))
-                })?,
-            };
-            Ok(Some(chosen))
-        }
-        _ => Err(ApiError::invalid("kind", format!("unknown action {kind:?}")).into()),
-    }
 }
 
 /// At start: jobs a stopped Potluck left running run again, or fail after three attempts.
@@ -333,7 +259,7 @@ fn announce_end(st: &AppState, job_id: i64, ok: bool, result: &str) {
 
 async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()> {
     sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
-        .bind(if ok { "succeeded" } else { "failed" })
+        .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
         .bind(result)
         .bind(now_ms())
         .bind(job_id)
@@ -420,7 +346,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         .fetch_one(st.db.pool())
         .await?;
     let app_id: i64 = row.try_get("app_id")?;
-    let kind: String = row.try_get("kind")?;
+    let kind: JobKind = stored(&row, "kind")?;
     let target: Option<String> = row.try_get("target_version")?;
     let options: JobOptions = serde_json::from_str(&row.try_get::<String, _>("options")?).unwrap_or_default();
     let requester = Actor {
@@ -441,7 +367,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
     );
     // A deploy that a stopped Potluck left half-way finds its own stack: that is no reason to stop.
     let resumed = row.try_get::<i64, _>("attempts")? > 1;
-    let outcome = execute(st, &app, &kind, target.as_deref(), &options, resumed, &em).await;
+    let outcome = execute(st, &app, kind, target.as_deref(), &options, resumed, &em).await;
     drop(em);
     let _ = writer.await;
     let (ok, result, chaos_version) = match &outcome {
@@ -454,17 +380,19 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
     let mut tx = audit::begin(&st.db).await?;
     let done_event = insert_event(&mut tx, job_id, "done", &result).await?;
     if ok {
-        match kind.as_str() {
-            "undeploy" => {
-                sqlx::query("UPDATE apps SET status = 'undeployed', updated_at = $1 WHERE id = $2")
+        match kind {
+            JobKind::Undeploy => {
+                sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(AppStatus::Undeployed.as_str())
                     .bind(now)
                     .bind(app.id)
                     .execute(&mut *tx)
                     .await?;
             }
-            "chaos" => {
+            JobKind::Chaos => {
                 let short = chaos_version.clone().unwrap_or_else(|| target.clone().unwrap_or_default());
-                sqlx::query("UPDATE apps SET status = 'deployed', chaos = 1, chaos_version = $1, deployed_at = $2, updated_at = $2 WHERE id = $3")
+                sqlx::query("UPDATE apps SET status = $1, chaos = 1, chaos_version = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(AppStatus::Deployed.as_str())
                     .bind(short)
                     .bind(now)
                     .bind(app.id)
@@ -477,7 +405,8 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
                 let version = target.clone().unwrap_or_default();
                 let key = if env.entry("RECIPE").is_some() { "RECIPE" } else { "TYPE" };
                 env.set(key, &format!("{}:{version}", app.recipe));
-                sqlx::query("UPDATE apps SET status = 'deployed', version = $1, chaos = 0, chaos_version = NULL, env = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
+                sqlx::query("UPDATE apps SET status = $1, version = $2, chaos = 0, chaos_version = NULL, env = $3, deployed_at = $4, updated_at = $4 WHERE id = $5")
+                    .bind(AppStatus::Deployed.as_str())
                     .bind(&version)
                     .bind(env.to_string())
                     .bind(now)
@@ -486,30 +415,23 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
                     .await?;
             }
         }
-    } else if kind != "undeploy" {
-        sqlx::query("UPDATE apps SET status = 'failed', updated_at = $1 WHERE id = $2")
+    } else if kind != JobKind::Undeploy {
+        sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(AppStatus::Failed.as_str())
             .bind(now)
             .bind(app.id)
             .execute(&mut *tx)
             .await?;
     }
     sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
-        .bind(if ok { "succeeded" } else { "failed" })
+        .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
         .bind(&result)
         .bind(now)
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
     let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
-    let action = match kind.as_str() {
-        "deploy" => AuditAction::Deploy,
-        "upgrade" => AuditAction::Upgrade,
-        "rollback" => AuditAction::Rollback,
-        "redeploy" => AuditAction::Redeploy,
-        "chaos" => AuditAction::Chaos,
-        _ => AuditAction::Undeploy,
-    };
-    let event = Event::new(action, format!("app {}", app.domain))
+    let event = Event::new(kind.done(), format!("app {}", app.domain))
         .in_collective(app.collective_id, &app.collective)
         .outcome(if ok { "success" } else { "failure" })
         .details(json!({ "job_id": job_id, "target": target, "result": result }));
@@ -532,14 +454,14 @@ struct Done {
 async fn execute(
     st: &Arc<AppState>,
     app: &AppRow,
-    kind: &str,
+    kind: JobKind,
     target: Option<&str>,
     options: &JobOptions,
     resumed: bool,
     em: &Emitter,
 ) -> std::result::Result<Done, String> {
     let stack = Stack::of(st, app).await.map_err(|e| e.to_string())?;
-    if kind == "undeploy" {
+    if kind == JobKind::Undeploy {
         em.emit("step", format!("removing stack {}", app.stack_name));
         let found = stack
             .remove(&app.ownership(), Some(Duration::from_secs(180)), &|s| em.emit("step", s.to_string()))
@@ -558,13 +480,14 @@ async fn execute(
         }
         return Ok(Done { text: format!("{} undeployed", app.domain), chaos_version: None });
     }
-    let target_enum = if kind == "chaos" {
+    let target_enum = if kind == JobKind::Chaos {
         Target::Chaos(target.unwrap_or("HEAD").to_string())
     } else {
         Target::Version(target.unwrap_or_default().to_string())
     };
-    let p = plan::build(st, app, &target_enum).await.map_err(|e| e.to_string())?;
-    let check_kind = if resumed && kind == "deploy" { "redeploy" } else { kind };
+    let recipe = crate::recipes::store::get(st, &app.recipe).await.map_err(|e| e.to_string())?;
+    let p = plan::build(st, app, &recipe, &target_enum).await.map_err(|e| e.to_string())?;
+    let check_kind = if resumed && kind == JobKind::Deploy { JobKind::Redeploy } else { kind };
     let checks = plan::checks(st, app, &p, Some(&stack), check_kind).await;
     let mut blocked = false;
     for c in &checks {
@@ -578,7 +501,7 @@ async fn execute(
     let opts = DeployOptions {
         resolve_image: resolve,
         ownership: app.ownership(),
-        force: kind == "redeploy",
+        force: kind == JobKind::Redeploy,
         ..DeployOptions::default()
     };
     let deployed =

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod secrets;
 pub mod servers;
 pub mod stack;
+pub mod target;
 
 pub use apps::deployments_of;
 
@@ -17,6 +18,7 @@ use crate::error::Result;
 use crate::recipes::{inspect, store};
 use crate::state::AppState;
 use potluck_app::api::PreviewJob;
+use potluck_app::error::ApiError;
 use potluck_app::model::*;
 use potluck_app::ops::scope;
 use stack::Stack;
@@ -63,17 +65,16 @@ pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail
     })
 }
 
-/// What an action would do, before it is confirmed: the checks, the changes on the swarm, the
-/// release notes of every version passed.
+/// What an action would do, before it is confirmed: the version it goes to (decided as the job
+/// decides it), the checks, the changes on the swarm, the release notes of every version passed.
 pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob) -> Result<DeployPreview> {
     let app = access.app().clone();
-    let kind = input.kind.trim();
-    let target = Some(input.target.clone()).filter(|t| !t.trim().is_empty());
+    let kind = JobKind::parse(&input.kind).map_err(|e| ApiError::invalid("kind", e))?;
     let mut notes = Vec::new();
-    if kind == "undeploy" {
+    if kind == JobKind::Undeploy {
         notes.push("Services, networks and configs of the stack are removed; volumes and secrets stay unless you tick the boxes.".into());
         return Ok(DeployPreview {
-            kind: kind.into(),
+            kind,
             from_version: app.version.clone(),
             to_version: None,
             checks: Vec::new(),
@@ -82,47 +83,34 @@ pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob)
             notes,
         });
     }
-    let recipe = store::get(st, &app.recipe).await?;
-    let versions = plan::versions(st, &recipe).await?;
-    let to = match (kind, target.filter(|t| !t.trim().is_empty())) {
-        (_, Some(t)) => t,
-        ("chaos", None) => recipe.default_branch.clone(),
-        ("upgrade", None) => versions.first().cloned().unwrap_or_default(),
-        ("rollback", None) => {
-            let cur = app.version.clone().map(|v| crate::recipes::version::RecipeVersion::parse(&v));
-            versions
-                .iter()
-                .find(|v| cur.as_ref().is_some_and(|c| crate::recipes::version::RecipeVersion::parse(v) < *c))
-                .cloned()
-                .unwrap_or_default()
-        }
-        (_, None) => app.version.clone().or_else(|| versions.first().cloned()).unwrap_or_default(),
-    };
-    let target_enum = if kind == "chaos" { plan::Target::Chaos(to.clone()) } else { plan::Target::Version(to.clone()) };
-    let p = plan::build(st, &app, &target_enum).await?;
+    let resolved = target::resolve(st, &app, kind, Some(&input.target)).await?;
+    let to = resolved.version.unwrap_or_default();
+    let target_enum =
+        if kind == JobKind::Chaos { plan::Target::Chaos(to.clone()) } else { plan::Target::Version(to.clone()) };
+    let p = plan::build(st, &app, &resolved.recipe, &target_enum).await?;
     let stack = Stack::of(st, &app).await.ok();
     let checks = plan::checks(st, &app, &p, stack.as_ref(), kind).await;
     let changes = match &stack {
         Some(s) => s.dry_run(&p.plan).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")]),
         None => vec![format!("server {} is unreachable", app.server)],
     };
-    let release_notes = if matches!(kind, "upgrade" | "deploy") && kind != "chaos" {
+    let release_notes = if matches!(kind, JobKind::Upgrade | JobKind::Deploy) {
         plan::release_notes_between(st, &app, app.version.as_deref(), &to).await.unwrap_or_default()
     } else {
         Vec::new()
     };
-    if kind == "rollback" {
+    if kind == JobKind::Rollback {
         notes.push(
             "A rollback changes the services' specs only: volumes (databases, uploads) are not rolled back.".into(),
         );
     }
-    if kind == "chaos" {
+    if kind == JobKind::Chaos {
         notes.push(
             "A chaos deploy runs a commit that is not a release; the version label keeps the last release.".into(),
         );
     }
     Ok(DeployPreview {
-        kind: kind.into(),
+        kind,
         from_version: app.version.clone(),
         to_version: Some(to),
         checks,

@@ -16,7 +16,7 @@ use crate::recipes::{git, inspect, store, version::RecipeVersion};
 use crate::state::AppState;
 use bollard::Docker;
 use potluck_app::error::ApiError;
-use potluck_app::model::DeployCheck;
+use potluck_app::model::{DeployCheck, JobKind};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,9 +52,8 @@ pub struct AppPlan {
     pub chaos_version: Option<String>,
 }
 
-/// Renders the app's stack at `target`.
-pub async fn build(st: &AppState, app: &AppRow, target: &Target) -> Result<AppPlan> {
-    let recipe = store::get(st, &app.recipe).await?;
+/// Renders the app's stack at `target` from its recipe (loaded once by the caller).
+pub async fn build(st: &AppState, app: &AppRow, recipe: &store::RecipeRow, target: &Target) -> Result<AppPlan> {
     let (rev, chaos_commit) = match target {
         Target::Version(v) => (v.clone(), None),
         Target::Chaos(c) => {
@@ -72,7 +71,7 @@ pub async fn build(st: &AppState, app: &AppRow, target: &Target) -> Result<AppPl
             (full.clone(), Some(full[..8].to_string()))
         }
     };
-    let files = inspect::files_of(st, &recipe, &rev).await?;
+    let files = inspect::files_of(st, recipe, &rev).await?;
     let env_file = EnvFile::parse(&app.env).map_err(|e| ApiError::invalid("env", format!("the app's env: {e}")))?;
     let abra_sh = files.text("abra.sh");
     let env = engine::app_environment(&env_file, abra_sh.as_deref(), &app.stack_name);
@@ -116,7 +115,13 @@ pub fn external_secrets(plan: &StackPlan) -> Vec<String> {
 
 /// The checks before a deploy: errors stop it, warnings are shown. Among them the server's
 /// guardrails: what the stack asks of the host and the server's policy does not allow.
-pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, stack: Option<&Stack>, kind: &str) -> Vec<DeployCheck> {
+pub async fn checks(
+    st: &AppState,
+    app: &AppRow,
+    p: &AppPlan,
+    stack: Option<&Stack>,
+    kind: JobKind,
+) -> Vec<DeployCheck> {
     let mut out = Vec::new();
     let err = |m: String| DeployCheck { level: "error".into(), message: m };
     let warn = |m: String| DeployCheck { level: "warning".into(), message: m };
@@ -170,10 +175,10 @@ pub async fn checks(st: &AppState, app: &AppRow, p: &AppPlan, stack: Option<&Sta
                 Err(e) => out.push(err(format!("server {} cannot list secrets: {e}", app.server))),
             }
             let deployed = stack.exists().await;
-            if kind == "deploy" && deployed {
+            if kind == JobKind::Deploy && deployed {
                 out.push(err(format!("{} is already deployed: upgrade, roll back or redeploy it instead", app.domain)));
             }
-            if matches!(kind, "upgrade" | "rollback") && !deployed {
+            if matches!(kind, JobKind::Upgrade | JobKind::Rollback) && !deployed {
                 out.push(err(format!("{} is not deployed: deploy it first", app.domain)));
             }
         }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use potluck_app::api::{GenerateSecrets, InsertSecret, RotateSecret};
 use potluck_app::error::ApiError;
-use potluck_app::model::{GeneratedSecret, JobSummary, OneTimeSecret, Permission, SecretStatus};
+use potluck_app::model::{AppStatus, GeneratedSecret, JobKind, JobSummary, OneTimeSecret, Permission, SecretStatus};
 use potluck_app::ops::scope;
 use rand::Rng;
 use serde_json::json;
@@ -37,16 +37,13 @@ fn version_var(key: &str) -> String {
 
 /// The external secrets of the app's compose files at its version, with their modifiers.
 pub async fn declared(st: &AppState, app: &AppRow) -> Result<Vec<Declared>> {
+    let recipe = crate::recipes::store::get(st, &app.recipe).await?;
     let version = match &app.version {
         Some(v) => v.clone(),
-        None => plan::versions(st, &crate::recipes::store::get(st, &app.recipe).await?)
-            .await?
-            .first()
-            .cloned()
-            .unwrap_or_default(),
+        None => plan::versions(st, &recipe).await?.first().cloned().unwrap_or_default(),
     };
     let target = if version.is_empty() { Target::Chaos("HEAD".into()) } else { Target::Version(version) };
-    let p = plan::build(st, app, &target).await?;
+    let p = plan::build(st, app, &recipe, &target).await?;
     let loaded = load::load(&p.files, &engine::compose_files(&p.env), &p.env)
         .map_err(|e| ApiError::invalid("recipe", e.to_string()))?;
     let env = EnvFile::parse(&app.env).unwrap_or_default();
@@ -313,7 +310,7 @@ pub async fn rotate(
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
     created?;
-    let job = if app.status == "deployed" {
+    let job = if app.status == AppStatus::Deployed {
         let mut updated = app.clone();
         updated.env = new_env;
         Some(
@@ -322,8 +319,8 @@ pub async fn rotate(
                 c,
                 &updated,
                 access.origin(),
-                "redeploy",
-                app.version.clone(),
+                JobKind::Redeploy,
+                app.version.as_deref(),
                 super::jobs::JobOptions::default(),
             )
             .await?,

@@ -51,7 +51,7 @@ pub async fn job_events(st: SharedState, cap: Cap<scope::Job>, input: JobEvents)
                 for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
                     yield Ok(progress(&e));
                 }
-                yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
+                yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
                 return;
             }
         }
@@ -79,7 +79,7 @@ pub async fn job_events(st: SharedState, cap: Cap<scope::Job>, input: JobEvents)
                             for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
                                 yield Ok(progress(&e));
                             }
-                            yield Ok(end(&job.state, job.result.as_deref().unwrap_or_default()));
+                            yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
                             return;
                         }
                     }
