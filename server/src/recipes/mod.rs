@@ -5,6 +5,7 @@ pub mod git;
 pub mod inspect;
 pub mod lint;
 pub mod metadata;
+mod publish;
 pub mod release;
 pub mod review;
 pub mod store;

@@ -1,0 +1,390 @@
+//! Servers, apps, secrets and jobs: what runs where, and what changes it.
+
+use super::people::OneTimeSecret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RotatedSecret {
+    pub secret: GeneratedSecret,
+    pub job: Option<JobSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServerView {
+    pub id: i64,
+    pub collective: String,
+    pub name: String,
+    /// `unix`, `tcp` or `ssh`.
+    pub kind: String,
+    pub address: String,
+    pub tls: bool,
+    pub engine_version: Option<String>,
+    pub api_version: Option<String>,
+    pub is_manager: bool,
+    pub nodes: i64,
+    pub last_checked_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// From the live event stream: connected now, and when the last event arrived.
+    pub connected: bool,
+    pub last_event_at: Option<i64>,
+    pub events_seen: i64,
+    /// SSH: the fingerprints of the pinned host key (`SHA256:…`).
+    #[serde(default)]
+    pub host_key_fingerprints: Vec<String>,
+    /// What deploys here may ask of the host (set by federation admins; empty: nothing).
+    #[serde(default)]
+    pub policy_allows: Vec<String>,
+}
+
+/// What a job does to an app. Stored and sent by its lowercase name (`upgrade`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum JobKind {
+    /// The app's version (or the newest release for a new app), or the version asked for.
+    Deploy,
+    /// A newer release: the newest, or the one asked for.
+    Upgrade,
+    /// An older release: the one just before, or the one asked for.
+    Rollback,
+    /// The version running now, again (new secrets, a changed env file, a forced update).
+    Redeploy,
+    /// A commit that is not a release (the default branch unless one is asked for).
+    Chaos,
+    /// The stack removed; volumes and secrets stay unless asked.
+    Undeploy,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// What the action is called on a button.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::Deploy => "Deploy",
+            JobKind::Upgrade => "Upgrade",
+            JobKind::Rollback => "Roll back",
+            JobKind::Redeploy => "Redeploy (force)",
+            JobKind::Chaos => "Chaos deploy (a commit)",
+            JobKind::Undeploy => "Undeploy",
+        }
+    }
+
+    /// The audit action of asking for this job.
+    pub fn requested(self) -> crate::actions::AuditAction {
+        use crate::actions::AuditAction as A;
+        match self {
+            JobKind::Deploy => A::DeployRequest,
+            JobKind::Upgrade => A::UpgradeRequest,
+            JobKind::Rollback => A::RollbackRequest,
+            JobKind::Redeploy => A::RedeployRequest,
+            JobKind::Chaos => A::ChaosRequest,
+            JobKind::Undeploy => A::UndeployRequest,
+        }
+    }
+
+    /// The audit action of the job's end.
+    pub fn done(self) -> crate::actions::AuditAction {
+        use crate::actions::AuditAction as A;
+        match self {
+            JobKind::Deploy => A::Deploy,
+            JobKind::Upgrade => A::Upgrade,
+            JobKind::Rollback => A::Rollback,
+            JobKind::Redeploy => A::Redeploy,
+            JobKind::Chaos => A::Chaos,
+            JobKind::Undeploy => A::Undeploy,
+        }
+    }
+
+    /// Reads an action as a form or an API client names it, with an error that lists the
+    /// actions there are.
+    pub fn parse(s: &str) -> Result<JobKind, String> {
+        s.trim().parse().map_err(|_| {
+            let known: Vec<&str> = <JobKind as strum::VariantArray>::VARIANTS.iter().map(|k| k.as_str()).collect();
+            format!("unknown action {s:?}: one of {}", known.join(", "))
+        })
+    }
+}
+
+/// Where a job is: queued, then running, then succeeded or failed (never left running).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// What the last job left an app as.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum AppStatus {
+    /// Created, never deployed.
+    New,
+    Deployed,
+    Undeployed,
+    /// The last deploy failed; the swarm may run an older version.
+    Failed,
+}
+
+impl AppStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppSummary {
+    pub id: i64,
+    pub collective: String,
+    pub domain: String,
+    pub recipe: String,
+    pub server: String,
+    pub stack_name: String,
+    pub version: Option<String>,
+    pub chaos: bool,
+    pub status: AppStatus,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct EnvEditEntry {
+    pub key: String,
+    pub value: String,
+    /// What the recipe's sample says about it.
+    pub doc: Vec<String>,
+    pub modifiers: Vec<(String, String)>,
+    pub in_sample: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OverlayOption {
+    pub file: String,
+    pub enabled: bool,
+    pub doc: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SecretStatus {
+    /// The compose secret (`db_password`).
+    pub name: String,
+    pub version: String,
+    /// The Docker secret (`<stack>_db_password_v1`).
+    pub docker_name: String,
+    pub exists: Option<bool>,
+    pub generate: bool,
+    pub length: Option<i64>,
+    pub charset: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TaskView {
+    pub id: String,
+    pub slot: String,
+    pub state: String,
+    pub desired_state: String,
+    pub message: String,
+    pub error: String,
+    pub node: String,
+    pub image: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct LiveService {
+    pub name: String,
+    pub image: String,
+    pub mode: String,
+    pub running: i64,
+    pub desired: i64,
+    pub update_state: String,
+    pub version_label: String,
+    pub tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobSummary {
+    pub id: i64,
+    pub app_id: i64,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub target_version: Option<String>,
+    pub requested_by: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobEventView {
+    pub seq: i64,
+    pub at: i64,
+    /// A line for people.
+    pub text: String,
+    /// `step`, `task`, `service`, `check`, `done`…
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobDetail {
+    pub job: JobSummary,
+    pub app_domain: String,
+    pub collective: String,
+    pub events: Vec<JobEventView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeployCheck {
+    /// `error` blocks the deploy; `warning` does not.
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeployPreview {
+    pub kind: JobKind,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub checks: Vec<DeployCheck>,
+    /// What the swarm would see change, one line each.
+    pub changes: Vec<String>,
+    /// Release notes of every version passed, oldest first.
+    pub release_notes: Vec<(String, String)>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppDetail {
+    pub app: AppSummary,
+    pub env: String,
+    pub entries: Vec<EnvEditEntry>,
+    pub overlays: Vec<OverlayOption>,
+    pub missing_keys: Vec<String>,
+    /// Recipe versions, newest first.
+    pub versions: Vec<String>,
+    pub secrets: Vec<SecretStatus>,
+    pub services: Vec<LiveService>,
+    pub live_error: Option<String>,
+    pub jobs: Vec<JobSummary>,
+    pub can_manage: bool,
+    pub can_operate: bool,
+    pub can_manage_secrets: bool,
+    pub can_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GeneratedSecret {
+    pub name: String,
+    pub docker_name: String,
+    pub value: OneTimeSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CommandOutput {
+    pub exit_code: Option<i64>,
+    pub output: String,
+}
+
+/// How a job runs, chosen by the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct JobOptions {
+    /// undeploy: also remove the stack's volumes / the app's secrets.
+    #[serde(default)]
+    pub remove_volumes: bool,
+    #[serde(default)]
+    pub remove_secrets: bool,
+    /// Seconds to wait for convergence instead of the recipe's timeout label.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// `always`, `changed` or `never`, as `docker stack deploy --resolve-image`.
+    #[serde(default = "default_resolve")]
+    pub resolve_image: String,
+}
+
+fn default_resolve() -> String {
+    "never".into()
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            remove_volumes: false,
+            remove_secrets: false,
+            timeout_secs: None,
+            resolve_image: default_resolve(),
+        }
+    }
+}
