@@ -21,8 +21,9 @@ pub struct AppState {
     pub oidc_metadata: MetadataCache,
     /// Sign-in attempts per client address.
     pub login_limiter: DefaultKeyedRateLimiter<String>,
-    /// Connected Docker clients per server uid (never reused, unlike row ids).
-    pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, bollard::Docker>>,
+    /// Engine clients by server uid (never reused, unlike row ids), with the digest of the
+    /// settings each was built from.
+    pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, (String, bollard::Docker)>>,
     /// The servers' event-stream watchers.
     pub monitors: crate::apps::servers::Monitors,
     /// Deploy jobs: the worker's wake-up and the live event feed.

@@ -60,6 +60,25 @@ const SELECT: &str =
      FROM servers s JOIN collectives c ON c.id = s.collective_id";
 
 impl ServerRow {
+    /// What a client of this server is built from, as one SHA-256 digest.
+    pub fn connection_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.kind.as_bytes(),
+            self.address.as_bytes(),
+            self.tls_ca.as_deref().unwrap_or_default().as_bytes(),
+            self.tls_cert.as_deref().unwrap_or_default().as_bytes(),
+            self.private_key_enc.as_deref().unwrap_or_default(),
+            self.host_key.as_deref().unwrap_or_default().as_bytes(),
+        ] {
+            // Length-prefixed, so that no two different rows give the same input.
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        hex::encode(h.finalize())
+    }
+
     fn from_row(r: &sqlx::any::AnyRow) -> Result<ServerRow> {
         Ok(ServerRow {
             id: r.try_get("id")?,
@@ -181,10 +200,14 @@ fn explain_ssh(s: &ServerRow, error: &str) -> String {
     }
 }
 
-/// A connected client for a server (cached by uid; a cached client that fails is evicted and
-/// replaced).
+/// A connected client for a server, cached by uid together with a digest of the settings it
+/// was built from. A client built from an older row (a host key trusted since, a key replaced,
+/// or a change another replica made) is never served for the newer one, even when its
+/// connection was under way while the row changed. A cached client that fails is evicted and
+/// replaced.
 pub async fn docker_for(st: &AppState, s: &ServerRow) -> std::result::Result<Docker, ApiError> {
-    let cached = st.dockers.lock().await.get(&s.uid).cloned();
+    let settings = s.connection_digest();
+    let cached = st.dockers.lock().await.get(&s.uid).filter(|(built, _)| *built == settings).map(|(_, d)| d.clone());
     if let Some(d) = cached {
         if d.ping().await.is_ok() {
             return Ok(d);
@@ -194,7 +217,7 @@ pub async fn docker_for(st: &AppState, s: &ServerRow) -> std::result::Result<Doc
     let d = connect(st, s, HostKeyMode::Pinned)
         .await
         .map_err(|e| ApiError::unavailable(format!("server {} is unreachable: {e}", s.name)))?;
-    st.dockers.lock().await.insert(s.uid.clone(), d.clone());
+    st.dockers.lock().await.insert(s.uid.clone(), (settings, d.clone()));
     Ok(d)
 }
 
