@@ -255,16 +255,6 @@ async fn ssh_servers_use_only_their_own_key_and_a_pinned_host_key() {
     let audit = w.app.texts("SELECT details FROM audit_events WHERE action = 'server.add'").await.join("\n");
     assert!(audit.contains(&host_fingerprint), "the pinned key is on record: {audit}");
 
-    // The host presents another key than the pinned one (what a swapped or impersonated host
-    // looks like from here): every connection is refused, with both fingerprints. The pinned
-    // key changes behind this process's back, as another replica's change would: the client
-    // cached when the server was added is not used for the changed row.
-    let other = tempfile::tempdir().unwrap();
-    let impostor = ssh_keygen(other.path(), "impostor");
-    let impostor_line = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
-    let impostor_line: String = impostor_line.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-    let impostor_fingerprint = fingerprint_of(&impostor.with_extension("pub"));
-    w.app.exec(&format!("UPDATE servers SET host_key = '{impostor_line}' WHERE name = 'ssh'")).await;
     let domain = format!("{}.example.org", unique("pinned-"));
     register_fixture(&w, "hello").await;
     w.carol
@@ -274,6 +264,19 @@ async fn ssh_servers_use_only_their_own_key_and_a_pinned_host_key() {
         )
         .await
         .unwrap();
+    // The app page talks to the server: a client for the pinned key is cached now.
+    let d: AppDetail = w.carol.call("get_app", &[("slug", A), ("domain", &domain)]).await.unwrap();
+    assert_eq!(d.live_error, None, "the server answers with its pinned key");
+    // The host presents another key than the pinned one (what a swapped or impersonated host
+    // looks like from here): every connection is refused, with both fingerprints. The pinned
+    // key changes behind this process's back, as another replica's change would: the client
+    // cached for the app page is not used for the changed row.
+    let other = tempfile::tempdir().unwrap();
+    let impostor = ssh_keygen(other.path(), "impostor");
+    let impostor_line = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
+    let impostor_line: String = impostor_line.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let impostor_fingerprint = fingerprint_of(&impostor.with_extension("pub"));
+    w.app.exec(&format!("UPDATE servers SET host_key = '{impostor_line}' WHERE name = 'ssh'")).await;
     let e = w
         .carol
         .call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", A), ("domain", &domain)])
