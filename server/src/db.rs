@@ -3,7 +3,7 @@
 //! `ON CONFLICT`); the schema differs only in its migrations (migrations/sqlite, migrations/postgres).
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -112,6 +112,12 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A stored enum column read back; a value this Potluck does not know is an internal error.
+pub fn stored<T: std::str::FromStr>(r: &sqlx::any::AnyRow, column: &str) -> crate::error::Result<T> {
+    let text: String = r.try_get(column)?;
+    text.parse().map_err(|_| crate::error::Error::internal(format!("unknown {column} {text:?} in the database")))
 }
 
 /// Milliseconds since the Unix epoch: how Potluck stores every time.

@@ -58,7 +58,7 @@ impl AppRow {
             version: r.try_get("version")?,
             chaos: r.try_get::<i64, _>("chaos")? != 0,
             chaos_version: r.try_get("chaos_version")?,
-            status: super::jobs::stored(r, "status")?,
+            status: crate::db::stored(r, "status")?,
             updated_at: r.try_get("updated_at")?,
         })
     }

@@ -44,18 +44,12 @@ impl Default for JobHub {
     }
 }
 
-/// A stored enum column read back; a value this Potluck does not know is an internal error.
-pub(crate) fn stored<T: std::str::FromStr>(r: &sqlx::any::AnyRow, column: &str) -> Result<T> {
-    let text: String = r.try_get(column)?;
-    text.parse().map_err(|_| crate::error::Error::internal(format!("unknown {column} {text:?} in the database")))
-}
-
 fn summary(r: &sqlx::any::AnyRow) -> Result<JobSummary> {
     Ok(JobSummary {
         id: r.try_get("id")?,
         app_id: r.try_get("app_id")?,
-        kind: stored(r, "kind")?,
-        state: stored(r, "state")?,
+        kind: crate::db::stored(r, "kind")?,
+        state: crate::db::stored(r, "state")?,
         target_version: r.try_get("target_version")?,
         requested_by: r.try_get("requested_by_name")?,
         created_at: r.try_get("created_at")?,
@@ -346,7 +340,7 @@ async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
         .fetch_one(st.db.pool())
         .await?;
     let app_id: i64 = row.try_get("app_id")?;
-    let kind: JobKind = stored(&row, "kind")?;
+    let kind: JobKind = crate::db::stored(&row, "kind")?;
     let target: Option<String> = row.try_get("target_version")?;
     let options: JobOptions = serde_json::from_str(&row.try_get::<String, _>("options")?).unwrap_or_default();
     let requester = Actor {
