@@ -10,14 +10,11 @@ use crate::state::AppState;
 use potluck_app::error::ApiError;
 use potluck_app::model::JobKind;
 
-/// A job's destination, with what was loaded to decide it (the preview reuses both).
+/// A job's destination, with the recipe loaded to decide it (the preview renders from it).
 pub struct Resolved {
-    pub kind: JobKind,
     /// The version or commit; `None` for an undeploy.
     pub version: Option<String>,
     pub recipe: RecipeRow,
-    /// The recipe's releases, newest first.
-    pub versions: Vec<String>,
 }
 
 /// Loads the app's recipe and releases once and decides where `kind` takes the app.
@@ -32,7 +29,7 @@ pub async fn resolve(st: &AppState, app: &AppRow, kind: JobKind, asked: Option<&
         default_branch: &recipe.default_branch,
     };
     let version = choose(kind, asked, &facts)?;
-    Ok(Resolved { kind, version, recipe, versions })
+    Ok(Resolved { version, recipe })
 }
 
 /// What the choice depends on.
