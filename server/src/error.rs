@@ -24,7 +24,7 @@ impl Error {
     pub fn into_api(self, request_id: &str) -> ApiError {
         match self {
             Error::Api(e) => e,
-            Error::Db(e) if crate::db::is_unique_violation(&e) => ApiError::conflict("that already exists"),
+            Error::Db(e) if crate::adapters::db::is_unique_violation(&e) => ApiError::conflict("that already exists"),
             Error::Db(sqlx::Error::PoolTimedOut) => {
                 tracing::error!(request.id = request_id, "database pool timed out");
                 ApiError::unavailable("the database is busy; try again")

@@ -1,27 +1,17 @@
-//! Potluck's server: the axum application, the domain (identity, collectives, authorization,
-//! audit) and the adapters to the database and identity providers.
+//! Potluck's server, in four layers whose imports run one way (docs/ARCHITECTURE.md):
+//! `transport` (http, command line) → `operations` (the registry: authorize, audit, dispatch) →
+//! `domain` (identity, collectives, authorization, audit, recipes, apps) → `adapters` (database,
+//! crypto, git, the engine). `state`, `config`, `error` and `telemetry` are shared by all.
 
-pub mod apps;
-pub mod audit;
-pub mod audit_service;
-pub mod authz;
-pub mod cli;
-pub mod collectives;
+pub mod adapters;
 pub mod config;
-pub mod crypto;
-pub mod db;
-/// The deploy engine, its own crate (`server/engine`): no database, no web.
-pub use potluck_engine as engine;
+pub mod domain;
 pub mod error;
-pub mod http;
-pub mod identity;
+#[cfg(test)]
+mod layering;
 pub mod operations;
 #[cfg(test)]
 mod properties;
-pub mod recipe_cli;
-pub mod recipes;
-pub mod registry;
-pub mod serve;
-pub mod stack_cli;
 pub mod state;
 pub mod telemetry;
+pub mod transport;

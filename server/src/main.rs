@@ -4,8 +4,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    potluck_server::recipes::store::set_network_timeouts();
-    let cli = potluck_server::cli::Cli::parse();
+    potluck_server::adapters::git::set_network_timeouts();
+    let cli = potluck_server::transport::cli::Cli::parse();
     // At least two workers, even on a one-CPU machine: Leptos' streaming SSR has been seen to
     // stall a page on a single worker (leptos-rs/leptos#4647).
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(2);
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(potluck_server::cli::run(cli)) {
+    match runtime.block_on(potluck_server::transport::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("potluck: {e:#}");

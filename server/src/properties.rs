@@ -6,10 +6,10 @@
 //! values stay within their caps, versions order totally). `make fuzz` drives the same entry
 //! points with a coverage-guided fuzzer for longer.
 
-use crate::engine::envfile::{EnvFile, MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
-use crate::engine::load::RecipeFiles;
-use crate::engine::{guard, interpolate, schema, yaml};
-use crate::recipes::version::RecipeVersion;
+use crate::adapters::engine::envfile::{EnvFile, MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
+use crate::adapters::engine::load::RecipeFiles;
+use crate::adapters::engine::{guard, interpolate, schema, yaml};
+use crate::domain::recipes::version::RecipeVersion;
 use indexmap::IndexMap;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -148,14 +148,14 @@ proptest! {
         let f = files(&compose, &sample);
         let env: IndexMap<String, String> =
             [("STACK_NAME".to_string(), "app_example_org".to_string())].into_iter().collect();
-        if let Ok(plan) = crate::engine::render(&f, &env, "app_example_org", None) {
+        if let Ok(plan) = crate::adapters::engine::render(&f, &env, "app_example_org", None) {
             // A plan names only its own stack's objects unless the recipe says otherwise, and
             // the guardrails name every host path they refuse.
             for finding in guard::check(&plan, &guard::Policy::default()) {
                 prop_assert!(finding.to_string().contains(&finding.service));
             }
         }
-        let _ = crate::recipes::lint::lint_files(&f, "x");
+        let _ = crate::domain::recipes::lint::lint_files(&f, "x");
     }
 
     #[test]
@@ -170,7 +170,7 @@ proptest! {
 
     #[test]
     fn sign_in_returns_stay_on_this_site(path in soup(40), prefix in prop_oneof![Just(""), Just("/"), Just("//"), Just("/%09/"), Just("/\\"), Just("https://")]) {
-        let out = crate::identity::login::safe_return_to(Some(&format!("{prefix}{path}")));
+        let out = crate::domain::identity::login::safe_return_to(Some(&format!("{prefix}{path}")));
         prop_assert!(out.starts_with('/'), "{}", out);
         prop_assert!(!out.starts_with("//") && !out.contains('\\') && !out.chars().any(char::is_control), "{}", out);
         let resolved = url::Url::parse("https://potluck.example").and_then(|b| b.join(&out)).expect("joins");
@@ -180,7 +180,7 @@ proptest! {
     #[test]
     fn recipe_sources_outside_urls_are_for_federation_admins(source in soup(40)) {
         let dir = std::env::temp_dir();
-        if crate::recipes::store::check_source(&source, false, &dir).is_ok() {
+        if crate::domain::recipes::store::check_source(&source, false, &dir).is_ok() {
             let lower = source.to_ascii_lowercase();
             prop_assert!(lower.starts_with("https://") || lower.starts_with("ssh://") || source.contains('@'), "{}", source);
         }

@@ -1,10 +1,10 @@
 //! What every request handler and service shares: configuration, the database, the key box,
 //! an HTTP client for identity providers, caches and limiters. Passed around, never global.
 
+use crate::adapters::crypto::SecretBox;
+use crate::adapters::db::Db;
 use crate::config::Config;
-use crate::crypto::SecretBox;
-use crate::db::Db;
-use crate::identity::providers::MetadataCache;
+use crate::domain::identity::providers::MetadataCache;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -25,11 +25,12 @@ pub struct AppState {
     /// settings each was built from.
     pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, (String, bollard::Docker)>>,
     /// The servers' event-stream watchers.
-    pub monitors: crate::apps::servers::Monitors,
+    pub monitors: crate::domain::apps::servers::Monitors,
     /// Deploy jobs: the worker's wake-up and the live event feed.
-    pub jobs: crate::apps::jobs::JobHub,
+    pub jobs: crate::domain::apps::jobs::JobHub,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
-    pub catalogue: std::sync::Mutex<std::collections::HashMap<i64, (String, crate::recipes::catalogue::RecipeMeta)>>,
+    pub catalogue:
+        std::sync::Mutex<std::collections::HashMap<i64, (String, crate::domain::recipes::catalogue::RecipeMeta)>>,
 }
 
 pub type SharedState = Arc<AppState>;

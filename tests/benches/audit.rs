@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use futures_util::TryStreamExt;
-use potluck_server::audit::{self, AuditAction, Event, Origin};
-use potluck_server::db::Db;
+use potluck_server::adapters::db::Db;
+use potluck_server::domain::audit::{self, AuditAction, Event, Origin};
 use serde_json::json;
 use std::time::Instant;
 
@@ -42,7 +42,7 @@ async fn main() {
             "INSERT INTO plain_events (seq, at, actor_name, action, target, details) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(i as i64)
-        .bind(potluck_server::db::now_ms())
+        .bind(potluck_server::adapters::db::now_ms())
         .bind("bench")
         .bind("recipe.fetch")
         .bind(format!("thing {i}"))

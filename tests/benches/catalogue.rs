@@ -13,9 +13,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use git2::{IndexAddOption, Repository, Signature};
-use potluck_server::engine::load::RecipeFiles;
-use potluck_server::recipes::catalogue::{self, ParseCache};
-use potluck_server::recipes::inspect;
+use potluck_server::adapters::engine::load::RecipeFiles;
+use potluck_server::domain::recipes::catalogue::{self, ParseCache};
+use potluck_server::domain::recipes::inspect;
 use potluck_tests::recipes::shared_recipe;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,8 +90,8 @@ fn baseline(repos: &[(String, PathBuf)]) -> Catalogue {
         let tags = Command::new(git()).arg("-C").arg(path).args(["tag", "--list"]).output().unwrap();
         let mut tags: Vec<String> = String::from_utf8(tags.stdout).unwrap().lines().map(String::from).collect();
         tags.sort_by(|a, b| {
-            potluck_server::recipes::version::RecipeVersion::parse(a)
-                .cmp(&potluck_server::recipes::version::RecipeVersion::parse(b))
+            potluck_server::domain::recipes::version::RecipeVersion::parse(a)
+                .cmp(&potluck_server::domain::recipes::version::RecipeVersion::parse(b))
         });
         let mut versions = Vec::new();
         for tag in tags {

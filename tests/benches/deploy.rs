@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use bollard::query_parameters::ListTasksOptions;
-use potluck_server::engine::{self, converge, deploy, envfile::EnvFile, load::RecipeFiles};
+use potluck_server::adapters::engine::{self, converge, deploy, envfile::EnvFile, load::RecipeFiles};
 use potluck_tests::swarm::{self, cli_deploy, remove_stack};
 use potluck_tests::workspace_root;
 use std::collections::HashMap;

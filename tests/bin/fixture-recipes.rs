@@ -13,7 +13,7 @@ fn main() {
     if first.as_deref() == Some("tags") {
         let path = args.next().unwrap_or_else(|| panic!("usage: fixture-recipes tags <repository>"));
         let repo = git2::Repository::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        for t in potluck_server::recipes::git::tags(&repo).unwrap_or_else(|e| panic!("{path}: {e}")) {
+        for t in potluck_server::adapters::git::tags(&repo).unwrap_or_else(|e| panic!("{path}: {e}")) {
             println!("{}\t{}\t{}", t.name, if t.annotated { "annotated" } else { "lightweight" }, t.commit);
         }
         return;

@@ -59,7 +59,7 @@ async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
     assert_eq!(wrong.json::<ApiError>().await.unwrap(), ApiError::Unauthenticated);
 
     // Expired.
-    app.exec(&format!("UPDATE api_tokens SET expires_at = {}", potluck_server::db::now_ms() - 1)).await;
+    app.exec(&format!("UPDATE api_tokens SET expires_at = {}", potluck_server::adapters::db::now_ms() - 1)).await;
     assert_eq!(list(token.clone()).await.status(), 401);
     app.exec("UPDATE api_tokens SET expires_at = NULL").await;
     assert_eq!(list(token.clone()).await.status(), 200);

@@ -121,7 +121,7 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
     assert!(mappings.events.iter().all(|e| e.action == "group_mapping.add"));
     let by_alice: AuditPage = admin.call("query_audit", &[("actor", "ALICE")]).await.unwrap();
     assert!(!by_alice.events.is_empty() && by_alice.events.iter().all(|e| e.actor_name == "Alice Arden"));
-    let future = (potluck_server::db::now_ms() + 86_400_000).to_string();
+    let future = (potluck_server::adapters::db::now_ms() + 86_400_000).to_string();
     let none: AuditPage = admin.call("query_audit", &[("from", &future)]).await.unwrap();
     assert!(none.events.is_empty());
     let page1: AuditPage = admin.call("query_audit", &[("limit", "3")]).await.unwrap();
@@ -151,12 +151,15 @@ async fn collective_admins_read_their_collective_and_federation_admins_everythin
 async fn the_export_streams_long_logs_completely() {
     let app = TestApp::spawn().await;
     let admin = app.bootstrap_admin().await;
-    let origin = potluck_server::audit::Origin::system("test");
+    let origin = potluck_server::domain::audit::Origin::system("test");
     for i in 0..2500 {
-        potluck_server::audit::record_alone(
+        potluck_server::domain::audit::record_alone(
             &app.state.db,
             &origin,
-            potluck_server::audit::Event::new(potluck_server::audit::AuditAction::RecipeFetch, format!("thing {i}")),
+            potluck_server::domain::audit::Event::new(
+                potluck_server::domain::audit::AuditAction::RecipeFetch,
+                format!("thing {i}"),
+            ),
         )
         .await
         .unwrap();
@@ -172,7 +175,7 @@ async fn the_export_streams_long_logs_completely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_lands_only_with_its_audit_event() {
-    use potluck_server::audit::{self, AuditAction, Event, Origin};
+    use potluck_server::domain::audit::{self, AuditAction, Event, Origin};
     let app = TestApp::spawn().await;
     let db = &app.state.db;
     let origin = Origin::system("test");

@@ -690,7 +690,7 @@ async fn call(w: &World, who: Who, info: &OpInfo, args: &[(&'static str, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
     let w = world().await;
-    let registry: Vec<OpInfo> = potluck_server::registry::registry().entries().map(|e| e.info).collect();
+    let registry: Vec<OpInfo> = potluck_server::operations::registry::registry().entries().map(|e| e.info).collect();
     let rows = rows();
     let covered: BTreeSet<&str> = rows.iter().map(|r| r.name).collect();
     let registered: BTreeSet<&str> = registry.iter().map(|i| i.name).collect();

@@ -5,7 +5,7 @@
 //! the CLI rejects must be rejected with the same reason, leaving nothing behind.
 
 use indexmap::IndexMap;
-use potluck_server::engine::{self, convert::StackPlan, deploy, envfile::EnvFile, load::RecipeFiles};
+use potluck_server::adapters::engine::{self, convert::StackPlan, deploy, envfile::EnvFile, load::RecipeFiles};
 use potluck_tests::swarm::{self, cli_deploy, dump, remove_stack};
 use potluck_tests::workspace_root;
 use std::path::{Path, PathBuf};

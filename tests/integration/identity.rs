@@ -11,7 +11,7 @@ async fn me(b: &potluck_tests::Browser) -> Option<Me> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_link_makes_the_first_admin_once() {
     let app = TestApp::spawn().await;
-    let link = potluck_server::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
+    let link = potluck_server::domain::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
     assert!(link.starts_with(&format!("{}/bootstrap/", app.base)));
     let token = link.rsplit('/').next().unwrap();
     // The link itself only shows a confirmation page (link previews cannot use it up).
@@ -279,7 +279,7 @@ async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     assert_eq!(body, ApiError::Unauthenticated);
 
     // Idle expiry: the session was last seen three hours ago (idle limit two hours).
-    let three_hours_ago = potluck_server::db::now_ms() - 3 * 3600 * 1000;
+    let three_hours_ago = potluck_server::adapters::db::now_ms() - 3 * 3600 * 1000;
     app.exec(&format!(
         "UPDATE sessions SET last_seen_at = {three_hours_ago} WHERE user_id <> (SELECT MIN(id) FROM users)"
     ))
@@ -294,7 +294,7 @@ async fn sessions_expire_and_tampered_cookies_are_anonymous() {
     let alice = app.login(a, "alice", "alice-pw").await;
     app.exec(&format!(
         "UPDATE sessions SET expires_at = {} WHERE user_id <> (SELECT MIN(id) FROM users)",
-        potluck_server::db::now_ms() - 1
+        potluck_server::adapters::db::now_ms() - 1
     ))
     .await;
     assert_eq!(alice.get("/api/v1/me").await.status(), 401);

@@ -56,7 +56,7 @@ async fn cookie_carrying_writes_must_come_from_potluck_itself() {
 async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     for (proxies, expected) in [(vec![], "127.0.0.1"), (vec!["127.0.0.1/32".to_string()], "198.51.100.7")] {
         let app = TestApp::spawn_with(|c| c.trusted_proxies = proxies.clone()).await;
-        let link = potluck_server::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
+        let link = potluck_server::domain::identity::bootstrap::create_link(&app.state.db, &app.base).await.unwrap();
         let token = link.rsplit('/').next().unwrap().to_string();
         // The client's own entry (first) is whatever it likes; the proxy appended the address
         // it saw.
@@ -169,7 +169,7 @@ async fn anonymous_visitors_arriving_together_all_get_their_pages() {
             let _runtime = runtime.enter();
             let mut built = 0u32;
             while !done.load(Ordering::Relaxed) {
-                drop(potluck_server::http::router(state.clone()));
+                drop(potluck_server::transport::http::router(state.clone()));
                 built += 1;
             }
             built

@@ -10,8 +10,8 @@ pub mod swarm;
 
 use potluck_app::error::ApiError;
 use potluck_server::config::Config;
-use potluck_server::serve::{self, Running};
 use potluck_server::state::SharedState;
+use potluck_server::transport::serve::{self, Running};
 use reqwest::cookie::Jar;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
@@ -134,7 +134,7 @@ impl TestApp {
 
     /// A browser signed in as a new federation admin through the bootstrap link.
     pub async fn bootstrap_admin(&self) -> Browser {
-        let link = potluck_server::identity::bootstrap::create_link(&self.state.db, &self.base).await.unwrap();
+        let link = potluck_server::domain::identity::bootstrap::create_link(&self.state.db, &self.base).await.unwrap();
         let token = link.rsplit('/').next().unwrap().to_string();
         let b = self.browser();
         let r = b.post_form("/auth/bootstrap", &[("token", &token)]).await;

@@ -297,7 +297,7 @@ pub fn cli_deploy(
 
 /// Removes a stack and waits until none of its objects is left.
 pub async fn remove_stack(docker: &bollard::Docker, ns: &str) {
-    let _ = potluck_server::engine::deploy::remove(
+    let _ = potluck_server::adapters::engine::deploy::remove(
         docker,
         ns,
         &BTreeMap::new(),
@@ -312,14 +312,17 @@ pub async fn remove_stack(docker: &bollard::Docker, ns: &str) {
         if empty {
             return;
         }
-        let _ = potluck_server::engine::deploy::remove(docker, ns, &BTreeMap::new(), None, &|_| {}).await;
+        let _ = potluck_server::adapters::engine::deploy::remove(docker, ns, &BTreeMap::new(), None, &|_| {}).await;
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     panic!("stack {ns} could not be removed");
 }
 
 /// Creates the external secrets a plan's services reference but do not create themselves.
-pub async fn ensure_external_secrets(docker: &bollard::Docker, plan: &potluck_server::engine::convert::StackPlan) {
+pub async fn ensure_external_secrets(
+    docker: &bollard::Docker,
+    plan: &potluck_server::adapters::engine::convert::StackPlan,
+) {
     let own: Vec<&str> = plan.secrets.iter().map(|s| s.name.as_str()).collect();
     let existing: HashMap<String, ()> = docker
         .list_secrets(None::<bollard::query_parameters::ListSecretsOptions>)
@@ -353,9 +356,12 @@ pub async fn ensure_external_secrets(docker: &bollard::Docker, plan: &potluck_se
 }
 
 pub async fn connect() -> bollard::Docker {
-    potluck_server::engine::docker::connect(&potluck_server::engine::docker::Endpoint::Unix(SOCKET.into()), 60)
-        .await
-        .unwrap_or_else(|e| panic!("{e}: run the suites through `make test`, which starts dockerd and the swarm"))
+    potluck_server::adapters::engine::docker::connect(
+        &potluck_server::adapters::engine::docker::Endpoint::Unix(SOCKET.into()),
+        60,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: run the suites through `make test`, which starts dockerd and the swarm"))
 }
 
 /// A Unix socket in front of the Docker Engine's, which a test can cut: to Potluck, the engine

@@ -1,0 +1,531 @@
+//! Deploys run as persisted jobs: queued in the same transaction as their audit event, one
+//! unfinished job per app (a second request is told who is deploying), worked off in the
+//! background, their progress written to `job_events` and broadcast live. A job left running by
+//! a stopped Potluck is run again at the next start (deploys are idempotent), or failed with the
+//! reason after three attempts: none is ever left "running".
+
+use super::apps::{self, AppRow};
+use super::plan::{self, Target};
+use super::stack::Stack;
+use super::target;
+use crate::adapters::db::now_ms;
+use crate::adapters::engine::converge::{Outcome, Progress};
+use crate::adapters::engine::deploy::{DeployOptions, ResolveImage, Step};
+use crate::adapters::engine::envfile::EnvFile;
+use crate::domain::audit::{self, Actor, Event, Origin};
+use crate::domain::authz::{Cap, CollectiveRef};
+use crate::error::Result;
+use crate::state::AppState;
+use potluck_app::api::StartJob;
+use potluck_app::error::ApiError;
+use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary};
+use potluck_app::ops::scope;
+use serde_json::json;
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tracing::Instrument;
+
+/// How many times a job is started before a crash-looping Potluck gives up on it.
+const MAX_ATTEMPTS: i64 = 3;
+
+pub use potluck_app::model::JobOptions;
+
+/// The live side of jobs: wakes the worker, and carries events to whoever watches.
+pub struct JobHub {
+    pub wake: Notify,
+    pub events: broadcast::Sender<(i64, JobEventView)>,
+}
+
+impl Default for JobHub {
+    fn default() -> Self {
+        JobHub { wake: Notify::new(), events: broadcast::channel(1024).0 }
+    }
+}
+
+fn summary(r: &sqlx::any::AnyRow) -> Result<JobSummary> {
+    Ok(JobSummary {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        kind: crate::adapters::db::stored(r, "kind")?,
+        state: crate::adapters::db::stored(r, "state")?,
+        target_version: r.try_get("target_version")?,
+        requested_by: r.try_get("requested_by_name")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        result: r.try_get("result")?,
+    })
+}
+
+const JOB_COLUMNS: &str =
+    "id, app_id, kind, state, target_version, requested_by_name, created_at, started_at, finished_at, result";
+
+pub async fn for_app(st: &AppState, app_id: i64, limit: i64) -> Result<Vec<JobSummary>> {
+    let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE app_id = $1 ORDER BY id DESC LIMIT $2"))
+        .bind(app_id)
+        .bind(limit)
+        .fetch_all(st.db.pool())
+        .await?;
+    rows.iter().map(summary).collect()
+}
+
+pub async fn get(st: &AppState, id: i64) -> Result<Option<JobSummary>> {
+    let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(st.db.pool())
+        .await?;
+    row.as_ref().map(summary).transpose()
+}
+
+pub async fn events_after(st: &AppState, job_id: i64, after: i64) -> Result<Vec<JobEventView>> {
+    let rows = sqlx::query("SELECT seq, at, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq")
+        .bind(job_id)
+        .bind(after)
+        .fetch_all(st.db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let data: String = r.try_get("data")?;
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            Ok(JobEventView {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                text: v["text"].as_str().unwrap_or_default().to_string(),
+                kind: v["kind"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A job with its events, for whoever may see the app.
+pub async fn detail(st: &AppState, access: &Cap<scope::Job>) -> Result<JobDetail> {
+    let app = access.app();
+    let job = access.job().clone();
+    Ok(JobDetail {
+        events: events_after(st, job.id, 0).await?,
+        app_domain: app.domain.clone(),
+        collective: app.collective.clone(),
+        job,
+    })
+}
+
+/// `start_job`: queues a job for the capability's app.
+pub async fn start(st: &AppState, access: &Cap<scope::App>, input: StartJob) -> Result<JobSummary> {
+    let kind = JobKind::parse(&input.kind).map_err(|e| ApiError::invalid("kind", e))?;
+    enqueue(st, access.collective(), access.app(), access.origin(), kind, Some(&input.target), input.options).await
+}
+
+/// Queues a job for an app; refuses when one is already queued or running. The caller holds
+/// the operator's permission on the app (a capability, or the secret rotation that needs it).
+pub async fn enqueue(
+    st: &AppState,
+    c: &CollectiveRef,
+    app: &AppRow,
+    origin: &Origin,
+    kind: JobKind,
+    target: Option<&str>,
+    options: JobOptions,
+) -> Result<JobSummary> {
+    options.resolve_image.parse::<ResolveImage>().map_err(|e| ApiError::invalid("resolve_image", e))?;
+    if options.timeout_secs.is_some_and(|t| t == 0 || t > 86_400) {
+        return Err(
+            ApiError::invalid("timeout_secs", "give 1 to 86400 seconds (or nothing for the recipe's timeout)").into()
+        );
+    }
+    let target = target::resolve(st, app, kind, target).await?.version;
+    let actor = &origin.actor;
+    let now = now_ms();
+    let mut tx = audit::begin(&st.db).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (app_id, collective_id, kind, state, requested_by, requested_by_name, target_version, options, created_at) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(app.id)
+    .bind(app.collective_id)
+    .bind(kind.as_str())
+    .bind(actor.id)
+    .bind(&actor.name)
+    .bind(&target)
+    .bind(serde_json::to_string(&options).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await;
+    let id: i64 = match inserted {
+        Ok(r) => r.try_get("id")?,
+        Err(e) if crate::adapters::db::is_unique_violation(&e) => {
+            drop(tx);
+            let active = sqlx::query(
+                "SELECT id, kind, requested_by_name FROM jobs WHERE app_id = $1 AND state IN ('queued', 'running')",
+            )
+            .bind(app.id)
+            .fetch_optional(st.db.pool())
+            .await?;
+            let who = match active {
+                Some(r) => format!(
+                    "{} is already being changed: {} (job {}) requested by {}",
+                    app.domain,
+                    r.try_get::<String, _>("kind")?,
+                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<String, _>("requested_by_name")?
+                ),
+                None => format!("{} is already being changed", app.domain),
+            };
+            return Err(ApiError::conflict(who).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let event = Event::new(kind.requested(), format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "job_id": id, "target": target, "options": options }));
+    tx.record(origin, event).await?;
+    tx.commit().await?;
+    st.jobs.wake.notify_one();
+    get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
+}
+
+/// At start: jobs a stopped Potluck left running run again, or fail after three attempts.
+pub async fn recover(st: &AppState) -> Result<()> {
+    let rows = sqlx::query("SELECT id, attempts FROM jobs WHERE state = 'running'").fetch_all(st.db.pool()).await?;
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let attempts: i64 = r.try_get("attempts")?;
+        if attempts >= MAX_ATTEMPTS {
+            let reason = format!("Potluck stopped during this job {attempts} times; giving up (check the app's services before retrying)");
+            append_event(st, id, "done", &reason).await?;
+            finish(st, id, false, &reason).await?;
+        } else {
+            append_event(
+                st,
+                id,
+                "step",
+                "Potluck restarted while this job was running: it runs again (deploys are idempotent)",
+            )
+            .await?;
+            sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = $1 AND state = 'running'")
+                .bind(id)
+                .execute(st.db.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a job event in `tx` (the caller commits, then broadcasts it).
+async fn insert_event(tx: &mut sqlx::AnyConnection, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+    let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+    let at = now_ms();
+    sqlx::query("INSERT INTO job_events (job_id, seq, at, data) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(seq)
+        .bind(at)
+        .bind(json!({ "kind": kind, "text": text }).to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() })
+}
+
+async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+    let mut tx = st.db.begin().await?;
+    let view = insert_event(&mut tx, job_id, kind, text).await?;
+    tx.commit().await?;
+    let _ = st.jobs.events.send((job_id, view.clone()));
+    Ok(view)
+}
+
+/// Tells live watchers the job ended (after its state is committed).
+fn announce_end(st: &AppState, job_id: i64, ok: bool, result: &str) {
+    let _ = st.jobs.events.send((
+        job_id,
+        JobEventView {
+            seq: i64::MAX,
+            at: now_ms(),
+            text: result.to_string(),
+            kind: if ok { "succeeded" } else { "failed" }.into(),
+        },
+    ));
+}
+
+async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
+        .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
+        .bind(result)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(st.db.pool())
+        .await?;
+    announce_end(st, job_id, ok, result);
+    Ok(())
+}
+
+/// The background worker: claims queued jobs and runs each in its own task. The job tasks
+/// belong to the worker: stopping it stops them where they are (as a crash would), and the
+/// next start's [`recover`] picks them up.
+pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let claimed = sqlx::query(
+                "UPDATE jobs SET state = 'running', started_at = $1, attempts = attempts + 1 \
+                 WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id",
+            )
+            .bind(now_ms())
+            .fetch_optional(st.db.pool())
+            .await;
+            match claimed {
+                Ok(Some(row)) => {
+                    if let Ok(id) = row.try_get::<i64, _>("id") {
+                        let st2 = st.clone();
+                        running.spawn(
+                            async move {
+                                if let Err(e) = run(&st2, id).await {
+                                    tracing::error!(job.id = id, error = %e, "job failed to run");
+                                    let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
+                                    let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
+                                }
+                            }
+                            .instrument(tracing::info_span!(
+                                "job",
+                                job.id = id,
+                                job.kind = tracing::field::Empty,
+                                app = tracing::field::Empty,
+                            )),
+                        );
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim jobs"),
+            }
+            tokio::select! {
+                _ = st.jobs.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    })
+}
+
+/// Collects progress from the engine's synchronous callbacks and writes it in order.
+struct Emitter {
+    tx: mpsc::UnboundedSender<(String, String)>,
+}
+
+impl Emitter {
+    fn start(st: Arc<AppState>, job_id: i64) -> (Emitter, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, String)>();
+        let writer = tokio::spawn(async move {
+            while let Some((kind, text)) = rx.recv().await {
+                if let Err(e) = append_event(&st, job_id, &kind, &text).await {
+                    tracing::warn!(job.id = job_id, error = %e, "cannot record job progress");
+                }
+            }
+        });
+        (Emitter { tx }, writer)
+    }
+
+    fn emit(&self, kind: &str, text: impl Into<String>) {
+        let _ = self.tx.send((kind.to_string(), text.into()));
+    }
+}
+
+async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
+    let row = sqlx::query("SELECT app_id, kind, target_version, options, requested_by, requested_by_name, attempts FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(st.db.pool())
+        .await?;
+    let app_id: i64 = row.try_get("app_id")?;
+    let kind: JobKind = crate::adapters::db::stored(&row, "kind")?;
+    let target: Option<String> = row.try_get("target_version")?;
+    let options: JobOptions = serde_json::from_str(&row.try_get::<String, _>("options")?).unwrap_or_default();
+    let requester = Actor {
+        kind: "user",
+        id: row.try_get("requested_by")?,
+        name: row.try_get("requested_by_name")?,
+        token_id: None,
+    };
+    let app = apps::by_id(st, app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let span = tracing::Span::current();
+    span.record("job.kind", kind.as_str());
+    span.record("app", format!("{}/{}", app.collective, app.domain).as_str());
+    tracing::info!("job started");
+    let (em, writer) = Emitter::start(st.clone(), job_id);
+    em.emit(
+        "step",
+        format!("{kind} of {} ({}) on {} started", app.domain, target.as_deref().unwrap_or("-"), app.server),
+    );
+    // A deploy that a stopped Potluck left half-way finds its own stack: that is no reason to stop.
+    let resumed = row.try_get::<i64, _>("attempts")? > 1;
+    let outcome = execute(st, &app, kind, target.as_deref(), &options, resumed, &em).await;
+    drop(em);
+    let _ = writer.await;
+    let (ok, result, chaos_version) = match &outcome {
+        Ok(done) => (true, done.text.clone(), done.chaos_version.clone()),
+        Err(text) => (false, text.clone(), None),
+    };
+    // The job's last event and outcome, the app's new state and their audit event commit
+    // together: nothing reads "deployed" without the event that says who did it.
+    let now = now_ms();
+    let mut tx = audit::begin(&st.db).await?;
+    let done_event = insert_event(&mut tx, job_id, "done", &result).await?;
+    if ok {
+        match kind {
+            JobKind::Undeploy => {
+                sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(AppStatus::Undeployed.as_str())
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            JobKind::Chaos => {
+                let short = chaos_version.clone().unwrap_or_else(|| target.clone().unwrap_or_default());
+                sqlx::query("UPDATE apps SET status = $1, chaos = 1, chaos_version = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(AppStatus::Deployed.as_str())
+                    .bind(short)
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            _ => {
+                // abra records the deployed version in the env's TYPE line.
+                let mut env = EnvFile::parse(&app.env).unwrap_or_default();
+                let version = target.clone().unwrap_or_default();
+                let key = if env.entry("RECIPE").is_some() { "RECIPE" } else { "TYPE" };
+                env.set(key, &format!("{}:{version}", app.recipe));
+                sqlx::query("UPDATE apps SET status = $1, version = $2, chaos = 0, chaos_version = NULL, env = $3, deployed_at = $4, updated_at = $4 WHERE id = $5")
+                    .bind(AppStatus::Deployed.as_str())
+                    .bind(&version)
+                    .bind(env.to_string())
+                    .bind(now)
+                    .bind(app.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    } else if kind != JobKind::Undeploy {
+        sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(AppStatus::Failed.as_str())
+            .bind(now)
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
+        .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
+        .bind(&result)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
+    let event = Event::new(kind.done(), format!("app {}", app.domain))
+        .in_collective(app.collective_id, &app.collective)
+        .outcome(if ok { "success" } else { "failure" })
+        .details(json!({ "job_id": job_id, "target": target, "result": result }));
+    tx.record(&origin, event).await?;
+    tx.commit().await?;
+    let _ = st.jobs.events.send((job_id, done_event));
+    announce_end(st, job_id, ok, &result);
+    tracing::info!(job.ok = ok, job.result = %result, "job finished");
+    Ok(())
+}
+
+/// How a job that ran to the end went.
+struct Done {
+    text: String,
+    /// A chaos deploy's short commit.
+    chaos_version: Option<String>,
+}
+
+/// Runs one job; `Ok` and `Err` carry the sentence that ends it.
+async fn execute(
+    st: &Arc<AppState>,
+    app: &AppRow,
+    kind: JobKind,
+    target: Option<&str>,
+    options: &JobOptions,
+    resumed: bool,
+    em: &Emitter,
+) -> std::result::Result<Done, String> {
+    let stack = Stack::of(st, app).await.map_err(|e| e.to_string())?;
+    if kind == JobKind::Undeploy {
+        em.emit("step", format!("removing stack {}", app.stack_name));
+        let found = stack
+            .remove(&app.ownership(), Some(Duration::from_secs(180)), &|s| em.emit("step", s.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !found {
+            em.emit("step", format!("nothing found in stack {}", app.stack_name));
+        }
+        if options.remove_secrets {
+            stack.remove_secrets(&|m| em.emit("step", m)).await?;
+        }
+        if options.remove_volumes {
+            stack.remove_volumes(&|m| em.emit("step", m)).await?;
+        } else {
+            em.emit("step", "volumes are kept (undeploy with \"remove volumes\" to delete them)");
+        }
+        return Ok(Done { text: format!("{} undeployed", app.domain), chaos_version: None });
+    }
+    let target_enum = if kind == JobKind::Chaos {
+        Target::Chaos(target.unwrap_or("HEAD").to_string())
+    } else {
+        Target::Version(target.unwrap_or_default().to_string())
+    };
+    let recipe = crate::domain::recipes::store::get(st, &app.recipe).await.map_err(|e| e.to_string())?;
+    let p = plan::build(st, app, &recipe, &target_enum).await.map_err(|e| e.to_string())?;
+    let check_kind = if resumed && kind == JobKind::Deploy { JobKind::Redeploy } else { kind };
+    let checks = plan::checks(st, app, &p, Some(&stack), check_kind).await;
+    let mut blocked = false;
+    for c in &checks {
+        em.emit("check", format!("{}: {}", c.level, c.message));
+        blocked |= c.level == "error";
+    }
+    if blocked {
+        return Err("the checks before deploying failed (see above)".into());
+    }
+    let resolve: ResolveImage = options.resolve_image.parse().unwrap_or(ResolveImage::Never);
+    let opts = DeployOptions {
+        resolve_image: resolve,
+        ownership: app.ownership(),
+        force: kind == JobKind::Redeploy,
+        ..DeployOptions::default()
+    };
+    let deployed =
+        stack.deploy(&p.plan, &opts, &|s: Step| em.emit("step", s.to_string())).await.map_err(|e| e.to_string())?;
+    let secs = options.timeout_secs.unwrap_or_else(|| crate::adapters::engine::timeout_of(&p.plan));
+    em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
+    let outcome = stack
+        .converge(&deployed.services, Duration::from_secs(secs), &|pr| match pr {
+            Progress::Task { service, slot, state, error, .. } => {
+                let line = if error.is_empty() {
+                    format!("{service}.{slot}: {state}")
+                } else {
+                    format!("{service}.{slot}: {state}: {error}")
+                };
+                em.emit("task", line);
+            }
+            Progress::Service { service, running, desired, state } => {
+                em.emit("service", format!("{service}: {running}/{desired} {state}"))
+            }
+        })
+        .await;
+    match outcome {
+        Outcome::Converged => Ok(Done {
+            text: match (&p.version_label, &p.chaos_version) {
+                (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
+                (Some(v), None) => format!("{} converged at {v}", app.domain),
+                _ => format!("{} converged", app.domain),
+            },
+            chaos_version: p.chaos_version.clone(),
+        }),
+        other => Err(format!("deploy did not converge: {other}")),
+    }
+}

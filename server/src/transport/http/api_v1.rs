@@ -1,0 +1,259 @@
+//! The REST API at `/api/v1` and the streaming endpoints, both generated from the operation
+//! registry: every operation with an HTTP route is mounted here, its input read from the path,
+//! the query string and the body (JSON or form), and run through the same authorization and
+//! handler as the pages' server functions. Authenticated by API tokens (`Authorization: Bearer
+//! plk_…`) or a browser session. The OpenAPI document (`/api/v1/openapi.json`) is generated from
+//! the same declarations.
+
+use crate::operations::registry::{registry, Entry, Run};
+use crate::operations::ErrorResponse;
+use crate::state::SharedState;
+use axum::body::Bytes;
+use axum::extract::{RawPathParams, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodFilter, MethodRouter};
+use axum::{Extension, Json, Router};
+use potluck_app::error::ApiError;
+use potluck_app::ops::{Need, OpInfo};
+use potluck_app::ports::Caller;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use utoipa::OpenApi;
+
+/// `/api/v1`: the OpenAPI document and every value operation.
+pub fn routes() -> Router<SharedState> {
+    mount(Router::new().route("/openapi.json", get(openapi)), false)
+}
+
+/// The streaming endpoints, at their own paths (pages link to them).
+pub fn raw_routes() -> Router<SharedState> {
+    mount(Router::new(), true)
+}
+
+fn mount(router: Router<SharedState>, raw: bool) -> Router<SharedState> {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<SharedState>> = BTreeMap::new();
+    for entry in registry().entries().filter(|e| e.info.raw == raw) {
+        let Some(http) = entry.info.http else { continue };
+        let name = entry.info.name;
+        let filter = match http.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "DELETE" => MethodFilter::DELETE,
+            other => panic!("operation {name}: unsupported method {other}"),
+        };
+        let handler = move |State(st): State<SharedState>,
+                            Extension(caller): Extension<Caller>,
+                            params: RawPathParams,
+                            RawQuery(query): RawQuery,
+                            headers: HeaderMap,
+                            body: Bytes| async move {
+            let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            handle(name, st, caller, params, query, headers, body).await
+        };
+        let route = by_path.remove(http.path).unwrap_or_default();
+        by_path.insert(http.path, route.on(filter, handler));
+    }
+    by_path.into_iter().fold(router, |r, (path, m)| r.route(path, m))
+}
+
+fn is_id(key: &str) -> bool {
+    key == "id" || key.ends_with("_id")
+}
+
+/// The operation's input from the request: path parameters, then the body (JSON, or a form as
+/// server functions send it), then the query string.
+fn input(
+    entry: &Entry,
+    params: &[(String, String)],
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<crate::operations::registry::Boxed, ApiError> {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let bad = |e: String| ApiError::invalid("body", e);
+    if json_body {
+        let mut object = if body.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(body).map_err(|e| bad(format!("not JSON: {e}")))? {
+                Value::Object(m) => m,
+                _ => return Err(bad("give a JSON object".into())),
+            }
+        };
+        for (k, v) in params {
+            let value = match v.parse::<i64>() {
+                Ok(n) if is_id(k) => json!(n),
+                _ => json!(v),
+            };
+            object.insert(k.clone(), value);
+        }
+        if let Some(q) = query {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                object.entry(k.into_owned()).or_insert_with(|| json!(v.into_owned()));
+            }
+        }
+        return (entry.from_json)(Value::Object(object)).map_err(bad);
+    }
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    let mut text = form.finish();
+    for part in [query.unwrap_or_default(), std::str::from_utf8(body).map_err(|_| bad("not UTF-8".into()))?] {
+        if !part.trim().is_empty() {
+            if !text.is_empty() {
+                text.push('&');
+            }
+            text.push_str(part.trim());
+        }
+    }
+    (entry.from_form)(&text).map_err(bad)
+}
+
+async fn handle(
+    name: &'static str,
+    st: SharedState,
+    caller: Caller,
+    params: Vec<(String, String)>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(entry) = registry().get(name) else {
+        return ErrorResponse(ApiError::Internal { request_id: caller.request_id.clone() }).into_response();
+    };
+    let input = match input(entry, &params, query.as_deref(), &headers, &body) {
+        Ok(i) => i,
+        Err(e) => return ErrorResponse(e).into_response(),
+    };
+    match &entry.run {
+        Run::Raw(run) => run(st, caller, input).await,
+        Run::Value(run) => match run(st, caller, input).await {
+            Ok(out) => match (entry.to_json)(out) {
+                Value::Null => StatusCode::NO_CONTENT.into_response(),
+                v => Json(v).into_response(),
+            },
+            Err(e) => ErrorResponse(e).into_response(),
+        },
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(ApiError)))]
+struct Components;
+
+fn describe(info: &OpInfo) -> String {
+    let who = match (info.scope, info.need) {
+        ("public", _) => "anyone".to_string(),
+        ("federation", _) | (_, Need::FederationAdmin) => "federation admins".to_string(),
+        (_, Need::Permission(p)) => format!(
+            "the `{}` permission in the collective",
+            serde_json::to_value(p).unwrap_or_default().as_str().unwrap_or_default()
+        ),
+        (_, Need::SeeRecipe) => "whoever may see the recipe".to_string(),
+        (_, Need::MaintainRecipe) => "the recipe's maintainers".to_string(),
+        (_, Need::ReviewRelease) => "the recipe's maintainers (reviewers)".to_string(),
+        (_, Need::Nothing) => "any signed-in principal".to_string(),
+        (_, Need::Anywhere(p)) => format!(
+            "whoever holds the `{}` permission in some collective",
+            serde_json::to_value(p).unwrap_or_default().as_str().unwrap_or_default()
+        ),
+    };
+    let mut text = format!("Allowed to {who}.");
+    if info.session_only {
+        text.push_str(" Browser sessions only: API tokens are refused.");
+    }
+    if !info.audit.is_empty() {
+        text.push_str(&format!(
+            " Audited as {}.",
+            info.audit.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    text
+}
+
+/// The OpenAPI document, generated from the operation registry.
+pub fn document() -> Value {
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for entry in registry().entries() {
+        let info = &entry.info;
+        let Some(http) = info.http else { continue };
+        let path = if info.raw { http.path.to_string() } else { format!("/api/v1{}", http.path) };
+        let parameters: Vec<Value> = http
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|p| {
+                json!({ "name": p, "in": "path", "required": true,
+                        "schema": { "type": if is_id(p) { "integer" } else { "string" } } })
+            })
+            .collect();
+        let error = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ApiError" } } } });
+        let mut op = json!({
+            "operationId": info.name,
+            "summary": info.name.replace('_', " "),
+            "description": describe(info),
+            "parameters": parameters,
+            "responses": {
+                "200": { "description": "the result (204 when there is none)" },
+                "401": error("not signed in"),
+                "403": error("signed in, not allowed"),
+                "404": error("not found (or another collective's)"),
+                "409": error("conflicts with the current state"),
+                "422": error("invalid input"),
+            },
+        });
+        if http.method != "GET" && http.method != "DELETE" {
+            op["requestBody"] = json!({ "content": {
+                "application/json": { "schema": { "type": "object" } },
+                "application/x-www-form-urlencoded": { "schema": { "type": "object" } },
+            } });
+        }
+        paths.entry(path).or_default().insert(http.method.to_ascii_lowercase(), op);
+    }
+    let mut doc = serde_json::to_value(Components::openapi()).unwrap_or_default();
+    doc["info"] = json!({
+        "title": "Potluck API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Automation API of a Potluck federation. Authenticate with an API token: `Authorization: Bearer plk_…`.",
+    });
+    doc["paths"] = json!(paths);
+    doc["components"]["securitySchemes"] = json!({ "bearer": { "type": "http", "scheme": "bearer" } });
+    doc["security"] = json!([{ "bearer": [] }]);
+    doc
+}
+
+async fn openapi() -> Json<Value> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routed_operation_is_documented() {
+        let doc = document();
+        for e in registry().entries() {
+            if let Some(h) = e.info.http {
+                let path = if e.info.raw { h.path.to_string() } else { format!("/api/v1{}", h.path) };
+                assert!(
+                    doc["paths"][&path][h.method.to_ascii_lowercase()].is_object(),
+                    "{} {path} is missing from the OpenAPI document",
+                    h.method
+                );
+            }
+        }
+        assert_eq!(doc["info"]["title"], "Potluck API");
+    }
+
+    #[test]
+    fn ids_in_paths_are_numbers() {
+        assert!(is_id("id") && is_id("user_id") && !is_id("slug") && !is_id("idle"));
+    }
+}

@@ -1,0 +1,9 @@
+//! The transport layer: how requests reach Potluck. `http` is the axum application (pages, the
+//! sign-in routes, `/api/v1`, the middleware that identifies a caller); `serve` starts it with the
+//! workers; `cli`, `stack_cli` and `recipe_cli` are the command line.
+
+pub mod cli;
+pub mod http;
+pub mod recipe_cli;
+pub mod serve;
+pub mod stack_cli;
