@@ -139,7 +139,7 @@ operation! {
 }
 
 operation! {
-    fn set_provider_collectives(provider_id: i64, collectives: String) -> ProviderAdmin {
+    fn set_provider_collectives(provider_id: ProviderId, collectives: String) -> ProviderAdmin {
         name: "set_provider_collectives", input: SetProviderCollectives, scope: Federation, key: |o| (),
         need: Nothing, session_only: true, audit: [IdentityProviderSetCollectives],
         http: Http::put("/providers/{provider_id}/collectives"),
@@ -147,7 +147,7 @@ operation! {
 }
 
 operation! {
-    fn remove_provider(provider_id: i64) -> () {
+    fn remove_provider(provider_id: ProviderId) -> () {
         name: "remove_provider", input: RemoveProvider, scope: Federation, key: |o| (),
         need: Nothing, session_only: true, audit: [IdentityProviderRemove], http: Http::delete("/providers/{provider_id}"),
     }
@@ -161,7 +161,7 @@ operation! {
 }
 
 operation! {
-    fn set_federation_admin(user_id: i64, admin: bool) -> () {
+    fn set_federation_admin(user_id: UserId, admin: bool) -> () {
         name: "set_federation_admin", input: SetFederationAdmin, scope: Federation, key: |o| (),
         need: Nothing, session_only: true, audit: [FederationAdminGrant, FederationAdminRevoke],
         http: Http::put("/users/{user_id}/federation-admin"),
@@ -169,7 +169,7 @@ operation! {
 }
 
 operation! {
-    fn link_users(keep_user_id: i64, merge_user_id: i64) -> () {
+    fn link_users(keep_user_id: UserId, merge_user_id: UserId) -> () {
         name: "link_users", input: LinkUsers, scope: Federation, key: |o| (),
         need: Nothing, session_only: true, audit: [UserLink], http: Http::post("/users/link"),
     }
@@ -199,7 +199,7 @@ operation! {
 }
 
 operation! {
-    fn revoke_api_token(token_id: i64) -> () {
+    fn revoke_api_token(token_id: TokenId) -> () {
         name: "revoke_api_token", input: RevokeApiToken, scope: SignedIn, key: |o| (),
         need: Nothing, session_only: true, audit: [ApiTokenRevoke], http: Http::delete("/tokens/{token_id}"),
     }
@@ -238,7 +238,7 @@ operation! {
 }
 
 operation! {
-    fn set_member_role(slug: String, user_id: i64, role: Role) -> () {
+    fn set_member_role(slug: String, user_id: UserId, role: Role) -> () {
         name: "set_member_role", input: SetMemberRole, scope: Collective, key: |o| &o.slug,
         need: perm(ManageMembers), session_only: false, audit: [MemberSetRole],
         http: Http::put("/collectives/{slug}/members/{user_id}"),
@@ -246,7 +246,7 @@ operation! {
 }
 
 operation! {
-    fn remove_member(slug: String, user_id: i64) -> () {
+    fn remove_member(slug: String, user_id: UserId) -> () {
         name: "remove_member", input: RemoveMember, scope: Collective, key: |o| &o.slug,
         need: perm(ManageMembers), session_only: false, audit: [MemberRemove],
         http: Http::delete("/collectives/{slug}/members/{user_id}"),
@@ -262,7 +262,7 @@ operation! {
 }
 
 operation! {
-    fn revoke_invitation(slug: String, invitation_id: i64) -> () {
+    fn revoke_invitation(slug: String, invitation_id: InvitationId) -> () {
         name: "revoke_invitation", input: RevokeInvitation, scope: Collective, key: |o| &o.slug,
         need: perm(ManageMembers), session_only: false, audit: [InvitationRevoke],
         http: Http::delete("/collectives/{slug}/invitations/{invitation_id}"),
@@ -277,7 +277,7 @@ operation! {
 }
 
 operation! {
-    fn add_group_mapping(slug: String, provider_id: i64, value: String, role: Role) -> GroupMapping {
+    fn add_group_mapping(slug: String, provider_id: ProviderId, value: String, role: Role) -> GroupMapping {
         name: "add_group_mapping", input: AddGroupMapping, scope: Collective, key: |o| &o.slug,
         need: perm(ManageGroupMappings), session_only: false, audit: [GroupMappingAdd],
         http: Http::post("/collectives/{slug}/group-mappings"),
@@ -285,7 +285,7 @@ operation! {
 }
 
 operation! {
-    fn remove_group_mapping(slug: String, mapping_id: i64) -> () {
+    fn remove_group_mapping(slug: String, mapping_id: MappingId) -> () {
         name: "remove_group_mapping", input: RemoveGroupMapping, scope: Collective, key: |o| &o.slug,
         need: perm(ManageGroupMappings), session_only: false, audit: [GroupMappingRemove],
         http: Http::delete("/collectives/{slug}/group-mappings/{mapping_id}"),
@@ -410,7 +410,7 @@ operation! {
 }
 
 operation! {
-    fn get_release(id: i64) -> ReleaseProposalDetail {
+    fn get_release(id: ProposalId) -> ReleaseProposalDetail {
         name: "get_release", input: GetRelease, scope: Proposal, key: |o| o.id,
         need: SeeRecipe, session_only: false, audit: [], http: Http::get("/releases/{id}"),
     }
@@ -419,7 +419,7 @@ operation! {
 operation! {
     /// `verdict`: approve, request_changes or comment. The approval that completes the policy
     /// publishes the release.
-    fn review_release(id: i64, verdict: String, #[server(default)] comment: String) -> ReleaseProposalDetail {
+    fn review_release(id: ProposalId, verdict: String, #[server(default)] comment: String) -> ReleaseProposalDetail {
         name: "review_release", input: ReviewRelease, scope: Proposal, key: |o| o.id,
         need: Need::ReviewRelease, session_only: true,
         audit: [ReleaseReview, ReleasePublishIntent, ReleasePublish],
@@ -429,21 +429,21 @@ operation! {
 
 operation! {
     /// Empty `commit` means the branch's current head; empty `notes` keeps them.
-    fn update_release(id: i64, #[server(default)] commit: String, #[server(default)] notes: String) -> ReleaseProposalDetail {
+    fn update_release(id: ProposalId, #[server(default)] commit: String, #[server(default)] notes: String) -> ReleaseProposalDetail {
         name: "update_release", input: UpdateRelease, scope: Proposal, key: |o| o.id,
         need: MaintainRecipe, session_only: true, audit: [ReleaseUpdate], http: Http::put("/releases/{id}"),
     }
 }
 
 operation! {
-    fn withdraw_release(id: i64) -> () {
+    fn withdraw_release(id: ProposalId) -> () {
         name: "withdraw_release", input: WithdrawRelease, scope: Proposal, key: |o| o.id,
         need: MaintainRecipe, session_only: true, audit: [ReleaseWithdraw], http: Http::post("/releases/{id}/withdraw"),
     }
 }
 
 operation! {
-    fn publish_release(id: i64) -> ReleaseProposalDetail {
+    fn publish_release(id: ProposalId) -> ReleaseProposalDetail {
         name: "publish_release", input: PublishRelease, scope: Proposal, key: |o| o.id,
         need: MaintainRecipe, session_only: true, audit: [ReleasePublishIntent, ReleasePublish],
         http: Http::post("/releases/{id}/publish"),
@@ -595,7 +595,7 @@ operation! {
 }
 
 operation! {
-    fn get_job(id: i64) -> JobDetail {
+    fn get_job(id: JobId) -> JobDetail {
         name: "get_job", input: GetJob, scope: Job, key: |o| o.id,
         need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/jobs/{id}"),
     }
@@ -663,7 +663,7 @@ macro_rules! raw_operation {
 
 raw_operation! {
     /// A job's progress as Server-Sent Events: every event after `after`, then `end`.
-    struct JobEvents { id: i64, #[serde(default)] after: i64 } {
+    struct JobEvents { id: JobId, #[serde(default)] after: i64 } {
         name: "job_events", scope: Job, key: |o| o.id,
         need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/jobs/{id}/events"),
     }

@@ -46,11 +46,11 @@ pub mod scope {
         /// An app of a collective: (slug, domain).
         App = "app": (&'a str, &'a str);
         /// A deploy job, by id (its app's collective decides).
-        Job = "job": i64;
+        Job = "job": crate::model::JobId;
         /// A recipe, by name (federation-wide; private ones only for who may see them).
         Recipe = "recipe": &'a str;
         /// A release proposal, by id (its recipe decides).
-        Proposal = "proposal": i64;
+        Proposal = "proposal": crate::model::ProposalId;
     }
 }
 

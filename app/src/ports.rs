@@ -32,24 +32,24 @@ pub enum Principal {
 
 #[derive(Debug, Clone)]
 pub struct UserPrincipal {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub display_name: String,
     pub is_federation_admin: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct TokenPrincipal {
-    pub token_id: i64,
-    pub user_id: i64,
+    pub token_id: TokenId,
+    pub user_id: UserId,
     pub display_name: String,
-    pub collective_id: i64,
+    pub collective_id: CollectiveId,
     pub role: Role,
     /// A federation admin's token still acts only in its collective, as at most its role.
     pub owner_is_federation_admin: bool,
 }
 
 impl Caller {
-    pub fn user_id(&self) -> Option<i64> {
+    pub fn user_id(&self) -> Option<UserId> {
         match &self.principal {
             Principal::Anonymous => None,
             Principal::User(u) => Some(u.user_id),

@@ -29,8 +29,12 @@ pub struct AppState {
     /// Deploy jobs: the worker's wake-up and the live event feed.
     pub jobs: crate::domain::apps::jobs::JobHub,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
-    pub catalogue:
-        std::sync::Mutex<std::collections::HashMap<i64, (String, crate::domain::recipes::catalogue::RecipeMeta)>>,
+    pub catalogue: std::sync::Mutex<
+        std::collections::HashMap<
+            potluck_app::model::RecipeId,
+            (String, crate::domain::recipes::catalogue::RecipeMeta),
+        >,
+    >,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -117,26 +117,26 @@ struct World {
     browsers: Vec<(Who, Browser, String)>,
     /// collective-a's admin's viewer token.
     token: String,
-    provider_a: i64,
-    provider_b: i64,
-    grace: i64,
-    zoe: i64,
-    invitation: i64,
-    invitation_b: i64,
+    provider_a: potluck_app::model::ProviderId,
+    provider_b: potluck_app::model::ProviderId,
+    grace: potluck_app::model::UserId,
+    zoe: potluck_app::model::UserId,
+    invitation: potluck_app::model::InvitationId,
+    invitation_b: potluck_app::model::InvitationId,
     accept_link: String,
-    mapping: i64,
-    mapping_b: i64,
+    mapping: potluck_app::model::MappingId,
+    mapping_b: potluck_app::model::MappingId,
     spare_client: (String, String),
     app_env: String,
     /// collective-a's deployed app (unique: the suites share one swarm).
     a_domain: String,
     b_domain: String,
-    job_a: i64,
-    job_b: i64,
-    proposal: i64,
-    private_proposal: i64,
-    erin_token: i64,
-    alice_token_to_revoke: i64,
+    job_a: potluck_app::model::JobId,
+    job_b: potluck_app::model::JobId,
+    proposal: potluck_app::model::ProposalId,
+    private_proposal: potluck_app::model::ProposalId,
+    erin_token: potluck_app::model::TokenId,
+    alice_token_to_revoke: potluck_app::model::TokenId,
     host_fingerprint: String,
     stack: String,
     dir: tempfile::TempDir,
@@ -156,7 +156,7 @@ async fn me(b: &Browser) -> Me {
     b.call::<Option<Me>>("me", &[]).await.unwrap().unwrap()
 }
 
-async fn wait_for_job(app: &TestApp, id: i64) {
+async fn wait_for_job(app: &TestApp, id: potluck_app::model::JobId) {
     for _ in 0..600 {
         let state = app.texts(&format!("SELECT state FROM jobs WHERE id = {id}")).await.remove(0);
         if state == "succeeded" || state == "failed" {
@@ -786,7 +786,7 @@ async fn every_operation_is_checked_for_every_kind_of_caller_and_tenant() {
         }
         if row.starts_job {
             let id = w.app.count("SELECT MAX(id) FROM jobs").await;
-            wait_for_job(&w.app, id).await;
+            wait_for_job(&w.app, potluck_app::model::JobId(id)).await;
         }
         line.push_str(&format!(" {chosen:?}:{}", a.status));
         table.push(line);

@@ -105,7 +105,12 @@ async fn open(b: &Browser, fields: &[(&str, &str)]) -> Result<ReleaseProposalDet
     b.call("open_release", &form).await
 }
 
-async fn review(b: &Browser, id: i64, verdict: &str, comment: &str) -> ReleaseProposalDetail {
+async fn review(
+    b: &Browser,
+    id: potluck_app::model::ProposalId,
+    verdict: &str,
+    comment: &str,
+) -> ReleaseProposalDetail {
     b.call("review_release", &[("id", &id.to_string()), ("verdict", verdict), ("comment", comment)]).await.unwrap()
 }
 

@@ -22,7 +22,7 @@ struct Wall {
     carol: Browser,
     /// collective-b's admin (granted by hand).
     erin: Browser,
-    provider_a: i64,
+    provider_a: potluck_app::model::ProviderId,
     dir: tempfile::TempDir,
 }
 

@@ -145,7 +145,12 @@ impl TestApp {
 
     /// Registers Potluck at `idp` (dynamic client registration, as an IdP admin would by hand)
     /// and adds the provider through the admin's server function. Returns the provider id.
-    pub async fn add_provider(&self, admin: &Browser, idp: &Idp, collectives: &[&str]) -> i64 {
+    pub async fn add_provider(
+        &self,
+        admin: &Browser,
+        idp: &Idp,
+        collectives: &[&str],
+    ) -> potluck_app::model::ProviderId {
         let (client_id, secret) = idp.register_client(&self.base).await;
         self.add_provider_with(admin, idp, &client_id, &secret, collectives).await.unwrap().id
     }
@@ -174,7 +179,7 @@ impl TestApp {
     }
 
     /// A new browser signed in as `username` at `idp` through the real login page.
-    pub async fn login(&self, provider_id: i64, username: &str, password: &str) -> Browser {
+    pub async fn login(&self, provider_id: potluck_app::model::ProviderId, username: &str, password: &str) -> Browser {
         let b = self.browser();
         let end = b.sign_in(provider_id, username, password).await;
         assert!(!end.contains("/login?error="), "sign-in of {username} failed: {end}");
@@ -332,7 +337,10 @@ impl Browser {
 
     /// Watches a job through its Server-Sent Events until it ends, as the job page does.
     /// Returns the progress events in order and the end (state, result).
-    pub async fn watch_job(&self, id: i64) -> (Vec<potluck_app::model::JobEventView>, String, String) {
+    pub async fn watch_job(
+        &self,
+        id: potluck_app::model::JobId,
+    ) -> (Vec<potluck_app::model::JobEventView>, String, String) {
         use futures_util::StreamExt;
         let r = self
             .client
@@ -417,7 +425,7 @@ impl Browser {
 
     /// Signs in through the provider's real login page; returns the URL the flow ends on in
     /// Potluck (the page after sign-in, or `/login?error=…`).
-    pub async fn sign_in(&self, provider_id: i64, username: &str, password: &str) -> String {
+    pub async fn sign_in(&self, provider_id: potluck_app::model::ProviderId, username: &str, password: &str) -> String {
         let start = self.get(&format!("/auth/login/{provider_id}")).await;
         self.complete_at_idp(start, username, password).await
     }

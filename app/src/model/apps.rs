@@ -1,5 +1,6 @@
 //! Servers, apps, secrets and jobs: what runs where, and what changes it.
 
+use super::ids::*;
 use super::people::OneTimeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub struct RotatedSecret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ServerView {
-    pub id: i64,
+    pub id: ServerId,
     pub collective: String,
     pub name: String,
     /// `unix`, `tcp` or `ssh`.
@@ -193,7 +194,7 @@ impl AppStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AppSummary {
-    pub id: i64,
+    pub id: AppId,
     pub collective: String,
     pub domain: String,
     pub recipe: String,
@@ -268,8 +269,8 @@ pub struct LiveService {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct JobSummary {
-    pub id: i64,
-    pub app_id: i64,
+    pub id: JobId,
+    pub app_id: AppId,
     pub kind: JobKind,
     pub state: JobState,
     pub target_version: Option<String>,

@@ -1,5 +1,6 @@
 //! The audit log as the pages and the API read it.
 
+use super::ids::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -8,7 +9,7 @@ pub struct AuditEventView {
     pub seq: i64,
     pub at: i64,
     pub actor_kind: String,
-    pub actor_id: Option<i64>,
+    pub actor_id: Option<UserId>,
     pub actor_name: String,
     pub collective: Option<String>,
     pub action: String,

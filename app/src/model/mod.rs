@@ -5,12 +5,14 @@
 
 mod apps;
 mod audit;
+mod ids;
 mod people;
 mod recipes;
 mod roles;
 
 pub use apps::*;
 pub use audit::*;
+pub use ids::*;
 pub use people::*;
 pub use recipes::*;
 pub use roles::*;

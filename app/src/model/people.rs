@@ -1,6 +1,7 @@
 //! People, identity providers, collectives, memberships, invitations and API tokens as the
 //! pages and the API show them.
 
+use super::ids::*;
 use super::roles::{Permission, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -20,7 +21,7 @@ impl fmt::Debug for OneTimeSecret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Me {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub display_name: String,
     pub email: Option<String>,
     pub is_federation_admin: bool,
@@ -50,7 +51,7 @@ pub struct MembershipSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProviderPublic {
-    pub id: i64,
+    pub id: ProviderId,
     pub display_name: String,
 }
 
@@ -58,7 +59,7 @@ pub struct ProviderPublic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProviderAdmin {
-    pub id: i64,
+    pub id: ProviderId,
     pub display_name: String,
     pub issuer_url: String,
     pub client_id: String,
@@ -102,7 +103,7 @@ pub struct CollectiveDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Member {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub display_name: String,
     pub email: Option<String>,
     /// The role that counts: the higher of the manual grant and the identity provider's groups.
@@ -114,8 +115,8 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GroupMapping {
-    pub id: i64,
-    pub provider_id: i64,
+    pub id: MappingId,
+    pub provider_id: ProviderId,
     pub provider_name: String,
     pub claim: String,
     pub value: String,
@@ -125,7 +126,7 @@ pub struct GroupMapping {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct InvitationSummary {
-    pub id: i64,
+    pub id: InvitationId,
     pub role: Role,
     pub created_by: String,
     pub created_at: i64,
@@ -135,14 +136,14 @@ pub struct InvitationSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedInvitation {
-    pub id: i64,
+    pub id: InvitationId,
     pub link: OneTimeSecret,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApiTokenSummary {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     pub collective_slug: String,
     pub role: Role,
@@ -162,7 +163,7 @@ pub struct CreatedApiToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserSummary {
-    pub id: i64,
+    pub id: UserId,
     pub display_name: String,
     pub email: Option<String>,
     pub is_federation_admin: bool,
@@ -174,7 +175,7 @@ pub struct UserSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct IdentityView {
-    pub provider_id: i64,
+    pub provider_id: ProviderId,
     pub provider_name: String,
     pub subject: String,
     pub email: Option<String>,

@@ -1,5 +1,6 @@
 //! Recipes, their versions and lint findings, and release proposals with their diffs and reviews.
 
+use super::ids::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,7 +158,7 @@ pub struct ReleaseDiff {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReleaseProposalSummary {
-    pub id: i64,
+    pub id: ProposalId,
     pub recipe: String,
     pub version: String,
     pub bump: String,
@@ -175,7 +176,7 @@ pub struct ReleaseProposalSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReleaseReviewView {
-    pub id: i64,
+    pub id: ReviewId,
     pub reviewer: String,
     pub collective: Option<String>,
     /// approve | request_changes | comment

@@ -91,7 +91,7 @@ pub fn UsersPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|u| view! {
                                     <tr data-user=u.id.to_string()>
-                                        <td>{u.id}</td>
+                                        <td>{u.id.0}</td>
                                         <td>{u.display_name.clone()}</td>
                                         <td>{u.email.clone().unwrap_or_default()}</td>
                                         <td>{u.identities.iter().map(|i| format!("{}: {}", i.provider_name, i.subject)).collect::<Vec<_>>().join("; ")}</td>

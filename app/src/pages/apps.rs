@@ -581,7 +581,7 @@ fn Env(d: AppDetail, actions: AppActions) -> impl IntoView {
 #[component]
 pub fn JobPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|i| i.parse::<i64>().ok()).unwrap_or(0);
+    let id = move || params.read().get("id").and_then(|i| i.parse::<JobId>().ok()).unwrap_or_default();
     let detail = Resource::new(id, api::get_job);
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -631,14 +631,14 @@ fn JobLive(d: JobDetail) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod live {
-    use crate::model::{JobEventView, JobState};
+    use crate::model::{JobEventView, JobId, JobState};
     use leptos::prelude::*;
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
 
     /// Subscribes to `/jobs/{id}/events` and appends what arrives until the job ends.
     pub fn follow(
-        id: i64,
+        id: JobId,
         after: i64,
         events: RwSignal<Vec<JobEventView>>,
         state: RwSignal<JobState>,

@@ -80,7 +80,7 @@ struct ReleaseActions {
 #[component]
 pub fn ReleasePage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|i| i.parse::<i64>().ok()).unwrap_or(0);
+    let id = move || params.read().get("id").and_then(|i| i.parse::<ProposalId>().ok()).unwrap_or_default();
     let actions = ReleaseActions {
         review: ServerAction::new(),
         update: ServerAction::new(),

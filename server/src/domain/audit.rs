@@ -11,7 +11,9 @@ use crate::adapters::db::{now_ms, Db, Tx};
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
 pub use potluck_app::actions::AuditAction;
+use potluck_app::model::CollectiveId;
 use potluck_app::model::{AuditEventView, AuditFilter};
+use potluck_app::model::{TokenId, UserId};
 use potluck_app::ports::{Caller, Principal};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -25,10 +27,10 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub kind: &'static str,
-    pub id: Option<i64>,
+    pub id: Option<UserId>,
     pub name: String,
     /// The API token used, if any (its id, never its value).
-    pub token_id: Option<i64>,
+    pub token_id: Option<TokenId>,
 }
 
 impl Actor {
@@ -44,7 +46,7 @@ impl Actor {
         }
     }
 
-    pub fn user(id: i64, name: &str) -> Actor {
+    pub fn user(id: UserId, name: &str) -> Actor {
         Actor { kind: "user", id: Some(id), name: name.to_string(), token_id: None }
     }
 
@@ -85,7 +87,7 @@ impl Origin {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub action: AuditAction,
-    pub collective: Option<(i64, String)>,
+    pub collective: Option<(CollectiveId, String)>,
     pub target: String,
     pub outcome: &'static str,
     pub details: Value,
@@ -96,7 +98,7 @@ impl Event {
         Event { action, collective: None, target: target.into(), outcome: "success", details: json!({}) }
     }
 
-    pub fn in_collective(mut self, id: i64, slug: &str) -> Event {
+    pub fn in_collective(mut self, id: CollectiveId, slug: &str) -> Event {
         self.collective = Some((id, slug.to_string()));
         self
     }
@@ -117,9 +119,9 @@ struct Sealed<'a> {
     seq: i64,
     at: i64,
     actor_kind: &'a str,
-    actor_id: Option<i64>,
+    actor_id: Option<UserId>,
     actor_name: &'a str,
-    collective_id: Option<i64>,
+    collective_id: Option<CollectiveId>,
     collective: Option<&'a str>,
     action: &'a str,
     target: &'a str,
@@ -519,7 +521,7 @@ async fn verify_chain(db: &Db) -> Result<VerifyReport> {
 #[derive(Debug, Clone)]
 pub enum Scope {
     All,
-    Collectives(Vec<i64>),
+    Collectives(Vec<CollectiveId>),
 }
 
 /// One bind parameter of a dynamically built query.
@@ -534,7 +536,7 @@ pub async fn query(
     db: &Db,
     scope: &Scope,
     filter: &AuditFilter,
-    collective_id: Option<i64>,
+    collective_id: Option<CollectiveId>,
 ) -> Result<Vec<AuditEventRow>> {
     let limit = filter.limit.unwrap_or(50).clamp(1, 1000);
     let mut sql = String::from(
@@ -550,11 +552,11 @@ pub async fn query(
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list: Vec<String> = ids.iter().map(|id| next(Param::Int(*id), &mut params)).collect();
+        let list: Vec<String> = ids.iter().map(|id| next(Param::Int(id.0), &mut params)).collect();
         sql.push_str(&format!(" AND collective_id IN ({})", list.join(", ")));
     }
     if let Some(id) = collective_id {
-        sql.push_str(&format!(" AND collective_id = {}", next(Param::Int(id), &mut params)));
+        sql.push_str(&format!(" AND collective_id = {}", next(Param::Int(id.0), &mut params)));
     }
     if let Some(actor) = filter.actor.as_deref().filter(|a| !a.is_empty()) {
         let p = next(Param::Text(format!("%{}%", actor.to_lowercase())), &mut params);

@@ -14,6 +14,7 @@ use crate::domain::recipes::store::RecipeRow;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use potluck_app::error::ApiError;
+use potluck_app::model::{CollectiveId, JobId, ProposalId, UserId};
 use potluck_app::model::{JobSummary, Permission, Role};
 use potluck_app::ops::{scope, Need, Op};
 use potluck_app::ports::{Caller, Principal};
@@ -50,7 +51,7 @@ impl CollectiveSlug {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectiveRef {
-    pub id: i64,
+    pub id: CollectiveId,
     pub slug: String,
     pub name: String,
 }
@@ -58,14 +59,14 @@ pub struct CollectiveRef {
 /// Who is acting, as far as authorization is concerned.
 #[derive(Debug, Clone)]
 pub struct Who {
-    user_id: i64,
+    user_id: UserId,
     /// A federation admin in a browser session (never through a token).
     federation_admin: bool,
     /// The person is a federation admin (for a token: its owner), so holds admin in every
     /// collective, within the token's cap.
     admin_everywhere: bool,
     /// A token acts only in its collective, with at most its role.
-    token: Option<(i64, Role)>,
+    token: Option<(CollectiveId, Role)>,
 }
 
 /// Proof that the caller passed the checks an operation declares, with what they act on.
@@ -84,7 +85,7 @@ impl<S: Resolve> Cap<S> {
     }
 
     /// The acting person (for a token, its owner). Anonymous callers reach only public scopes.
-    pub fn user_id(&self) -> Option<i64> {
+    pub fn user_id(&self) -> Option<UserId> {
         self.who.as_ref().map(|w| w.user_id)
     }
 
@@ -97,7 +98,7 @@ impl<S: Resolve> Cap<S> {
     }
 
     /// A token's collective and role.
-    pub fn token(&self) -> Option<(i64, Role)> {
+    pub fn token(&self) -> Option<(CollectiveId, Role)> {
         self.who.as_ref().and_then(|w| w.token)
     }
 
@@ -152,7 +153,7 @@ impl<S: Resolve> Cap<S> {
             .fetch_all(db.pool())
             .await?;
         for r in &rows {
-            let cid: i64 = r.try_get("collective_id")?;
+            let cid: CollectiveId = r.try_get("collective_id")?;
             let Some(mut role) = Role::parse(&r.try_get::<String, _>("role")?) else { continue };
             if let Some((token_collective, token_role)) = who.token {
                 if token_collective != cid {
@@ -168,7 +169,7 @@ impl<S: Resolve> Cap<S> {
     }
 
     /// The collectives where the caller holds `p` (every one for a federation admin: `None`).
-    pub async fn collectives_with(&self, db: &Db, p: Permission) -> Result<Option<Vec<i64>>> {
+    pub async fn collectives_with(&self, db: &Db, p: Permission) -> Result<Option<Vec<CollectiveId>>> {
         let Some(who) = &self.who else { return Ok(Some(Vec::new())) };
         if who.federation_admin {
             return Ok(None);
@@ -182,7 +183,7 @@ impl<S: Resolve> Cap<S> {
             .await?;
         let mut ids = Vec::new();
         for r in &rows {
-            let cid: i64 = r.try_get("collective_id")?;
+            let cid: CollectiveId = r.try_get("collective_id")?;
             let Some(mut role) = Role::parse(&r.try_get::<String, _>("role")?) else { continue };
             if let Some((token_collective, token_role)) = who.token {
                 if token_collective != cid {
@@ -199,13 +200,13 @@ impl<S: Resolve> Cap<S> {
 }
 
 impl Cap<scope::SignedIn> {
-    pub fn user(&self) -> i64 {
+    pub fn user(&self) -> UserId {
         self.user_id().unwrap_or_default()
     }
 }
 
 impl Cap<scope::Federation> {
-    pub fn user(&self) -> i64 {
+    pub fn user(&self) -> UserId {
         self.user_id().unwrap_or_default()
     }
 }
@@ -360,7 +361,7 @@ pub async fn find_collective(db: &Db, slug: &str) -> Result<Option<CollectiveRef
         .transpose()
 }
 
-pub async fn collective_by_id(db: &Db, id: i64) -> Result<Option<CollectiveRef>> {
+pub async fn collective_by_id(db: &Db, id: CollectiveId) -> Result<Option<CollectiveRef>> {
     let row =
         sqlx::query("SELECT id, slug, name FROM collectives WHERE id = $1").bind(id).fetch_optional(db.pool()).await?;
     row.map(|r| Ok(CollectiveRef { id: r.try_get("id")?, slug: r.try_get("slug")?, name: r.try_get("name")? }))
@@ -368,7 +369,7 @@ pub async fn collective_by_id(db: &Db, id: i64) -> Result<Option<CollectiveRef>>
 }
 
 /// The highest role `user_id` holds in `collective_id`, from any source.
-pub async fn effective_role(db: &Db, collective_id: i64, user_id: i64) -> Result<Option<Role>> {
+pub async fn effective_role(db: &Db, collective_id: CollectiveId, user_id: UserId) -> Result<Option<Role>> {
     let rows = sqlx::query("SELECT role FROM memberships WHERE collective_id = $1 AND user_id = $2")
         .bind(collective_id)
         .bind(user_id)
@@ -384,7 +385,7 @@ pub async fn effective_role(db: &Db, collective_id: i64, user_id: i64) -> Result
 
 /// The role `who` acts with in `collective_id`: what the person holds there (a federation admin
 /// holds admin everywhere), capped for a token by its own collective and role.
-async fn role_in(db: &Db, who: &Who, collective_id: i64) -> Result<Option<Role>> {
+async fn role_in(db: &Db, who: &Who, collective_id: CollectiveId) -> Result<Option<Role>> {
     let held =
         if who.admin_everywhere { Some(Role::Admin) } else { effective_role(db, collective_id, who.user_id).await? };
     Ok(match who.token {
@@ -525,7 +526,7 @@ impl Resolve for scope::Job {
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
-        id: i64,
+        id: JobId,
         need: Need,
     ) -> Result<((CollectiveRef, AppRow, JobSummary), Option<Role>)> {
         let who = who.ok_or(ApiError::Unauthenticated)?;
@@ -561,8 +562,8 @@ async fn recipe_access(st: &AppState, who: Option<&Who>, recipe: RecipeRow) -> R
         .fetch_all(st.db.pool())
         .await?;
     for r in &rows {
-        let uid: Option<i64> = r.try_get("user_id")?;
-        let cid: Option<i64> = r.try_get("collective_id")?;
+        let uid: Option<UserId> = r.try_get("user_id")?;
+        let cid: Option<CollectiveId> = r.try_get("collective_id")?;
         if uid == Some(who.user_id) && who.token.is_none() {
             (maintains, reviews, visible) = (true, true, true);
         }
@@ -583,7 +584,7 @@ async fn recipe_access(st: &AppState, who: Option<&Who>, recipe: RecipeRow) -> R
             .fetch_all(st.db.pool())
             .await?;
         for r in &runs {
-            let cid: i64 = r.try_get("collective_id")?;
+            let cid: CollectiveId = r.try_get("collective_id")?;
             if role_in(&st.db, who, cid).await?.is_some_and(|role| role.grants(Permission::ViewRecipes)) {
                 visible = true;
                 break;
@@ -647,7 +648,7 @@ impl Resolve for scope::Proposal {
     async fn resolve<'a>(
         st: &'a AppState,
         who: Option<&'a Who>,
-        id: i64,
+        id: ProposalId,
         need: Need,
     ) -> Result<((RecipeAccess, ProposalRow), Option<Role>)> {
         let what = format!("release proposal {id}");

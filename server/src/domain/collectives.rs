@@ -37,7 +37,7 @@ pub async fn list_collectives(st: &AppState, cap: &Cap<scope::SignedIn>) -> Resu
     let token_collective = cap.token().map(|(c, r)| (c, r, cap.acts_for_federation_admin()));
     let mut out = Vec::new();
     for r in &rows {
-        let id: i64 = r.try_get("id")?;
+        let id: CollectiveId = r.try_get("id")?;
         let mut my_role = mine.get(&id).copied();
         if let Some((tc, tr, owner_fed)) = token_collective {
             if tc != id {
@@ -60,12 +60,12 @@ pub async fn list_collectives(st: &AppState, cap: &Cap<scope::SignedIn>) -> Resu
     Ok(out)
 }
 
-async fn my_roles(st: &AppState, user_id: i64) -> Result<BTreeMap<i64, Role>> {
+async fn my_roles(st: &AppState, user_id: UserId) -> Result<BTreeMap<CollectiveId, Role>> {
     let rows = sqlx::query("SELECT collective_id, role FROM memberships WHERE user_id = $1")
         .bind(user_id)
         .fetch_all(st.db.pool())
         .await?;
-    let mut out: BTreeMap<i64, Role> = BTreeMap::new();
+    let mut out: BTreeMap<CollectiveId, Role> = BTreeMap::new();
     for r in &rows {
         let role = parse_role(&r.try_get::<String, _>("role")?);
         let e = out.entry(r.try_get("collective_id")?).or_insert(role);
@@ -88,9 +88,9 @@ pub async fn get_collective(st: &AppState, access: &Cap<scope::Collective>) -> R
     .bind(cid)
     .fetch_all(st.db.pool())
     .await?;
-    let mut members: BTreeMap<i64, Member> = BTreeMap::new();
+    let mut members: BTreeMap<UserId, Member> = BTreeMap::new();
     for r in &member_rows {
-        let user_id: i64 = r.try_get("user_id")?;
+        let user_id: UserId = r.try_get("user_id")?;
         let role = parse_role(&r.try_get::<String, _>("role")?);
         let source: String = r.try_get("source")?;
         let m = members.entry(user_id).or_insert(Member {
@@ -202,7 +202,7 @@ pub async fn create_collective(
     let slug = CollectiveSlug::parse(slug.trim())?;
     let (name, description) = check_name(&name, &description)?;
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: CollectiveId = sqlx::query(
         "INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(slug.as_str())
@@ -252,13 +252,13 @@ pub async fn update_collective(
 /// Roles per user in a collective, from every source, inside `tx`.
 async fn roles_in(
     tx: &mut sqlx::AnyConnection,
-    collective_id: i64,
-) -> Result<BTreeMap<i64, (Option<Role>, Option<Role>)>> {
+    collective_id: CollectiveId,
+) -> Result<BTreeMap<UserId, (Option<Role>, Option<Role>)>> {
     let rows = sqlx::query("SELECT user_id, source, role FROM memberships WHERE collective_id = $1")
         .bind(collective_id)
         .fetch_all(&mut *tx)
         .await?;
-    let mut out: BTreeMap<i64, (Option<Role>, Option<Role>)> = BTreeMap::new();
+    let mut out: BTreeMap<UserId, (Option<Role>, Option<Role>)> = BTreeMap::new();
     for r in &rows {
         let role = parse_role(&r.try_get::<String, _>("role")?);
         let e = out.entry(r.try_get("user_id")?).or_default();
@@ -273,8 +273,8 @@ async fn roles_in(
 
 /// Refuses a change that would leave a collective which has admins without any.
 fn keep_an_admin(
-    before: &BTreeMap<i64, (Option<Role>, Option<Role>)>,
-    user_id: i64,
+    before: &BTreeMap<UserId, (Option<Role>, Option<Role>)>,
+    user_id: UserId,
     after: Option<Role>,
 ) -> Result<()> {
     let is_admin = |(m, i): &(Option<Role>, Option<Role>)| (*m).max(*i) == Some(Role::Admin);
@@ -286,7 +286,7 @@ fn keep_an_admin(
     Ok(())
 }
 
-async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
+async fn user_name(st: &AppState, user_id: UserId) -> Result<String> {
     let row =
         sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
@@ -362,7 +362,7 @@ pub async fn create_invitation(
     let token = random_token("inv_");
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: InvitationId = sqlx::query(
         "INSERT INTO invitations (collective_id, role, token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(c.id)
@@ -422,8 +422,8 @@ pub async fn accept_invitation(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("this invitation is unknown, used, revoked or expired"))?;
-    let collective_id: i64 = row.try_get("collective_id")?;
-    let id: i64 = row.try_get("id")?;
+    let collective_id: CollectiveId = row.try_get("collective_id")?;
+    let id: InvitationId = row.try_get("id")?;
     let role = parse_role(&row.try_get::<String, _>("role")?);
     let c = sqlx::query("SELECT slug, name, description FROM collectives WHERE id = $1")
         .bind(collective_id)
@@ -485,7 +485,7 @@ pub async fn add_group_mapping(
     .await?
     .ok_or_else(|| ApiError::invalid("provider_id", format!("identity provider {provider_id} does not serve {}", c.slug)))?;
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: MappingId = sqlx::query(
         "INSERT INTO group_mappings (collective_id, provider_id, claim_value, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(c.id)
@@ -546,16 +546,16 @@ mod tests {
     #[test]
     fn the_last_admin_stays() {
         let mut roles = BTreeMap::new();
-        roles.insert(1, (Some(Role::Admin), None));
-        roles.insert(2, (Some(Role::Viewer), None));
-        assert!(keep_an_admin(&roles, 1, Some(Role::Operator)).is_err());
-        assert!(keep_an_admin(&roles, 1, None).is_err());
-        assert!(keep_an_admin(&roles, 2, None).is_ok());
-        roles.insert(3, (None, Some(Role::Admin)));
-        assert!(keep_an_admin(&roles, 1, None).is_ok());
+        roles.insert(UserId(1), (Some(Role::Admin), None));
+        roles.insert(UserId(2), (Some(Role::Viewer), None));
+        assert!(keep_an_admin(&roles, UserId(1), Some(Role::Operator)).is_err());
+        assert!(keep_an_admin(&roles, UserId(1), None).is_err());
+        assert!(keep_an_admin(&roles, UserId(2), None).is_ok());
+        roles.insert(UserId(3), (None, Some(Role::Admin)));
+        assert!(keep_an_admin(&roles, UserId(1), None).is_ok());
         // A collective without admins (a federation admin runs it) can lose members freely.
         let mut none = BTreeMap::new();
-        none.insert(2, (Some(Role::Viewer), None));
-        assert!(keep_an_admin(&none, 2, None).is_ok());
+        none.insert(UserId(2), (Some(Role::Viewer), None));
+        assert!(keep_an_admin(&none, UserId(2), None).is_ok());
     }
 }

@@ -83,7 +83,7 @@ fn operation_span<O: Op, S: Resolve>(cap: &Cap<S>) -> tracing::Span {
         "operation",
         operation = O::NAME,
         resource = %cap.label(),
-        user.id = cap.user_id(),
+        user.id = cap.user_id().map(|u| u.0),
         token = cap.is_token(),
     )
 }

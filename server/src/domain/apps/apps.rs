@@ -21,12 +21,12 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 pub struct AppRow {
-    pub id: i64,
-    pub collective_id: i64,
+    pub id: AppId,
+    pub collective_id: CollectiveId,
     pub collective: String,
-    pub server_id: i64,
+    pub server_id: ServerId,
     pub server: String,
-    pub recipe_id: i64,
+    pub recipe_id: RecipeId,
     pub recipe: String,
     pub domain: String,
     pub stack_name: String,
@@ -86,7 +86,7 @@ impl AppRow {
     }
 }
 
-pub async fn by_id(st: &AppState, id: i64) -> Result<Option<AppRow>> {
+pub async fn by_id(st: &AppState, id: AppId) -> Result<Option<AppRow>> {
     let row = sqlx::query(&format!("{SELECT} WHERE a.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
     row.as_ref().map(AppRow::from_row).transpose()
 }
@@ -193,7 +193,7 @@ pub async fn create(st: &AppState, access: &Cap<scope::Collective>, input: Creat
     let stack = stack_name_for(&domain);
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: AppId = sqlx::query(
         "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'new', $8, $8) RETURNING id",
     )
@@ -444,7 +444,7 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
         } else {
             "new"
         };
-        let id: i64 = sqlx::query(
+        let id: AppId = sqlx::query(
             "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
         )

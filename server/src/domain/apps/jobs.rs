@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::api::StartJob;
 use potluck_app::error::ApiError;
+use potluck_app::model::{AppId, JobId};
 use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary};
 use potluck_app::ops::scope;
 use serde_json::json;
@@ -35,7 +36,7 @@ pub use potluck_app::model::JobOptions;
 /// The live side of jobs: wakes the worker, and carries events to whoever watches.
 pub struct JobHub {
     pub wake: Notify,
-    pub events: broadcast::Sender<(i64, JobEventView)>,
+    pub events: broadcast::Sender<(JobId, JobEventView)>,
 }
 
 impl Default for JobHub {
@@ -62,7 +63,7 @@ fn summary(r: &sqlx::any::AnyRow) -> Result<JobSummary> {
 const JOB_COLUMNS: &str =
     "id, app_id, kind, state, target_version, requested_by_name, created_at, started_at, finished_at, result";
 
-pub async fn for_app(st: &AppState, app_id: i64, limit: i64) -> Result<Vec<JobSummary>> {
+pub async fn for_app(st: &AppState, app_id: AppId, limit: i64) -> Result<Vec<JobSummary>> {
     let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE app_id = $1 ORDER BY id DESC LIMIT $2"))
         .bind(app_id)
         .bind(limit)
@@ -71,7 +72,7 @@ pub async fn for_app(st: &AppState, app_id: i64, limit: i64) -> Result<Vec<JobSu
     rows.iter().map(summary).collect()
 }
 
-pub async fn get(st: &AppState, id: i64) -> Result<Option<JobSummary>> {
+pub async fn get(st: &AppState, id: JobId) -> Result<Option<JobSummary>> {
     let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
         .bind(id)
         .fetch_optional(st.db.pool())
@@ -79,7 +80,7 @@ pub async fn get(st: &AppState, id: i64) -> Result<Option<JobSummary>> {
     row.as_ref().map(summary).transpose()
 }
 
-pub async fn events_after(st: &AppState, job_id: i64, after: i64) -> Result<Vec<JobEventView>> {
+pub async fn events_after(st: &AppState, job_id: JobId, after: i64) -> Result<Vec<JobEventView>> {
     let rows = sqlx::query("SELECT seq, at, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq")
         .bind(job_id)
         .bind(after)
@@ -152,7 +153,7 @@ pub async fn enqueue(
     .bind(now)
     .fetch_one(&mut *tx)
     .await;
-    let id: i64 = match inserted {
+    let id: JobId = match inserted {
         Ok(r) => r.try_get("id")?,
         Err(e) if crate::adapters::db::is_unique_violation(&e) => {
             drop(tx);
@@ -167,7 +168,7 @@ pub async fn enqueue(
                     "{} is already being changed: {} (job {}) requested by {}",
                     app.domain,
                     r.try_get::<String, _>("kind")?,
-                    r.try_get::<i64, _>("id")?,
+                    r.try_get::<JobId, _>("id")?,
                     r.try_get::<String, _>("requested_by_name")?
                 ),
                 None => format!("{} is already being changed", app.domain),
@@ -189,7 +190,7 @@ pub async fn enqueue(
 pub async fn recover(st: &AppState) -> Result<()> {
     let rows = sqlx::query("SELECT id, attempts FROM jobs WHERE state = 'running'").fetch_all(st.db.pool()).await?;
     for r in rows {
-        let id: i64 = r.try_get("id")?;
+        let id: JobId = r.try_get("id")?;
         let attempts: i64 = r.try_get("attempts")?;
         if attempts >= MAX_ATTEMPTS {
             let reason = format!("Potluck stopped during this job {attempts} times; giving up (check the app's services before retrying)");
@@ -213,7 +214,7 @@ pub async fn recover(st: &AppState) -> Result<()> {
 }
 
 /// Writes a job event in `tx` (the caller commits, then broadcasts it).
-async fn insert_event(tx: &mut sqlx::AnyConnection, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+async fn insert_event(tx: &mut sqlx::AnyConnection, job_id: JobId, kind: &str, text: &str) -> Result<JobEventView> {
     let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM job_events WHERE job_id = $1")
         .bind(job_id)
         .fetch_one(&mut *tx)
@@ -230,7 +231,7 @@ async fn insert_event(tx: &mut sqlx::AnyConnection, job_id: i64, kind: &str, tex
     Ok(JobEventView { seq, at, text: text.to_string(), kind: kind.to_string() })
 }
 
-async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Result<JobEventView> {
+async fn append_event(st: &AppState, job_id: JobId, kind: &str, text: &str) -> Result<JobEventView> {
     let mut tx = st.db.begin().await?;
     let view = insert_event(&mut tx, job_id, kind, text).await?;
     tx.commit().await?;
@@ -239,7 +240,7 @@ async fn append_event(st: &AppState, job_id: i64, kind: &str, text: &str) -> Res
 }
 
 /// Tells live watchers the job ended (after its state is committed).
-fn announce_end(st: &AppState, job_id: i64, ok: bool, result: &str) {
+fn announce_end(st: &AppState, job_id: JobId, ok: bool, result: &str) {
     let _ = st.jobs.events.send((
         job_id,
         JobEventView {
@@ -251,7 +252,7 @@ fn announce_end(st: &AppState, job_id: i64, ok: bool, result: &str) {
     ));
 }
 
-async fn finish(st: &AppState, job_id: i64, ok: bool, result: &str) -> Result<()> {
+async fn finish(st: &AppState, job_id: JobId, ok: bool, result: &str) -> Result<()> {
     sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
         .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
         .bind(result)
@@ -280,19 +281,19 @@ pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             .await;
             match claimed {
                 Ok(Some(row)) => {
-                    if let Ok(id) = row.try_get::<i64, _>("id") {
+                    if let Ok(id) = row.try_get::<JobId, _>("id") {
                         let st2 = st.clone();
                         running.spawn(
                             async move {
                                 if let Err(e) = run(&st2, id).await {
-                                    tracing::error!(job.id = id, error = %e, "job failed to run");
+                                    tracing::error!(job.id = id.0, error = %e, "job failed to run");
                                     let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
                                     let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
                                 }
                             }
                             .instrument(tracing::info_span!(
                                 "job",
-                                job.id = id,
+                                job.id = id.0,
                                 job.kind = tracing::field::Empty,
                                 app = tracing::field::Empty,
                             )),
@@ -317,12 +318,12 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn start(st: Arc<AppState>, job_id: i64) -> (Emitter, tokio::task::JoinHandle<()>) {
+    fn start(st: Arc<AppState>, job_id: JobId) -> (Emitter, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(String, String)>();
         let writer = tokio::spawn(async move {
             while let Some((kind, text)) = rx.recv().await {
                 if let Err(e) = append_event(&st, job_id, &kind, &text).await {
-                    tracing::warn!(job.id = job_id, error = %e, "cannot record job progress");
+                    tracing::warn!(job.id = job_id.0, error = %e, "cannot record job progress");
                 }
             }
         });
@@ -334,12 +335,12 @@ impl Emitter {
     }
 }
 
-async fn run(st: &Arc<AppState>, job_id: i64) -> Result<()> {
+async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     let row = sqlx::query("SELECT app_id, kind, target_version, options, requested_by, requested_by_name, attempts FROM jobs WHERE id = $1")
         .bind(job_id)
         .fetch_one(st.db.pool())
         .await?;
-    let app_id: i64 = row.try_get("app_id")?;
+    let app_id: AppId = row.try_get("app_id")?;
     let kind: JobKind = crate::adapters::db::stored(&row, "kind")?;
     let target: Option<String> = row.try_get("target_version")?;
     let options: JobOptions = serde_json::from_str(&row.try_get::<String, _>("options")?).unwrap_or_default();

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use potluck_app::api::{AddServer, SetServerPolicy, TrustHostKey};
 use potluck_app::error::ApiError;
 use potluck_app::model::ServerView;
+use potluck_app::model::{CollectiveId, ServerId};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -32,10 +33,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct ServerRow {
-    pub id: i64,
+    pub id: ServerId,
     /// Random and never reused: what engine clients are cached by.
     pub uid: String,
-    pub collective_id: i64,
+    pub collective_id: CollectiveId,
     pub collective: String,
     pub name: String,
     pub kind: String,
@@ -108,7 +109,7 @@ pub async fn all(st: &AppState) -> Result<Vec<ServerRow>> {
     rows.iter().map(ServerRow::from_row).collect()
 }
 
-pub async fn in_collective(st: &AppState, collective_id: i64) -> Result<Vec<ServerRow>> {
+pub async fn in_collective(st: &AppState, collective_id: CollectiveId) -> Result<Vec<ServerRow>> {
     let rows = sqlx::query(&format!("{SELECT} WHERE s.collective_id = $1 ORDER BY s.name"))
         .bind(collective_id)
         .fetch_all(st.db.pool())
@@ -129,7 +130,7 @@ pub async fn by_name(st: &AppState, c: &CollectiveRef, name: &str) -> Result<Ser
         .ok_or_else(|| ApiError::not_found(format!("server {name:?} in {}", c.slug)).into())
 }
 
-pub async fn by_id(st: &AppState, id: i64) -> Result<ServerRow> {
+pub async fn by_id(st: &AppState, id: ServerId) -> Result<ServerRow> {
     let row = sqlx::query(&format!("{SELECT} WHERE s.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
     row.as_ref().map(ServerRow::from_row).transpose()?.ok_or_else(|| ApiError::not_found(format!("server {id}")).into())
 }
@@ -341,7 +342,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
     }
     let sealed = private_key.as_deref().map(|k| st.secrets.seal(k));
     let mut candidate = ServerRow {
-        id: 0,
+        id: ServerId::default(),
         uid: uuid::Uuid::new_v4().simple().to_string(),
         collective_id: c.id,
         collective: c.slug.clone(),
@@ -387,7 +388,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
     candidate.host_key = host_key.clone();
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: ServerId = sqlx::query(
         "INSERT INTO servers (uid, collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, host_key, \
          engine_version, api_version, is_manager, nodes, last_checked_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",

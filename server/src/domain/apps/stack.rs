@@ -17,6 +17,7 @@ use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
 use bollard::Docker;
 use futures::Stream;
 use potluck_app::error::ApiError;
+use potluck_app::model::AppId;
 use potluck_app::model::{LiveService, TaskView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -24,7 +25,7 @@ use std::time::Duration;
 pub struct Stack {
     docker: Docker,
     name: String,
-    app_id: i64,
+    app_id: AppId,
     collective: String,
     server: String,
 }

@@ -8,6 +8,7 @@ use crate::domain::audit::{self, Actor, AuditAction, Event, Origin};
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::error::ApiError;
+use potluck_app::model::UserId;
 use potluck_app::ports::{Caller, Principal};
 use serde_json::json;
 use sqlx::Row;
@@ -43,7 +44,7 @@ pub async fn create_link(db: &Db, public_base: &str) -> Result<String> {
 }
 
 pub struct Claimed {
-    pub user_id: i64,
+    pub user_id: UserId,
     /// A new session when the person was not signed in.
     pub session_token: Option<String>,
 }
@@ -70,7 +71,7 @@ pub async fn claim(st: &AppState, caller: &Caller, token: &str) -> Result<Claime
         Principal::User(u) => (u.user_id, u.display_name.clone(), None),
         _ => {
             let name = "Federation admin".to_string();
-            let id: i64 = sqlx::query(
+            let id: UserId = sqlx::query(
                 "INSERT INTO users (display_name, email, is_federation_admin, created_at) VALUES ($1, NULL, $2, $3) RETURNING id",
             )
             .bind(&name)

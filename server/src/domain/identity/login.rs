@@ -24,6 +24,7 @@ use openidconnect::{
 };
 use potluck_app::error::ApiError;
 use potluck_app::model::Role;
+use potluck_app::model::{CollectiveId, ProviderId, UserId};
 use potluck_app::ports::{Caller, Principal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -106,7 +107,7 @@ pub fn safe_return_to(return_to: Option<&str>) -> String {
 async fn client_for(st: &AppState, provider: &ProviderRow) -> Result<(OidcClient, Vec<String>), ApiError> {
     let meta = st.oidc_metadata.get(st, provider).await?;
     let secret = st.secrets.open(&provider.client_secret_enc).map_err(|e| {
-        tracing::error!(provider.id = provider.id, error = %e, "client secret cannot be decrypted");
+        tracing::error!(provider.id = provider.id.0, error = %e, "client secret cannot be decrypted");
         ApiError::unavailable(format!("identity provider {} is misconfigured: {e}", provider.display_name))
     })?;
     let scopes_supported: Vec<String> =
@@ -125,7 +126,7 @@ async fn client_for(st: &AppState, provider: &ProviderRow) -> Result<(OidcClient
 pub async fn start(
     st: &AppState,
     caller: &Caller,
-    provider_id: i64,
+    provider_id: ProviderId,
     mode: Mode,
     return_to: Option<&str>,
 ) -> Result<Started> {
@@ -228,11 +229,11 @@ pub async fn finish(
     .fetch_optional(st.db.pool())
     .await?
     .ok_or_else(|| refused("unknown or already used sign-in attempt (state); start again"))?;
-    let provider_id: i64 = row.try_get("provider_id")?;
+    let provider_id: ProviderId = row.try_get("provider_id")?;
     let browser_hash: String = row.try_get("browser_hash")?;
     let created_at: i64 = row.try_get("created_at")?;
     let mode = if row.try_get::<String, _>("mode")? == "link" { Mode::Link } else { Mode::Login };
-    let link_user_id: Option<i64> = row.try_get("link_user_id")?;
+    let link_user_id: Option<UserId> = row.try_get("link_user_id")?;
     let return_to: String = row.try_get("return_to")?;
     if now_ms() - created_at > ATTEMPT_TTL_MS {
         return Err(refused("the sign-in attempt expired; start again"));
@@ -290,18 +291,19 @@ pub async fn finish(
     let groups = groups_from(claims.additional_claims().rest.get(&provider.groups_claim));
 
     let mut tx = audit::begin(&st.db).await?;
-    let existing: Option<i64> = sqlx::query("SELECT user_id FROM identities WHERE provider_id = $1 AND subject = $2")
-        .bind(provider.id)
-        .bind(&subject)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get("user_id"))
-        .transpose()?;
+    let existing: Option<UserId> =
+        sqlx::query("SELECT user_id FROM identities WHERE provider_id = $1 AND subject = $2")
+            .bind(provider.id)
+            .bind(&subject)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("user_id"))
+            .transpose()?;
     let now = now_ms();
     let (user_id, action) = match (mode, existing, link_user_id) {
         (Mode::Login, Some(uid), _) => (uid, AuditAction::AuthLogin),
         (Mode::Login, None, _) => {
-            let uid: i64 = sqlx::query(
+            let uid: UserId = sqlx::query(
                 "INSERT INTO users (display_name, email, is_federation_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
             )
             .bind(&name)
@@ -378,9 +380,9 @@ fn groups_from(value: Option<&Value>) -> Vec<String> {
 /// The role each collective's mappings of `provider_id` give someone in `groups`.
 async fn mapped_roles(
     tx: &mut sqlx::AnyConnection,
-    provider_id: i64,
+    provider_id: ProviderId,
     groups: &[String],
-) -> Result<BTreeMap<(i64, String), Role>> {
+) -> Result<BTreeMap<(CollectiveId, String), Role>> {
     let rows = sqlx::query(
         "SELECT gm.collective_id, c.slug, gm.claim_value, gm.role FROM group_mappings gm \
          JOIN collectives c ON c.id = gm.collective_id \
@@ -390,7 +392,7 @@ async fn mapped_roles(
     .bind(provider_id)
     .fetch_all(&mut *tx)
     .await?;
-    let mut best: BTreeMap<(i64, String), Role> = BTreeMap::new();
+    let mut best: BTreeMap<(CollectiveId, String), Role> = BTreeMap::new();
     for r in &rows {
         let value: String = r.try_get("claim_value")?;
         if !groups.iter().any(|g| g == &value) {
@@ -398,7 +400,7 @@ async fn mapped_roles(
         }
         let role_text: String = r.try_get("role")?;
         let Some(role) = Role::parse(&role_text) else { continue };
-        let key = (r.try_get::<i64, _>("collective_id")?, r.try_get::<String, _>("slug")?);
+        let key = (r.try_get::<CollectiveId, _>("collective_id")?, r.try_get::<String, _>("slug")?);
         let entry = best.entry(key).or_insert(role);
         *entry = (*entry).max(role);
     }
@@ -409,8 +411,8 @@ async fn mapped_roles(
 /// Returns `collective slug → role`.
 pub async fn apply_group_mappings(
     tx: &mut sqlx::AnyConnection,
-    provider_id: i64,
-    user_id: i64,
+    provider_id: ProviderId,
+    user_id: UserId,
     groups: &[String],
 ) -> Result<BTreeMap<String, Role>> {
     let best = mapped_roles(tx, provider_id, groups).await?;
@@ -440,16 +442,16 @@ pub async fn apply_group_mappings(
 /// that the mappings no longer justify (for the groups each person had at their last sign-in)
 /// is lowered or removed at once, so that sessions and API tokens lose it now. Nothing is
 /// granted here: new mappings take effect at the next sign-in. Returns the rows changed.
-pub async fn revoke_unmapped(tx: &mut sqlx::AnyConnection, provider_id: i64) -> Result<usize> {
+pub async fn revoke_unmapped(tx: &mut sqlx::AnyConnection, provider_id: ProviderId) -> Result<usize> {
     let people = sqlx::query("SELECT user_id, groups FROM identities WHERE provider_id = $1")
         .bind(provider_id)
         .fetch_all(&mut *tx)
         .await?;
     let mut changed = 0;
     for p in &people {
-        let user_id: i64 = p.try_get("user_id")?;
+        let user_id: UserId = p.try_get("user_id")?;
         let groups: Vec<String> = serde_json::from_str(&p.try_get::<String, _>("groups")?).unwrap_or_default();
-        let justified: BTreeMap<i64, Role> =
+        let justified: BTreeMap<CollectiveId, Role> =
             mapped_roles(tx, provider_id, &groups).await?.into_iter().map(|((id, _), r)| (id, r)).collect();
         let held = sqlx::query(
             "SELECT collective_id, role FROM memberships WHERE user_id = $1 AND source = 'idp' AND provider_id = $2",
@@ -459,7 +461,7 @@ pub async fn revoke_unmapped(tx: &mut sqlx::AnyConnection, provider_id: i64) -> 
         .fetch_all(&mut *tx)
         .await?;
         for h in &held {
-            let cid: i64 = h.try_get("collective_id")?;
+            let cid: CollectiveId = h.try_get("collective_id")?;
             let role = Role::parse(&h.try_get::<String, _>("role")?);
             match (role, justified.get(&cid)) {
                 (Some(r), Some(j)) if *j >= r => {}

@@ -9,6 +9,8 @@ use crate::state::AppState;
 use openidconnect::{DiscoveryError, IssuerUrl, ProviderMetadataWithLogout};
 use potluck_app::api::{split_list, AddProvider, RemoveProvider, SetProviderCollectives};
 use potluck_app::error::ApiError;
+use potluck_app::model::CollectiveId;
+use potluck_app::model::ProviderId;
 use potluck_app::model::{ProviderAdmin, ProviderPublic, ProvidersOverview};
 use potluck_app::ops::scope;
 use serde_json::json;
@@ -23,7 +25,7 @@ const METADATA_TTL: Duration = Duration::from_secs(600);
 /// A provider as stored, with its secret still sealed.
 #[derive(Clone)]
 pub struct ProviderRow {
-    pub id: i64,
+    pub id: ProviderId,
     pub display_name: String,
     pub issuer_url: String,
     pub client_id: String,
@@ -51,7 +53,7 @@ impl ProviderRow {
 const PROVIDER_COLUMNS: &str =
     "id, display_name, issuer_url, client_id, client_secret_enc, groups_claim, end_session_endpoint, created_at";
 
-pub async fn find_provider(st: &AppState, id: i64) -> Result<Option<ProviderRow>> {
+pub async fn find_provider(st: &AppState, id: ProviderId) -> Result<Option<ProviderRow>> {
     let row = sqlx::query(&format!("SELECT {PROVIDER_COLUMNS} FROM identity_providers WHERE id = $1"))
         .bind(id)
         .fetch_optional(st.db.pool())
@@ -62,7 +64,7 @@ pub async fn find_provider(st: &AppState, id: i64) -> Result<Option<ProviderRow>
 /// Validated provider metadata, fetched on first use and kept for [`METADATA_TTL`].
 #[derive(Default)]
 pub struct MetadataCache {
-    entries: RwLock<HashMap<i64, (Instant, ProviderMetadataWithLogout)>>,
+    entries: RwLock<HashMap<ProviderId, (Instant, ProviderMetadataWithLogout)>>,
 }
 
 impl MetadataCache {
@@ -79,7 +81,7 @@ impl MetadataCache {
         Ok(meta)
     }
 
-    pub async fn forget(&self, provider_id: i64) {
+    pub async fn forget(&self, provider_id: ProviderId) {
         self.entries.write().await.remove(&provider_id);
     }
 }
@@ -117,7 +119,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-async fn collectives_of(st: &AppState, provider_id: i64) -> Result<Vec<String>> {
+async fn collectives_of(st: &AppState, provider_id: ProviderId) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT c.slug FROM provider_collectives pc JOIN collectives c ON c.id = pc.collective_id \
          WHERE pc.provider_id = $1 ORDER BY c.slug",
@@ -160,7 +162,7 @@ pub async fn list_providers(st: &AppState, _cap: &Cap<scope::Federation>) -> Res
 }
 
 /// Resolves slugs to collective ids, with an error naming any that does not exist.
-async fn collective_ids(st: &AppState, slugs: &[String]) -> Result<Vec<(i64, String)>> {
+async fn collective_ids(st: &AppState, slugs: &[String]) -> Result<Vec<(CollectiveId, String)>> {
     let mut out = Vec::new();
     for slug in slugs {
         let c = find_collective(&st.db, slug)
@@ -209,7 +211,7 @@ pub async fn add_provider(st: &AppState, cap: &Cap<scope::Federation>, input: Ad
     let sealed = st.secrets.seal(&input.client_secret);
 
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: ProviderId = sqlx::query(
         "INSERT INTO identity_providers (display_name, issuer_url, client_id, client_secret_enc, groups_claim, \
          end_session_endpoint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )

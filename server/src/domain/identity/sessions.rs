@@ -6,6 +6,7 @@ use crate::adapters::db::now_ms;
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::model::Role;
+use potluck_app::model::{ProviderId, TokenId, UserId};
 use potluck_app::ports::{TokenPrincipal, UserPrincipal};
 use sqlx::Row;
 
@@ -16,8 +17,8 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 pub async fn create(
     st: &AppState,
     tx: &mut sqlx::AnyConnection,
-    user_id: i64,
-    provider_id: Option<i64>,
+    user_id: UserId,
+    provider_id: Option<ProviderId>,
 ) -> Result<String> {
     let token = random_token("");
     let now = now_ms();
@@ -85,7 +86,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// Ends a session; returns the provider it was started with (for RP-initiated logout).
-pub async fn end(st: &AppState, token: &str) -> Result<Option<(i64, Option<i64>)>> {
+pub async fn end(st: &AppState, token: &str) -> Result<Option<(UserId, Option<ProviderId>)>> {
     let row = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id, provider_id")
         .bind(token_hash(token))
         .fetch_optional(st.db.pool())
@@ -109,7 +110,7 @@ pub async fn resolve_token(st: &AppState, token: &str) -> Result<Option<TokenPri
     if expires.is_some_and(|e| now > e) {
         return Ok(None);
     }
-    let id: i64 = row.try_get("id")?;
+    let id: TokenId = row.try_get("id")?;
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")

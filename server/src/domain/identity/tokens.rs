@@ -10,6 +10,7 @@ use crate::state::AppState;
 use potluck_app::api::{CreateApiToken, RevokeApiToken};
 use potluck_app::error::ApiError;
 use potluck_app::model::{ApiTokenSummary, CreatedApiToken, OneTimeSecret, Role};
+use potluck_app::model::{TokenId, UserId};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -67,7 +68,7 @@ pub async fn create(st: &AppState, cap: &Cap<scope::Collective>, input: CreateAp
     let now = now_ms();
     let expires_at = expires_in_days.map(|d| now + d * 86_400_000);
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: TokenId = sqlx::query(
         "INSERT INTO api_tokens (user_id, collective_id, name, role, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -110,7 +111,7 @@ pub async fn revoke(st: &AppState, cap: &Cap<scope::SignedIn>, input: RevokeApiT
     .fetch_optional(st.db.pool())
     .await?;
     let row = row.ok_or_else(|| ApiError::not_found(format!("active API token {token_id}")))?;
-    let owner: i64 = row.try_get("user_id")?;
+    let owner: UserId = row.try_get("user_id")?;
     if owner != cap.user() && !cap.is_federation_admin() {
         return Err(ApiError::not_found(format!("active API token {token_id}")).into());
     }

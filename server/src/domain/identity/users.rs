@@ -6,6 +6,7 @@ use crate::domain::authz::{Cap, Resolve};
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::error::ApiError;
+use potluck_app::model::{CollectiveId, ProviderId, UserId};
 use potluck_app::model::{IdentityView, Me, MembershipSummary, Role, UserSummary};
 use potluck_app::ops::scope;
 use serde_json::json;
@@ -84,7 +85,7 @@ fn best_role(rows: &[sqlx::any::AnyRow], slug: &str) -> Result<Option<Role>> {
     Ok(best)
 }
 
-async fn identities_of(st: &AppState, user_id: i64) -> Result<Vec<IdentityView>> {
+async fn identities_of(st: &AppState, user_id: UserId) -> Result<Vec<IdentityView>> {
     let rows = sqlx::query(
         "SELECT i.provider_id, p.display_name, i.subject, i.email, i.groups FROM identities i \
          JOIN identity_providers p ON p.id = i.provider_id WHERE i.user_id = $1 ORDER BY p.display_name, i.subject",
@@ -123,7 +124,7 @@ pub async fn list_users(st: &AppState, _cap: &Cap<scope::Federation>) -> Result<
     .await?;
     let mut out = Vec::new();
     for r in &rows {
-        let id: i64 = r.try_get("id")?;
+        let id: UserId = r.try_get("id")?;
         out.push(UserSummary {
             id,
             display_name: r.try_get("display_name")?,
@@ -137,7 +138,7 @@ pub async fn list_users(st: &AppState, _cap: &Cap<scope::Federation>) -> Result<
     Ok(out)
 }
 
-async fn user_name(st: &AppState, user_id: i64) -> Result<String> {
+async fn user_name(st: &AppState, user_id: UserId) -> Result<String> {
     let row =
         sqlx::query("SELECT display_name FROM users WHERE id = $1").bind(user_id).fetch_optional(st.db.pool()).await?;
     Ok(row.ok_or_else(|| ApiError::not_found(format!("user {user_id}")))?.try_get("display_name")?)
@@ -193,9 +194,9 @@ pub async fn link_users(st: &AppState, cap: &Cap<scope::Federation>, input: potl
             .fetch_all(&mut *tx)
             .await?;
     for r in &rows {
-        let collective_id: i64 = r.try_get("collective_id")?;
+        let collective_id: CollectiveId = r.try_get("collective_id")?;
         let source: String = r.try_get("source")?;
-        let provider_id: i64 = r.try_get("provider_id")?;
+        let provider_id: ProviderId = r.try_get("provider_id")?;
         let role: String = r.try_get("role")?;
         let existing: Option<String> = sqlx::query(
             "SELECT role FROM memberships WHERE collective_id = $1 AND user_id = $2 AND source = $3 AND provider_id = $4",

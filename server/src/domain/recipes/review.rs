@@ -25,7 +25,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct ProposalRow {
-    pub id: i64,
+    pub id: ProposalId,
     pub recipe: String,
     pub version: String,
     pub bump: String,
@@ -33,7 +33,7 @@ pub struct ProposalRow {
     pub commit: String,
     pub notes: String,
     pub state: String,
-    pub proposed_by: i64,
+    pub proposed_by: UserId,
     pub proposed_by_name: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -76,18 +76,18 @@ fn open_proposal(cap: &Cap<scope::Proposal>) -> Result<(ProposalRow, RecipeRow)>
 }
 
 /// A proposal by id (authorization resolves it; see `authz`).
-pub async fn find_row(st: &AppState, id: i64) -> Result<Option<ProposalRow>> {
+pub async fn find_row(st: &AppState, id: ProposalId) -> Result<Option<ProposalRow>> {
     let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(st.db.pool()).await?;
     row.as_ref().map(ProposalRow::from_row).transpose()
 }
 
-async fn get_row(st: &AppState, id: i64) -> Result<ProposalRow> {
+async fn get_row(st: &AppState, id: ProposalId) -> Result<ProposalRow> {
     find_row(st, id).await?.ok_or_else(|| ApiError::not_found(format!("release proposal {id}")).into())
 }
 
 struct Review {
     view: ReleaseReviewView,
-    user_id: i64,
+    user_id: UserId,
 }
 
 async fn reviews(st: &AppState, p: &ProposalRow) -> Result<Vec<Review>> {
@@ -99,7 +99,7 @@ async fn reviews(st: &AppState, p: &ProposalRow) -> Result<Vec<Review>> {
     .await?;
     rows.iter()
         .map(|r| {
-            let user_id: i64 = r.try_get("user_id")?;
+            let user_id: UserId = r.try_get("user_id")?;
             let verdict: String = r.try_get("verdict")?;
             let commit: String = r.try_get("commit_id")?;
             Ok(Review {
@@ -124,11 +124,11 @@ struct Tally {
     approvals: i64,
     collectives: BTreeSet<String>,
     changes_requested: bool,
-    counted: BTreeSet<i64>,
+    counted: BTreeSet<ReviewId>,
 }
 
 fn tally(p: &ProposalRow, reviews: &[Review]) -> Tally {
-    let mut latest: BTreeMap<i64, &Review> = BTreeMap::new();
+    let mut latest: BTreeMap<UserId, &Review> = BTreeMap::new();
     for r in reviews.iter().filter(|r| r.view.commit == p.commit && r.view.verdict != "comment") {
         latest.insert(r.user_id, r);
     }
@@ -175,22 +175,26 @@ fn summary(p: &ProposalRow, t: &Tally, recipe: &RecipeRow) -> ReleaseProposalSum
 
 /// The collective a reviewer speaks for: one that maintains the recipe and where they are a
 /// maintainer (or more), else any collective where they are, alphabetically first.
-async fn reviewer_collective(st: &AppState, recipe_id: i64, user_id: i64) -> Result<Option<(i64, String)>> {
+async fn reviewer_collective(
+    st: &AppState,
+    recipe_id: RecipeId,
+    user_id: UserId,
+) -> Result<Option<(CollectiveId, String)>> {
     let rows = sqlx::query("SELECT c.id, c.slug FROM collectives c JOIN memberships m ON m.collective_id = c.id WHERE m.user_id = $1 ORDER BY c.slug")
         .bind(user_id)
         .fetch_all(st.db.pool())
         .await?;
-    let maintaining: BTreeSet<i64> =
+    let maintaining: BTreeSet<CollectiveId> =
         sqlx::query("SELECT collective_id FROM recipe_maintainers WHERE recipe_id = $1 AND collective_id IS NOT NULL")
             .bind(recipe_id)
             .fetch_all(st.db.pool())
             .await?
             .iter()
-            .filter_map(|r| r.try_get::<i64, _>("collective_id").ok())
+            .filter_map(|r| r.try_get::<CollectiveId, _>("collective_id").ok())
             .collect();
     let mut candidates = Vec::new();
     for r in &rows {
-        let id: i64 = r.try_get("id")?;
+        let id: CollectiveId = r.try_get("id")?;
         let slug: String = r.try_get("slug")?;
         if effective_role(&st.db, id, user_id).await?.is_some_and(|role| role >= Role::Maintainer) {
             candidates.push((maintaining.contains(&id), id, slug));
@@ -264,7 +268,7 @@ pub async fn list(st: &AppState, cap: &Cap<scope::Recipe>) -> Result<Vec<Release
 
 /// The person acting on a proposal (always a maintainer in a browser session).
 struct Person<'a> {
-    user_id: i64,
+    user_id: UserId,
     origin: &'a Origin,
 }
 
@@ -339,7 +343,7 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
     .bind(now)
     .fetch_one(&mut *tx)
     .await;
-    let id: i64 = match inserted {
+    let id: ProposalId = match inserted {
         Ok(row) => row.try_get("id")?,
         Err(e) if crate::adapters::db::is_unique_violation(&e) => {
             drop(tx);
@@ -351,7 +355,7 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
             let who = other.map(|o| {
                 format!(
                     " (#{} by {})",
-                    o.try_get::<i64, _>("id").unwrap_or(0),
+                    o.try_get::<ProposalId, _>("id").unwrap_or_default(),
                     o.try_get::<String, _>("proposed_by_name").unwrap_or_default()
                 )
             });
@@ -372,7 +376,7 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
     detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.maintains()).await
 }
 
-async fn display_name(st: &AppState, user_id: i64) -> Result<String> {
+async fn display_name(st: &AppState, user_id: UserId) -> Result<String> {
     Ok(sqlx::query("SELECT display_name FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_one(st.db.pool())
@@ -389,7 +393,7 @@ async fn detail_of(
     st: &AppState,
     p: ProposalRow,
     r: &RecipeRow,
-    user_id: i64,
+    user_id: UserId,
     reviews_it: bool,
 ) -> Result<ReleaseProposalDetail> {
     let path = store::clone_path(st, r.id);

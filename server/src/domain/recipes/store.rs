@@ -13,6 +13,7 @@ use git2::{build::RepoBuilder, Cred, FetchOptions, RemoteCallbacks, Repository};
 use potluck_app::api::{FetchRecipe, RegisterRecipe, SetRecipeMaintainers};
 use potluck_app::error::ApiError;
 use potluck_app::model::{MaintainerView, Permission};
+use potluck_app::model::{RecipeId, UserId};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// A recipe as stored.
 #[derive(Debug, Clone)]
 pub struct RecipeRow {
-    pub id: i64,
+    pub id: RecipeId,
     pub name: String,
     pub repository: String,
     pub default_branch: String,
@@ -72,7 +73,7 @@ pub async fn all(st: &AppState) -> Result<Vec<RecipeRow>> {
 }
 
 /// Where a recipe's bare clone lives.
-pub fn clone_path(st: &AppState, id: i64) -> PathBuf {
+pub fn clone_path(st: &AppState, id: RecipeId) -> PathBuf {
     st.config.data_dir.join("recipes").join(format!("{id}.git"))
 }
 
@@ -258,7 +259,7 @@ fn looks_like_a_recipe(repo: &Repository, branch: &str, root: &Path) -> bool {
     revs.iter().any(|rev| files_at(repo, rev, root).is_ok_and(|f| f.get("compose.yml").is_some()))
 }
 
-pub async fn maintainers(st: &AppState, recipe_id: i64) -> Result<Vec<MaintainerView>> {
+pub async fn maintainers(st: &AppState, recipe_id: RecipeId) -> Result<Vec<MaintainerView>> {
     let rows = sqlx::query(
         "SELECT m.user_id, u.display_name, m.collective_id, c.slug FROM recipe_maintainers m \
          LEFT JOIN users u ON u.id = m.user_id LEFT JOIN collectives c ON c.id = m.collective_id \
@@ -357,7 +358,7 @@ pub async fn register_recipe(st: &AppState, cap: &Cap<scope::SignedIn>, input: R
 
 /// Who registers a recipe (its first maintainer).
 pub struct Registrar<'a> {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub federation_admin: bool,
     pub origin: &'a Origin,
 }
@@ -408,7 +409,7 @@ pub async fn register(
     let sealed = credential.as_ref().map(|c| st.secrets.seal(&c.encode()));
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
-    let id: i64 = sqlx::query(
+    let id: RecipeId = sqlx::query(
         "INSERT INTO recipes (name, repository, default_branch, credential_enc, credential_kind, created_by, created_at, last_fetched_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
     )
@@ -497,7 +498,7 @@ pub async fn set_maintainers(st: &AppState, cap: &Cap<scope::Recipe>, input: Set
     let name = &recipe.name;
     let mut users = Vec::new();
     for u in potluck_app::api::split_list(&input.users) {
-        users.push(u.parse::<i64>().map_err(|_| ApiError::invalid("users", format!("{u:?} is not a user id")))?);
+        users.push(u.parse::<UserId>().map_err(|_| ApiError::invalid("users", format!("{u:?} is not a user id")))?);
     }
     let collectives = potluck_app::api::split_list(&input.collectives);
     if users.is_empty() && collectives.is_empty() {

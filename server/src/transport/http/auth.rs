@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use openidconnect::{ClientId, EndSessionUrl, LogoutRequest, PostLogoutRedirectUrl};
+use potluck_app::model::ProviderId;
 use potluck_app::ports::{Caller, Principal};
 use serde::Deserialize;
 
@@ -75,7 +76,7 @@ async fn begin(
     state: SharedState,
     caller: Caller,
     jar: CookieJar,
-    provider: i64,
+    provider: ProviderId,
     mode: Mode,
     return_to: Option<String>,
 ) -> Response {
@@ -98,7 +99,7 @@ async fn start_login(
     Path(provider): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let Ok(provider) = provider.parse::<i64>() else {
+    let Ok(provider) = provider.parse::<ProviderId>() else {
         return login_error("unknown identity provider");
     };
     begin(state, caller, jar, provider, Mode::Login, q.return_to).await
@@ -108,7 +109,7 @@ async fn start_link(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
     jar: CookieJar,
-    Path(provider): Path<i64>,
+    Path(provider): Path<ProviderId>,
 ) -> Response {
     if !matches!(caller.principal, Principal::User(_)) {
         return login_error("sign in first, then link another account");
