@@ -4,7 +4,8 @@
 #
 #   1. Debian packages: Debian's rustc-web 1.96 toolchain (pinned by rust-toolchain.toml), lld-22
 #      (the wasm32 linker), libgit2's build deps, and with WITH_TEST_SERVICES=1 the real services the
-#      tests start: docker.io + busybox-static (swarm), postgresql, chromium + chromium-driver.
+#      tests start: docker.io + busybox-static (swarm), postgresql, chromium + chromium-driver, and
+#      restic (the tests read Potluck's backup repositories with the restic CLI itself).
 #   2. A wasm32-unknown-unknown std for Debian's rustc, built once from rust-web-src (no rustup
 #      target can be downloaded here) and installed where rustc already looks.
 #   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
@@ -29,7 +30,8 @@ log() { printf '==> setup: %s\n' "$*"; }
 pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web-clippy gcc g++ libc6-dev make
       pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3)
 if [ "$WITH_TEST_SERVICES" = 1 ]; then
-  pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client)
+  pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client
+         restic)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

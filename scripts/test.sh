@@ -32,8 +32,8 @@ step "clippy (hydrate, wasm32)" cargo clippy -j "$JOBS" -p potluck-app --lib --f
 step "build site and binary" env SERVER_PACKAGES=--workspace scripts/build.sh dev
 export POTLUCK_BIN=$PWD/target/debug/potluck
 step "unit and integration tests (SQLite)" env POTLUCK_TEST_DATABASE=sqlite cargo test -j "$JOBS" --workspace
-# The conformance suite does not touch the database: it ran in the SQLite pass.
-step "integration tests (PostgreSQL)" env POTLUCK_TEST_DATABASE=postgres cargo test -j "$JOBS" -p potluck-tests --test integration -- --skip conformance::
+# The conformance and backup suites do not touch the database: they ran in the SQLite pass.
+step "integration tests (PostgreSQL)" env POTLUCK_TEST_DATABASE=postgres cargo test -j "$JOBS" -p potluck-tests --test integration -- --skip conformance:: --skip backups::
 if [ -z "${SKIP_E2E:-}" ]; then
   mkdir -p end2end/artifacts
   step "end2end (Chromium)" bash -c 'cd end2end && node --test --test-concurrency=1 tests/'

@@ -5,6 +5,7 @@
 //! (`deploy`) → watched until converged (`converge`).
 
 pub mod compose;
+pub mod containers;
 pub mod converge;
 pub mod convert;
 pub mod deploy;

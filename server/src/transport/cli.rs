@@ -1,5 +1,6 @@
 //! The `potluck` command line.
 
+use super::backup_cli::{self, BackupCommand};
 use super::{recipe_cli, serve, stack_cli};
 use crate::adapters::crypto::SecretBox;
 use crate::adapters::db::Db;
@@ -56,6 +57,12 @@ pub enum Command {
     Stack {
         #[command(subcommand)]
         command: StackCommand,
+    },
+    /// Backups of a running stack into a restic repository, without a database (DOCKER_HOST,
+    /// RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
     },
 }
 
@@ -148,6 +155,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init("text");
             return stack_cli::run(command).await;
         }
+        Command::Backup { command } => {
+            telemetry::init("text");
+            return backup_cli::run(command).await;
+        }
         Command::Lint { recipe, version } => {
             return tokio::task::spawn_blocking(move || recipe_cli::lint_command(&recipe, version.as_deref())).await?;
         }
@@ -172,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let link = identity::bootstrap::create_link(&db, &config.public_base()).await?;
             println!("{link}");
         }
-        Command::Stack { .. } | Command::Lint { .. } | Command::Catalogue { .. } => {}
+        Command::Stack { .. } | Command::Backup { .. } | Command::Lint { .. } | Command::Catalogue { .. } => {}
         Command::Audit { command: AuditCommand::Checkpoint } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;

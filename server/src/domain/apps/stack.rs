@@ -189,39 +189,7 @@ impl Stack {
     /// A running container of one of the stack's services on the node Potluck talks to (exec
     /// works only there).
     pub async fn running_container(&self, service: &str) -> Result<String, String> {
-        let tasks = self
-            .docker
-            .list_tasks(Some(ListTasksOptions {
-                filters: Some(HashMap::from([
-                    ("service".to_string(), vec![service.to_string()]),
-                    ("label".to_string(), vec![format!("{NAMESPACE_LABEL}={}", self.name)]),
-                    ("desired-state".to_string(), vec!["running".to_string()]),
-                ])),
-            }))
-            .await
-            .map_err(|e| error_text(&e))?;
-        let task = tasks
-            .into_iter()
-            .find(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-            .ok_or_else(|| format!("service {service} has no running task"))?;
-        let id = task
-            .status
-            .and_then(|s| s.container_status)
-            .and_then(|c| c.container_id)
-            .ok_or_else(|| format!("the task of {service} has no container yet"))?;
-        match self.docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await {
-            Ok(c) => {
-                let ns = c.config.and_then(|c| c.labels).and_then(|l| l.get(NAMESPACE_LABEL).cloned());
-                if ns.as_deref() != Some(self.name.as_str()) {
-                    return Err(format!("the container of {service} is not part of stack {}", self.name));
-                }
-                Ok(id)
-            }
-            Err(_) => Err(format!(
-                "the container of {service} runs on another node ({}); Potluck can run commands only on the manager it is connected to",
-                task.node_id.unwrap_or_default()
-            )),
-        }
+        crate::adapters::engine::containers::running(&self.docker, &self.name, service).await
     }
 
     /// Runs `argv` in a container of the stack (see [`Stack::running_container`]).

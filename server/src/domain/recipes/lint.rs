@@ -6,9 +6,14 @@
 //! string (Docker's loader does), R010 only applies to recipes that join the `proxy` network,
 //! and R015 is computed from Docker's 64-character limit with abra's 45-character stack names (a
 //! warning: the deploy checks refuse the names that really overflow for an app's stack).
+//!
+//! R016–R018 read backup-bot-two's labels as `potluck-backup` does, in the stack the sample env
+//! renders: a volume nothing backs up, a dump without a restore hook, a label that cannot be
+//! followed (a path that leaves its volume).
 
 use super::inspect::images;
 use super::metadata;
+use crate::adapters::engine::convert::StackPlan;
 use crate::adapters::engine::envfile::{abra_sh_exports, EnvFile};
 use crate::adapters::engine::load::RecipeFiles;
 use crate::adapters::engine::yaml::{self, Node};
@@ -26,25 +31,65 @@ pub struct Finding {
     pub fix: String,
 }
 
+/// The stack name lint renders recipes with.
+const LINT_STACK: &str = "lint_example_org";
+
+/// The stack the recipe's `.env.sample` gives, as a deploy would render it.
+fn sample_plan(files: &RecipeFiles) -> Option<StackPlan> {
+    let sample = files.text(".env.sample").and_then(|t| EnvFile::parse(&t).ok())?;
+    let env = crate::adapters::engine::app_environment(&sample, files.text("abra.sh").as_deref(), LINT_STACK);
+    crate::adapters::engine::render(files, &env, LINT_STACK, None).ok()
+}
+
+/// R016–R018: backups as backup-bot-two's labels declare them, in the rendered sample stack.
+fn backups(plan: &StackPlan) -> Vec<Finding> {
+    let d = potluck_backup::declared(plan);
+    let mut out = Vec::new();
+    for (name, v) in &d.volumes {
+        if v.coverage == potluck_backup::Coverage::Undeclared {
+            let services: Vec<&str> = v.mounts.iter().map(|(s, _)| s.as_str()).collect();
+            out.push(finding(
+                "R016",
+                "warning",
+                services.first().copied(),
+                format!("volume {name} (mounted by {}) is not backed up: no service that mounts it declares backups", services.join(", ")),
+                "add `backupbot.backup=${ENABLE_BACKUPS:-true}` to the deploy labels of the service that owns the data, and `backupbot.backup.volumes.<volume>=false` for volumes with nothing worth keeping",
+            ));
+        }
+    }
+    for s in &d.services {
+        if s.hooks.backup_pre.is_some() && s.hooks.restore_pre.is_none() && s.hooks.restore_post.is_none() {
+            out.push(finding(
+                "R017",
+                "warning",
+                Some(&s.service),
+                format!("service {} writes a dump in its backup pre-hook but has no restore hook: a restore puts the dump back without loading it", s.service),
+                "add `backupbot.restore.post-hook` that loads the dump (for Postgres, `/pg_backup.sh restore`)",
+            ));
+        }
+    }
+    for p in &d.problems {
+        out.push(finding(
+            "R018",
+            "warning",
+            None,
+            format!("a backup label cannot be followed: {p}"),
+            "backup paths are relative to the volume's root and stay inside it; name only volumes the service mounts",
+        ));
+    }
+    out
+}
+
 /// P005 findings: the deploy guardrails' refusals under a server policy that allows nothing.
-fn host_access(files: &RecipeFiles) -> Vec<Finding> {
-    const STACK: &str = "lint_example_org";
-    let Some(sample) = files.text(".env.sample").and_then(|t| EnvFile::parse(&t).ok()) else { return Vec::new() };
-    let env = crate::adapters::engine::app_environment(&sample, files.text("abra.sh").as_deref(), STACK);
-    let Ok(plan) = crate::adapters::engine::render(files, &env, STACK, None) else { return Vec::new() };
-    crate::adapters::engine::guard::check(&plan, &crate::adapters::engine::guard::Policy::default())
+fn host_access(plan: &StackPlan) -> Vec<Finding> {
+    crate::adapters::engine::guard::check(plan, &crate::adapters::engine::guard::Policy::default())
         .into_iter()
         .map(|f| {
             finding(
                 "P005",
                 "warning",
                 Some(&f.service),
-                format!(
-                    "asks the host for {} ({}: {})",
-                    f.guard,
-                    f.field,
-                    f.detail.replace("lint_example_org", "<stack>")
-                ),
+                format!("asks the host for {} ({}: {})", f.guard, f.field, f.detail.replace(LINT_STACK, "<stack>")),
                 &format!(
                     "servers refuse this unless a federation admin allows `{}` for them; avoid it where you can",
                     f.guard
@@ -360,7 +405,11 @@ pub fn lint_files(files: &RecipeFiles, recipe: &str) -> Vec<Finding> {
     // P005: what the recipe asks of the host (bind mounts, the Docker socket, capabilities…),
     // which servers refuse unless a federation admin allows it for them: rendered with the
     // sample's values, checked by the deploy guardrails themselves.
-    out.extend(host_access(files));
+    if let Some(plan) = sample_plan(files) {
+        out.extend(host_access(&plan));
+        // R016–R018: what the sample stack's backup labels cover.
+        out.extend(backups(&plan));
+    }
     // R007: README metadata.
     let readme = files.text("README.md").unwrap_or_default();
     let meta = metadata::parse(&readme);
@@ -473,6 +522,39 @@ mod tests {
         assert!(text.iter().any(|t| t.contains("docker_socket") && t.contains("/var/run/docker.sock")), "{text:?}");
         assert!(text.iter().any(|t| t.contains("capabilities") && t.contains("NET_ADMIN")), "{text:?}");
         assert!(p005.iter().all(|f| f.service.as_deref() == Some("web") && f.level == "warning"));
+    }
+
+    #[test]
+    fn backups_as_the_labels_declare_them() {
+        let with = |labels: &str| {
+            files(&[
+                ("compose.yml", &format!("version: \"3.8\"\nservices:\n  db:\n    image: postgres:16.2\n    volumes: [data:/var/lib/postgresql/data]\n    deploy:\n      labels:\n{labels}  app:\n    image: nginx:1.25.3\n    volumes: [uploads:/u]\nvolumes:\n  data:\n  uploads:\n")),
+                (".env.sample", "DOMAIN=x\nENABLE_BACKUPS=true\n"),
+            ])
+        };
+        let rules = |f: &RecipeFiles| -> Vec<(String, Option<String>, String)> {
+            lint_files(f, "x")
+                .into_iter()
+                .filter(|f| ["R016", "R017", "R018"].contains(&f.rule.as_str()))
+                .map(|f| (f.rule, f.service, f.message))
+                .collect()
+        };
+        // Nothing declared: both volumes are named.
+        let none = rules(&with("        a: b\n"));
+        assert_eq!(none.iter().filter(|f| f.0 == "R016").count(), 2, "{none:?}");
+        // The dump pattern without a restore hook: the mattermost-lts lesson.
+        let dump = rules(&with(
+            "        backupbot.backup: ${ENABLE_BACKUPS:-true}\n        backupbot.backup.pre-hook: /pg_backup.sh backup\n        backupbot.backup.volumes.data.path: backup.sql\n",
+        ));
+        assert!(dump.iter().any(|f| f.0 == "R017" && f.1.as_deref() == Some("db")), "{dump:?}");
+        assert!(dump.iter().any(|f| f.0 == "R016" && f.2.contains("uploads")), "{dump:?}");
+        assert!(!dump.iter().any(|f| f.0 == "R016" && f.2.contains("volume data")), "{dump:?}");
+        // With the restore hook and a path that leaves the volume.
+        let hostile = rules(&with(
+            "        backupbot.backup: \"true\"\n        backupbot.backup.pre-hook: /pg_backup.sh backup\n        backupbot.restore.post-hook: /pg_backup.sh restore\n        backupbot.backup.volumes.data.path: ../../etc\n",
+        ));
+        assert!(!hostile.iter().any(|f| f.0 == "R017"), "{hostile:?}");
+        assert!(hostile.iter().any(|f| f.0 == "R018" && f.2.contains("leaves the volume")), "{hostile:?}");
     }
 
     #[test]

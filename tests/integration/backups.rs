@@ -1,0 +1,240 @@
+//! Backups against the real parts: a stack of the `backed-up` fixture recipe on the test swarm,
+//! `potluck backup` against it and a restic repository on disk, and Debian's `restic` reading
+//! what Potluck wrote. The suite does not touch the database (it runs in the SQLite pass only).
+
+use potluck_tests::potluck_bin;
+use potluck_tests::recipes::fixture_recipe;
+use potluck_tests::swarm::docker_cli;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    all: String,
+}
+
+fn potluck(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(potluck_bin());
+    cmd.args(args).env_remove("RESTIC_PASSWORD").env_remove("RESTIC_PASSWORD_FILE").env_remove("DOCKER_HOST");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    Run { code: out.status.code().unwrap_or(-1), stdout, all }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new(docker_cli()).args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn restic(repo: &Path, args: &[&str]) -> (bool, Vec<u8>, String) {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+        .output()
+        .expect("restic is installed by scripts/setup.sh (WITH_TEST_SERVICES=1)");
+    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// The running container of one of the stack's services.
+fn container(stack: &str, service: &str) -> String {
+    for _ in 0..120 {
+        let id = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_{service}")]);
+        if let Some(id) = id.lines().next() {
+            return id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("{stack}_{service} has no running container");
+}
+
+fn sh(stack: &str, service: &str, script: &str) -> String {
+    docker(&["exec", &container(stack, service), "sh", "-c", script])
+}
+
+fn snapshots(repo: &Path) -> Vec<Value> {
+    let (ok, out, err) = restic(repo, &["snapshots", "--json"]);
+    assert!(ok, "restic snapshots: {err}");
+    serde_json::from_slice(&out).unwrap()
+}
+
+struct Stack {
+    name: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new(docker_cli()).args(["stack", "rm", &self.name]).output();
+        // The volumes go once the containers are gone.
+        for _ in 0..60 {
+            let left = Command::new(docker_cli())
+                .args(["volume", "ls", "-q", "--filter", &format!("label=com.docker.stack.namespace={}", self.name)])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            if left.trim().is_empty() {
+                return;
+            }
+            let vols: Vec<&str> = left.lines().collect();
+            let _ = Command::new(docker_cli()).arg("volume").arg("rm").args(&vols).output();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+fn deploy(dir: &Path, name: &str) -> Stack {
+    let env = dir.join(format!("{name}.env"));
+    std::fs::write(&env, "TYPE=backed-up\nDOMAIN=backed-up.example.com\nENABLE_BACKUPS=true\n").unwrap();
+    let recipe = fixture_recipe("backed-up");
+    let run = potluck(
+        &[
+            "stack",
+            "deploy",
+            "--recipe",
+            recipe.to_str().unwrap(),
+            "--env",
+            env.to_str().unwrap(),
+            "--stack",
+            name,
+            "--resolve-image",
+            "never",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "deploy: {}", run.all);
+    Stack { name: name.to_string() }
+}
+
+#[test]
+fn a_backup_restores_byte_for_byte_and_restic_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(dir.path(), "bk_roundtrip");
+    let s = stack.name.as_str();
+    let repo = dir.path().join("repo");
+    let repo_arg = repo.to_str().unwrap();
+    let pw = [("RESTIC_PASSWORD", PASSWORD)];
+
+    // Data in every volume: rows the pre-hook dumps, files (one larger than what Potluck holds
+    // in memory, in a sub-directory, with a symlink), and a cache the recipe excludes.
+    sh(s, "db", "printf 'row 1\\n' > /var/lib/db/table.1 && printf 'row 2\\n' > /var/lib/db/table.2");
+    sh(
+        s,
+        "app",
+        "mkdir -p /srv/files/sub && printf 'hello\\n' > /srv/files/a.txt && \
+         dd if=/dev/urandom of=/srv/files/sub/big.bin bs=1M count=6 2>/dev/null && chmod 640 /srv/files/a.txt && \
+         ln -s sub/big.bin /srv/files/link && printf 'junk' > /cache/junk",
+    );
+    let files_before = sh(s, "app", "cd /srv/files && sha256sum a.txt sub/big.bin && stat -c '%a %n' a.txt");
+
+    let cov = potluck(&["backup", "coverage", "--stack", s], &[]);
+    assert_eq!(cov.code, 0, "{}", cov.all);
+    assert!(cov.stdout.contains("volume cache (bk_roundtrip_cache): excluded by app"), "{}", cov.stdout);
+    assert!(
+        cov.stdout.contains("volume db-data (bk_roundtrip_db-data): backed up through db: dump.sql"),
+        "{}",
+        cov.stdout
+    );
+    assert!(cov.stdout.contains("volume files (bk_roundtrip_files): backed up whole through app"), "{}", cov.stdout);
+
+    // Without a password there is nothing to do, and nothing is created.
+    let refused = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &[]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.all.contains("RESTIC_PASSWORD"), "{}", refused.all);
+    assert!(!repo.exists(), "a refused backup created the repository");
+
+    let made = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg, "--recipe", "backed-up"], &pw);
+    assert_eq!(made.code, 0, "backup: {}", made.all);
+    assert!(made.stdout.contains("saved") && made.stdout.contains("checked"), "{}", made.stdout);
+
+    // restic itself reads it: tags, backup-bot-two's paths, the dump's content, no cache.
+    let list = snapshots(&repo);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let tags: Vec<&str> = list[0]["tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for t in ["potluck", "stack:bk_roundtrip", "app:bk_roundtrip", "recipe:backed-up", "trigger:manual"] {
+        assert!(tags.contains(&t), "tag {t} missing from {tags:?}");
+    }
+    let (ok, dump, err) =
+        restic(&repo, &["dump", "latest", "/var/lib/docker/volumes/bk_roundtrip_db-data/_data/dump.sql"]);
+    assert!(ok, "restic dump: {err}");
+    assert_eq!(String::from_utf8_lossy(&dump), "row 1\nrow 2\n");
+    let (ok, listing, err) = restic(&repo, &["ls", "latest"]);
+    assert!(ok, "restic ls: {err}");
+    let listing = String::from_utf8_lossy(&listing);
+    assert!(listing.contains("/var/lib/docker/volumes/bk_roundtrip_files/_data/sub/big.bin"), "{listing}");
+    assert!(!listing.contains("junk"), "the excluded cache was backed up: {listing}");
+    assert!(!listing.contains("table.1"), "only the declared dump of db-data is backed up: {listing}");
+    let (ok, _, err) = restic(&repo, &["check", "--read-data"]);
+    assert!(ok, "restic check: {err}");
+
+    let listed = potluck(&["backup", "list", "--stack", s, "--repo", repo_arg], &pw);
+    assert_eq!(listed.code, 0, "{}", listed.all);
+    assert!(listed.stdout.contains("manual"), "{}", listed.stdout);
+
+    // The data is lost; the restore brings it back byte for byte and runs the restore hook.
+    sh(s, "app", "rm -rf /srv/files/* && printf 'other' > /cache/junk");
+    sh(s, "db", "rm -f /var/lib/db/*");
+    let restored = potluck(&["backup", "restore", "--stack", s, "--repo", repo_arg], &pw);
+    assert_eq!(restored.code, 0, "restore: {}", restored.all);
+    assert_eq!(sh(s, "app", "cd /srv/files && sha256sum a.txt sub/big.bin && stat -c '%a %n' a.txt"), files_before);
+    assert_eq!(sh(s, "app", "readlink /srv/files/link"), "sub/big.bin\n");
+    assert_eq!(sh(s, "db", "cat /var/lib/db/table.restored"), "row 1\nrow 2\n", "the restore post-hook ran");
+    assert_eq!(sh(s, "app", "cat /cache/junk"), "other", "the excluded cache was restored");
+}
+
+#[test]
+fn a_backup_that_captures_nothing_new_fails_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(dir.path(), "bk_checks");
+    let s = stack.name.as_str();
+    let repo = dir.path().join("repo");
+    let repo_arg = repo.to_str().unwrap();
+    let pw = [("RESTIC_PASSWORD", PASSWORD)];
+    sh(s, "db", "printf 'row\\n' > /var/lib/db/table.1");
+    sh(s, "app", "printf 'x' > /srv/files/x");
+    let first = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_eq!(first.code, 0, "{}", first.all);
+
+    // A pre-hook that no longer writes the dump: the dump on disk is the previous one.
+    docker(&["service", "update", "--quiet", "--label-add", "backupbot.backup.pre-hook=true", &format!("{s}_db")]);
+    let stale = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_ne!(stale.code, 0, "a stale dump passed: {}", stale.all);
+    assert!(stale.all.contains("is the previous one"), "{}", stale.all);
+    assert_eq!(snapshots(&repo).len(), 1, "a failed backup left a snapshot");
+
+    // A pre-hook that fails names its exit code and its output.
+    docker(&[
+        "service",
+        "update",
+        "--quiet",
+        "--label-add",
+        "backupbot.backup.pre-hook=sh -c 'echo disk full >&2; exit 3'",
+        &format!("{s}_db"),
+    ]);
+    let failed = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_ne!(failed.code, 0);
+    assert!(failed.all.contains("failed (exit 3)") && failed.all.contains("disk full"), "{}", failed.all);
+    assert_eq!(snapshots(&repo).len(), 1);
+
+    // A wrong password is refused, and the repository is left as it was.
+    let wrong = potluck(&["backup", "list", "--stack", s, "--repo", repo_arg], &[("RESTIC_PASSWORD", "wrong")]);
+    assert_ne!(wrong.code, 0);
+    assert_eq!(snapshots(&repo).len(), 1);
+
+    // Backups switched off by the operator (ENABLE_BACKUPS=false) are refused with the reason.
+    docker(&["service", "update", "--quiet", "--label-add", "backupbot.backup=false", &format!("{s}_db")]);
+    docker(&["service", "update", "--quiet", "--label-add", "backupbot.backup=false", &format!("{s}_app")]);
+    let off = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_ne!(off.code, 0);
+    assert!(off.all.contains("declares no backups"), "{}", off.all);
+}
