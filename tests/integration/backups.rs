@@ -226,6 +226,19 @@ fn a_backup_that_captures_nothing_new_fails_and_keeps_nothing() {
     assert!(failed.all.contains("failed (exit 3)") && failed.all.contains("disk full"), "{}", failed.all);
     assert_eq!(snapshots(&repo).len(), 1);
 
+    // The container dies during the backup: the backup fails naming the service, keeps nothing,
+    // and the next one (on the container the swarm starts instead) works again.
+    docker(&["service", "update", "--quiet", "--label-add", "backupbot.backup.pre-hook=kill 1", &format!("{s}_db")]);
+    let died = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_ne!(died.code, 0, "{}", died.all);
+    assert!(died.all.contains("db"), "{}", died.all);
+    assert_eq!(snapshots(&repo).len(), 1);
+
+    // A repository that cannot be written is named with the reason.
+    let nowhere = potluck(&["backup", "create", "--stack", s, "--repo", "/etc/hostname/repo"], &pw);
+    assert_ne!(nowhere.code, 0);
+    assert!(nowhere.all.contains("/etc/hostname/repo"), "{}", nowhere.all);
+
     // A wrong password is refused, and the repository is left as it was.
     let wrong = potluck(&["backup", "list", "--stack", s, "--repo", repo_arg], &[("RESTIC_PASSWORD", "wrong")]);
     assert_ne!(wrong.code, 0);

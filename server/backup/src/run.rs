@@ -207,6 +207,12 @@ pub async fn backup(
             "stack {stack} declares no backups: no service has the label backupbot.backup=true"
         )));
     }
+    // The repository first: a wrong password or a place that cannot be written fails before
+    // any hook runs in the app's containers.
+    let (loc, pw) = (location.clone(), password.clone());
+    tokio::task::spawn_blocking(move || Repo::open_or_init(&loc, &pw).map(drop))
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))??;
     let mut warnings: Vec<String> = d.problems.clone();
     for (name, v) in &d.volumes {
         if v.coverage == Coverage::Undeclared {
