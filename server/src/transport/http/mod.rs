@@ -55,7 +55,8 @@ pub fn router(state: SharedState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(options);
+        .with_state(options)
+        .layer(axum::middleware::from_fn(page_csp));
 
     let rest: Router = Router::new()
         .route("/healthz", get(healthz))
@@ -96,6 +97,52 @@ pub fn router(state: SharedState) -> Router {
     }
 }
 
+/// A page whose policy did not reach its response (the shell sets it through Leptos'
+/// `ResponseOptions`, and once in a while a page arrived without it, so the browser refused its
+/// scripts under the strict default and it never hydrated): the policy is made from the nonce
+/// the page itself carries, read from the first chunk of the body, which Leptos has already
+/// rendered when the response starts.
+async fn page_csp(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+    use futures::StreamExt;
+    let sign_out = req.extensions().get::<potluck_app::ports::Caller>().and_then(|c| c.sign_out_origin.clone());
+    let response = next.run(req).await;
+    let is_html =
+        response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if !is_html || response.headers().contains_key(CONTENT_SECURITY_POLICY) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let mut stream = body.into_data_stream();
+    let first = match stream.next().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        None => bytes::Bytes::new(),
+    };
+    if let Some(nonce) = page_nonce(&first) {
+        tracing::warn!("a page's Content-Security-Policy was missing; made from the nonce the page carries");
+        if let Ok(v) = HeaderValue::from_str(&potluck_app::content_security_policy(nonce, sign_out.as_deref())) {
+            parts.headers.insert(CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    let body = futures::stream::once(async move { Ok::<_, axum::Error>(first) }).chain(stream);
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// The nonce of the page's first script, when it is one Leptos made (URL-safe base64).
+fn page_nonce(html: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(&html[..html.len().min(64 * 1024)]).ok()?;
+    let start = text.find("<script")?;
+    let rest = &text[start..];
+    let at = rest[..rest.find('>')?].find(" nonce=\"")? + " nonce=\"".len();
+    let value = &rest[at..];
+    let value = &value[..value.find('"')?];
+    (!value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(value)
+}
+
 /// A server function whose arguments do not decode answers 500 from the framework, with our
 /// `ApiError` as its body; give it the status that error stands for.
 async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
@@ -121,5 +168,40 @@ async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
             tracing::warn!(error = %e, "health check: database unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[test]
+    fn the_nonce_is_read_from_the_first_script_only_when_it_is_one() {
+        assert_eq!(page_nonce(b"<html><head><script type=\"module\" nonce=\"Ab-_9z\">x</script>"), Some("Ab-_9z"));
+        assert_eq!(page_nonce(b"<script nonce=\"a b\">"), None);
+        assert_eq!(page_nonce(b"<script nonce=\"'unsafe-inline'\">"), None);
+        assert_eq!(page_nonce(b"<p>no script</p>"), None);
+    }
+
+    #[tokio::test]
+    async fn a_page_without_its_policy_gets_one_made_from_its_nonce() {
+        let page = "<!DOCTYPE html><html><head><script type=\"module\" nonce=\"n0nce123\">hydrate()</script></head><body>hi</body></html>";
+        let app = Router::new()
+            .route(
+                "/",
+                get(move || async move { ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page) }),
+            )
+            .route("/api", get(|| async { axum::Json(1) }))
+            .layer(axum::middleware::from_fn(page_csp));
+        let res = app.clone().oneshot(axum::http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+        let csp = res.headers()[axum::http::header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        assert!(csp.contains("'nonce-n0nce123'"), "{csp}");
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(body, page.as_bytes(), "the body is passed on whole");
+        // Not a page: left to the strict default.
+        let res = app.oneshot(axum::http::Request::get("/api").body(Body::empty()).unwrap()).await.unwrap();
+        assert!(!res.headers().contains_key(axum::http::header::CONTENT_SECURITY_POLICY));
     }
 }
