@@ -66,7 +66,7 @@ pub struct Report<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct BackedUp {
     pub snapshot: Snapshot,
-    /// The snapshot paths, with how each volume was covered.
+    /// The paths the snapshot holds (each volume whole, or the paths its labels name).
     pub paths: Vec<String>,
     pub files: u64,
     pub bytes: u64,

@@ -70,8 +70,8 @@ impl Ran {
 
 pub const OUTPUT_TAIL: usize = 16 * 1024;
 
-/// Runs `argv` in `container` to the end and returns its exit code and the end of its output.
-pub async fn run(docker: &Docker, container: &str, argv: Vec<String>) -> Result<Ran, String> {
+/// Starts `argv` in `container` with its output attached; returns the exec's id and the stream.
+pub async fn start(docker: &Docker, container: &str, argv: Vec<String>) -> Result<(String, StartExecResults), String> {
     let exec = docker
         .create_exec(
             container,
@@ -85,10 +85,15 @@ pub async fn run(docker: &Docker, container: &str, argv: Vec<String>) -> Result<
         .await
         .map_err(|e| error_text(&e))?
         .id;
+    let started = docker.start_exec(&exec, None).await.map_err(|e| error_text(&e))?;
+    Ok((exec, started))
+}
+
+/// Runs `argv` in `container` to the end and returns its exit code and the end of its output.
+pub async fn run(docker: &Docker, container: &str, argv: Vec<String>) -> Result<Ran, String> {
+    let (exec, started) = start(docker, container, argv).await?;
     let mut output = Vec::new();
-    if let StartExecResults::Attached { output: mut stream, .. } =
-        docker.start_exec(&exec, None).await.map_err(|e| error_text(&e))?
-    {
+    if let StartExecResults::Attached { output: mut stream, .. } = started {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| error_text(&e))?;
             output.extend_from_slice(&chunk.into_bytes());

@@ -102,31 +102,3 @@ pub async fn services(docker: &Docker, stack: &str) -> Result<Vec<LiveService>, 
     Ok(out)
 }
 
-/// A running container of a service on the node Potluck talks to (exec works only there).
-pub async fn running_container(docker: &Docker, service: &str) -> Result<String, String> {
-    let tasks = docker
-        .list_tasks(Some(ListTasksOptions {
-            filters: Some(HashMap::from([
-                ("service".to_string(), vec![service.to_string()]),
-                ("desired-state".to_string(), vec!["running".to_string()]),
-            ])),
-        }))
-        .await
-        .map_err(|e| error_text(&e))?;
-    let task = tasks
-        .into_iter()
-        .find(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
-        .ok_or_else(|| format!("service {service} has no running task"))?;
-    let id = task
-        .status
-        .and_then(|s| s.container_status)
-        .and_then(|c| c.container_id)
-        .ok_or_else(|| format!("the task of {service} has no container yet"))?;
-    match docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>).await {
-        Ok(_) => Ok(id),
-        Err(_) => Err(format!(
-            "the container of {service} runs on another node ({}); Potluck can run commands only on the manager it is connected to",
-            task.node_id.unwrap_or_default()
-        )),
-    }
-}

@@ -198,23 +198,7 @@ impl Stack {
         container: &str,
         argv: Vec<String>,
     ) -> Result<(String, bollard::exec::StartExecResults), String> {
-        use bollard::exec::CreateExecOptions;
-        let exec = self
-            .docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(argv),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| error_text(&e))?
-            .id;
-        let started = self.docker.start_exec(&exec, None).await.map_err(|e| error_text(&e))?;
-        Ok((exec, started))
+        crate::adapters::engine::containers::start(&self.docker, container, argv).await
     }
 
     pub async fn exec_exit_code(&self, exec: &str) -> Option<i64> {
