@@ -142,6 +142,22 @@ pub enum AuditAction {
     Undeploy,
     #[strum(serialize = "app.chaos")]
     Chaos,
+
+    // Backups: the repositories, then jobs (request by a person, outcome by the job runner).
+    #[strum(serialize = "backup_repo.add")]
+    BackupRepoAdd,
+    #[strum(serialize = "backup_repo.remove")]
+    BackupRepoRemove,
+    #[strum(serialize = "app.backup.request")]
+    BackupRequest,
+    #[strum(serialize = "app.restore.request")]
+    RestoreRequest,
+    #[strum(serialize = "app.backup")]
+    Backup,
+    #[strum(serialize = "app.restore")]
+    Restore,
+    #[strum(serialize = "app.backup.download")]
+    BackupDownload,
 }
 
 impl AuditAction {

@@ -589,7 +589,7 @@ operation! {
     ) -> JobSummary {
         name: "start_job", input: StartJob, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(OperateApps), session_only: false,
-        audit: [DeployRequest, UpgradeRequest, RollbackRequest, RedeployRequest, ChaosRequest, UndeployRequest],
+        audit: [DeployRequest, UpgradeRequest, RollbackRequest, RedeployRequest, ChaosRequest, UndeployRequest, BackupRequest, RestoreRequest],
         http: Http::post("/collectives/{slug}/apps/{domain}/jobs"),
     }
 }
@@ -625,6 +625,33 @@ operation! {
         need: perm(ManageSecrets), session_only: false,
         audit: [SecretRotateIntent, SecretRotate, RedeployRequest],
         http: Http::post("/collectives/{slug}/apps/{domain}/secrets/{name}/rotate"),
+    }
+}
+
+operation! {
+    /// Every app's backup coverage and snapshots, and the collective's repositories.
+    fn list_backups(slug: String) -> CollectiveBackups {
+        name: "list_backups", input: ListBackups, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/backups"),
+    }
+}
+
+operation! {
+    /// A restic repository for the collective's backups. `password` empty: Potluck makes one and
+    /// shows it once; given: it opens the repository already there (or makes one with it).
+    fn add_backup_repo(slug: String, name: String, #[server(default)] password: String) -> AddedBackupRepo {
+        name: "add_backup_repo", input: AddBackupRepo, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageServers), session_only: false, audit: [BackupRepoAdd],
+        http: Http::post("/collectives/{slug}/backup-repos"),
+    }
+}
+
+operation! {
+    /// Forgets the repository and Potluck's record of its snapshots; the repository itself stays.
+    fn remove_backup_repo(slug: String, name: String) -> () {
+        name: "remove_backup_repo", input: RemoveBackupRepo, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageServers), session_only: false, audit: [BackupRepoRemove],
+        http: Http::delete("/collectives/{slug}/backup-repos/{name}"),
     }
 }
 
@@ -730,6 +757,16 @@ raw_operation! {
     }
 }
 
+raw_operation! {
+    /// A snapshot of the app as a tar archive, streamed out of its repository (operators: it
+    /// holds the app's data).
+    struct DownloadBackup { slug: String, domain: String, snapshot: String } {
+        name: "download_backup", scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(OperateApps), session_only: false, audit: [BackupDownload],
+        http: Http::get("/c/{slug}/apps/{domain}/backups/{snapshot}"),
+    }
+}
+
 /// Every operation's description, for the server's registry check and the matrix test.
 pub fn all_operations() -> Vec<crate::ops::OpInfo> {
     use crate::ops::OpInfo;
@@ -797,6 +834,10 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         ServiceLogs,
         RunCommand,
         DownloadEnv,
+        ListBackups,
+        AddBackupRepo,
+        RemoveBackupRepo,
+        DownloadBackup,
         CatalogueJson,
         ImportCatalogue,
         ExportAudit,

@@ -90,6 +90,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("c/:slug") view=pages::collectives::CollectivePage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/servers") view=pages::apps::ServersPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/apps") view=pages::apps::AppsPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/backups") view=pages::backups::BackupsPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/apps/:domain") view=pages::apps::AppPage ssr=SsrMode::Async/>
                         <Route path=path!("jobs/:id") view=pages::apps::JobPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>

@@ -40,6 +40,13 @@ pub struct Config {
     /// or `*` for all) that may register them as a server. Nobody else can: a local engine is
     /// root on the machine that holds every collective's keys.
     pub local_engines: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where repositories kept on the Potluck machine go (`<data_dir>/backups` when unset):
+    /// a directory per collective, one per repository inside it.
+    pub backups_dir: Option<PathBuf>,
+    /// The collectives (slugs, or `*` for all) that may keep backup repositories on the Potluck
+    /// machine, in `backups_dir`. Nobody else can: their data would fill the disk every
+    /// collective shares.
+    pub local_backups: Vec<String>,
     /// `text` or `json`.
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
@@ -69,6 +76,8 @@ impl Default for Config {
             login_attempts_per_minute: 30,
             trusted_proxies: Vec::new(),
             local_engines: Default::default(),
+            backups_dir: None,
+            local_backups: Vec::new(),
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
             audit_checkpoint_minutes: 10.0,
@@ -183,6 +192,16 @@ impl Config {
             .iter()
             .filter(|(path, _)| canonical(path) == wanted)
             .any(|(_, slugs)| slugs.iter().any(|s| s == "*" || s == slug))
+    }
+
+    /// Whether `slug` may keep backup repositories on the Potluck machine.
+    pub fn local_backups_allow(&self, slug: &str) -> bool {
+        self.local_backups.iter().any(|s| s == "*" || s == slug)
+    }
+
+    /// The directory of repositories kept on the Potluck machine.
+    pub fn backups_root(&self) -> PathBuf {
+        self.backups_dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     pub fn secure_cookies(&self) -> bool {

@@ -172,6 +172,7 @@ async fn world() -> World {
     let app = TestApp::spawn_with(|c| {
         c.recipe_fetch_minutes = 0.0;
         c.audit_checkpoint_minutes = 0.0;
+        c.local_backups = vec!["*".into()];
     })
     .await;
     let fed = app.bootstrap_admin().await;
@@ -196,6 +197,7 @@ async fn world() -> World {
         .await
         .unwrap();
     }
+    fed.call::<AddedBackupRepo>("add_backup_repo", &[("slug", B), ("name", "b-repo")]).await.unwrap();
     let mapping = fed
         .call::<GroupMapping>(
             "add_group_mapping",
@@ -405,6 +407,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(id AS TEXT) || '|' || state || '|' || commit_id || '|' || notes FROM release_proposals ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM release_reviews",
         "SELECT CAST(COUNT(*) AS TEXT) FROM jobs",
+        "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || location FROM backup_repos ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -609,6 +612,14 @@ fn rows() -> Vec<Row> {
         row("rotate_secret", |w| with(app_a(w), &[("name", "db_password")]))
             .foreign(|w| with(app_b(w), &[("name", "db_password")]))
             .starts_job(),
+        // Backups (the download of a real snapshot is in backup_jobs).
+        row("list_backups", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
+        row("add_backup_repo", |_| vec![in_a(), ("name", s("matrix"))]),
+        row("remove_backup_repo", |_| vec![in_a(), ("name", s("matrix"))])
+            .foreign(|_| vec![in_a(), ("name", s("b-repo"))]),
+        row("download_backup", |w| with(app_a(w), &[("snapshot", "0123abcd")]))
+            .answers(404)
+            .foreign(|w| with(app_b(w), &[("snapshot", "0123abcd")])),
         // The federation's own.
         row("create_collective", |_| vec![("slug", s("collective-c")), ("name", s("C")), ("description", s(""))]),
         row("set_provider_collectives", |w| {

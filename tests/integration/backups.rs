@@ -4,7 +4,7 @@
 
 use potluck_tests::potluck_bin;
 use potluck_tests::recipes::fixture_recipe;
-use potluck_tests::swarm::docker_cli;
+use potluck_tests::swarm::{self, docker, sh};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -29,12 +29,6 @@ fn potluck(args: &[&str], env: &[(&str, &str)]) -> Run {
     Run { code: out.status.code().unwrap_or(-1), stdout, all }
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new(docker_cli()).args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 fn restic(repo: &Path, args: &[&str]) -> (bool, Vec<u8>, String) {
     let out = Command::new("restic")
         .arg("-r")
@@ -45,22 +39,6 @@ fn restic(repo: &Path, args: &[&str]) -> (bool, Vec<u8>, String) {
         .output()
         .expect("restic is installed by scripts/setup.sh (WITH_TEST_SERVICES=1)");
     (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).to_string())
-}
-
-/// The running container of one of the stack's services.
-fn container(stack: &str, service: &str) -> String {
-    for _ in 0..120 {
-        let id = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_{service}")]);
-        if let Some(id) = id.lines().next() {
-            return id.to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    panic!("{stack}_{service} has no running container");
-}
-
-fn sh(stack: &str, service: &str, script: &str) -> String {
-    docker(&["exec", &container(stack, service), "sh", "-c", script])
 }
 
 fn snapshots(repo: &Path) -> Vec<Value> {
@@ -75,21 +53,7 @@ struct Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = Command::new(docker_cli()).args(["stack", "rm", &self.name]).output();
-        // The volumes go once the containers are gone.
-        for _ in 0..60 {
-            let left = Command::new(docker_cli())
-                .args(["volume", "ls", "-q", "--filter", &format!("label=com.docker.stack.namespace={}", self.name)])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                .unwrap_or_default();
-            if left.trim().is_empty() {
-                return;
-            }
-            let vols: Vec<&str> = left.lines().collect();
-            let _ = Command::new(docker_cli()).arg("volume").arg("rm").args(&vols).output();
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
+        swarm::remove_stack_and_volumes(&self.name);
     }
 }
 

@@ -7,6 +7,7 @@ mod api;
 mod apps;
 mod audit;
 mod authz;
+mod backup_jobs;
 mod backups;
 mod catalogue;
 mod cli;

@@ -202,6 +202,11 @@ impl TestApp {
         sqlx::query(sql).execute(self.state.db.pool()).await.unwrap();
     }
 
+    /// The configuration this instance runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

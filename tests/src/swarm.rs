@@ -492,3 +492,46 @@ impl Drop for BlackHole {
         self.accept.abort();
     }
 }
+
+/// Runs the Docker CLI; fails the test when it fails. Returns its standard output.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new(docker_cli()).args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The running container of one of the stack's services (waiting up to a minute for it).
+pub fn container(stack: &str, service: &str) -> String {
+    for _ in 0..120 {
+        let id = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_{service}")]);
+        if let Some(id) = id.lines().next() {
+            return id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("{stack}_{service} has no running container");
+}
+
+/// Runs a shell script in the running container of one of the stack's services.
+pub fn sh(stack: &str, service: &str, script: &str) -> String {
+    docker(&["exec", &container(stack, service), "sh", "-c", script])
+}
+
+/// Removes a stack with the CLI, then its volumes once its containers are gone.
+pub fn remove_stack_and_volumes(name: &str) {
+    let _ = Command::new(docker_cli()).args(["stack", "rm", name]).output();
+    // The volumes go once the containers are gone.
+    for _ in 0..60 {
+        let left = Command::new(docker_cli())
+            .args(["volume", "ls", "-q", "--filter", &format!("label=com.docker.stack.namespace={name}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        if left.trim().is_empty() {
+            return;
+        }
+        let vols: Vec<&str> = left.lines().collect();
+        let _ = Command::new(docker_cli()).arg("volume").arg("rm").args(&vols).output();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -70,6 +70,10 @@ pub enum JobKind {
     Chaos,
     /// The stack removed; volumes and secrets stay unless asked.
     Undeploy,
+    /// A snapshot of the volumes the recipe's labels declare, checked before it is kept.
+    Backup,
+    /// A snapshot written back into the app's volumes (its newest unless one is named).
+    Restore,
 }
 
 impl JobKind {
@@ -86,7 +90,17 @@ impl JobKind {
             JobKind::Redeploy => "Redeploy (force)",
             JobKind::Chaos => "Chaos deploy (a commit)",
             JobKind::Undeploy => "Undeploy",
+            JobKind::Backup => "Back up now",
+            JobKind::Restore => "Restore",
         }
+    }
+
+    /// The jobs that change which version runs (the others leave the services as they are).
+    pub const DEPLOYS: [JobKind; 6] =
+        [JobKind::Deploy, JobKind::Upgrade, JobKind::Rollback, JobKind::Redeploy, JobKind::Chaos, JobKind::Undeploy];
+
+    pub fn is_deploy(self) -> bool {
+        !matches!(self, JobKind::Backup | JobKind::Restore)
     }
 
     /// The audit action of asking for this job.
@@ -99,6 +113,8 @@ impl JobKind {
             JobKind::Redeploy => A::RedeployRequest,
             JobKind::Chaos => A::ChaosRequest,
             JobKind::Undeploy => A::UndeployRequest,
+            JobKind::Backup => A::BackupRequest,
+            JobKind::Restore => A::RestoreRequest,
         }
     }
 
@@ -112,6 +128,8 @@ impl JobKind {
             JobKind::Redeploy => A::Redeploy,
             JobKind::Chaos => A::Chaos,
             JobKind::Undeploy => A::Undeploy,
+            JobKind::Backup => A::Backup,
+            JobKind::Restore => A::Restore,
         }
     }
 
@@ -337,6 +355,12 @@ pub struct AppDetail {
     pub services: Vec<LiveService>,
     pub live_error: Option<String>,
     pub jobs: Vec<JobSummary>,
+    /// What the recipe's backup labels cover (from the last deploy or backup).
+    pub coverage: Option<Vec<super::backups::VolumeCoverage>>,
+    /// Snapshots Potluck took of the app, newest first.
+    pub backups: Vec<super::backups::BackupView>,
+    /// The collective's backup repositories, by name.
+    pub backup_repos: Vec<String>,
     pub can_manage: bool,
     pub can_operate: bool,
     pub can_manage_secrets: bool,
@@ -373,6 +397,19 @@ pub struct JobOptions {
     /// `always`, `changed` or `never`, as `docker stack deploy --resolve-image`.
     #[serde(default = "default_resolve")]
     pub resolve_image: String,
+    /// backup, restore: the collective's repository by name (default: its first).
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// restore: a snapshot id or a unique prefix of one (default: the newest of the app).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// restore: the domain of another app of the collective whose snapshot is cloned into this one.
+    #[serde(default)]
+    pub from_app: Option<String>,
+    /// upgrade: no backup first (one is taken where the recipe declares backups and the
+    /// collective has a repository).
+    #[serde(default)]
+    pub skip_backup: bool,
 }
 
 fn default_resolve() -> String {
@@ -386,6 +423,10 @@ impl Default for JobOptions {
             remove_secrets: false,
             timeout_secs: None,
             resolve_image: default_resolve(),
+            repo: None,
+            snapshot: None,
+            from_app: None,
+            skip_backup: false,
         }
     }
 }

@@ -54,6 +54,10 @@ ids! {
     ProposalId;
     /// A review of a release proposal (`release_reviews.id`).
     ReviewId;
+    /// A collective's backup repository (`backup_repos.id`).
+    BackupRepoId;
+    /// A snapshot Potluck took (`backups.id`).
+    BackupId;
 }
 
 #[cfg(test)]

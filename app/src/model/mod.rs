@@ -5,6 +5,7 @@
 
 mod apps;
 mod audit;
+mod backups;
 mod ids;
 mod people;
 mod recipes;
@@ -12,6 +13,7 @@ mod roles;
 
 pub use apps::*;
 pub use audit::*;
+pub use backups::*;
 pub use ids::*;
 pub use people::*;
 pub use recipes::*;

@@ -287,6 +287,7 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
         <Services d=d.clone()/>
         <Secrets d=d.clone() actions/>
         <Env d=d.clone() actions/>
+        <crate::pages::backups::AppBackupsSection d=d.clone() start=actions.start/>
         <h2>"Jobs"</h2>
         <table id="jobs">
             <thead><tr><th>"Job"</th><th>"Action"</th><th>"Version"</th><th>"By"</th><th>"State"</th><th>"Requested"</th><th>"Result"</th></tr></thead>
@@ -328,7 +329,7 @@ fn Actions(d: AppDetail, actions: AppActions) -> impl IntoView {
                 <input type="hidden" name="domain" value=a.domain.clone()/>
                 <label>"Action "
                     <select name="kind" id="action-kind">
-                        {<JobKind as strum::VariantArray>::VARIANTS.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
+                        {JobKind::DEPLOYS.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>"Version or commit (empty: the default) "
@@ -376,6 +377,9 @@ fn Preview(p: DeployPreview, slug: String, domain: String, start: ServerAction<S
                 <input type="hidden" name="domain" value=domain/>
                 <input type="hidden" name="kind" value=p.kind.as_str()/>
                 <input type="hidden" name="target" value=p.to_version.clone().unwrap_or_default()/>
+                {(p.kind == JobKind::Upgrade).then(|| view! {
+                    <label><input type="checkbox" name="options[skip_backup]" value="true"/> " upgrade without taking a backup first"</label>
+                })}
                 {undeploy.then(|| view! {
                     <label><input type="checkbox" name="options[remove_volumes]" value="true"/> " also remove the volumes (data is lost)"</label>
                     <label><input type="checkbox" name="options[remove_secrets]" value="true"/> " also remove the secrets"</label>

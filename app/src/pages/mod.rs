@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod apps;
 pub mod audit;
+pub mod backups;
 pub mod collectives;
 pub mod home;
 pub mod recipes;

@@ -180,7 +180,7 @@ impl Snapshot {
     pub(crate) fn of(s: &rustic_core::repofile::SnapshotFile) -> Snapshot {
         let summary = s.summary.as_ref();
         Snapshot {
-            id: s.id.to_string(),
+            id: s.id.to_hex().as_str().to_string(),
             time: s.time.timestamp().to_string(),
             hostname: s.hostname.clone(),
             tags: s.tags.iter().cloned().collect(),

@@ -552,6 +552,22 @@ async fn upload(
     written
 }
 
+/// Writes a whole snapshot as a tar archive into `tx`, in chunks as it reads it (the paths as
+/// `restic ls` shows them, without the leading `/`). Call it on a blocking thread.
+pub fn export_tar(
+    location: &Location,
+    password: &Password,
+    id: &str,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<stream::Copied, String> {
+    let repo = Repo::open_or_init(location, password).map_err(|e| e.to_string())?;
+    let snap = repo.snapshot_file(id).map_err(|e| e.to_string())?;
+    let (_, repo) = repo.for_reading().map_err(|e| e.to_string())?;
+    let root = repo.node_from_snapshot_and_path(&snap, "/").map_err(|e| e.display_log())?;
+    let quiet: OnProgress = std::sync::Arc::new(|_| {});
+    stream::write_tar(&repo, &root, ChannelWriter { tx, buf: Vec::new() }, &quiet)
+}
+
 /// A `Write` whose bytes go, in chunks, to an async receiver.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Bytes>,
@@ -574,7 +590,7 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(chunk).map_err(|_| io::Error::other("the engine stopped reading the restore"))
+        self.tx.blocking_send(chunk).map_err(|_| io::Error::other("the reader stopped reading"))
     }
 }
 

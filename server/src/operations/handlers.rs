@@ -98,5 +98,11 @@ pub fn register() -> Registry {
     r.raw::<RunCommand, _, _>(streams::run);
     r.raw::<DownloadEnv, _, _>(streams::env_file);
 
+    // Backups
+    r.op::<ListBackups, _, _>(|st, cap, _| async move { apps::backups::list(&st, &cap).await });
+    r.op::<AddBackupRepo, _, _>(|st, cap, i| async move { apps::backups::add_repo(&st, &cap, i).await });
+    r.op::<RemoveBackupRepo, _, _>(|st, cap, i| async move { apps::backups::remove_repo(&st, &cap, i).await });
+    r.raw::<DownloadBackup, _, _>(streams::backup_tar);
+
     r
 }

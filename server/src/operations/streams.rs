@@ -4,8 +4,8 @@
 //! capability for its app or job, and reaches the app's containers only through its [`Stack`].
 
 use crate::adapters::engine::docker::error_text;
-use crate::domain::apps::jobs;
 use crate::domain::apps::stack::Stack;
+use crate::domain::apps::{backups, jobs};
 use crate::domain::audit::{self, AuditAction, Event};
 use crate::domain::authz::Cap;
 use crate::error::Result;
@@ -16,7 +16,7 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bollard::exec::StartExecResults;
 use futures::{Stream, StreamExt};
-use potluck_app::api::{DownloadEnv, JobEvents, RunCommand, ServiceLogs};
+use potluck_app::api::{DownloadBackup, DownloadEnv, JobEvents, RunCommand, ServiceLogs};
 use potluck_app::error::ApiError;
 use potluck_app::model::JobEventView;
 use potluck_app::ops::scope;
@@ -183,6 +183,55 @@ pub async fn env_file(_st: SharedState, cap: Cap<scope::App>, _input: DownloadEn
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.env\"", app.domain.replace('"', ""))),
         ],
         app.env.clone(),
+    )
+        .into_response())
+}
+
+/// A snapshot of the app as a tar archive, read out of its repository as it is sent. The
+/// download is in the audit log before the first byte leaves.
+pub async fn backup_tar(st: SharedState, cap: Cap<scope::App>, input: DownloadBackup) -> Result<Response> {
+    let app = cap.app();
+    let snapshot = input.snapshot.trim_end_matches(".tar");
+    let (found, repo_id) = backups::find(&st, app.id, snapshot).await?;
+    let repo = backups::repo_by_id(&st, app.collective_id, repo_id).await?;
+    let (location, password) = repo.open(&st).map_err(ApiError::unavailable)?;
+    let c = cap.collective();
+    let mut tx = audit::begin(&st.db).await?;
+    let event = Event::new(AuditAction::BackupDownload, format!("app {}", app.domain))
+        .in_collective(c.id, &c.slug)
+        .details(json!({ "snapshot": found.snapshot, "repo": repo.name }));
+    tx.record(cap.origin(), event).await?;
+    tx.commit().await?;
+    let (chunks, mut rx) = tokio::sync::mpsc::channel(8);
+    let (outcome, ended) = tokio::sync::oneshot::channel();
+    let id = found.snapshot.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = outcome.send(crate::adapters::backup::run::export_tar(&location, &password, &id, chunks));
+    });
+    let domain = app.domain.clone();
+    // A snapshot that cannot be read to the end breaks the download rather than ending it: a
+    // truncated archive must not look whole.
+    let stream = async_stream::stream! {
+        while let Some(chunk) = rx.recv().await {
+            yield Ok::<_, std::io::Error>(chunk);
+        }
+        match ended.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(app = %domain, error = %e, "snapshot download stopped");
+                yield Err(std::io::Error::other(e));
+            }
+            Err(_) => yield Err(std::io::Error::other("the export stopped")),
+        }
+    };
+    let body = Body::from_stream(stream);
+    let name = format!("{}-{}.tar", app.domain, found.short_id()).replace('"', "");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
     )
         .into_response())
 }

@@ -5,6 +5,7 @@
 
 use crate::adapters::engine::docker::{self, Endpoint};
 use clap::{Args, Subcommand};
+use potluck_app::model::human_bytes as human;
 use potluck_backup::declared::Coverage;
 use potluck_backup::repo::{Location, Password, Repo};
 use potluck_backup::run::{self, Report, Tags};
@@ -69,21 +70,6 @@ pub struct RepoArgs {
     /// The restic repository (a directory, or local:/path); default $RESTIC_REPOSITORY.
     #[arg(long, env = "RESTIC_REPOSITORY")]
     pub repo: String,
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// Steps as lines; progress at most once a second.

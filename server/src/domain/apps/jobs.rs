@@ -5,6 +5,7 @@
 //! reason after three attempts: none is ever left "running".
 
 use super::apps::{self, AppRow};
+use super::backups::{self, Lines};
 use super::plan::{self, Target};
 use super::stack::Stack;
 use super::target;
@@ -19,7 +20,7 @@ use crate::state::AppState;
 use potluck_app::api::StartJob;
 use potluck_app::error::ApiError;
 use potluck_app::model::{AppId, JobId};
-use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary};
+use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary, VolumeCoverage};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -135,7 +136,12 @@ pub async fn enqueue(
             ApiError::invalid("timeout_secs", "give 1 to 86400 seconds (or nothing for the recipe's timeout)").into()
         );
     }
-    let target = target::resolve(st, app, kind, target).await?.version;
+    let target = if kind.is_deploy() {
+        target::resolve(st, app, kind, target).await?.version
+    } else {
+        backups::check_request(st, app, kind, &options).await?;
+        app.version.clone()
+    };
     let actor = &origin.actor;
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
@@ -313,6 +319,7 @@ pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
 }
 
 /// Collects progress from the engine's synchronous callbacks and writes it in order.
+#[derive(Clone)]
 struct Emitter {
     tx: mpsc::UnboundedSender<(String, String)>,
 }
@@ -332,6 +339,15 @@ impl Emitter {
 
     fn emit(&self, kind: &str, text: impl Into<String>) {
         let _ = self.tx.send((kind.to_string(), text.into()));
+    }
+
+    /// Steps and progress lines, for the backup engine's callbacks.
+    fn lines(&self) -> Lines {
+        let (a, b) = (self.clone(), self.clone());
+        Lines {
+            step: std::sync::Arc::new(move |s| a.emit("step", s)),
+            progress: std::sync::Arc::new(move |s| b.emit("progress", s)),
+        }
     }
 }
 
@@ -362,13 +378,14 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     );
     // A deploy that a stopped Potluck left half-way finds its own stack: that is no reason to stop.
     let resumed = row.try_get::<i64, _>("attempts")? > 1;
-    let outcome = execute(st, &app, kind, target.as_deref(), &options, resumed, &em).await;
+    let outcome = execute(st, &app, job_id, kind, target.as_deref(), &options, resumed, &em).await;
     drop(em);
     let _ = writer.await;
     let (ok, result, chaos_version) = match &outcome {
         Ok(done) => (true, done.text.clone(), done.chaos_version.clone()),
         Err(text) => (false, text.clone(), None),
     };
+    let done = outcome.as_ref().ok();
     // The job's last event and outcome, the app's new state and their audit event commit
     // together: nothing reads "deployed" without the event that says who did it.
     let now = now_ms();
@@ -384,6 +401,7 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
                     .execute(&mut *tx)
                     .await?;
             }
+            JobKind::Backup | JobKind::Restore => {}
             JobKind::Chaos => {
                 let short = chaos_version.clone().unwrap_or_else(|| target.clone().unwrap_or_default());
                 sqlx::query("UPDATE apps SET status = $1, chaos = 1, chaos_version = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
@@ -410,13 +428,19 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
                     .await?;
             }
         }
-    } else if kind != JobKind::Undeploy {
+    } else if kind.is_deploy() && kind != JobKind::Undeploy {
         sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(AppStatus::Failed.as_str())
             .bind(now)
             .bind(app.id)
             .execute(&mut *tx)
             .await?;
+    }
+    if let Some(taken) = done.and_then(|d| d.taken.as_ref()) {
+        backups::record(&mut tx, &app, job_id, taken).await?;
+    }
+    if let Some(coverage) = done.and_then(|d| d.coverage.as_ref()) {
+        backups::save_coverage(&mut tx, app.id, coverage).await?;
     }
     sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
         .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
@@ -439,16 +463,23 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
 }
 
 /// How a job that ran to the end went.
+#[derive(Default)]
 struct Done {
     text: String,
     /// A chaos deploy's short commit.
     chaos_version: Option<String>,
+    /// A backup's snapshot, recorded with the job's end.
+    taken: Option<backups::Taken>,
+    /// What the backup labels of the stack just deployed cover.
+    coverage: Option<Vec<VolumeCoverage>>,
 }
 
 /// Runs one job; `Ok` and `Err` carry the sentence that ends it.
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     st: &Arc<AppState>,
     app: &AppRow,
+    job_id: JobId,
     kind: JobKind,
     target: Option<&str>,
     options: &JobOptions,
@@ -473,7 +504,35 @@ async fn execute(
         } else {
             em.emit("step", "volumes are kept (undeploy with \"remove volumes\" to delete them)");
         }
-        return Ok(Done { text: format!("{} undeployed", app.domain), chaos_version: None });
+        return Ok(Done { text: format!("{} undeployed", app.domain), ..Done::default() });
+    }
+    if kind == JobKind::Backup {
+        let taken = backups::take(st, app, &stack, options, "manual", &em.lines()).await?;
+        let b = &taken.backed_up;
+        return Ok(Done {
+            text: format!(
+                "snapshot {} saved: {} files, {}, checked",
+                b.snapshot.short_id(),
+                b.files,
+                potluck_app::model::human_bytes(b.bytes)
+            ),
+            taken: Some(taken),
+            ..Done::default()
+        });
+    }
+    if kind == JobKind::Restore {
+        let r = backups::restore(st, app, &stack, options, &em.lines()).await?;
+        return Ok(Done {
+            text: format!(
+                "snapshot {} restored into {}: {} files, {} ({})",
+                r.snapshot.short_id(),
+                app.domain,
+                r.files,
+                potluck_app::model::human_bytes(r.bytes),
+                r.volumes.join(", ")
+            ),
+            ..Done::default()
+        });
     }
     let target_enum = if kind == JobKind::Chaos {
         Target::Chaos(target.unwrap_or("HEAD").to_string())
@@ -499,8 +558,22 @@ async fn execute(
         force: kind == JobKind::Redeploy,
         ..DeployOptions::default()
     };
-    let deployed =
-        stack.deploy(&p.plan, &opts, &|s: Step| em.emit("step", s.to_string())).await.map_err(|e| e.to_string())?;
+    // An upgrade runs once a backup of what it changes is safe (a resumed one already has it).
+    let before = if kind == JobKind::Upgrade && !resumed {
+        backups::before_upgrade(st, app, &stack, options, &em.lines(), job_id).await?
+    } else {
+        None
+    };
+    let restorable = |e: String| match &before {
+        Some(id) => format!(
+            "{e}; snapshot {id} was taken before the upgrade: restore it from the app's backups if the data changed"
+        ),
+        None => e,
+    };
+    let deployed = stack
+        .deploy(&p.plan, &opts, &|s: Step| em.emit("step", s.to_string()))
+        .await
+        .map_err(|e| restorable(e.to_string()))?;
     let secs = options.timeout_secs.unwrap_or_else(|| crate::adapters::engine::timeout_of(&p.plan));
     em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
     let outcome = stack
@@ -526,7 +599,9 @@ async fn execute(
                 _ => format!("{} converged", app.domain),
             },
             chaos_version: p.chaos_version.clone(),
+            taken: None,
+            coverage: Some(backups::coverage(&crate::adapters::backup::declared(&p.plan))),
         }),
-        other => Err(format!("deploy did not converge: {other}")),
+        other => Err(restorable(format!("deploy did not converge: {other}"))),
     }
 }

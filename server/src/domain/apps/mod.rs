@@ -3,6 +3,7 @@
 
 #[allow(clippy::module_inception)]
 pub mod apps;
+pub mod backups;
 pub mod jobs;
 pub mod plan;
 pub mod secrets;
@@ -58,6 +59,9 @@ pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail
         services,
         live_error,
         jobs: jobs::for_app(st, app.id, 20).await?,
+        coverage: backups::coverage_of(st, app.id).await?,
+        backups: backups::for_app(st, app.id).await?,
+        backup_repos: backups::repo_names(st, app.collective_id).await?,
         can_manage: role.grants(Permission::ManageApps),
         can_operate: role.grants(Permission::OperateApps),
         can_manage_secrets: role.grants(Permission::ManageSecrets),
@@ -70,6 +74,11 @@ pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail
 pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob) -> Result<DeployPreview> {
     let app = access.app().clone();
     let kind = JobKind::parse(&input.kind).map_err(|e| ApiError::invalid("kind", e))?;
+    if !kind.is_deploy() {
+        return Err(
+            ApiError::invalid("kind", format!("{kind} changes no service: start it from the app's backups")).into()
+        );
+    }
     let mut notes = Vec::new();
     if kind == JobKind::Undeploy {
         notes.push("Services, networks and configs of the stack are removed; volumes and secrets stay unless you tick the boxes.".into());
@@ -99,6 +108,11 @@ pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob)
     } else {
         Vec::new()
     };
+    if kind == JobKind::Upgrade {
+        notes.push(
+            "A backup is taken first where the recipe declares backups and the collective has a repository; if it fails, nothing is upgraded.".into(),
+        );
+    }
     if kind == JobKind::Rollback {
         notes.push(
             "A rollback changes the services' specs only: volumes (databases, uploads) are not rolled back.".into(),

@@ -6,6 +6,12 @@
 
 use super::apps::AppRow;
 use super::servers;
+use crate::adapters::backup::{
+    self,
+    declared::Declared,
+    repo::{Location, Password},
+    run::{BackedUp, Report, Restored, Tags},
+};
 use crate::adapters::engine::converge::{self, Outcome, Progress};
 use crate::adapters::engine::convert::{StackPlan, NAMESPACE_LABEL};
 use crate::adapters::engine::deploy::{self, DeployError, DeployOptions, Deployed, Step};
@@ -199,6 +205,40 @@ impl Stack {
         argv: Vec<String>,
     ) -> Result<(String, bollard::exec::StartExecResults), String> {
         crate::adapters::engine::containers::start(&self.docker, container, argv).await
+    }
+
+    /// What the running stack's backup labels declare.
+    pub async fn backup_declarations(&self) -> Result<Declared, String> {
+        backup::run::declarations(&self.docker, &self.name).await.map_err(|e| e.to_string())
+    }
+
+    /// Backs the stack's declared volumes up into `repo` (see `potluck_backup::run::backup`);
+    /// the snapshot's host is the server's name.
+    pub async fn backup(
+        &self,
+        repo: &Location,
+        password: &Password,
+        tags: &Tags,
+        report: &Report<'_>,
+    ) -> Result<BackedUp, String> {
+        backup::run::backup(&self.docker, &self.name, repo, password, &self.server, tags, report)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Restores a snapshot of `from_stack` (this stack, or the one it is a clone of) into the
+    /// stack's volumes.
+    pub async fn restore(
+        &self,
+        from_stack: &str,
+        repo: &Location,
+        password: &Password,
+        snapshot: Option<&str>,
+        report: &Report<'_>,
+    ) -> Result<Restored, String> {
+        backup::run::restore(&self.docker, &self.name, from_stack, repo, password, snapshot, report)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn exec_exit_code(&self, exec: &str) -> Option<i64> {

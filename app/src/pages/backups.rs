@@ -1,0 +1,311 @@
+//! A collective's backups at a glance: each app's volumes (covered, excluded, not backed up),
+//! its last checked snapshot and the sizes of its snapshots over time; the repositories; and the
+//! parts the app page shows (coverage, snapshots with restore and download).
+
+use crate::api::{self, *};
+use crate::components::{format_time, ActionResult, ErrorBox, Time};
+use crate::model::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// A day, in milliseconds: a last backup older than this is shown as late.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+#[component]
+pub fn BackupsPage() -> impl IntoView {
+    let params = use_params_map();
+    let slug = move || params.read().get("slug").unwrap_or_default();
+    let add = ServerAction::<AddBackupRepo>::new();
+    let remove = ServerAction::<RemoveBackupRepo>::new();
+    let start = ServerAction::<StartJob>::new();
+    let data =
+        Resource::new(move || (slug(), add.version().get(), remove.version().get()), |(s, ..)| api::list_backups(s));
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = start.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/jobs/{}", job.id), Default::default());
+        }
+    });
+    view! {
+        <Title text="Backups"/>
+        <h1>"Backups of " <a href=move || format!("/c/{}", slug())>{slug}</a></h1>
+        <p class="muted">"What each app's recipe declares with backup-bot-two's labels, and the snapshots Potluck took. A snapshot is kept only when its checks pass: every declared path is in it, and each pre-hook wrote its dump anew."</p>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(d) => view! { <Overview d add remove start/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Overview(
+    d: CollectiveBackups,
+    add: ServerAction<AddBackupRepo>,
+    remove: ServerAction<RemoveBackupRepo>,
+    start: ServerAction<StartJob>,
+) -> impl IntoView {
+    let now = d.apps.iter().flat_map(|a| a.backups.first().map(|b| b.taken_at)).max().unwrap_or_default();
+    let has_repo = !d.repos.is_empty();
+    let can_operate = d.can_operate;
+    let rows = d
+        .apps
+        .clone()
+        .into_iter()
+        .map(|a| {
+                    let slug = d.slug.clone();
+                    let last = a.backups.first().cloned();
+                    let href = format!("/c/{}/apps/{}#backups", slug, a.domain);
+                    let domain = a.domain.clone();
+                    let backup_now = (can_operate && has_repo && a.status == AppStatus::Deployed).then(move || view! {
+                        <ActionForm action=start attr:class="inline backup-now">
+                            <input type="hidden" name="slug" value=slug/>
+                            <input type="hidden" name="domain" value=domain/>
+                            <input type="hidden" name="kind" value="backup"/>
+                            <button type="submit">"Back up now"</button>
+                        </ActionForm>
+                    });
+                    view! {
+                        <tr data-app=a.domain.clone()>
+                            <td><a href=href>{a.domain.clone()}</a> <div class="muted">{a.recipe.clone()} " · " {a.status.as_str()}</div></td>
+                            <td><CoverageChips coverage=a.coverage.clone()/></td>
+                            <td class="last-backup">{match last {
+                                None => view! { <span class="late">"never"</span> }.into_any(),
+                                Some(b) => {
+                                    let late = now - b.taken_at > DAY_MS;
+                                    view! {
+                                        <span class=if late { "late" } else { "fresh" }><Time ms=b.taken_at/></span>
+                                        <div class="muted">{human_bytes(b.bytes as u64)} ", " {b.files} " files · " {b.reason.clone()} " · checked"</div>
+                                    }.into_any()
+                                }
+                            }}</td>
+                            <td><SizeChart backups=a.backups.clone()/></td>
+                            <td>{backup_now}</td>
+                        </tr>
+                    }
+        })
+        .collect_view();
+    view! {
+        <Summary apps=d.apps.clone()/>
+        <table id="coverage">
+            <thead><tr><th>"App"</th><th>"Volumes"</th><th>"Last snapshot"</th><th>"Sizes over time"</th><th></th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        {move || match start.value().get() {
+            Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+            _ => ().into_any(),
+        }}
+        <h2>"Repositories"</h2>
+        {(!has_repo).then(|| view! { <p class="warning" id="no-repo">"The collective has no backup repository yet: nothing can be backed up."</p> })}
+        <table id="backup-repos">
+            <thead><tr><th>"Repository"</th><th>"Where (restic -r)"</th><th>"Snapshots"</th><th>"Added"</th><th></th></tr></thead>
+            <tbody>
+                {d.repos.iter().map(|r| {
+                    let (name, slug) = (r.name.clone(), d.slug.clone());
+                    view! {
+                        <tr data-repo=r.name.clone()>
+                            <td>{r.name.clone()}</td>
+                            <td><code>{r.location.clone()}</code></td>
+                            <td>{r.snapshots} " · " {human_bytes(r.bytes as u64)}</td>
+                            <td><Time ms=r.created_at/></td>
+                            <td>{d.can_manage.then(|| view! {
+                                <ActionForm action=remove attr:class="inline">
+                                    <input type="hidden" name="slug" value=slug/>
+                                    <input type="hidden" name="name" value=name/>
+                                    <button type="submit" title="Potluck forgets it; the repository and its snapshots stay on disk">"Forget"</button>
+                                </ActionForm>
+                            })}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        <ActionResult value=remove.value() ok="Repository forgotten (its files stay where they are)."/>
+        {(d.can_manage && d.local_allowed).then(|| view! {
+            <h3>"Add a repository"</h3>
+            <ActionForm action=add attr:id="add-backup-repo">
+                <input type="hidden" name="slug" value=d.slug.clone()/>
+                <label>"Name " <input name="name" required placeholder="nightly" pattern="[a-z0-9][a-z0-9-]{0,39}"/></label>
+                <label>"Password (empty: Potluck makes one and shows it once) " <input name="password" type="password" autocomplete="new-password"/></label>
+                <p class="muted">"Kept on the Potluck machine, in a directory of the collective's own. The password is stored sealed; restic needs it to read the repository without Potluck."</p>
+                <button type="submit">"Add"</button>
+            </ActionForm>
+            {move || match add.value().get() {
+                Some(Ok(added)) => view! {
+                    <div class="ok" role="status" id="repo-added">
+                        "Repository " <strong>{added.repo.name.clone()}</strong> " added at " <code>{added.repo.location.clone()}</code> "."
+                        {added.password.map(|p| view! {
+                            <p>"Its password, shown this once: " <code id="repo-password">{p.0}</code></p>
+                        })}
+                    </div>
+                }.into_any(),
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                None => ().into_any(),
+            }}
+        })}
+        {(d.can_manage && !d.local_allowed).then(|| view! {
+            <p class="muted" id="no-local-backups">"The federation's configuration does not let this collective keep repositories on the Potluck machine (local_backups)."</p>
+        })}
+    }
+}
+
+/// How many apps have every volume covered, some, or none at all.
+#[component]
+fn Summary(apps: Vec<AppBackups>) -> impl IntoView {
+    let mut counts = [0usize; 4]; // covered, partly, uncovered, unknown
+    for a in &apps {
+        match &a.coverage {
+            None => counts[3] += 1,
+            Some(c) => {
+                let missing = c.iter().filter(|v| v.state == VolumeState::Undeclared).count();
+                let idx = if missing == 0 {
+                    0
+                } else if missing < c.len() {
+                    1
+                } else {
+                    2
+                };
+                counts[idx] += 1;
+            }
+        }
+    }
+    view! {
+        <p id="coverage-summary" class="summary">
+            <span class="chip chip-whole">{format!("{} covered", counts[0])}</span> " "
+            <span class="chip chip-paths">{format!("{} partly", counts[1])}</span> " "
+            <span class="chip chip-undeclared">{format!("{} not covered", counts[2])}</span> " "
+            <span class="chip chip-unknown">{format!("{} not deployed yet", counts[3])}</span>
+        </p>
+    }
+}
+
+/// Each volume as a coloured chip: green backed up, grey excluded, red not backed up.
+#[component]
+pub fn CoverageChips(coverage: Option<Vec<VolumeCoverage>>) -> impl IntoView {
+    match coverage {
+        None => view! { <span class="muted">"known after the first deploy"</span> }.into_any(),
+        Some(list) if list.is_empty() => view! { <span class="muted">"no volumes"</span> }.into_any(),
+        Some(list) => view! {
+            <ul class="chips">
+                {list.into_iter().map(|v| {
+                    let title = match (&v.service, v.paths.is_empty()) {
+                        (Some(s), true) => format!("{} (through {s})", v.state.label()),
+                        (Some(s), false) => format!("{} through {s}: {}", v.state.label(), v.paths.join(", ")),
+                        (None, _) => v.state.label().to_string(),
+                    };
+                    view! { <li class=format!("chip chip-{}", v.state.as_str()) title=title.clone() data-state=v.state.as_str()>{v.volume.clone()} <span class="sr">{format!(": {title}")}</span></li> }
+                }).collect_view()}
+            </ul>
+        }
+        .into_any(),
+    }
+}
+
+/// The sizes of an app's snapshots, oldest to newest, as bars.
+#[component]
+pub fn SizeChart(backups: Vec<BackupView>) -> impl IntoView {
+    if backups.is_empty() {
+        return ().into_any();
+    }
+    const W: f64 = 150.0;
+    const H: f64 = 32.0;
+    let max = backups.iter().map(|b| b.bytes).max().unwrap_or(1).max(1) as f64;
+    let n = backups.len() as f64;
+    let bar = (W / n).min(12.0);
+    let bars = backups
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let h = ((b.bytes as f64 / max) * (H - 2.0)).max(1.0);
+            let title = format!("{}: {}", format_time(b.taken_at), human_bytes(b.bytes as u64));
+            view! {
+                <rect x=format!("{:.1}", i as f64 * bar) y=format!("{:.1}", H - h) width=format!("{:.1}", (bar - 1.0).max(1.0)) height=format!("{h:.1}")>
+                    <title>{title}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    view! {
+        <svg class="sizes" width=W height=H viewBox=format!("0 0 {W} {H}") role="img"
+            aria-label=format!("sizes of the last {} snapshots, up to {}", backups.len(), human_bytes(max as u64))>
+            {bars}
+        </svg>
+    }
+    .into_any()
+}
+
+/// The app page's backups: coverage, back up now, and each snapshot with restore and download.
+#[component]
+pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl IntoView {
+    let a = d.app.clone();
+    let deployed = a.status == AppStatus::Deployed;
+    let operate = d.can_operate && deployed && !d.backup_repos.is_empty();
+    let (slug, domain) = (a.collective.clone(), a.domain.clone());
+    let can_operate = d.can_operate;
+    let rows = d
+        .backups
+        .clone()
+        .into_iter()
+        .map(|b| {
+            let (slug, domain) = (slug.clone(), domain.clone());
+            let download = format!("/c/{slug}/apps/{domain}/backups/{}", b.short_id());
+            let short = b.short_id().to_string();
+            let snapshot = b.snapshot.clone();
+            let restore = (can_operate && deployed).then(move || view! {
+                <details class="restore">
+                    <summary>"Restore"</summary>
+                    <ActionForm action=start attr:class="restore-form">
+                        <input type="hidden" name="slug" value=slug/>
+                        <input type="hidden" name="domain" value=domain/>
+                        <input type="hidden" name="kind" value="restore"/>
+                        <input type="hidden" name="options[snapshot]" value=snapshot/>
+                        <label class="check"><input type="checkbox" name="confirm" value="1" required/> "Write this snapshot over the app's volumes"</label>
+                        <button type="submit" class="danger">"Restore " {short}</button>
+                    </ActionForm>
+                </details>
+            });
+            view! {
+                <tr data-snapshot=b.snapshot.clone()>
+                    <td><code>{b.short_id().to_string()}</code> " " <span class="muted">{b.repo.clone()}</span></td>
+                    <td><Time ms=b.taken_at/></td>
+                    <td>{b.reason.clone()}</td>
+                    <td><code>{b.version.clone().unwrap_or_default()}</code></td>
+                    <td>{human_bytes(b.bytes as u64)} " · " {b.files} " files"</td>
+                    <td>
+                        {can_operate.then(|| view! { <a href=download rel="external" class="download">"Download (tar)"</a> })}
+                        {restore}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let repos = d.backup_repos.clone();
+    view! {
+        <section id="backups">
+            <h2>"Backups"</h2>
+            <p><CoverageChips coverage=d.coverage.clone()/> " " <a href=format!("/c/{}/backups", d.app.collective)>"the collective's backups"</a></p>
+            {d.backup_repos.is_empty().then(|| view! { <p class="muted">"The collective has no backup repository yet."</p> })}
+            {operate.then(move || view! {
+                <ActionForm action=start attr:id="backup-now" attr:class="inline">
+                    <input type="hidden" name="slug" value=a.collective.clone()/>
+                    <input type="hidden" name="domain" value=a.domain.clone()/>
+                    <input type="hidden" name="kind" value="backup"/>
+                    {(repos.len() > 1).then(|| view! {
+                        <select name="options[repo]">{repos.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}</select>
+                    })}
+                    <button type="submit">"Back up now"</button>
+                </ActionForm>
+            })}
+            {(!d.backups.is_empty()).then(|| view! { <SizeChart backups=d.backups.clone()/> })}
+            <table id="snapshots">
+                <thead><tr><th>"Snapshot"</th><th>"Taken"</th><th>"Why"</th><th>"Version"</th><th>"Size"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    }
+}

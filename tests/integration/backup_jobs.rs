@@ -1,0 +1,250 @@
+//! Backups through Potluck, on SQLite and PostgreSQL: a collective's repository (its password
+//! sealed, shown once), an app of the `backed-up` fixture recipe deployed to the test swarm,
+//! backup and restore as jobs with their audit events, the coverage page's data, a snapshot
+//! downloaded as a tar, and Debian's `restic` reading the repository Potluck keeps.
+
+use potluck_app::model::*;
+use potluck_tests::recipes::{fixture_recipe, publish, release};
+use potluck_tests::swarm::{self, sh};
+use potluck_tests::{Browser, TestApp};
+use std::process::Command;
+
+const SLUG: &str = "collective-a";
+const OTHER: &str = "collective-b";
+
+async fn job(b: &Browser, domain: &str, kind: &str, options: &[(&str, &str)]) -> (String, String, Vec<JobEventView>) {
+    let mut form = vec![("slug", SLUG), ("domain", domain), ("kind", kind)];
+    form.extend_from_slice(options);
+    let started: JobSummary = b.call("start_job", &form).await.unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+    let (events, state, result) = b.watch_job(started.id).await;
+    (state, result, events)
+}
+
+async fn actions(app: &TestApp) -> Vec<String> {
+    app.texts("SELECT action FROM audit_events ORDER BY seq").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_is_backed_up_restored_and_downloaded_through_potluck() {
+    let app = TestApp::spawn_with(|c| c.local_backups = vec![SLUG.to_string()]).await;
+    let admin = app.bootstrap_admin().await;
+    for slug in [SLUG, OTHER] {
+        admin
+            .call::<CollectiveSummary>("create_collective", &[("slug", slug), ("name", slug), ("description", "")])
+            .await
+            .unwrap();
+    }
+    admin
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", SLUG), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    let recipes = tempfile::tempdir().unwrap();
+    let (work, remote) = publish(&fixture_recipe("backed-up"), recipes.path(), "backed-up");
+    release(&work, &remote, &[], "1.0.0+1");
+    admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    let domain = format!("bk-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let created: AppSummary = admin
+        .call(
+            "create_app",
+            &[
+                ("slug", SLUG),
+                ("server", "local"),
+                ("recipe", "backed-up"),
+                ("domain", &domain),
+                ("version", "1.0.0+1"),
+            ],
+        )
+        .await
+        .unwrap();
+    let stack = created.stack_name.clone();
+    let _cleanup = Cleanup(stack.clone());
+
+    // Before the first deploy there is nothing to back up, and no repository to back up into.
+    let early = admin.call::<JobSummary>("start_job", &[("slug", SLUG), ("domain", &domain), ("kind", "backup")]).await;
+    assert_eq!(early.unwrap_err().status, 409);
+    let (state, result, _) = job(&admin, &domain, "deploy", &[]).await;
+    assert_eq!(state, "succeeded", "deploy: {result}");
+    let no_repo = admin
+        .call::<JobSummary>("start_job", &[("slug", SLUG), ("domain", &domain), ("kind", "backup")])
+        .await
+        .unwrap_err();
+    assert_eq!(no_repo.status, 409);
+    assert!(no_repo.body.contains("no backup repository"), "{}", no_repo.body);
+
+    // The deploy recorded what the labels cover: the page shows it before any backup.
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    let cov = page.apps[0].coverage.clone().expect("coverage after the deploy");
+    let state_of = |v: &str| cov.iter().find(|c| c.volume == v).map(|c| c.state);
+    assert_eq!(state_of("files"), Some(VolumeState::Whole));
+    assert_eq!(state_of("db-data"), Some(VolumeState::Paths));
+    assert_eq!(state_of("cache"), Some(VolumeState::Excluded));
+    assert!(page.local_allowed && page.repos.is_empty());
+
+    // Repositories: names are directories of the collective's own; only granted collectives
+    // keep them on the Potluck machine.
+    for bad in ["../escape", "a/b", "", "UPPER", &"x".repeat(41)] {
+        let refused =
+            admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", bad)]).await.unwrap_err();
+        assert_eq!(refused.status, 422, "name {bad:?}: {}", refused.body);
+    }
+    let not_granted =
+        admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", OTHER), ("name", "main")]).await.unwrap_err();
+    assert_eq!(not_granted.status, 403, "{}", not_granted.body);
+    assert!(not_granted.body.contains("local_backups"), "{}", not_granted.body);
+    let added: AddedBackupRepo = admin.call("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    let password = added.password.clone().expect("a made password is shown once").0;
+    assert!(password.len() >= 32);
+    let location = std::path::PathBuf::from(&added.repo.location);
+    assert!(location.starts_with(app.config().backups_root()), "{}", location.display());
+    assert!(location.join("config").is_file(), "the repository was made when it was added");
+    let clear = format!("SELECT COUNT(*) FROM backup_repos WHERE CAST(password_enc AS TEXT) LIKE '%{password}%'");
+    assert_eq!(app.count(&clear).await, 0, "the password is stored in clear");
+    assert_eq!(app.count("SELECT COUNT(*) FROM backup_repos").await, 1);
+    let twice = admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await;
+    assert_eq!(twice.unwrap_err().status, 409);
+    let later: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(!format!("{later:?}").contains(&password), "the password is shown again");
+
+    // Data in every volume, then a backup job: progress as it goes, a checked snapshot recorded.
+    sh(&stack, "db", "printf 'row 1\\n' > /var/lib/db/table.1 && printf 'row 2\\n' > /var/lib/db/table.2");
+    sh(
+        &stack,
+        "app",
+        "mkdir -p /srv/files/sub && printf 'hello\\n' > /srv/files/a.txt && \
+         dd if=/dev/urandom of=/srv/files/sub/big.bin bs=1M count=6 2>/dev/null && printf junk > /cache/junk",
+    );
+    let before = sh(&stack, "app", "cd /srv/files && sha256sum a.txt sub/big.bin");
+    let (state, result, events) = job(&admin, &domain, "backup", &[]).await;
+    assert_eq!(state, "succeeded", "backup: {result}\n{events:?}");
+    assert!(result.contains("checked"), "{result}");
+    assert!(events.iter().any(|e| e.text.contains("into repository main")), "{events:?}");
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    let taken = page.apps[0].backups.clone();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let snap = taken[0].clone();
+    assert!(snap.bytes > 6 << 20, "the snapshot holds the files: {snap:?}");
+    assert_eq!((snap.reason.as_str(), snap.version.as_deref()), ("manual", Some("1.0.0+1")));
+    assert_eq!(page.repos[0].snapshots, 1);
+
+    // The backups page reads without JavaScript: each volume's state, the snapshot, its size.
+    let html = admin.get(&format!("/c/{SLUG}/backups")).await.text().await.unwrap();
+    for needle in [
+        "id=\"coverage\"",
+        "chip chip-whole",
+        "chip chip-paths",
+        "chip chip-excluded",
+        "aria-label=\"sizes of the last 1 snapshots",
+        "1 covered",
+        "id=\"backup-repos\"",
+    ] {
+        assert!(html.contains(needle), "the backups page lacks {needle}");
+    }
+    assert!(html.contains(&domain), "the backups page lists the app");
+    let app_html = admin.get(&format!("/c/{SLUG}/apps/{domain}")).await.text().await.unwrap();
+    assert!(
+        app_html.contains(snap.short_id()) && app_html.contains("Download (tar)"),
+        "the app page lists the snapshot"
+    );
+
+    // restic reads Potluck's repository with the password it was shown.
+    let restic = Command::new("restic")
+        .args(["-r", location.to_str().unwrap(), "snapshots", "--json"])
+        .env("RESTIC_PASSWORD", &password)
+        .env("RESTIC_CACHE_DIR", recipes.path().join("restic-cache"))
+        .output()
+        .expect("restic is installed by scripts/setup.sh");
+    assert!(restic.status.success(), "{}", String::from_utf8_lossy(&restic.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&restic.stdout).unwrap();
+    assert_eq!(listed[0]["id"].as_str(), Some(snap.snapshot.as_str()));
+    let tags = listed[0]["tags"].to_string();
+    for t in [format!("app:{domain}"), "recipe:backed-up".into(), "version:1.0.0+1".into(), "trigger:manual".into()] {
+        assert!(tags.contains(&t), "{t} missing from {tags}");
+    }
+
+    // The snapshot as a tar: the dump and the files, never the excluded cache.
+    let url = format!("{}/c/{SLUG}/apps/{domain}/backups/{}", app.base, snap.short_id());
+    let r = admin.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let archive = r.bytes().await.unwrap();
+    let tar_file = recipes.path().join("snapshot.tar");
+    std::fs::write(&tar_file, &archive).unwrap();
+    let listing = Command::new("tar").arg("-tf").arg(&tar_file).output().unwrap();
+    assert!(listing.status.success(), "the download is a whole tar archive");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains(&format!("var/lib/docker/volumes/{stack}_files/_data/sub/big.bin")), "{listing}");
+    assert!(listing.contains(&format!("var/lib/docker/volumes/{stack}_db-data/_data/dump.sql")), "{listing}");
+    assert!(!listing.contains("junk"), "{listing}");
+    let missing = admin.client.get(format!("{}/c/{SLUG}/apps/{domain}/backups/deadbeef", app.base)).send().await;
+    assert_eq!(missing.unwrap().status(), 404);
+
+    // The data is lost; the restore job brings it back byte for byte, with the restore hook.
+    sh(&stack, "app", "rm -rf /srv/files/*");
+    sh(&stack, "db", "rm -f /var/lib/db/*");
+    let (state, result, _) = job(&admin, &domain, "restore", &[("options[snapshot]", snap.short_id())]).await;
+    assert_eq!(state, "succeeded", "restore: {result}");
+    assert_eq!(sh(&stack, "app", "cd /srv/files && sha256sum a.txt sub/big.bin"), before);
+    assert_eq!(sh(&stack, "db", "cat /var/lib/db/table.restored"), "row 1\nrow 2\n");
+    let detail: AppDetail = admin.call("get_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert_eq!(detail.app.status, AppStatus::Deployed, "a backup or restore leaves the app's state as it was");
+    assert_eq!(detail.backups.len(), 1, "a restore takes no snapshot");
+    let unknown = admin
+        .call::<JobSummary>(
+            "start_job",
+            &[("slug", SLUG), ("domain", &domain), ("kind", "restore"), ("options[snapshot]", "0000ffff")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    // An upgrade backs the app up first (the snapshot is kept with the version it was of).
+    release(&work, &remote, &[("CHANGELOG", "1.0.1\n")], "1.0.1+1");
+    admin.call::<()>("fetch_recipe", &[("name", "backed-up")]).await.unwrap();
+    let (state, result, events) = job(&admin, &domain, "upgrade", &[]).await;
+    assert_eq!(state, "succeeded", "upgrade: {result}");
+    assert!(events.iter().any(|e| e.text.contains("taken before the upgrade")), "{events:?}");
+    let detail: AppDetail = admin.call("get_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert_eq!(detail.app.version.as_deref(), Some("1.0.1+1"));
+    let first = &detail.backups[0];
+    assert_eq!((first.reason.as_str(), first.version.as_deref()), ("before-upgrade", Some("1.0.0+1")));
+    assert_eq!(detail.backups.len(), 2);
+
+    // Every step is in the audit log, by whom it was asked.
+    let logged = actions(&app).await;
+    for a in [
+        "backup_repo.add",
+        "app.backup.request",
+        "app.backup",
+        "app.backup.download",
+        "app.restore.request",
+        "app.restore",
+    ] {
+        assert!(logged.iter().any(|l| l == a), "{a} missing from {logged:?}");
+    }
+
+    // Forgetting the repository keeps its files (restic still reads them).
+    admin.call::<()>("remove_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    assert!(location.join("config").is_file());
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(page.repos.is_empty() && page.apps[0].backups.is_empty());
+
+    // Without a repository an upgrade goes on without a backup, and says so.
+    let (state, result, events) = job(&admin, &domain, "rollback", &[]).await;
+    assert_eq!(state, "succeeded", "rollback: {result}");
+    assert!(!events.iter().any(|e| e.text.contains("backing up")), "a rollback takes no backup: {events:?}");
+    let (state, result, events) = job(&admin, &domain, "upgrade", &[]).await;
+    assert_eq!(state, "succeeded", "upgrade: {result}");
+    assert!(events.iter().any(|e| e.text.contains("no backup repository: upgrading without a backup")), "{events:?}");
+}
+
+/// Removes the test's stack and its volumes.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        swarm::remove_stack_and_volumes(&self.0);
+    }
+}
