@@ -288,7 +288,9 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
     view! {
         <section id="backups">
             <h2>"Backups"</h2>
-            <p><CoverageChips coverage=d.coverage.clone()/> " " <a href=format!("/c/{}/backups", d.app.collective)>"the collective's backups"</a></p>
+            // A block, not a paragraph: the chips are a list, which a paragraph cannot hold
+            // (the browser would close it early and the page would not hydrate).
+            <div class="coverage"><CoverageChips coverage=d.coverage.clone()/> " " <a href=format!("/c/{}/backups", d.app.collective)>"the collective's backups"</a></div>
             {d.backup_repos.is_empty().then(|| view! { <p class="muted">"The collective has no backup repository yet."</p> })}
             {operate.then(move || view! {
                 <ActionForm action=start attr:id="backup-now" attr:class="inline">
