@@ -199,6 +199,36 @@ async fn an_app_is_backed_up_restored_and_downloaded_through_potluck() {
         .await
         .unwrap_err();
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+    // Another collective's app is no source for a clone, even by its exact domain.
+    admin
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", OTHER), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    let theirs = format!("theirs-{domain}");
+    admin
+        .call::<AppSummary>(
+            "create_app",
+            &[
+                ("slug", OTHER),
+                ("server", "local"),
+                ("recipe", "backed-up"),
+                ("domain", &theirs),
+                ("version", "1.0.0+1"),
+            ],
+        )
+        .await
+        .unwrap();
+    let cloned = admin
+        .call::<JobSummary>(
+            "start_job",
+            &[("slug", SLUG), ("domain", &domain), ("kind", "restore"), ("options[from_app]", &theirs)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(cloned.status, 404, "{}", cloned.body);
 
     // An upgrade backs the app up first (the snapshot is kept with the version it was of).
     release(&work, &remote, &[("CHANGELOG", "1.0.1\n")], "1.0.1+1");

@@ -234,7 +234,7 @@ fn backup_view(r: &sqlx::any::AnyRow) -> Result<BackupView> {
 }
 
 const BACKUP_SELECT: &str = "SELECT b.id, a.domain, r.name AS repo_name, b.snapshot_id, b.taken_at, b.reason, \
-     b.version, b.files, b.bytes, b.job_id FROM backups b JOIN apps a ON a.id = b.app_id \
+     b.version, b.files, b.bytes, b.job_id, b.repo_id FROM backups b JOIN apps a ON a.id = b.app_id \
      JOIN backup_repos r ON r.id = b.repo_id";
 
 /// The app's snapshots, newest first.
@@ -261,14 +261,7 @@ pub async fn find(st: &AppState, app: AppId, snapshot: &str) -> Result<(BackupVi
         .fetch_all(st.db.pool())
         .await?;
     match rows.as_slice() {
-        [one] => {
-            let repo: BackupRepoId = sqlx::query("SELECT repo_id FROM backups WHERE id = $1")
-                .bind(one.try_get::<BackupId, _>("id")?)
-                .fetch_one(st.db.pool())
-                .await?
-                .try_get("repo_id")?;
-            Ok((backup_view(one)?, repo))
-        }
+        [one] => Ok((backup_view(one)?, one.try_get("repo_id")?)),
         [] => Err(ApiError::not_found(format!("snapshot {snapshot}")).into()),
         _ => Err(ApiError::invalid("snapshot", format!("{snapshot} names several snapshots: give more of it")).into()),
     }
@@ -432,16 +425,7 @@ pub async fn restore(
     options: &JobOptions,
     lines: &Lines,
 ) -> std::result::Result<Restored, String> {
-    let source = match options.from_app.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        Some(domain) => {
-            let c = crate::domain::authz::collective_by_id(&st.db, app.collective_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the app's collective is gone")?;
-            apps::in_collective(st, &c, domain).await.map_err(|e| e.to_string())?
-        }
-        None => app.clone(),
-    };
+    let source = source_app(st, app, options).await.map_err(|e| e.to_string())?;
     let (repo, snapshot) = match options.snapshot.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(id) => {
             let (found, repo) = find(st, source.id, id).await.map_err(|e| e.to_string())?;
@@ -475,17 +459,9 @@ pub async fn check_request(st: &AppState, app: &AppRow, kind: JobKind, options: 
         repo_for(st, app.collective_id, options.repo.as_deref()).await?;
     }
     if kind == JobKind::Restore {
-        let source = match options.from_app.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-            Some(domain) => {
-                let c = crate::domain::authz::collective_by_id(&st.db, app.collective_id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("collective"))?;
-                apps::in_collective(st, &c, domain).await?.id
-            }
-            None => app.id,
-        };
+        let source = source_app(st, app, options).await?;
         if let Some(id) = snapshot {
-            find(st, source, id).await?;
+            find(st, source.id, id).await?;
         }
     }
     Ok(())
@@ -526,4 +502,18 @@ pub async fn before_upgrade(
     tx.commit().await.map_err(|e| e.to_string())?;
     (lines.step)(format!("snapshot {short} taken before the upgrade"));
     Ok(Some(short))
+}
+
+/// The app whose snapshot a restore writes: `from_app` of the same collective (a clone), else
+/// the app itself.
+async fn source_app(st: &AppState, app: &AppRow, options: &JobOptions) -> Result<AppRow> {
+    match options.from_app.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(domain) => {
+            let c = crate::domain::authz::collective_by_id(&st.db, app.collective_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("collective"))?;
+            apps::in_collective(st, &c, domain).await
+        }
+        None => Ok(app.clone()),
+    }
 }
