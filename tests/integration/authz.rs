@@ -140,6 +140,16 @@ struct World {
     host_fingerprint: String,
     stack: String,
     dir: tempfile::TempDir,
+    /// Every test of the matrix deploys the stack: it goes when the world does, pass or fail.
+    _cleanup: StackCleanup,
+}
+
+struct StackCleanup(String);
+
+impl Drop for StackCleanup {
+    fn drop(&mut self) {
+        swarm::remove_stack_and_volumes(&self.0);
+    }
 }
 
 impl World {
@@ -383,6 +393,7 @@ async fn world() -> World {
         erin_token,
         alice_token_to_revoke,
         host_fingerprint,
+        _cleanup: StackCleanup(a_app.stack_name.clone()),
         stack: a_app.stack_name,
         dir,
     }
