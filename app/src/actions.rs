@@ -148,6 +148,10 @@ pub enum AuditAction {
     BackupRepoAdd,
     #[strum(serialize = "backup_repo.remove")]
     BackupRepoRemove,
+    #[strum(serialize = "app.backup_schedule.set")]
+    BackupScheduleSet,
+    #[strum(serialize = "app.backup_schedule.remove")]
+    BackupScheduleRemove,
     #[strum(serialize = "app.backup.request")]
     BackupRequest,
     #[strum(serialize = "app.restore.request")]

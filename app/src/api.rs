@@ -647,11 +647,43 @@ operation! {
 }
 
 operation! {
-    /// Forgets the repository and Potluck's record of its snapshots; the repository itself stays.
+    /// Forgets the repository, Potluck's record of its snapshots and the schedules writing into
+    /// it; the repository itself stays.
     fn remove_backup_repo(slug: String, name: String) -> () {
         name: "remove_backup_repo", input: RemoveBackupRepo, scope: Collective, key: |o| &o.slug,
         need: perm(ManageServers), session_only: false, audit: [BackupRepoRemove],
         http: Http::delete("/collectives/{slug}/backup-repos/{name}"),
+    }
+}
+
+operation! {
+    /// Backs the app up on a cron pattern (UTC; backup-bot-two's `30 3 * * *`), into `repo` (the
+    /// collective's first when empty), then applies the keep rules to the snapshots the schedule
+    /// took. Replaces the app's schedule if it has one.
+    fn set_backup_schedule(
+        slug: String,
+        domain: String,
+        cron: String,
+        #[server(default)] repo: String,
+        #[server(default)] keep_last: u32,
+        #[server(default)] keep_hourly: u32,
+        #[server(default)] keep_daily: u32,
+        #[server(default)] keep_weekly: u32,
+        #[server(default)] keep_monthly: u32,
+        #[server(default)] keep_yearly: u32,
+    ) -> BackupScheduleView {
+        name: "set_backup_schedule", input: SetBackupSchedule, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: [BackupScheduleSet],
+        http: Http::put("/collectives/{slug}/apps/{domain}/backup-schedule"),
+    }
+}
+
+operation! {
+    /// Stops the app's scheduled backups; its snapshots stay.
+    fn remove_backup_schedule(slug: String, domain: String) -> () {
+        name: "remove_backup_schedule", input: RemoveBackupSchedule, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: [BackupScheduleRemove],
+        http: Http::delete("/collectives/{slug}/apps/{domain}/backup-schedule"),
     }
 }
 
@@ -837,6 +869,8 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         ListBackups,
         AddBackupRepo,
         RemoveBackupRepo,
+        SetBackupSchedule,
+        RemoveBackupSchedule,
         DownloadBackup,
         CatalogueJson,
         ImportCatalogue,

@@ -47,6 +47,9 @@ pub struct Config {
     /// machine, in `backups_dir`. Nobody else can: their data would fill the disk every
     /// collective shares.
     pub local_backups: Vec<String>,
+    /// The shortest time a backup schedule may leave between two runs, in seconds: a schedule
+    /// that fires more often is refused (every backup reads the app's volumes whole).
+    pub backup_min_interval_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
@@ -78,6 +81,7 @@ impl Default for Config {
             local_engines: Default::default(),
             backups_dir: None,
             local_backups: Vec::new(),
+            backup_min_interval_secs: 900,
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
             audit_checkpoint_minutes: 10.0,

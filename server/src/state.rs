@@ -28,6 +28,8 @@ pub struct AppState {
     pub monitors: crate::domain::apps::servers::Monitors,
     /// Deploy jobs: the worker's wake-up and the live event feed.
     pub jobs: crate::domain::apps::jobs::JobHub,
+    /// Wakes the backup scheduler when a schedule is set.
+    pub schedules: tokio::sync::Notify,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
     pub catalogue: std::sync::Mutex<
         std::collections::HashMap<
@@ -59,6 +61,7 @@ impl AppState {
             dockers: Default::default(),
             monitors: Default::default(),
             jobs: Default::default(),
+            schedules: Default::default(),
             catalogue: Default::default(),
         }))
     }

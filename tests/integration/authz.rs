@@ -141,15 +141,7 @@ struct World {
     stack: String,
     dir: tempfile::TempDir,
     /// Every test of the matrix deploys the stack: it goes when the world does, pass or fail.
-    _cleanup: StackCleanup,
-}
-
-struct StackCleanup(String);
-
-impl Drop for StackCleanup {
-    fn drop(&mut self) {
-        swarm::remove_stack_and_volumes(&self.0);
-    }
+    _cleanup: swarm::StackGuard,
 }
 
 impl World {
@@ -393,7 +385,7 @@ async fn world() -> World {
         erin_token,
         alice_token_to_revoke,
         host_fingerprint,
-        _cleanup: StackCleanup(a_app.stack_name.clone()),
+        _cleanup: swarm::StackGuard(a_app.stack_name.clone()),
         stack: a_app.stack_name,
         dir,
     }
@@ -419,6 +411,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(COUNT(*) AS TEXT) FROM release_reviews",
         "SELECT CAST(COUNT(*) AS TEXT) FROM jobs",
         "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || location FROM backup_repos ORDER BY 1",
+        "SELECT CAST(app_id AS TEXT) || '|' || cron || '|' || keep FROM backup_schedules ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -626,6 +619,12 @@ fn rows() -> Vec<Row> {
         // Backups (the download of a real snapshot is in backup_jobs).
         row("list_backups", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
         row("add_backup_repo", |_| vec![in_a(), ("name", s("matrix"))]),
+        // A schedule into another collective's repository, named by its name: as good as absent.
+        row("set_backup_schedule", |w| {
+            with(app_a(w), &[("cron", "30 3 * * *"), ("repo", "matrix"), ("keep_daily", "7")])
+        })
+        .foreign(|w| with(app_a(w), &[("cron", "30 3 * * *"), ("repo", "b-repo")])),
+        row("remove_backup_schedule", app_a).foreign(app_b),
         row("remove_backup_repo", |_| vec![in_a(), ("name", s("matrix"))])
             .foreign(|_| vec![in_a(), ("name", s("b-repo"))]),
         row("download_backup", |w| with(app_a(w), &[("snapshot", "0123abcd")]))

@@ -7,6 +7,7 @@ use potluck_app::model::*;
 use potluck_tests::recipes::{fixture_recipe, publish, release};
 use potluck_tests::swarm::{self, sh};
 use potluck_tests::{Browser, TestApp};
+use std::path::PathBuf;
 use std::process::Command;
 
 const SLUG: &str = "collective-a";
@@ -60,7 +61,7 @@ async fn an_app_is_backed_up_restored_and_downloaded_through_potluck() {
         .await
         .unwrap();
     let stack = created.stack_name.clone();
-    let _cleanup = Cleanup(stack.clone());
+    let _cleanup = swarm::StackGuard(stack.clone());
 
     // Before the first deploy there is nothing to back up, and no repository to back up into.
     let early = admin.call::<JobSummary>("start_job", &[("slug", SLUG), ("domain", &domain), ("kind", "backup")]).await;
@@ -270,11 +271,109 @@ async fn an_app_is_backed_up_restored_and_downloaded_through_potluck() {
     assert!(events.iter().any(|e| e.text.contains("no backup repository: upgrading without a backup")), "{events:?}");
 }
 
-/// Removes the test's stack and its volumes.
-struct Cleanup(String);
+/// An app of the `backed-up` fixture (version 1.0.0+1) in collective-a, deployed to the test
+/// swarm by the federation admin, a table in its database; no repository yet.
+pub(crate) struct Deployed {
+    pub app: TestApp,
+    pub admin: Browser,
+    pub domain: String,
+    pub stack: String,
+    pub work: PathBuf,
+    pub remote: PathBuf,
+    pub dir: tempfile::TempDir,
+    _stack: swarm::StackGuard,
+}
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        swarm::remove_stack_and_volumes(&self.0);
-    }
+pub(crate) async fn deployed(prefix: &str, adjust: impl FnOnce(&mut potluck_server::config::Config)) -> Deployed {
+    let app = TestApp::spawn_with(|c| {
+        c.local_backups = vec![SLUG.to_string()];
+        adjust(c);
+    })
+    .await;
+    let admin = app.bootstrap_admin().await;
+    admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", SLUG), ("name", SLUG), ("description", "")])
+        .await
+        .unwrap();
+    admin
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", SLUG), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (work, remote) = publish(&fixture_recipe("backed-up"), dir.path(), "backed-up");
+    release(&work, &remote, &[], "1.0.0+1");
+    admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    let domain = format!("{prefix}-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let created: AppSummary = admin
+        .call(
+            "create_app",
+            &[
+                ("slug", SLUG),
+                ("server", "local"),
+                ("recipe", "backed-up"),
+                ("domain", &domain),
+                ("version", "1.0.0+1"),
+            ],
+        )
+        .await
+        .unwrap();
+    let guard = swarm::StackGuard(created.stack_name.clone());
+    let (state, result, _) = job(&admin, &domain, "deploy", &[]).await;
+    assert_eq!(state, "succeeded", "deploy: {result}");
+    // A table for the database's pre-hook to dump.
+    sh(&created.stack_name, "db", "printf 'row 1\\n' > /var/lib/db/table.1");
+    Deployed { app, admin, domain, stack: created.stack_name, work, remote, dir, _stack: guard }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_is_rolled_back_and_offers_the_snapshot_taken_before_it() {
+    let d = deployed("rb", |_| {}).await;
+    let (admin, domain, stack) = (&d.admin, d.domain.as_str(), d.stack.as_str());
+    admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    sh(stack, "app", "printf 'before\\n' > /srv/files/a.txt");
+
+    // 1.0.1+1 crashes on start: the upgrade backs up, fails to converge, and puts 1.0.0+1 back.
+    let compose = std::fs::read_to_string(d.work.join("compose.yml")).unwrap();
+    let broken =
+        compose.replace(r#"command: ["sh", "-c", "exec sleep 2147483647"]"#, r#"command: ["sh", "-c", "exit 3"]"#);
+    assert_ne!(broken, compose, "the fixture's app command changed: update this test");
+    release(&d.work, &d.remote, &[("compose.yml", &broken)], "1.0.1+1");
+    admin.call::<()>("fetch_recipe", &[("name", "backed-up")]).await.unwrap();
+    let (state, result, events) = job(admin, domain, "upgrade", &[("options[timeout_secs]", "40")]).await;
+    assert_eq!(state, "failed", "{result}");
+    assert!(result.contains("rolled back to 1.0.0+1, which runs again"), "{result}");
+    assert!(result.contains("taken before the upgrade"), "{result}");
+    assert!(events.iter().any(|e| e.text.contains("rolling") && e.text.contains("back to 1.0.0+1")), "{events:?}");
+    let detail: AppDetail = admin.call("get_app", &[("slug", SLUG), ("domain", domain)]).await.unwrap();
+    assert_eq!(detail.app.status, AppStatus::Deployed, "rolled back: the app runs as before");
+    assert_eq!(detail.app.version.as_deref(), Some("1.0.0+1"));
+    assert!(detail.env.contains("backed-up:1.0.0+1"), "the env still names the version that runs");
+    // The old app container runs again (the broken one could not be exec'd into).
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "before\n");
+
+    // The app page offers the snapshot taken before the upgrade, in one action.
+    let before = detail.backups.iter().find(|b| b.reason == "before-upgrade").expect("a snapshot before the upgrade");
+    let html = admin.get(&format!("/c/{SLUG}/apps/{domain}")).await.text().await.unwrap();
+    assert!(html.contains("id=\"restore-offer\""), "no restore offer on the app page");
+    assert!(html.contains(&format!("Restore snapshot {}, taken before the upgrade", before.short_id())));
+    sh(stack, "app", "printf 'changed\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "restore", &[("options[snapshot]", &before.snapshot)]).await;
+    assert_eq!(state, "succeeded", "restore: {result}");
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "before\n");
+
+    // Asked not to roll back, the failed upgrade stays, and the app says it failed.
+    let (state, result, _) = job(
+        admin,
+        domain,
+        "upgrade",
+        &[("options[timeout_secs]", "20"), ("options[no_rollback]", "true"), ("options[skip_backup]", "true")],
+    )
+    .await;
+    assert_eq!(state, "failed", "{result}");
+    assert!(!result.contains("rolled back"), "{result}");
+    let detail: AppDetail = admin.call("get_app", &[("slug", SLUG), ("domain", domain)]).await.unwrap();
+    assert_eq!(detail.app.status, AppStatus::Failed);
 }

@@ -8,6 +8,7 @@ mod apps;
 mod audit;
 mod authz;
 mod backup_jobs;
+mod backup_schedules;
 mod backups;
 mod catalogue;
 mod cli;

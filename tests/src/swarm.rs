@@ -517,6 +517,15 @@ pub fn sh(stack: &str, service: &str, script: &str) -> String {
     docker(&["exec", &container(stack, service), "sh", "-c", script])
 }
 
+/// A test's stack: removed with its volumes when the guard drops, pass or fail.
+pub struct StackGuard(pub String);
+
+impl Drop for StackGuard {
+    fn drop(&mut self) {
+        remove_stack_and_volumes(&self.0);
+    }
+}
+
 /// Removes a stack with the CLI, then its volumes once its containers are gone.
 pub fn remove_stack_and_volumes(name: &str) {
     let _ = Command::new(docker_cli()).args(["stack", "rm", name]).output();

@@ -361,6 +361,7 @@ pub struct AppDetail {
     pub backups: Vec<super::backups::BackupView>,
     /// The collective's backup repositories, by name.
     pub backup_repos: Vec<String>,
+    pub backup_schedule: Option<super::backups::BackupScheduleView>,
     pub can_manage: bool,
     pub can_operate: bool,
     pub can_manage_secrets: bool,
@@ -410,6 +411,13 @@ pub struct JobOptions {
     /// collective has a repository).
     #[serde(default)]
     pub skip_backup: bool,
+    /// backup: fired by the app's schedule (its keep rules apply after it). Set by Potluck's
+    /// scheduler only: a request that sets it is refused.
+    #[serde(default)]
+    pub scheduled: bool,
+    /// upgrade: leave a failed upgrade in place instead of deploying the previous version again.
+    #[serde(default)]
+    pub no_rollback: bool,
 }
 
 fn default_resolve() -> String {
@@ -427,6 +435,8 @@ impl Default for JobOptions {
             snapshot: None,
             from_app: None,
             skip_backup: false,
+            scheduled: false,
+            no_rollback: false,
         }
     }
 }

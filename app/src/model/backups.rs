@@ -124,6 +124,61 @@ pub struct AppBackups {
     pub coverage: Option<Vec<VolumeCoverage>>,
     /// Newest first (at most 30).
     pub backups: Vec<BackupView>,
+    pub schedule: Option<BackupScheduleView>,
+}
+
+/// restic's keep rules for the snapshots a schedule takes; 0 leaves a rule out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct KeepRules {
+    pub last: u32,
+    pub hourly: u32,
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+}
+
+impl KeepRules {
+    /// As people say it: `7 daily, 4 weekly`.
+    pub fn summary(&self) -> String {
+        let rules = [
+            (self.last, "last"),
+            (self.hourly, "hourly"),
+            (self.daily, "daily"),
+            (self.weekly, "weekly"),
+            (self.monthly, "monthly"),
+            (self.yearly, "yearly"),
+        ];
+        let parts: Vec<String> = rules.iter().filter(|(n, _)| *n > 0).map(|(n, r)| format!("{n} {r}")).collect();
+        if parts.is_empty() {
+            "all kept".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// An app's backup schedule: when it runs, where to, and what it keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BackupScheduleView {
+    pub repo: String,
+    /// The cron pattern, in UTC.
+    pub cron: String,
+    /// The pattern in words ("At 03:30").
+    pub described: String,
+    /// Applied to the snapshots this schedule took, after each of its backups; snapshots taken
+    /// by hand or before an upgrade are kept.
+    pub keep: KeepRules,
+    pub next_run_at: i64,
+    pub last_run_at: Option<i64>,
+    pub last_job_id: Option<JobId>,
+    /// How its last run went (or why it did not run).
+    pub last_result: Option<String>,
+    pub set_by: String,
+    pub updated_at: i64,
 }
 
 /// A collective's backups at a glance.
@@ -138,6 +193,8 @@ pub struct CollectiveBackups {
     pub local_allowed: bool,
     pub can_manage: bool,
     pub can_operate: bool,
+    /// May set the apps' backup schedules.
+    pub can_schedule: bool,
 }
 
 #[cfg(test)]
@@ -151,5 +208,12 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(6 << 20), "6.0 MiB");
         assert_eq!(human_bytes(3 << 40), "3.0 TiB");
+    }
+
+    #[test]
+    fn keep_rules_read_as_people_say_them() {
+        use super::KeepRules;
+        assert_eq!(KeepRules::default().summary(), "all kept");
+        assert_eq!(KeepRules { daily: 7, monthly: 6, ..KeepRules::default() }.summary(), "7 daily, 6 monthly");
     }
 }

@@ -84,6 +84,10 @@ fn Overview(
                                 }
                             }}</td>
                             <td><SizeChart backups=a.backups.clone()/></td>
+                            <td class="schedule-cell">{match a.schedule.clone() {
+                                Some(s) => view! { <ScheduleLine s/> }.into_any(),
+                                None => view! { <span class="muted">"none"</span> }.into_any(),
+                            }}</td>
                             <td>{backup_now}</td>
                         </tr>
                     }
@@ -92,7 +96,7 @@ fn Overview(
     view! {
         <Summary apps=d.apps.clone()/>
         <table id="coverage">
-            <thead><tr><th>"App"</th><th>"Volumes"</th><th>"Last snapshot"</th><th>"Sizes over time"</th><th></th></tr></thead>
+            <thead><tr><th>"App"</th><th>"Volumes"</th><th>"Last snapshot"</th><th>"Sizes over time"</th><th>"Schedule"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
         </table>
         {move || match start.value().get() {
@@ -285,9 +289,29 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
         })
         .collect_view();
     let repos = d.backup_repos.clone();
+    let (offer_slug, offer_domain) = (d.app.collective.clone(), d.app.domain.clone());
+    let offer = restore_offer(&d).map(move |(job, snapshot)| {
+        let short = snapshot.short_id().to_string();
+        view! {
+            <div class="warning" id="restore-offer" role="alert">
+                <p>{format!("The upgrade to {} failed: ", job.target_version.clone().unwrap_or_default())} {job.result.clone().unwrap_or_default()}</p>
+                {can_operate.then(|| view! {
+                    <ActionForm action=start attr:class="inline">
+                        <input type="hidden" name="slug" value=offer_slug/>
+                        <input type="hidden" name="domain" value=offer_domain/>
+                        <input type="hidden" name="kind" value="restore"/>
+                        <input type="hidden" name="options[snapshot]" value=snapshot.snapshot.clone()/>
+                        <label class="check"><input type="checkbox" name="confirm" value="1" required/> "Write it over the app's volumes"</label>
+                        <button type="submit" class="danger">{format!("Restore snapshot {short}, taken before the upgrade")}</button>
+                    </ActionForm>
+                })}
+            </div>
+        }
+    });
     view! {
         <section id="backups">
             <h2>"Backups"</h2>
+            {offer}
             // A block, not a paragraph: the chips are a list, which a paragraph cannot hold
             // (the browser would close it early and the page would not hydrate).
             <div class="coverage"><CoverageChips coverage=d.coverage.clone()/> " " <a href=format!("/c/{}/backups", d.app.collective)>"the collective's backups"</a></div>
@@ -303,11 +327,116 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
                     <button type="submit">"Back up now"</button>
                 </ActionForm>
             })}
+            <ScheduleSection d=d.clone()/>
             {(!d.backups.is_empty()).then(|| view! { <SizeChart backups=d.backups.clone()/> })}
             <table id="snapshots">
                 <thead><tr><th>"Snapshot"</th><th>"Taken"</th><th>"Why"</th><th>"Version"</th><th>"Size"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </section>
+    }
+}
+
+/// The app's last job when it is a failed upgrade, with the snapshot taken before it: what a
+/// restore in one action puts back.
+fn restore_offer(d: &AppDetail) -> Option<(JobSummary, BackupView)> {
+    let last = d.jobs.first().filter(|j| j.kind == JobKind::Upgrade && j.state == JobState::Failed)?;
+    let snapshot = d.backups.iter().find(|b| b.job_id == Some(last.id) && b.reason == "before-upgrade")?;
+    Some((last.clone(), snapshot.clone()))
+}
+
+/// What a schedule does, in one line: when, where to, what it keeps, and how it last went.
+#[component]
+pub fn ScheduleLine(s: BackupScheduleView) -> impl IntoView {
+    view! {
+        <div class="schedule" data-cron=s.cron.clone()>
+            <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.clone() })}</strong>
+            " into " {s.repo.clone()} " · keeps " {s.keep.summary()}
+            <div class="muted">"next run " <Time ms=s.next_run_at/>
+                {s.last_run_at.map(|at| view! { " · last " <Time ms=at/> })}
+                {s.last_result.clone().map(|r| {
+                    let href = s.last_job_id.map(|j| format!("/jobs/{j}"));
+                    view! { ": " <a href=href class="last-result">{r}</a> }
+                })}
+            </div>
+        </div>
+    }
+}
+
+/// The app page's schedule: what it is, and (for who may manage the app) the form that sets or
+/// removes it.
+#[component]
+fn ScheduleSection(d: AppDetail) -> impl IntoView {
+    let set = ServerAction::<SetBackupSchedule>::new();
+    let remove = ServerAction::<RemoveBackupSchedule>::new();
+    let initial = d.backup_schedule.clone();
+    let current = move || {
+        // The newest of: what the page loaded, what was just set, or removed.
+        let (sv, rv) = (set.version().get(), remove.version().get());
+        match (set.value().get(), remove.value().get()) {
+            (_, Some(Ok(()))) if rv >= sv => None,
+            (Some(Ok(view)), _) => Some(view),
+            _ => initial.clone(),
+        }
+    };
+    let a = d.app.clone();
+    let keep = d.backup_schedule.as_ref().map(|s| s.keep).unwrap_or(KeepRules {
+        daily: 7,
+        weekly: 4,
+        monthly: 6,
+        ..KeepRules::default()
+    });
+    let cron = d.backup_schedule.as_ref().map(|s| s.cron.clone()).unwrap_or_else(|| "30 3 * * *".into());
+    let repos = d.backup_repos.clone();
+    let form = (d.can_manage && !repos.is_empty()).then(move || {
+        let number = move |name: &'static str, label: &'static str, value: u32| view! {
+            <label>{label} " " <input type="number" name=name min="0" max="36500" value=value.to_string() size="4"/></label>
+        };
+        let (slug, domain) = (a.collective.clone(), a.domain.clone());
+        let (slug2, domain2) = (a.collective.clone(), a.domain.clone());
+        view! {
+            <details class="schedule-form">
+                <summary>"Set the schedule"</summary>
+                <ActionForm action=set attr:id="set-schedule">
+                    <input type="hidden" name="slug" value=slug/>
+                    <input type="hidden" name="domain" value=domain/>
+                    <label>"When (cron, UTC) " <input name="cron" required value=cron maxlength="120" placeholder="30 3 * * *"/></label>
+                    <label>"Into " <select name="repo">{repos.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}</select></label>
+                    <fieldset>
+                        <legend>"Keep (restic's rules for the snapshots this schedule takes; 0: rule not used, all 0: keep everything)"</legend>
+                        {number("keep_last", "last", keep.last)}
+                        {number("keep_hourly", "hourly", keep.hourly)}
+                        {number("keep_daily", "daily", keep.daily)}
+                        {number("keep_weekly", "weekly", keep.weekly)}
+                        {number("keep_monthly", "monthly", keep.monthly)}
+                        {number("keep_yearly", "yearly", keep.yearly)}
+                    </fieldset>
+                    <p class="muted">"Snapshots taken by hand or before an upgrade are never forgotten by the schedule."</p>
+                    <button type="submit">"Save schedule"</button>
+                </ActionForm>
+                <ActionForm action=remove attr:id="remove-schedule" attr:class="inline">
+                    <input type="hidden" name="slug" value=slug2/>
+                    <input type="hidden" name="domain" value=domain2/>
+                    <button type="submit">"Stop scheduled backups"</button>
+                </ActionForm>
+            </details>
+        }
+    });
+    view! {
+        <div id="backup-schedule">
+            {move || match current() {
+                Some(s) => view! { <ScheduleLine s/> }.into_any(),
+                None => view! { <p class="muted">"No scheduled backups."</p> }.into_any(),
+            }}
+            {move || match set.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {move || match remove.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {form}
+        </div>
     }
 }

@@ -4,10 +4,10 @@
 
 use rustic_backend::LocalBackend;
 use rustic_core::{
-    ConfigOptions, Credentials, IndexedFullStatus, IndexedIdsStatus, KeyOptions, OpenStatus, Repository,
-    RepositoryBackends, RepositoryOptions,
+    ConfigOptions, Credentials, IndexedFullStatus, IndexedIdsStatus, KeepOptions, KeyOptions, OpenStatus, PruneOptions,
+    Repository, RepositoryBackends, RepositoryOptions,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -147,6 +147,44 @@ impl Repo {
         self.repo.delete_snapshots(&[snap.id]).map_err(failed(&self.location))
     }
 
+    /// Applies restic's keep rules to the snapshots that carry every one of `tags` (taken as one
+    /// group, newest first) and removes the rest. The data they alone held stays until
+    /// [`Repo::prune`].
+    pub fn forget(&self, tags: &[String], keep: &Keep) -> Result<Forgotten, RepoError> {
+        let options = keep.options()?;
+        let snapshots = self
+            .repo
+            .get_matching_snapshots(|s| tags.iter().all(|t| s.tags.contains(t)))
+            .map_err(failed(&self.location))?;
+        let now = rustic_core::jiff::Zoned::now();
+        let decided = options.apply(snapshots, &now).map_err(failed(&self.location))?;
+        let (kept, gone): (Vec<_>, Vec<_>) = decided.into_iter().partition(|f| f.keep);
+        let ids: Vec<_> = gone.iter().map(|f| f.snapshot.id).collect();
+        if !ids.is_empty() {
+            self.repo.delete_snapshots(&ids).map_err(failed(&self.location))?;
+        }
+        Ok(Forgotten {
+            removed: gone.iter().map(|f| f.snapshot.id.to_hex().as_str().to_string()).collect(),
+            kept: kept.len(),
+        })
+    }
+
+    /// Frees what no snapshot uses any more, the way rustic does it without a lock: packs are
+    /// marked now and deleted by a prune at least 23 hours later, so a backup writing beside it
+    /// (another app into the same repository) never loses a pack it counts on.
+    pub fn prune(&self) -> Result<Pruned, RepoError> {
+        let options = PruneOptions::default();
+        let plan = self.repo.prune_plan(&options).map_err(failed(&self.location))?;
+        let stats = &plan.stats;
+        let pruned = Pruned {
+            packs_marked: stats.packs_to_delete.remove,
+            bytes_marked: stats.size_to_delete.remove,
+            packs_unused: stats.packs_unref,
+        };
+        self.repo.prune(&options, plan).map_err(failed(&self.location))?;
+        Ok(pruned)
+    }
+
     /// The repository, indexed for writing a backup.
     pub(crate) fn for_backup(self) -> Result<(String, Repository<IndexedIdsStatus>), RepoError> {
         let location = self.location;
@@ -160,6 +198,84 @@ impl Repo {
         let repo = self.repo.to_indexed().map_err(failed(&location))?;
         Ok((location, repo))
     }
+}
+
+/// restic's keep rules (`--keep-last`, `--keep-hourly`, …); 0 leaves a rule out. At least one
+/// rule is needed: an empty set would forget everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Keep {
+    pub last: u32,
+    pub hourly: u32,
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+}
+
+impl Keep {
+    /// The most any rule keeps (a century of daily snapshots).
+    pub const MAX: u32 = 36_500;
+
+    pub fn is_empty(&self) -> bool {
+        self.rules().iter().all(|(_, n)| *n == 0)
+    }
+
+    fn rules(&self) -> [(&'static str, u32); 6] {
+        [
+            ("last", self.last),
+            ("hourly", self.hourly),
+            ("daily", self.daily),
+            ("weekly", self.weekly),
+            ("monthly", self.monthly),
+            ("yearly", self.yearly),
+        ]
+    }
+
+    /// As restic's flags read: `--keep-daily 7 --keep-weekly 4`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> =
+            self.rules().iter().filter(|(_, n)| *n > 0).map(|(rule, n)| format!("--keep-{rule} {n}")).collect();
+        if parts.is_empty() {
+            "keep everything".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    fn options(&self) -> Result<KeepOptions, RepoError> {
+        if self.is_empty() {
+            return Err(RepoError::Config("give at least one keep rule (last, hourly, daily, …)".into()));
+        }
+        if let Some((rule, n)) = self.rules().into_iter().find(|(_, n)| *n > Keep::MAX) {
+            return Err(RepoError::Config(format!("keep {rule} {n}: at most {}", Keep::MAX)));
+        }
+        let n = |v: u32| (v > 0).then(|| i32::try_from(v).unwrap_or(i32::MAX));
+        let mut o = KeepOptions::default();
+        o.keep_last = n(self.last);
+        o.keep_hourly = n(self.hourly);
+        o.keep_daily = n(self.daily);
+        o.keep_weekly = n(self.weekly);
+        o.keep_monthly = n(self.monthly);
+        o.keep_yearly = n(self.yearly);
+        Ok(o)
+    }
+}
+
+/// What [`Repo::forget`] removed (full snapshot ids) and how many it kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    pub removed: Vec<String>,
+    pub kept: usize,
+}
+
+/// What [`Repo::prune`] marked for deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub packs_marked: u64,
+    pub bytes_marked: u64,
+    /// Packs no index names (left by an interrupted backup).
+    pub packs_unused: u64,
 }
 
 /// A snapshot as Potluck shows it.
@@ -226,5 +342,73 @@ mod tests {
         Repo::open_or_init(&at, &pw).unwrap();
         let wrong = Repo::open_or_init(&at, &Password::new("battery staple").unwrap());
         assert!(wrong.is_err(), "a wrong password opened the repository");
+    }
+
+    /// A snapshot of one small file, with `tags`.
+    fn snapshot_with(at: &Location, pw: &Password, tags: &str, content: &[u8]) -> String {
+        use crate::stream::{OnProgress, Part, TarSource};
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(content.len() as u64);
+        b.append_data(&mut h, "data/file", content).unwrap();
+        let tarball = b.into_inner().unwrap();
+        let root = PathBuf::from("/var/lib/docker/volumes/s_data/_data");
+        let part = Part {
+            snapshot_path: root.clone(),
+            open: Box::new(move || Ok(Box::new(std::io::Cursor::new(tarball)) as Box<dyn std::io::Read + Send>)),
+        };
+        let (_, repo) = Repo::open_or_init(at, pw).unwrap().for_backup().unwrap();
+        let progress: OnProgress = Arc::new(|_| {});
+        let source = TarSource::start(vec![part], progress);
+        let mut opts = rustic_core::BackupOptions::default();
+        opts.parent_opts.force = true;
+        opts.no_scan = true;
+        let snap = rustic_core::SnapshotOptions::default().add_tags(tags).unwrap().to_snapshot().unwrap();
+        let snap = repo.archive(&opts, &source, snap, std::slice::from_ref(&root)).unwrap();
+        source.finish().unwrap();
+        snap.id.to_hex().as_str().to_string()
+    }
+
+    #[test]
+    fn keep_rules_read_like_restic_flags_and_refuse_nothing_kept() {
+        let k = Keep { daily: 7, weekly: 4, ..Keep::default() };
+        assert_eq!(k.describe(), "--keep-daily 7 --keep-weekly 4");
+        assert!(Keep::default().options().unwrap_err().to_string().contains("at least one keep rule"));
+        assert!(Keep { last: Keep::MAX + 1, ..Keep::default() }.options().is_err());
+    }
+
+    #[test]
+    fn forget_keeps_the_rules_within_the_tagged_group_and_prune_runs_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Location::Local(dir.path().join("repo"));
+        let pw = Password::new("pw").unwrap();
+        let scheduled: Vec<String> =
+            (0..3u8).map(|i| snapshot_with(&at, &pw, "stack:s,trigger:schedule", &[i; 100])).collect();
+        let manual = snapshot_with(&at, &pw, "stack:s,trigger:manual", b"by hand");
+        let other = snapshot_with(&at, &pw, "stack:t,trigger:schedule", b"another app");
+        let repo = Repo::open_or_init(&at, &pw).unwrap();
+        let tags = ["stack:s".to_string(), "trigger:schedule".to_string()];
+        let gone = repo.forget(&tags, &Keep { last: 1, ..Keep::default() }).unwrap();
+        assert_eq!(gone.kept, 1);
+        let mut removed = gone.removed.clone();
+        removed.sort();
+        let mut expected = scheduled[..2].to_vec();
+        expected.sort();
+        assert_eq!(removed, expected, "the two older scheduled snapshots go");
+        let left: Vec<String> = repo.snapshots(None).unwrap().into_iter().map(|s| s.id).collect();
+        for id in [&scheduled[2], &manual, &other] {
+            assert!(left.contains(id), "{id} should stay: {left:?}");
+        }
+        assert_eq!(left.len(), 3);
+        // Forgetting again keeps the same one; prune marks what the forgotten ones alone held.
+        assert!(repo.forget(&tags, &Keep { last: 1, ..Keep::default() }).unwrap().removed.is_empty());
+        let pruned = repo.prune().unwrap();
+        assert!(pruned.packs_marked <= 2, "{pruned:?}");
+        // The kept snapshot still reads back whole after the prune.
+        let (_, reading) = Repo::open_or_init(&at, &pw).unwrap().for_reading().unwrap();
+        let snap = reading.get_snapshot_from_str(&scheduled[2], |_| true).unwrap();
+        reading.node_from_snapshot_and_path(&snap, "/var/lib/docker/volumes/s_data/_data/file").unwrap();
     }
 }

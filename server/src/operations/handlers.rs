@@ -102,6 +102,8 @@ pub fn register() -> Registry {
     r.op::<ListBackups, _, _>(|st, cap, _| async move { apps::backups::list(&st, &cap).await });
     r.op::<AddBackupRepo, _, _>(|st, cap, i| async move { apps::backups::add_repo(&st, &cap, i).await });
     r.op::<RemoveBackupRepo, _, _>(|st, cap, i| async move { apps::backups::remove_repo(&st, &cap, i).await });
+    r.op::<SetBackupSchedule, _, _>(|st, cap, i| async move { apps::schedules::set(&st, &cap, i).await });
+    r.op::<RemoveBackupSchedule, _, _>(|st, cap, i| async move { apps::schedules::remove(&st, &cap, i).await });
     r.raw::<DownloadBackup, _, _>(streams::backup_tar);
 
     r

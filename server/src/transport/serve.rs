@@ -53,14 +53,17 @@ impl Running {
 }
 
 /// The work that runs beside the HTTP server: jobs a stopped Potluck left behind are recovered
-/// and the job worker starts; every server's event stream is watched; recipes are fetched on
-/// schedule.
+/// and the job worker and the backup scheduler start; every server's event stream is watched;
+/// recipes are fetched on schedule.
 pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if !state.config.background {
         return Ok(Vec::new());
     }
     crate::domain::apps::jobs::recover(state).await?;
-    let mut tasks = vec![crate::domain::apps::jobs::spawn_worker(state.clone())];
+    let mut tasks = vec![
+        crate::domain::apps::jobs::spawn_worker(state.clone()),
+        crate::domain::apps::schedules::spawn_scheduler(state.clone()),
+    ];
     for server in crate::domain::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;
     }

@@ -198,13 +198,19 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
     Ok(AddedBackupRepo { repo: view_of(st, &row).await?, password: (!given).then_some(OneTimeSecret(password)) })
 }
 
-/// `remove_backup_repo`: Potluck forgets it (and its record of the snapshots); the repository
-/// and its snapshots stay where they are, readable with restic.
+/// `remove_backup_repo`: Potluck forgets it (its record of the snapshots, and the schedules that
+/// wrote into it); the repository and its snapshots stay where they are, readable with restic.
 pub async fn remove_repo(st: &AppState, access: &Cap<scope::Collective>, input: RemoveBackupRepo) -> Result<()> {
     let c = access.collective();
     let repo = repo_for(st, c.id, Some(&input.name)).await?;
     let mut tx = audit::begin(&st.db).await?;
     sqlx::query("DELETE FROM backups WHERE repo_id = $1").bind(repo.id).execute(&mut *tx).await?;
+    let schedules = sqlx::query("DELETE FROM backup_schedules WHERE repo_id = $1 AND collective_id = $2")
+        .bind(repo.id)
+        .bind(c.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     sqlx::query("DELETE FROM backup_repos WHERE id = $1 AND collective_id = $2")
         .bind(repo.id)
         .bind(c.id)
@@ -212,7 +218,7 @@ pub async fn remove_repo(st: &AppState, access: &Cap<scope::Collective>, input: 
         .await?;
     let event = Event::new(AuditAction::BackupRepoRemove, format!("backup repository {}", repo.name))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "repo_id": repo.id, "location": repo.location }));
+        .details(json!({ "repo_id": repo.id, "location": repo.location, "schedules_removed": schedules }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
     Ok(())
@@ -314,6 +320,7 @@ pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Coll
         out.push(AppBackups {
             coverage: coverage_of(st, app.id).await?,
             backups: for_app(st, app.id).await?,
+            schedule: super::schedules::of_app(st, app.id).await?,
             domain: app.domain,
             recipe: app.recipe,
             status: app.status,
@@ -327,6 +334,7 @@ pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Coll
         local_allowed: st.config.local_backups_allow(&c.slug),
         can_manage: role.grants(Permission::ManageServers),
         can_operate: role.grants(Permission::OperateApps),
+        can_schedule: role.grants(Permission::ManageApps),
     })
 }
 
@@ -414,6 +422,19 @@ pub async fn record(tx: &mut sqlx::AnyConnection, app: &AppRow, job: JobId, take
     .execute(&mut *tx)
     .await?;
     save_coverage(tx, app.id, &taken.coverage).await
+}
+
+/// Drops snapshots that retention removed from the repository from Potluck's record (in the
+/// job's transaction).
+pub async fn forget_recorded(tx: &mut sqlx::AnyConnection, app: AppId, snapshots: &[String]) -> Result<()> {
+    for id in snapshots {
+        sqlx::query("DELETE FROM backups WHERE app_id = $1 AND snapshot_id = $2")
+            .bind(app)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Restores a snapshot into the app: the one the options name (of this app, or of the app named

@@ -7,10 +7,12 @@
 use super::apps::{self, AppRow};
 use super::backups::{self, Lines};
 use super::plan::{self, Target};
+use super::schedules;
 use super::stack::Stack;
 use super::target;
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::converge::{Outcome, Progress};
+use crate::adapters::engine::convert::StackPlan;
 use crate::adapters::engine::deploy::{DeployOptions, ResolveImage, Step};
 use crate::adapters::engine::envfile::EnvFile;
 use crate::domain::audit::{self, Actor, Event, Origin};
@@ -116,6 +118,11 @@ pub async fn detail(st: &AppState, access: &Cap<scope::Job>) -> Result<JobDetail
 /// `start_job`: queues a job for the capability's app.
 pub async fn start(st: &AppState, access: &Cap<scope::App>, input: StartJob) -> Result<JobSummary> {
     let kind = JobKind::parse(&input.kind).map_err(|e| ApiError::invalid("kind", e))?;
+    if input.options.scheduled {
+        return Err(
+            ApiError::invalid("options.scheduled", "only Potluck's backup scheduler starts scheduled backups").into()
+        );
+    }
     enqueue(st, access.collective(), access.app(), access.origin(), kind, Some(&input.target), input.options).await
 }
 
@@ -383,8 +390,9 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     let _ = writer.await;
     let (ok, result, chaos_version) = match &outcome {
         Ok(done) => (true, done.text.clone(), done.chaos_version.clone()),
-        Err(text) => (false, text.clone(), None),
+        Err(failure) => (false, failure.text.clone(), None),
     };
+    let rolled_back = outcome.as_ref().err().is_some_and(|f| f.rolled_back);
     let done = outcome.as_ref().ok();
     // The job's last event and outcome, the app's new state and their audit event commit
     // together: nothing reads "deployed" without the event that says who did it.
@@ -429,8 +437,9 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
             }
         }
     } else if kind.is_deploy() && kind != JobKind::Undeploy {
+        // Rolled back: the app runs the version it ran, and its record says so.
         sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(AppStatus::Failed.as_str())
+            .bind(if rolled_back { AppStatus::Deployed } else { AppStatus::Failed }.as_str())
             .bind(now)
             .bind(app.id)
             .execute(&mut *tx)
@@ -441,6 +450,12 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     }
     if let Some(coverage) = done.and_then(|d| d.coverage.as_ref()) {
         backups::save_coverage(&mut tx, app.id, coverage).await?;
+    }
+    if let Some(d) = done.filter(|d| !d.forgotten.is_empty()) {
+        backups::forget_recorded(&mut tx, app.id, &d.forgotten).await?;
+    }
+    if options.scheduled {
+        schedules::record_end(&mut tx, app.id, job_id, &result).await?;
     }
     sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
         .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
@@ -472,6 +487,28 @@ struct Done {
     taken: Option<backups::Taken>,
     /// What the backup labels of the stack just deployed cover.
     coverage: Option<Vec<VolumeCoverage>>,
+    /// Snapshots a schedule's keep rules removed (full ids), dropped from the record.
+    forgotten: Vec<String>,
+}
+
+/// How a job that did not run to the end went.
+struct Failure {
+    text: String,
+    /// A failed upgrade whose previous version was deployed again and converged: the app runs
+    /// as it did before the job.
+    rolled_back: bool,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Failure {
+        Failure { text, rolled_back: false }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(text: &str) -> Failure {
+        Failure { text: text.to_string(), rolled_back: false }
+    }
 }
 
 /// Runs one job; `Ok` and `Err` carry the sentence that ends it.
@@ -485,7 +522,7 @@ async fn execute(
     options: &JobOptions,
     resumed: bool,
     em: &Emitter,
-) -> std::result::Result<Done, String> {
+) -> std::result::Result<Done, Failure> {
     let stack = Stack::of(st, app).await.map_err(|e| e.to_string())?;
     if kind == JobKind::Undeploy {
         em.emit("step", format!("removing stack {}", app.stack_name));
@@ -507,18 +544,39 @@ async fn execute(
         return Ok(Done { text: format!("{} undeployed", app.domain), ..Done::default() });
     }
     if kind == JobKind::Backup {
-        let taken = backups::take(st, app, &stack, options, "manual", &em.lines()).await?;
+        let reason = if options.scheduled { "schedule" } else { "manual" };
+        let taken = backups::take(st, app, &stack, options, reason, &em.lines()).await?;
         let b = &taken.backed_up;
-        return Ok(Done {
-            text: format!(
-                "snapshot {} saved: {} files, {}, checked",
-                b.snapshot.short_id(),
-                b.files,
-                potluck_app::model::human_bytes(b.bytes)
-            ),
-            taken: Some(taken),
-            ..Done::default()
-        });
+        let mut text = format!(
+            "snapshot {} saved: {} files, {}, checked",
+            b.snapshot.short_id(),
+            b.files,
+            potluck_app::model::human_bytes(b.bytes)
+        );
+        let mut forgotten = Vec::new();
+        if options.scheduled {
+            // The snapshot is safe whatever retention does: its failure is told, not fatal.
+            let kept = match backups::repo_by_id(st, app.collective_id, taken.repo).await {
+                Ok(repo) => match repo.open(st) {
+                    Ok((location, password)) => schedules::retain(st, app, location, password, &em.lines()).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            match kept {
+                Ok(gone) => {
+                    if !gone.is_empty() {
+                        text.push_str(&format!("; {} older scheduled snapshots forgotten", gone.len()));
+                    }
+                    forgotten = gone;
+                }
+                Err(e) => {
+                    em.emit("step", format!("the keep rules were not applied: {e}"));
+                    text.push_str(&format!("; the keep rules were not applied: {e}"));
+                }
+            }
+        }
+        return Ok(Done { text, taken: Some(taken), forgotten, ..Done::default() });
     }
     if kind == JobKind::Restore {
         let r = backups::restore(st, app, &stack, options, &em.lines()).await?;
@@ -570,11 +628,53 @@ async fn execute(
         ),
         None => e,
     };
-    let deployed = stack
-        .deploy(&p.plan, &opts, &|s: Step| em.emit("step", s.to_string()))
-        .await
-        .map_err(|e| restorable(e.to_string()))?;
     let secs = options.timeout_secs.unwrap_or_else(|| crate::adapters::engine::timeout_of(&p.plan));
+    if let Err(e) = deploy_and_converge(app, &stack, &p.plan, &opts, secs, em).await {
+        // A failed upgrade puts the version that ran back, unless the operator asked to keep it.
+        let previous = app.version.clone().filter(|_| kind == JobKind::Upgrade && !app.chaos && !options.no_rollback);
+        let Some(previous) = previous else { return Err(restorable(e).into()) };
+        em.emit("step", format!("the upgrade failed: rolling {} back to {previous}", app.domain));
+        let back = plan::build(st, app, &recipe, &Target::Version(previous.clone())).await.map_err(|e| e.to_string());
+        let rolled = match back {
+            Ok(back) => {
+                let opts = DeployOptions { force: false, ..opts };
+                let secs = crate::adapters::engine::timeout_of(&back.plan);
+                deploy_and_converge(app, &stack, &back.plan, &opts, secs, em).await
+            }
+            Err(e) => Err(e),
+        };
+        return Err(match rolled {
+            Ok(()) => Failure {
+                text: restorable(format!("{e}; rolled back to {previous}, which runs again")),
+                rolled_back: true,
+            },
+            Err(r) => restorable(format!("{e}; the rollback to {previous} failed too: {r}")).into(),
+        });
+    }
+    Ok(Done {
+        text: match (&p.version_label, &p.chaos_version) {
+            (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
+            (Some(v), None) => format!("{} converged at {v}", app.domain),
+            _ => format!("{} converged", app.domain),
+        },
+        chaos_version: p.chaos_version.clone(),
+        taken: None,
+        forgotten: Vec::new(),
+        coverage: Some(backups::coverage(&crate::adapters::backup::declared(&p.plan))),
+    })
+}
+
+/// Deploys a plan and waits for it to converge, its progress as job events.
+async fn deploy_and_converge(
+    app: &AppRow,
+    stack: &Stack,
+    plan: &StackPlan,
+    opts: &DeployOptions,
+    secs: u64,
+    em: &Emitter,
+) -> std::result::Result<(), String> {
+    let deployed =
+        stack.deploy(plan, opts, &|s: Step| em.emit("step", s.to_string())).await.map_err(|e| e.to_string())?;
     em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
     let outcome = stack
         .converge(&deployed.services, Duration::from_secs(secs), &|pr| match pr {
@@ -592,16 +692,7 @@ async fn execute(
         })
         .await;
     match outcome {
-        Outcome::Converged => Ok(Done {
-            text: match (&p.version_label, &p.chaos_version) {
-                (_, Some(cv)) => format!("{} converged at chaos version {cv}", app.domain),
-                (Some(v), None) => format!("{} converged at {v}", app.domain),
-                _ => format!("{} converged", app.domain),
-            },
-            chaos_version: p.chaos_version.clone(),
-            taken: None,
-            coverage: Some(backups::coverage(&crate::adapters::backup::declared(&p.plan))),
-        }),
-        other => Err(restorable(format!("deploy did not converge: {other}"))),
+        Outcome::Converged => Ok(()),
+        other => Err(format!("deploy did not converge: {other}")),
     }
 }

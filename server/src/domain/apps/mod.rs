@@ -6,6 +6,7 @@ pub mod apps;
 pub mod backups;
 pub mod jobs;
 pub mod plan;
+pub mod schedules;
 pub mod secrets;
 pub mod servers;
 pub mod stack;
@@ -62,6 +63,7 @@ pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail
         coverage: backups::coverage_of(st, app.id).await?,
         backups: backups::for_app(st, app.id).await?,
         backup_repos: backups::repo_names(st, app.collective_id).await?,
+        backup_schedule: schedules::of_app(st, app.id).await?,
         can_manage: role.grants(Permission::ManageApps),
         can_operate: role.grants(Permission::OperateApps),
         can_manage_secrets: role.grants(Permission::ManageSecrets),
@@ -111,6 +113,9 @@ pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob)
     if kind == JobKind::Upgrade {
         notes.push(
             "A backup is taken first where the recipe declares backups and the collective has a repository; if it fails, nothing is upgraded.".into(),
+        );
+        notes.push(
+            "If the upgraded stack does not converge, the version running now is deployed again, and the snapshot taken first is offered for restore.".into(),
         );
     }
     if kind == JobKind::Rollback {
