@@ -156,10 +156,14 @@ pub enum AuditAction {
     BackupRequest,
     #[strum(serialize = "app.restore.request")]
     RestoreRequest,
+    #[strum(serialize = "app.drill.request")]
+    DrillRequest,
     #[strum(serialize = "app.backup")]
     Backup,
     #[strum(serialize = "app.restore")]
     Restore,
+    #[strum(serialize = "app.drill")]
+    Drill,
     #[strum(serialize = "app.backup.download")]
     BackupDownload,
 }

@@ -589,7 +589,7 @@ operation! {
     ) -> JobSummary {
         name: "start_job", input: StartJob, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(OperateApps), session_only: false,
-        audit: [DeployRequest, UpgradeRequest, RollbackRequest, RedeployRequest, ChaosRequest, UndeployRequest, BackupRequest, RestoreRequest],
+        audit: [DeployRequest, UpgradeRequest, RollbackRequest, RedeployRequest, ChaosRequest, UndeployRequest, BackupRequest, RestoreRequest, DrillRequest],
         http: Http::post("/collectives/{slug}/apps/{domain}/jobs"),
     }
 }
@@ -659,7 +659,8 @@ operation! {
 operation! {
     /// Backs the app up on a cron pattern (UTC; backup-bot-two's `30 3 * * *`), into `repo` (the
     /// collective's first when empty), then applies the keep rules to the snapshots the schedule
-    /// took. Replaces the app's schedule if it has one.
+    /// took; with `drill`, each new snapshot is also restored into a throw-away stack that must
+    /// converge. Replaces the app's schedule if it has one.
     fn set_backup_schedule(
         slug: String,
         domain: String,
@@ -671,6 +672,7 @@ operation! {
         #[server(default)] keep_weekly: u32,
         #[server(default)] keep_monthly: u32,
         #[server(default)] keep_yearly: u32,
+        #[server(default)] drill: bool,
     ) -> BackupScheduleView {
         name: "set_backup_schedule", input: SetBackupSchedule, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ManageApps), session_only: false, audit: [BackupScheduleSet],

@@ -377,3 +377,88 @@ async fn a_failed_upgrade_is_rolled_back_and_offers_the_snapshot_taken_before_it
     let detail: AppDetail = admin.call("get_app", &[("slug", SLUG), ("domain", domain)]).await.unwrap();
     assert_eq!(detail.app.status, AppStatus::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_drill_proves_a_snapshot_in_a_throw_away_stack_and_leaves_nothing() {
+    let d = deployed("verify", |c| c.backup_min_interval_secs = 1).await;
+    let (app, admin, domain, stack) = (&d.app, &d.admin, d.domain.as_str(), d.stack.as_str());
+    let at = [("slug", SLUG), ("domain", domain)];
+    let none = admin.call::<JobSummary>("start_job", &[("slug", SLUG), ("domain", domain), ("kind", "drill")]).await;
+    let none = none.unwrap_err();
+    assert_eq!(none.status, 409, "no snapshot to drill yet: {}", none.body);
+    admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    sh(stack, "app", "printf 'live\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "backup", &[]).await;
+    assert_eq!(state, "succeeded", "backup: {result}");
+
+    // The drill restores into a stack of its own, which converges; then everything of it goes.
+    let (state, result, events) = job(admin, domain, "drill", &[]).await;
+    assert_eq!(state, "succeeded", "drill: {result}\n{events:?}");
+    assert!(result.contains("restore drill passed"), "{result}");
+    let drill_stack = events
+        .iter()
+        .find_map(|e| e.text.split("throw-away stack ").nth(1).map(str::to_string))
+        .expect("the drill names its stack");
+    assert!(drill_stack.starts_with("drill") && drill_stack != stack, "{drill_stack}");
+    let leftovers = |what: &str| -> Vec<String> {
+        swarm::docker(&[what, "ls", "--format", "{{.Name}}"])
+            .lines()
+            .filter(|l| l.starts_with(&drill_stack))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(leftovers("stack").is_empty() && leftovers("volume").is_empty() && leftovers("secret").is_empty());
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "live\n", "the app itself is untouched");
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    assert_eq!(detail.backups[0].drill_ok, Some(true), "{:?}", detail.backups[0]);
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    let verified = page.apps[0].last_verified.expect("the app has a verified restore");
+    let html = admin.get(&format!("/c/{SLUG}/backups")).await.text().await.unwrap();
+    assert!(html.contains("restore verified"), "the backups page shows the verified restore");
+
+    // A schedule that drills: its snapshot is drilled in the same job.
+    admin
+        .call::<BackupScheduleView>(
+            "set_backup_schedule",
+            &[("slug", SLUG), ("domain", domain), ("cron", "*/2 * * * * *"), ("keep_last", "5"), ("drill", "true")],
+        )
+        .await
+        .unwrap();
+    let scheduled = format!(
+        "SELECT COUNT(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.domain = '{domain}' \
+         AND j.requested_by_name = 'backup schedule' AND j.state IN ('succeeded', 'failed')"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    while app.count(&scheduled).await < 1 {
+        assert!(std::time::Instant::now() < deadline, "no scheduled backup ran");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    admin.call::<()>("remove_backup_schedule", &at).await.unwrap();
+    let active = format!(
+        "SELECT COUNT(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.domain = '{domain}' AND j.state IN ('queued', 'running')"
+    );
+    while app.count(&active).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the scheduled job did not end");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    let by_schedule = detail.backups.iter().find(|b| b.reason == "schedule").expect("a scheduled snapshot");
+    assert_eq!(by_schedule.drill_ok, Some(true), "{by_schedule:?}");
+
+    // A snapshot whose restored data leaves the database unhealthy fails its drill, and says so;
+    // the drill's stack goes all the same, and the last verified restore stays the earlier one.
+    sh(stack, "db", "printf 'BROKEN\\n' > /var/lib/db/table.1");
+    let (state, result, _) = job(admin, domain, "backup", &[]).await;
+    assert_eq!(state, "succeeded", "backup: {result}");
+    let (state, result, _) = job(admin, domain, "drill", &[("options[timeout_secs]", "60")]).await;
+    assert_eq!(state, "failed", "{result}");
+    assert!(result.contains("restore drill failed"), "{result}");
+    assert!(swarm::docker(&["stack", "ls", "--format", "{{.Name}}"]).lines().all(|l| !l.starts_with("drill")));
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    assert_eq!(detail.backups[0].drill_ok, Some(false), "{:?}", detail.backups[0]);
+    assert_eq!(detail.app.status, AppStatus::Deployed, "a failed drill leaves the app as it was");
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(page.apps[0].last_verified >= Some(verified));
+    let logged = actions(app).await;
+    assert!(logged.iter().any(|l| l == "app.drill.request") && logged.iter().any(|l| l == "app.drill"));
+}

@@ -215,3 +215,48 @@ fn a_backup_that_captures_nothing_new_fails_and_keeps_nothing() {
     assert_ne!(off.code, 0);
     assert!(off.all.contains("declares no backups"), "{}", off.all);
 }
+
+/// A repository on a file system that fills up mid-backup: the backup fails naming the reason,
+/// keeps no snapshot, and the repository stays readable with the snapshots it had.
+#[test]
+fn a_repository_that_fills_up_fails_the_backup_and_stays_readable() {
+    // A real full disk: a 4 MiB tmpfs. Mounting needs root, which `make test` runs as.
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root: a full disk is mounted for this test");
+        eprintln!("skipped: mounting a small tmpfs as a full disk needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(dir.path(), "bk_full");
+    let s = stack.name.as_str();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&disk).status().unwrap();
+    assert!(mounted.success(), "mount a tmpfs");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&disk);
+    let repo = disk.join("repo");
+    let repo_arg = repo.to_str().unwrap();
+    let pw = [("RESTIC_PASSWORD", PASSWORD)];
+    sh(s, "db", "printf 'row\\n' > /var/lib/db/table.1");
+    sh(s, "app", "printf 'small' > /srv/files/small");
+    let first = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_eq!(first.code, 0, "{}", first.all);
+
+    // Incompressible data twice the size of the disk.
+    sh(s, "app", "dd if=/dev/urandom of=/srv/files/big.bin bs=1M count=8 2>/dev/null");
+    let full = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &pw);
+    assert_ne!(full.code, 0, "a backup into a full repository passed: {}", full.all);
+    assert!(full.all.to_lowercase().contains("no space left"), "the reason is named: {}", full.all);
+    assert_eq!(snapshots(&repo).len(), 1, "the failed backup left a snapshot");
+    let (ok, _, err) = restic(&repo, &["check"]);
+    assert!(ok, "the repository stays consistent: {err}");
+    let listed = potluck(&["backup", "list", "--stack", s, "--repo", repo_arg], &pw);
+    assert_eq!(listed.code, 0, "Potluck still reads the repository: {}", listed.all);
+}

@@ -74,6 +74,9 @@ pub enum JobKind {
     Backup,
     /// A snapshot written back into the app's volumes (its newest unless one is named).
     Restore,
+    /// A snapshot restored into a throw-away stack that must converge and pass its healthchecks,
+    /// then removed (the app's newest snapshot unless one is named).
+    Drill,
 }
 
 impl JobKind {
@@ -92,6 +95,7 @@ impl JobKind {
             JobKind::Undeploy => "Undeploy",
             JobKind::Backup => "Back up now",
             JobKind::Restore => "Restore",
+            JobKind::Drill => "Restore drill",
         }
     }
 
@@ -100,7 +104,7 @@ impl JobKind {
         [JobKind::Deploy, JobKind::Upgrade, JobKind::Rollback, JobKind::Redeploy, JobKind::Chaos, JobKind::Undeploy];
 
     pub fn is_deploy(self) -> bool {
-        !matches!(self, JobKind::Backup | JobKind::Restore)
+        !matches!(self, JobKind::Backup | JobKind::Restore | JobKind::Drill)
     }
 
     /// The audit action of asking for this job.
@@ -115,6 +119,7 @@ impl JobKind {
             JobKind::Undeploy => A::UndeployRequest,
             JobKind::Backup => A::BackupRequest,
             JobKind::Restore => A::RestoreRequest,
+            JobKind::Drill => A::DrillRequest,
         }
     }
 
@@ -130,6 +135,7 @@ impl JobKind {
             JobKind::Undeploy => A::Undeploy,
             JobKind::Backup => A::Backup,
             JobKind::Restore => A::Restore,
+            JobKind::Drill => A::Drill,
         }
     }
 
@@ -415,6 +421,10 @@ pub struct JobOptions {
     /// scheduler only: a request that sets it is refused.
     #[serde(default)]
     pub scheduled: bool,
+    /// scheduled backup: drill the snapshot once it is taken (the schedule's choice when the run
+    /// was queued, so a schedule changed meanwhile does not change a run already under way).
+    #[serde(default)]
+    pub drill: bool,
     /// upgrade: leave a failed upgrade in place instead of deploying the previous version again.
     #[serde(default)]
     pub no_rollback: bool,
@@ -436,6 +446,7 @@ impl Default for JobOptions {
             from_app: None,
             skip_backup: false,
             scheduled: false,
+            drill: false,
             no_rollback: false,
         }
     }

@@ -63,6 +63,10 @@ pub struct BackupView {
     pub files: i64,
     pub bytes: i64,
     pub job_id: Option<JobId>,
+    /// The last restore drill of this snapshot: when, whether it passed, what it said.
+    pub drilled_at: Option<i64>,
+    pub drill_ok: Option<bool>,
+    pub drill_result: Option<String>,
 }
 
 impl BackupView {
@@ -125,6 +129,8 @@ pub struct AppBackups {
     /// Newest first (at most 30).
     pub backups: Vec<BackupView>,
     pub schedule: Option<BackupScheduleView>,
+    /// When a restore drill of one of its snapshots last passed.
+    pub last_verified: Option<i64>,
 }
 
 /// restic's keep rules for the snapshots a schedule takes; 0 leaves a rule out.
@@ -172,6 +178,8 @@ pub struct BackupScheduleView {
     /// Applied to the snapshots this schedule took, after each of its backups; snapshots taken
     /// by hand or before an upgrade are kept.
     pub keep: KeepRules,
+    /// Each snapshot it takes is restore-drilled in a throw-away stack.
+    pub drill: bool,
     pub next_run_at: i64,
     pub last_run_at: Option<i64>,
     pub last_job_id: Option<JobId>,

@@ -80,6 +80,10 @@ fn Overview(
                                     view! {
                                         <span class=if late { "late" } else { "fresh" }><Time ms=b.taken_at/></span>
                                         <div class="muted">{human_bytes(b.bytes as u64)} ", " {b.files} " files · " {b.reason.clone()} " · checked"</div>
+                                        <div class="drilled">{match a.last_verified {
+                                            Some(at) => view! { <span class="chip chip-whole">"restore verified " <Time ms=at/></span> }.into_any(),
+                                            None => view! { <span class="chip chip-unknown">"no verified restore"</span> }.into_any(),
+                                        }}</div>
                                     }.into_any()
                                 }
                             }}</td>
@@ -260,6 +264,23 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
             let download = format!("/c/{slug}/apps/{domain}/backups/{}", b.short_id());
             let short = b.short_id().to_string();
             let snapshot = b.snapshot.clone();
+            let drill = can_operate.then(|| {
+                let (slug, domain, snapshot) = (slug.clone(), domain.clone(), b.snapshot.clone());
+                view! {
+                    <ActionForm action=start attr:class="inline drill-form">
+                        <input type="hidden" name="slug" value=slug/>
+                        <input type="hidden" name="domain" value=domain/>
+                        <input type="hidden" name="kind" value="drill"/>
+                        <input type="hidden" name="options[snapshot]" value=snapshot/>
+                        <button type="submit" title="Restore it into a throw-away stack that must converge and pass its healthchecks, then remove it">"Drill"</button>
+                    </ActionForm>
+                }
+            });
+            let verified = match (b.drill_ok, b.drilled_at) {
+                (Some(true), Some(at)) => view! { <span class="chip chip-whole" title=b.drill_result.clone().unwrap_or_default()>"verified " <Time ms=at/></span> }.into_any(),
+                (Some(false), Some(at)) => view! { <span class="chip chip-undeclared" title=b.drill_result.clone().unwrap_or_default()>"drill failed " <Time ms=at/></span> }.into_any(),
+                _ => view! { <span class="muted">"not drilled"</span> }.into_any(),
+            };
             let restore = (can_operate && deployed).then(move || view! {
                 <details class="restore">
                     <summary>"Restore"</summary>
@@ -280,8 +301,10 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
                     <td>{b.reason.clone()}</td>
                     <td><code>{b.version.clone().unwrap_or_default()}</code></td>
                     <td>{human_bytes(b.bytes as u64)} " · " {b.files} " files"</td>
+                    <td class="verified">{verified}</td>
                     <td>
                         {can_operate.then(|| view! { <a href=download rel="external" class="download">"Download (tar)"</a> })}
+                        {drill}
                         {restore}
                     </td>
                 </tr>
@@ -330,7 +353,7 @@ pub fn AppBackupsSection(d: AppDetail, start: ServerAction<StartJob>) -> impl In
             <ScheduleSection d=d.clone()/>
             {(!d.backups.is_empty()).then(|| view! { <SizeChart backups=d.backups.clone()/> })}
             <table id="snapshots">
-                <thead><tr><th>"Snapshot"</th><th>"Taken"</th><th>"Why"</th><th>"Version"</th><th>"Size"</th><th></th></tr></thead>
+                <thead><tr><th>"Snapshot"</th><th>"Taken"</th><th>"Why"</th><th>"Version"</th><th>"Size"</th><th>"Restore drill"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </section>
@@ -352,6 +375,7 @@ pub fn ScheduleLine(s: BackupScheduleView) -> impl IntoView {
         <div class="schedule" data-cron=s.cron.clone()>
             <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.clone() })}</strong>
             " into " {s.repo.clone()} " · keeps " {s.keep.summary()}
+            {s.drill.then_some(" · each snapshot restore-drilled")}
             <div class="muted">"next run " <Time ms=s.next_run_at/>
                 {s.last_run_at.map(|at| view! { " · last " <Time ms=at/> })}
                 {s.last_result.clone().map(|r| {
@@ -387,6 +411,7 @@ fn ScheduleSection(d: AppDetail) -> impl IntoView {
         ..KeepRules::default()
     });
     let cron = d.backup_schedule.as_ref().map(|s| s.cron.clone()).unwrap_or_else(|| "30 3 * * *".into());
+    let drill = d.backup_schedule.as_ref().is_some_and(|s| s.drill);
     let repos = d.backup_repos.clone();
     let form = (d.can_manage && !repos.is_empty()).then(move || {
         let number = move |name: &'static str, label: &'static str, value: u32| view! {
@@ -411,6 +436,7 @@ fn ScheduleSection(d: AppDetail) -> impl IntoView {
                         {number("keep_monthly", "monthly", keep.monthly)}
                         {number("keep_yearly", "yearly", keep.yearly)}
                     </fieldset>
+                    <label class="check"><input type="checkbox" name="drill" value="true" checked=drill/> "Restore-drill each snapshot it takes (in a throw-away stack that must converge and pass its healthchecks)"</label>
                     <p class="muted">"Snapshots taken by hand or before an upgrade are never forgotten by the schedule."</p>
                     <button type="submit">"Save schedule"</button>
                 </ActionForm>

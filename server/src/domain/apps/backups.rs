@@ -236,11 +236,14 @@ fn backup_view(r: &sqlx::any::AnyRow) -> Result<BackupView> {
         files: r.try_get("files")?,
         bytes: r.try_get("bytes")?,
         job_id: r.try_get("job_id")?,
+        drilled_at: r.try_get("drilled_at")?,
+        drill_ok: r.try_get::<Option<i64>, _>("drill_ok")?.map(|v| v != 0),
+        drill_result: r.try_get("drill_result")?,
     })
 }
 
 const BACKUP_SELECT: &str = "SELECT b.id, a.domain, r.name AS repo_name, b.snapshot_id, b.taken_at, b.reason, \
-     b.version, b.files, b.bytes, b.job_id, b.repo_id FROM backups b JOIN apps a ON a.id = b.app_id \
+     b.version, b.files, b.bytes, b.job_id, b.repo_id, b.drilled_at, b.drill_ok, b.drill_result FROM backups b JOIN apps a ON a.id = b.app_id \
      JOIN backup_repos r ON r.id = b.repo_id";
 
 /// The app's snapshots, newest first.
@@ -321,6 +324,7 @@ pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Coll
             coverage: coverage_of(st, app.id).await?,
             backups: for_app(st, app.id).await?,
             schedule: super::schedules::of_app(st, app.id).await?,
+            last_verified: last_verified(st, app.id).await?,
             domain: app.domain,
             recipe: app.recipe,
             status: app.status,
@@ -351,8 +355,17 @@ pub struct Taken {
     pub version: Option<String>,
 }
 
+/// When a restore drill of one of the app's snapshots last passed.
+pub async fn last_verified(st: &AppState, app: AppId) -> Result<Option<i64>> {
+    Ok(sqlx::query("SELECT MAX(drilled_at) AS at FROM backups WHERE app_id = $1 AND drill_ok = 1")
+        .bind(app)
+        .fetch_one(st.db.pool())
+        .await?
+        .try_get("at")?)
+}
+
 /// Reports a copy's progress as job events: at most one a second.
-fn throttled(emit: Arc<dyn Fn(String) + Send + Sync>) -> OnProgress {
+pub(super) fn throttled(emit: Arc<dyn Fn(String) + Send + Sync>) -> OnProgress {
     let last = Mutex::new(Instant::now() - Duration::from_secs(2));
     Arc::new(move |p: &Progress| {
         if let Ok(mut at) = last.lock() {
@@ -468,6 +481,16 @@ pub async fn restore(
 /// Refuses a backup or restore request that cannot run, before it is queued: no repository, an
 /// app that does not run, a snapshot or source app that is not the collective's.
 pub async fn check_request(st: &AppState, app: &AppRow, kind: JobKind, options: &JobOptions) -> Result<()> {
+    if kind == JobKind::Drill {
+        // A drill needs no running app: the snapshot and the version it was deployed at.
+        if app.version.is_none() {
+            return Err(
+                ApiError::conflict(format!("{} was never deployed: there is no version to drill", app.domain)).into()
+            );
+        }
+        super::drills::chosen(st, app, options).await?;
+        return Ok(());
+    }
     if matches!(app.status, AppStatus::New | AppStatus::Undeployed) {
         return Err(ApiError::conflict(format!(
             "{} is not deployed: backups read (and restores write) the volumes of its running services",

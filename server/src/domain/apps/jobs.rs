@@ -7,9 +7,9 @@
 use super::apps::{self, AppRow};
 use super::backups::{self, Lines};
 use super::plan::{self, Target};
-use super::schedules;
 use super::stack::Stack;
 use super::target;
+use super::{drills, schedules};
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::converge::{Outcome, Progress};
 use crate::adapters::engine::convert::StackPlan;
@@ -409,7 +409,7 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
                     .execute(&mut *tx)
                     .await?;
             }
-            JobKind::Backup | JobKind::Restore => {}
+            JobKind::Backup | JobKind::Restore | JobKind::Drill => {}
             JobKind::Chaos => {
                 let short = chaos_version.clone().unwrap_or_else(|| target.clone().unwrap_or_default());
                 sqlx::query("UPDATE apps SET status = $1, chaos = 1, chaos_version = $2, deployed_at = $3, updated_at = $3 WHERE id = $4")
@@ -575,8 +575,26 @@ async fn execute(
                     text.push_str(&format!("; the keep rules were not applied: {e}"));
                 }
             }
+            if options.drill {
+                // The snapshot is recorded first: the drill's outcome is kept with it.
+                let mut tx = st.db.begin().await.map_err(|e| e.to_string())?;
+                backups::record(&mut tx, app, job_id, &taken).await.map_err(|e| e.to_string())?;
+                backups::forget_recorded(&mut tx, app.id, &forgotten).await.map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())?;
+                let id = taken.backed_up.snapshot.id.clone();
+                let drilled = drills::run(st, app, job_id, &id, taken.repo, None, &em.lines()).await?;
+                text.push_str(&format!("; {}", drilled.text));
+                // A snapshot that does not restore is a failed scheduled backup: the snapshot
+                // stays, marked, and the run is red where people look.
+                return if drilled.ok { Ok(Done { text, ..Done::default() }) } else { Err(text.into()) };
+            }
         }
         return Ok(Done { text, taken: Some(taken), forgotten, ..Done::default() });
+    }
+    if kind == JobKind::Drill {
+        let (snapshot, repo) = drills::chosen(st, app, options).await.map_err(|e| e.to_string())?;
+        let drilled = drills::run(st, app, job_id, &snapshot, repo, options.timeout_secs, &em.lines()).await?;
+        return if drilled.ok { Ok(Done { text: drilled.text, ..Done::default() }) } else { Err(drilled.text.into()) };
     }
     if kind == JobKind::Restore {
         let r = backups::restore(st, app, &stack, options, &em.lines()).await?;
@@ -664,6 +682,23 @@ async fn execute(
     })
 }
 
+/// A convergence report as a job event: its kind and line.
+pub(super) fn progress_line(p: Progress) -> (&'static str, String) {
+    match p {
+        Progress::Task { service, slot, state, error, .. } => {
+            let line = if error.is_empty() {
+                format!("{service}.{slot}: {state}")
+            } else {
+                format!("{service}.{slot}: {state}: {error}")
+            };
+            ("task", line)
+        }
+        Progress::Service { service, running, desired, state } => {
+            ("service", format!("{service}: {running}/{desired} {state}"))
+        }
+    }
+}
+
 /// Deploys a plan and waits for it to converge, its progress as job events.
 async fn deploy_and_converge(
     app: &AppRow,
@@ -677,18 +712,9 @@ async fn deploy_and_converge(
         stack.deploy(plan, opts, &|s: Step| em.emit("step", s.to_string())).await.map_err(|e| e.to_string())?;
     em.emit("step", format!("waiting up to {secs} s for {} to converge", app.stack_name));
     let outcome = stack
-        .converge(&deployed.services, Duration::from_secs(secs), &|pr| match pr {
-            Progress::Task { service, slot, state, error, .. } => {
-                let line = if error.is_empty() {
-                    format!("{service}.{slot}: {state}")
-                } else {
-                    format!("{service}.{slot}: {state}: {error}")
-                };
-                em.emit("task", line);
-            }
-            Progress::Service { service, running, desired, state } => {
-                em.emit("service", format!("{service}: {running}/{desired} {state}"))
-            }
+        .converge(&deployed.services, Duration::from_secs(secs), &|pr| {
+            let (kind, line) = progress_line(pr);
+            em.emit(kind, line)
         })
         .await;
     match outcome {

@@ -118,6 +118,7 @@ fn view_of(r: &sqlx::any::AnyRow) -> Result<BackupScheduleView> {
         cron,
         described,
         keep: serde_json::from_str(&r.try_get::<String, _>("keep")?).unwrap_or_default(),
+        drill: r.try_get::<i64, _>("drill")? != 0,
         next_run_at: r.try_get("next_run_at")?,
         last_run_at: r.try_get("last_run_at")?,
         last_job_id: r.try_get("last_job_id")?,
@@ -127,7 +128,8 @@ fn view_of(r: &sqlx::any::AnyRow) -> Result<BackupScheduleView> {
     })
 }
 
-const SELECT: &str = "SELECT s.app_id, s.cron, s.keep, s.next_run_at, s.last_run_at, s.last_job_id, s.last_result, \
+const SELECT: &str =
+    "SELECT s.app_id, s.cron, s.keep, s.drill, s.next_run_at, s.last_run_at, s.last_job_id, s.last_result, \
      s.set_by_name, s.updated_at, s.repo_id, r.name AS repo_name FROM backup_schedules s \
      JOIN backup_repos r ON r.id = s.repo_id";
 
@@ -172,16 +174,18 @@ pub async fn set(st: &AppState, access: &Cap<scope::App>, input: SetBackupSchedu
     let actor = &access.origin().actor;
     let mut tx = audit::begin(&st.db).await?;
     sqlx::query(
-        "INSERT INTO backup_schedules (app_id, collective_id, repo_id, cron, keep, next_run_at, set_by_name, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        "INSERT INTO backup_schedules (app_id, collective_id, repo_id, cron, keep, drill, next_run_at, set_by_name, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (app_id) DO UPDATE SET repo_id = excluded.repo_id, cron = excluded.cron, keep = excluded.keep, \
-         next_run_at = excluded.next_run_at, set_by_name = excluded.set_by_name, updated_at = excluded.updated_at",
+         drill = excluded.drill, next_run_at = excluded.next_run_at, set_by_name = excluded.set_by_name, \
+         updated_at = excluded.updated_at",
     )
     .bind(app.id)
     .bind(c.id)
     .bind(repo.id)
     .bind(&cron)
     .bind(serde_json::to_string(&keep).unwrap_or_else(|_| "{}".into()))
+    .bind(i64::from(input.drill))
     .bind(next)
     .bind(&actor.name)
     .bind(now)
@@ -189,7 +193,7 @@ pub async fn set(st: &AppState, access: &Cap<scope::App>, input: SetBackupSchedu
     .await?;
     let event = Event::new(AuditAction::BackupScheduleSet, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "cron": cron, "repo": repo.name, "keep": keep, "next_run_at": next }));
+        .details(json!({ "cron": cron, "repo": repo.name, "keep": keep, "drill": input.drill, "next_run_at": next }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
     st.schedules.notify_one();
@@ -220,10 +224,11 @@ pub async fn remove(st: &AppState, access: &Cap<scope::App>, _input: RemoveBacku
 /// Fires every due schedule once; returns when the next one is due (ms), if any.
 pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
     let now = now_ms();
-    let due = sqlx::query("SELECT app_id, cron, next_run_at, repo_id FROM backup_schedules WHERE next_run_at <= $1")
-        .bind(now)
-        .fetch_all(st.db.pool())
-        .await?;
+    let due =
+        sqlx::query("SELECT app_id, cron, next_run_at, repo_id, drill FROM backup_schedules WHERE next_run_at <= $1")
+            .bind(now)
+            .fetch_all(st.db.pool())
+            .await?;
     for r in &due {
         let app_id: AppId = r.try_get("app_id")?;
         let cron: String = r.try_get("cron")?;
@@ -243,7 +248,8 @@ pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
         if claimed == 0 {
             continue; // another replica fired it
         }
-        let outcome = start(st, app_id, r.try_get("repo_id")?).await;
+        let drill = r.try_get::<i64, _>("drill")? != 0;
+        let outcome = start(st, app_id, r.try_get("repo_id")?, drill).await;
         let (job, text) = match outcome {
             Ok(job) => (Some(job), None),
             Err(e) => (None, Some(format!("did not run: {e}"))),
@@ -266,7 +272,7 @@ pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
 }
 
 /// Queues the scheduled backup of an app, as Potluck's scheduler.
-async fn start(st: &AppState, app_id: AppId, repo: BackupRepoId) -> Result<JobId> {
+async fn start(st: &AppState, app_id: AppId, repo: BackupRepoId, drill: bool) -> Result<JobId> {
     let app = apps::by_id(st, app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
     let c = collective_by_id(&st.db, app.collective_id).await?.ok_or_else(|| ApiError::not_found("collective"))?;
     let repo = backups::repo_by_id(st, app.collective_id, repo).await?;
@@ -275,7 +281,7 @@ async fn start(st: &AppState, app_id: AppId, repo: BackupRepoId) -> Result<JobId
         request_id: format!("schedule-{}", app_id.0),
         client_addr: "potluck".into(),
     };
-    let options = JobOptions { repo: Some(repo.name), scheduled: true, ..JobOptions::default() };
+    let options = JobOptions { repo: Some(repo.name), scheduled: true, drill, ..JobOptions::default() };
     let job = jobs::enqueue(st, &c, &app, &origin, JobKind::Backup, None, options).await?;
     Ok(job.id)
 }

@@ -51,8 +51,9 @@ pub fn choose(kind: JobKind, asked: Option<&str>, f: &Facts) -> std::result::Res
     let known = |v: &str| f.versions.iter().any(|x| x == v);
     match kind {
         JobKind::Undeploy => Ok(None),
-        // They leave the services as they are: the version is the one running.
-        JobKind::Backup | JobKind::Restore => Ok(f.current.map(str::to_string)),
+        // They leave the services as they are: the version is the one running (a drill deploys it
+        // elsewhere).
+        JobKind::Backup | JobKind::Restore | JobKind::Drill => Ok(f.current.map(str::to_string)),
         JobKind::Chaos => Ok(Some(asked.unwrap_or_else(|| f.default_branch.to_string()))),
         JobKind::Redeploy => match f.current.map(str::to_string).or(asked) {
             Some(v) => Ok(Some(v)),

@@ -1,5 +1,6 @@
--- Backup schedules (issue 8): per app, a cron pattern, the repository its snapshots go to, and
--- restic's keep rules applied to the snapshots the schedule took. The job worker fires them.
+-- Backup schedules and restore drills (issue 8): per app, a cron pattern, the repository its
+-- snapshots go to, and restic's keep rules applied to the snapshots the schedule took (the
+-- scheduler fires them); and the last restore drill of each snapshot.
 
 CREATE TABLE backup_schedules (
     app_id BIGINT PRIMARY KEY REFERENCES apps (id) ON DELETE CASCADE,
@@ -18,3 +19,12 @@ CREATE TABLE backup_schedules (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX backup_schedules_next ON backup_schedules (next_run_at);
+-- 1: each snapshot the schedule takes is restore-drilled
+ALTER TABLE backup_schedules ADD COLUMN drill BIGINT NOT NULL DEFAULT 0;
+
+-- Restore drills (issue 8): the last drill of a snapshot, kept with it.
+ALTER TABLE backups ADD COLUMN drilled_at BIGINT;
+-- 1 passed, 0 failed
+ALTER TABLE backups ADD COLUMN drill_ok BIGINT;
+ALTER TABLE backups ADD COLUMN drill_result TEXT;
+ALTER TABLE backups ADD COLUMN drill_job_id BIGINT;
