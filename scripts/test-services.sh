@@ -121,14 +121,13 @@ start_docker() {
 # sshd with its own host key and configuration, accepting only a throw-away key for root;
 # `docker system dial-stdio` on the far side reaches the same engine.
 start_sshd() {
-  if [ -f "$SSH/sshd.pid" ] && kill -0 "$(cat "$SSH/sshd.pid")" 2>/dev/null; then
-    log "sshd already on :$SSH_PORT"; return
-  fi
   mkdir -p "$SSH" /run/sshd
   [ -s "$SSH/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSH/host_ed25519"
   [ -s "$SSH/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C potluck-test -f "$SSH/id_ed25519"
   cp "$SSH/id_ed25519.pub" "$SSH/authorized_keys"
-  cat > "$SSH/sshd_config" <<CONF
+  # SFTP too: backup repositories over SFTP are tested against it.
+  local config
+  config=$(cat <<CONF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $SSH/host_ed25519
@@ -139,7 +138,14 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 StrictModes no
 UsePAM no
+Subsystem sftp internal-sftp
 CONF
+)
+  if [ -f "$SSH/sshd.pid" ] && kill -0 "$(cat "$SSH/sshd.pid")" 2>/dev/null; then
+    if [ "$config" = "$(cat "$SSH/sshd_config" 2>/dev/null)" ]; then log "sshd already on :$SSH_PORT"; return; fi
+    kill "$(cat "$SSH/sshd.pid")"; sleep 0.5   # started with an older configuration
+  fi
+  printf '%s\n' "$config" > "$SSH/sshd_config"
   # The client trusts exactly this host key (no trust on first use in the tests).
   mkdir -p ~/.ssh && touch ~/.ssh/known_hosts
   ssh-keygen -q -R "[127.0.0.1]:$SSH_PORT" >/dev/null 2>&1 || true

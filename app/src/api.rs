@@ -639,7 +639,17 @@ operation! {
 operation! {
     /// A restic repository for the collective's backups. `password` empty: Potluck makes one and
     /// shows it once; given: it opens the repository already there (or makes one with it).
-    fn add_backup_repo(slug: String, name: String, #[server(default)] password: String) -> AddedBackupRepo {
+    /// `location` empty: on the Potluck machine (where the configuration allows it); else
+    /// `sftp:user@host:/path` with `ssh_key` (a private key, sealed) and `host_key` (the
+    /// server's SHA-256 fingerprint, pinned; left empty, the error names the one presented).
+    fn add_backup_repo(
+        slug: String,
+        name: String,
+        #[server(default)] password: String,
+        #[server(default)] location: String,
+        #[server(default)] ssh_key: String,
+        #[server(default)] host_key: String,
+    ) -> AddedBackupRepo {
         name: "add_backup_repo", input: AddBackupRepo, scope: Collective, key: |o| &o.slug,
         need: perm(ManageServers), session_only: false, audit: [BackupRepoAdd],
         http: Http::post("/collectives/{slug}/backup-repos"),

@@ -1,6 +1,7 @@
 // The browser suites' harness: a real `potluck serve` on a fresh SQLite database, the test
 // identity providers (scripts/test-services.sh), and Debian's Chromium driven by playwright-core.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -156,4 +157,44 @@ export async function signOut(page) {
 /** Saves a screenshot under end2end/artifacts/ (kept by CI on failure). */
 export async function shot(page, name) {
   await page.screenshot({ path: join(root, 'end2end/artifacts', `${name}.png`), fullPage: true });
+}
+
+/** Fills a form's fields by name and submits it. */
+export async function submit(page, formSelector, fields = {}) {
+  const form = page.locator(formSelector);
+  for (const [name, value] of Object.entries(fields)) {
+    const input = form.locator(`[name="${name}"]`);
+    const tag = await input.evaluate((e) => e.tagName);
+    if (tag === 'SELECT') await input.selectOption(value);
+    else await input.fill(value);
+  }
+  await form.locator('button[type=submit]').click();
+}
+
+/** Previews an action on the app page, confirms it, and waits on the live job page. */
+export async function runAction(page, appUrl, kind, target = '') {
+  await page.goto(appUrl);
+  await hydrated(page);
+  await submit(page, '#preview-form', { kind, target });
+  await page.locator('#preview').waitFor();
+  const checks = await page.locator('#checks li.level-error').allTextContents();
+  assert.deepEqual(checks, [], `no blocking checks for ${kind}`);
+  const preview = await page.locator('#preview').textContent();
+  await page.locator('#confirm').click();
+  const { state, result, events } = await watchJob(page);
+  assert.equal(state, 'succeeded', `${kind} failed: ${result}\n${events.join('\n')}`);
+  return { preview, events };
+}
+
+/** Waits on the live page of a job just started until it ends; the page updates itself from
+ * the event stream, without a reload. */
+export async function watchJob(page) {
+  await page.waitForURL(/\/jobs\/\d+$/, { timeout: 30_000 });
+  await hydrated(page);
+  await page.locator('#job-state.state-succeeded, #job-state.state-failed').waitFor({ timeout: 240_000 });
+  return {
+    state: await page.locator('#job-state').textContent(),
+    result: await page.locator('#job-result').textContent(),
+    events: await page.locator('#job-events li').allTextContents(),
+  };
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { IDP_A, hydrated, launch, registerClient, shot, signIn, startPotluck } from './harness.mjs';
+import { IDP_A, hydrated, launch, registerClient, runAction, shot, signIn, startPotluck, submit } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 let potluck;
@@ -33,37 +33,6 @@ after(async () => {
 function publishRecipe(name) {
   const out = execFileSync(join(root, 'target/debug/fixture-recipes'), [recipes, name], { encoding: 'utf8' });
   return out.trim().split('\t')[2];
-}
-
-async function submit(page, formSelector, fields = {}) {
-  const form = page.locator(formSelector);
-  for (const [name, value] of Object.entries(fields)) {
-    const input = form.locator(`[name="${name}"]`);
-    const tag = await input.evaluate((e) => e.tagName);
-    if (tag === 'SELECT') await input.selectOption(value);
-    else await input.fill(value);
-  }
-  await form.locator('button[type=submit]').click();
-}
-
-/** Previews an action on the app page, confirms it, and waits on the live job page. */
-async function runAction(page, appUrl, kind, target = '') {
-  await page.goto(appUrl);
-  await hydrated(page);
-  await submit(page, '#preview-form', { kind, target });
-  await page.locator('#preview').waitFor();
-  const checks = await page.locator('#checks li.level-error').allTextContents();
-  assert.deepEqual(checks, [], `no blocking checks for ${kind}`);
-  const preview = await page.locator('#preview').textContent();
-  await page.locator('#confirm').click();
-  await page.waitForURL(/\/jobs\/\d+$/, { timeout: 30_000 });
-  await hydrated(page);
-  // The page updates itself from the event stream: no reload.
-  await page.locator('#job-state.state-succeeded, #job-state.state-failed').waitFor({ timeout: 180_000 });
-  const state = await page.locator('#job-state').textContent();
-  const events = await page.locator('#job-events li').allTextContents();
-  assert.equal(state, 'succeeded', `${kind} failed: ${await page.locator('#job-result').textContent()}\n${events.join('\n')}`);
-  return { preview, events };
 }
 
 test('an operator deploys, upgrades, rolls back and undeploys an app from the browser', async () => {

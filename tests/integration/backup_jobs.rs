@@ -462,3 +462,88 @@ async fn a_restore_drill_proves_a_snapshot_in_a_throw_away_stack_and_leaves_noth
     let logged = actions(app).await;
     assert!(logged.iter().any(|l| l == "app.drill.request") && logged.iter().any(|l| l == "app.drill"));
 }
+
+/// A collective's repository over SFTP (the harness's sshd): the host key is never trusted on
+/// first use (Potluck names the one presented, and the admin pins it), a wrong one is refused,
+/// a path on the Potluck machine cannot be named, the key is stored sealed and never shown; a
+/// backup and a restore go through it, and restic reads what Potluck wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_over_sftp_pins_the_host_key_and_keeps_the_key_sealed() {
+    let d = deployed("sftp", |_| {}).await;
+    let (app, admin, domain, stack) = (&d.app, &d.admin, d.domain.as_str(), d.stack.as_str());
+    let ssh = potluck_tests::required_env("POTLUCK_TEST_SSH");
+    let key_file = potluck_tests::required_env("POTLUCK_TEST_SSH_KEY");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let (user_host, port) = ssh.rsplit_once(':').unwrap();
+    let remote = d.dir.path().join("over-sftp");
+    let location = format!("sftp://{user_host}:{port}/{}", remote.display());
+    let add = |host_key: &str, location: &str| {
+        let form = [
+            ("slug", SLUG.to_string()),
+            ("name", "remote".to_string()),
+            ("location", location.to_string()),
+            ("ssh_key", key.clone()),
+            ("host_key", host_key.to_string()),
+        ];
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            admin.call::<AddedBackupRepo>("add_backup_repo", &form).await
+        }
+    };
+
+    // No host key given: Potluck reads it and names it, exactly as ssh-keygen prints it.
+    let unpinned = add("", &location).await.unwrap_err();
+    assert_eq!(unpinned.status, 422, "{}", unpinned.body);
+    let host_pub = std::path::Path::new(&key_file).with_file_name("host_ed25519.pub");
+    let printed = Command::new("ssh-keygen").arg("-lf").arg(&host_pub).output().unwrap();
+    let expected = String::from_utf8_lossy(&printed.stdout).split_whitespace().nth(1).unwrap().to_string();
+    assert!(unpinned.body.contains(&format!("presents the host key {expected}")), "{}", unpinned.body);
+
+    // Another key pinned: refused before the key is offered; a local path: refused.
+    let wrong = add("SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0", &location).await.unwrap_err();
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("not the pinned"), "{}", wrong.body);
+    let local = add(&expected, "/etc").await.unwrap_err();
+    assert_eq!(local.status, 422);
+    assert!(local.body.contains("location"), "{}", local.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM backup_repos").await, 0, "nothing was recorded");
+
+    // Pinned: added, created over SFTP, its key sealed.
+    let added = add(&expected, &location).await.unwrap();
+    assert_eq!(added.repo.kind, "sftp");
+    assert_eq!(added.repo.host_key.as_deref(), Some(expected.as_str()));
+    let password = added.password.expect("Potluck made the password").0;
+    assert!(remote.join("config").exists(), "the repository was made over SFTP");
+    {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT ssh_key_enc FROM backup_repos").fetch_one(app.state.db.pool()).await.unwrap();
+        let sealed: Vec<u8> = row.try_get("ssh_key_enc").unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"), "the key is stored sealed");
+    }
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(!serde_json::to_string(&page).unwrap().contains("PRIVATE KEY"), "the key is never shown");
+
+    // A backup and a restore through it; restic reads what Potluck wrote.
+    sh(stack, "app", "printf 'remote copy\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "backup", &[("options[repo]", "remote")]).await;
+    assert_eq!(state, "succeeded", "backup over sftp: {result}");
+    sh(stack, "app", "printf 'lost\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "restore", &[]).await;
+    assert_eq!(state, "succeeded", "restore over sftp: {result}");
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "remote copy\n");
+    let out = Command::new("restic")
+        .args(["-r", remote.to_str().unwrap(), "snapshots", "--json"])
+        .env("RESTIC_PASSWORD", &password)
+        .env("RESTIC_CACHE_DIR", d.dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1);
+    let logged = app.texts("SELECT details FROM audit_events WHERE action = 'backup_repo.add'").await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0].contains(&expected) && !logged[0].contains("PRIVATE KEY"),
+        "the pinned key, no secret: {logged:?}"
+    );
+}

@@ -260,3 +260,65 @@ fn a_repository_that_fills_up_fails_the_backup_and_stays_readable() {
     let listed = potluck(&["backup", "list", "--stack", s, "--repo", repo_arg], &pw);
     assert_eq!(listed.code, 0, "Potluck still reads the repository: {}", listed.all);
 }
+
+/// A repository over SFTP (the harness's sshd): written with the host key checked against
+/// `~/.ssh/known_hosts` and the key held in memory, read back by restic over its own `ssh`, and
+/// restored from; a host whose key is unknown or different is refused before anything is sent.
+#[test]
+fn a_repository_over_sftp_checks_the_host_key_and_restic_reads_it() {
+    let ssh = potluck_tests::required_env("POTLUCK_TEST_SSH");
+    let key = potluck_tests::required_env("POTLUCK_TEST_SSH_KEY");
+    let (user_host, port) = ssh.rsplit_once(':').expect("user@host:port");
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(dir.path(), "bk_sftp");
+    let s = stack.name.as_str();
+    let remote = dir.path().join("remote-repo");
+    let url = format!("sftp://{user_host}:{port}/{}", remote.display());
+    let env = [("RESTIC_PASSWORD", PASSWORD), ("POTLUCK_SFTP_KEY_FILE", key.as_str())];
+    sh(s, "db", "printf 'row 1\\n' > /var/lib/db/table.1");
+    sh(s, "app", "printf 'over ssh\\n' > /srv/files/a.txt");
+    let created = potluck(&["backup", "create", "--stack", s, "--repo", &url], &env);
+    assert_eq!(created.code, 0, "{}", created.all);
+    let listed = potluck(&["backup", "list", "--stack", s, "--repo", &url], &env);
+    assert_eq!(listed.code, 0, "{}", listed.all);
+
+    // restic reads it over SFTP with its own ssh.
+    let (host, _) = user_host.split_once('@').map(|(u, h)| (h, u)).unwrap();
+    let command = format!("ssh -p {port} -i {key} -o BatchMode=yes {user_host} -s sftp");
+    let out = Command::new("restic")
+        .args(["-r", &format!("sftp:{user_host}:{}", remote.display()), "-o"])
+        .arg(format!("sftp.command={command}"))
+        .args(["snapshots", "--json"])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "restic over sftp ({host}): {}", String::from_utf8_lossy(&out.stderr));
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0]["tags"].as_array().unwrap().iter().any(|t| t == &format!("stack:{s}")), "{:?}", list[0]);
+
+    // Restored over SFTP, byte for byte.
+    sh(s, "app", "printf 'changed\\n' > /srv/files/a.txt");
+    let restored = potluck(&["backup", "restore", "--stack", s, "--repo", &url], &env);
+    assert_eq!(restored.code, 0, "{}", restored.all);
+    assert_eq!(sh(s, "app", "cat /srv/files/a.txt"), "over ssh\n");
+
+    // A host key that is not the one known, or not known at all: refused, naming the key seen.
+    let other = dir.path().join("other_key");
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    assert!(made.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_pub: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, format!("[{host}]:{port} {}\n", other_pub.join(" "))).unwrap();
+    let known_arg = known.to_str().unwrap();
+    let with_known = [env[0], env[1], ("POTLUCK_SFTP_KNOWN_HOSTS", known_arg)];
+    let refused = potluck(&["backup", "list", "--stack", s, "--repo", &url], &with_known);
+    assert_ne!(refused.code, 0, "{}", refused.all);
+    assert!(refused.all.contains("differs") && refused.all.contains("SHA256:"), "{}", refused.all);
+    std::fs::write(&known, "").unwrap();
+    let unknown = potluck(&["backup", "list", "--stack", s, "--repo", &url], &with_known);
+    assert_ne!(unknown.code, 0, "{}", unknown.all);
+    assert!(unknown.all.contains("is not in"), "{}", unknown.all);
+}

@@ -28,10 +28,13 @@ pub fn human_bytes(bytes: u64) -> String {
 pub struct BackupRepoView {
     pub id: BackupRepoId,
     pub name: String,
-    /// `local`: a directory on the Potluck machine.
+    /// `local`: a directory on the Potluck machine; `sftp`: a directory over SFTP.
     pub kind: String,
     /// Where it is, as `restic -r` takes it.
     pub location: String,
+    /// SFTP: the server's pinned host key fingerprint.
+    #[serde(default)]
+    pub host_key: Option<String>,
     pub created_at: i64,
     /// Snapshots Potluck took into it, and their total size.
     pub snapshots: i64,

@@ -117,7 +117,8 @@ fn Overview(
                     view! {
                         <tr data-repo=r.name.clone()>
                             <td>{r.name.clone()}</td>
-                            <td><code>{r.location.clone()}</code></td>
+                            <td><code>{r.location.clone()}</code>
+                                {r.host_key.clone().map(|k| view! { <div class="muted host-key">"host key " <code>{k}</code></div> })}</td>
                             <td>{r.snapshots} " · " {human_bytes(r.bytes as u64)}</td>
                             <td><Time ms=r.created_at/></td>
                             <td>{d.can_manage.then(|| view! {
@@ -133,31 +134,54 @@ fn Overview(
             </tbody>
         </table>
         <ActionResult value=remove.value() ok="Repository forgotten (its files stay where they are)."/>
-        {(d.can_manage && d.local_allowed).then(|| view! {
-            <h3>"Add a repository"</h3>
-            <ActionForm action=add attr:id="add-backup-repo">
-                <input type="hidden" name="slug" value=d.slug.clone()/>
-                <label>"Name " <input name="name" required placeholder="nightly" pattern="[a-z0-9][a-z0-9-]{0,39}"/></label>
-                <label>"Password (empty: Potluck makes one and shows it once) " <input name="password" type="password" autocomplete="new-password"/></label>
-                <p class="muted">"Kept on the Potluck machine, in a directory of the collective's own. The password is stored sealed; restic needs it to read the repository without Potluck."</p>
-                <button type="submit">"Add"</button>
-            </ActionForm>
-            {move || match add.value().get() {
-                Some(Ok(added)) => view! {
-                    <div class="ok" role="status" id="repo-added">
-                        "Repository " <strong>{added.repo.name.clone()}</strong> " added at " <code>{added.repo.location.clone()}</code> "."
-                        {added.password.map(|p| view! {
-                            <p>"Its password, shown this once: " <code id="repo-password">{p.0}</code></p>
-                        })}
-                    </div>
-                }.into_any(),
-                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-                None => ().into_any(),
-            }}
+        {d.can_manage.then(|| {
+            let local = d.local_allowed;
+            let where_hint = if local {
+                "Empty: on the Potluck machine, in a directory of the collective's own. Or a directory over SFTP on a server of yours: "
+            } else {
+                "A directory over SFTP on a server of yours (the federation's configuration keeps no repository of this collective on the Potluck machine): "
+            };
+            view! {
+                <h3>"Add a repository"</h3>
+                <ActionForm action=add attr:id="add-backup-repo">
+                    <input type="hidden" name="slug" value=d.slug.clone()/>
+                    <label>"Name " <input name="name" required placeholder="nightly" pattern="[a-z0-9][a-z0-9-]{0,39}"/></label>
+                    <label>"Password (empty: Potluck makes one and shows it once) " <input name="password" type="password" autocomplete="new-password"/></label>
+                    <label>"Where " <input name="location" required=!local placeholder="sftp:backup@backups.example.org:/srv/restic/collective" size="50" maxlength="512"/></label>
+                    <p class="muted">{where_hint} <code>"sftp:user@host:/path"</code> " or " <code>"sftp://user@host:port//path"</code> "."</p>
+                    <details class="sftp">
+                        <summary>"SFTP: key and host key"</summary>
+                        <label>"Private key Potluck signs in with (OpenSSH or PEM, no passphrase; stored sealed, never shown) "
+                            <textarea name="ssh_key" rows="4" cols="64" autocomplete="off" spellcheck="false"></textarea></label>
+                        <label>"The server's host key fingerprint (empty: Potluck reads it and shows it to you to check) "
+                            <input name="host_key" placeholder="SHA256:…" size="50" pattern="SHA256:[A-Za-z0-9+/]{43}"/></label>
+                    </details>
+                    <p class="muted">"The password is stored sealed; restic needs it to read the repository without Potluck."</p>
+                    <button type="submit">"Add"</button>
+                </ActionForm>
+                {move || match add.value().get() {
+                    Some(Ok(added)) => view! {
+                        <div class="ok" role="status" id="repo-added">
+                            "Repository " <strong>{added.repo.name.clone()}</strong> " added at " <code>{added.repo.location.clone()}</code> "."
+                            {added.password.map(|p| view! {
+                                <p>"Its password, shown this once: " <code id="repo-password">{p.0}</code></p>
+                            })}
+                        </div>
+                    }.into_any(),
+                    Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                    None => ().into_any(),
+                }}
+            }
         })}
-        {(d.can_manage && !d.local_allowed).then(|| view! {
-            <p class="muted" id="no-local-backups">"The federation's configuration does not let this collective keep repositories on the Potluck machine (local_backups)."</p>
-        })}
+    }
+}
+
+/// A summary chip, faded when it counts nothing (a red "0 not covered" reads as an alarm).
+fn chip(count: usize, state: &str) -> String {
+    if count == 0 {
+        format!("chip chip-{state} zero")
+    } else {
+        format!("chip chip-{state}")
     }
 }
 
@@ -183,10 +207,10 @@ fn Summary(apps: Vec<AppBackups>) -> impl IntoView {
     }
     view! {
         <p id="coverage-summary" class="summary">
-            <span class="chip chip-whole">{format!("{} covered", counts[0])}</span> " "
-            <span class="chip chip-paths">{format!("{} partly", counts[1])}</span> " "
-            <span class="chip chip-undeclared">{format!("{} not covered", counts[2])}</span> " "
-            <span class="chip chip-unknown">{format!("{} not deployed yet", counts[3])}</span>
+            <span class=chip(counts[0], "whole")>{format!("{} covered", counts[0])}</span> " "
+            <span class=chip(counts[1], "paths")>{format!("{} partly", counts[1])}</span> " "
+            <span class=chip(counts[2], "undeclared")>{format!("{} not covered", counts[2])}</span> " "
+            <span class=chip(counts[3], "unknown")>{format!("{} not deployed yet", counts[3])}</span>
         </p>
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`declared`]: what a stack's `backupbot.*` labels ask for, volume by volume.
 //! - [`repo`]: restic repositories (opened, or created when absent), with restic's own password
-//!   conventions.
+//!   conventions; [`sftp`]: the same repositories over SFTP (libssh2, host key checked).
 //! - [`stream`]: tar streams from the engine's archive API written into a snapshot as they
 //!   arrive (files larger than a few MiB spill to an anonymous temporary file, so memory stays
 //!   flat), and a snapshot's subtree written back out as a tar stream.
@@ -15,6 +15,7 @@
 pub mod declared;
 pub mod repo;
 pub mod run;
+pub mod sftp;
 pub mod stream;
 
 pub use declared::{declared, Coverage, Declared};

@@ -2,10 +2,11 @@
 //! conventions. Snapshots carry Potluck's tags (`stack:`, `app:`, `recipe:`, `version:`,
 //! `trigger:`) so that backups of one app are found among a collective's others.
 
+use crate::sftp;
 use rustic_backend::LocalBackend;
 use rustic_core::{
     ConfigOptions, Credentials, IndexedFullStatus, IndexedIdsStatus, KeepOptions, KeyOptions, OpenStatus, PruneOptions,
-    Repository, RepositoryBackends, RepositoryOptions,
+    Repository, RepositoryBackends, RepositoryOptions, WriteBackend,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -23,24 +24,47 @@ fn failed(location: &str) -> impl Fn(Box<rustic_core::RusticError>) -> RepoError
     move |e| RepoError::Repository { location: location.to_string(), message: e.display_log() }
 }
 
-/// Where a repository is. Only local directories for now; `sftp:` and `s3:` locations are
-/// refused by name so that a typo is not taken for a directory.
+/// Where a repository is: a local directory, or a directory over SFTP with what signs in to it.
+/// `s3:` and other restic schemes are refused by name, so that a typo is not taken for a
+/// directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(PathBuf),
+    /// `auth` is filled in by whoever holds the credentials (the command line from `~/.ssh`, the
+    /// server from the repository's sealed key); without it the repository cannot be opened.
+    Sftp {
+        target: sftp::Target,
+        auth: Option<SftpAuth>,
+    },
 }
 
+/// [`sftp::Auth`], compared by its host key only (the private key is never compared or shown).
+#[derive(Debug, Clone)]
+pub struct SftpAuth(pub sftp::Auth);
+
+impl PartialEq for SftpAuth {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.host_key == other.0.host_key
+    }
+}
+impl Eq for SftpAuth {}
+
 impl Location {
-    /// Parses restic's forms: `/path`, `local:/path`.
+    /// Parses restic's forms: `/path`, `local:/path`, `sftp:user@host:/path`,
+    /// `sftp://user@host:port//path`.
     pub fn parse(raw: &str) -> Result<Location, RepoError> {
         let raw = raw.trim();
         if let Some(path) = raw.strip_prefix("local:") {
             return Location::parse_path(path);
         }
+        if let Some(rest) = raw.strip_prefix("sftp:") {
+            let target = sftp::Target::parse(rest).map_err(RepoError::Config)?;
+            return Ok(Location::Sftp { target, auth: None });
+        }
         if let Some((scheme, _)) = raw.split_once(':') {
             if !scheme.contains('/') && scheme.len() > 1 {
                 return Err(RepoError::Config(format!(
-                    "repository {raw:?}: {scheme}: repositories are not supported yet; use a local directory"
+                    "repository {raw:?}: {scheme}: repositories are not supported yet; use a local directory or sftp:"
                 )));
             }
         }
@@ -54,9 +78,22 @@ impl Location {
         Ok(Location::Local(PathBuf::from(path)))
     }
 
+    /// The same location, signed in to with `auth` where it is remote.
+    pub fn with_sftp_auth(self, auth: sftp::Auth) -> Location {
+        match self {
+            Location::Sftp { target, .. } => Location::Sftp { target, auth: Some(SftpAuth(auth)) },
+            local => local,
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Location::Local(_))
+    }
+
     pub fn display(&self) -> String {
         match self {
             Location::Local(p) => p.display().to_string(),
+            Location::Sftp { target, .. } => target.display(),
         }
     }
 }
@@ -106,14 +143,25 @@ impl Repo {
     /// repository.
     pub fn open_or_init(location: &Location, password: &Password) -> Result<Repo, RepoError> {
         let name = location.display();
-        let be = match location {
+        let be: Arc<dyn WriteBackend> = match location {
             Location::Local(path) => {
                 std::fs::create_dir_all(path)
                     .map_err(|e| RepoError::Repository { location: name.clone(), message: e.to_string() })?;
-                LocalBackend::new(path.to_string_lossy(), Vec::<(String, String)>::new()).map_err(failed(&name))?
+                Arc::new(
+                    LocalBackend::new(path.to_string_lossy(), Vec::<(String, String)>::new()).map_err(failed(&name))?,
+                )
+            }
+            Location::Sftp { target, auth } => {
+                let auth = auth.as_ref().ok_or_else(|| RepoError::Repository {
+                    location: name.clone(),
+                    message: "no SSH key to sign in with".into(),
+                })?;
+                let be = sftp::SftpBackend::new(target, &auth.0)
+                    .map_err(|message| RepoError::Repository { location: name.clone(), message })?;
+                Arc::new(be)
             }
         };
-        let backends = RepositoryBackends::new(Arc::new(be), None);
+        let backends = RepositoryBackends::new(be, None);
         let repo = Repository::new(&RepositoryOptions::default(), &backends).map_err(failed(&name))?;
         let credentials = Credentials::password(&password.0);
         let repo = if repo.config_id().map_err(failed(&name))?.is_some() {
@@ -326,6 +374,11 @@ mod tests {
         assert_eq!(Location::parse("local:/srv/r").unwrap(), Location::Local("/srv/r".into()));
         assert!(Location::parse("s3:https://x/bucket").unwrap_err().to_string().contains("not supported yet"));
         assert!(Location::parse("").is_err());
+        let remote = Location::parse("sftp:backup@host:/srv/r").unwrap();
+        assert!(remote.is_remote());
+        assert_eq!(remote.display(), "sftp://backup@host:22//srv/r");
+        let err = Repo::open_or_init(&remote, &Password::new("x").unwrap()).err().expect("no key, no repository");
+        assert!(err.to_string().contains("no SSH key"), "{err}");
         assert!(!format!("{:?}", Password::new("hunter2").unwrap()).contains("hunter2"));
         assert!(Password::new("").is_err());
     }

@@ -1,7 +1,9 @@
 //! `potluck backup`: the backup engine on its own, against DOCKER_HOST and a restic repository,
 //! without a database (as `potluck stack` is for deploys). The password follows restic's
 //! conventions (`RESTIC_PASSWORD`, `RESTIC_PASSWORD_FILE`), and an existing repository is used
-//! as it is.
+//! as it is. An `sftp:` repository signs in with the key in `POTLUCK_SFTP_KEY_FILE` (else
+//! `~/.ssh/id_ed25519`…) and trusts the host keys of `~/.ssh/known_hosts`
+//! (`POTLUCK_SFTP_KNOWN_HOSTS`), the way restic's `ssh` would.
 
 use crate::adapters::engine::docker::{self, Endpoint};
 use clap::{Args, Subcommand};
@@ -67,9 +69,20 @@ pub struct RepoArgs {
     /// The stack (abra's app name with dots as underscores).
     #[arg(long)]
     pub stack: String,
-    /// The restic repository (a directory, or local:/path); default $RESTIC_REPOSITORY.
+    /// The restic repository (a directory, local:/path, sftp:user@host:/path or
+    /// sftp://user@host:port//path); default $RESTIC_REPOSITORY.
     #[arg(long, env = "RESTIC_REPOSITORY")]
     pub repo: String,
+}
+
+/// The repository of the arguments, with the command line's SSH key where it is remote.
+fn location(repo: &str) -> anyhow::Result<Location> {
+    let location = Location::parse(repo)?;
+    Ok(if location.is_remote() {
+        location.with_sftp_auth(potluck_backup::sftp::Auth::from_env().map_err(anyhow::Error::msg)?)
+    } else {
+        location
+    })
 }
 
 /// Steps as lines; progress at most once a second.
@@ -114,7 +127,7 @@ pub async fn run(command: BackupCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Create { at, app, recipe, version, trigger, host } => {
-            let location = Location::parse(&at.repo)?;
+            let location = location(&at.repo)?;
             let password = Password::from_env()?;
             let host = host.unwrap_or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
@@ -138,7 +151,7 @@ pub async fn run(command: BackupCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::List { at, json } => {
-            let location = Location::parse(&at.repo)?;
+            let location = location(&at.repo)?;
             let password = Password::from_env()?;
             let stack = at.stack.clone();
             let list =
@@ -163,7 +176,7 @@ pub async fn run(command: BackupCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BackupCommand::Restore { at, snapshot, from_stack } => {
-            let location = Location::parse(&at.repo)?;
+            let location = location(&at.repo)?;
             let password = Password::from_env()?;
             let from = from_stack.unwrap_or_else(|| at.stack.clone());
             let done =

@@ -11,11 +11,12 @@ use super::stack::Stack;
 use crate::adapters::backup::declared::{Coverage, Declared};
 use crate::adapters::backup::repo::{Location, Password, Repo};
 use crate::adapters::backup::run::{BackedUp, Report, Restored, Tags};
+use crate::adapters::backup::sftp::{self, HostKey};
 use crate::adapters::backup::stream::{OnProgress, Progress};
 use crate::adapters::crypto::random_token;
 use crate::adapters::db::now_ms;
 use crate::domain::audit::{self, Event};
-use crate::domain::authz::Cap;
+use crate::domain::authz::{Cap, CollectiveRef};
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::actions::AuditAction;
@@ -38,6 +39,9 @@ pub struct RepoRow {
     pub kind: String,
     pub location: String,
     password_enc: Vec<u8>,
+    /// SFTP: the private key (sealed) and the pinned host key fingerprint.
+    ssh_key_enc: Option<Vec<u8>>,
+    host_key: Option<String>,
     pub created_at: i64,
 }
 
@@ -49,6 +53,8 @@ impl RepoRow {
             kind: r.try_get("kind")?,
             location: r.try_get("location")?,
             password_enc: r.try_get("password_enc")?,
+            ssh_key_enc: r.try_get("ssh_key_enc")?,
+            host_key: r.try_get("host_key")?,
             created_at: r.try_get("created_at")?,
         })
     }
@@ -56,12 +62,19 @@ impl RepoRow {
     /// Where it is and how to open it.
     pub fn open(&self, st: &AppState) -> std::result::Result<(Location, Password), String> {
         let password = st.secrets.open(&self.password_enc).map_err(|e| format!("repository {}: {e}", self.name))?;
-        let location = Location::parse(&self.location).map_err(|e| e.to_string())?;
+        let mut location = Location::parse(&self.location).map_err(|e| e.to_string())?;
+        if location.is_remote() {
+            let (Some(key), Some(host_key)) = (&self.ssh_key_enc, &self.host_key) else {
+                return Err(format!("repository {}: no SSH key or host key stored", self.name));
+            };
+            let private_key = st.secrets.open(key).map_err(|e| format!("repository {}: {e}", self.name))?;
+            location = location.with_sftp_auth(sftp::Auth { private_key, host_key: HostKey::Pinned(host_key.clone()) });
+        }
         Ok((location, Password::new(password).map_err(|e| e.to_string())?))
     }
 }
 
-const REPO_COLUMNS: &str = "id, name, kind, location, password_enc, created_at";
+const REPO_COLUMNS: &str = "id, name, kind, location, password_enc, ssh_key_enc, host_key, created_at";
 
 pub async fn repos_of(st: &AppState, collective: CollectiveId) -> Result<Vec<RepoRow>> {
     let rows = sqlx::query(&format!("SELECT {REPO_COLUMNS} FROM backup_repos WHERE collective_id = $1 ORDER BY id"))
@@ -123,25 +136,66 @@ async fn view_of(st: &AppState, r: &RepoRow) -> Result<BackupRepoView> {
         name: r.name.clone(),
         kind: r.kind.clone(),
         location: r.location.clone(),
+        host_key: r.host_key.clone(),
         created_at: r.created_at,
         snapshots: totals.try_get("n")?,
         bytes: totals.try_get("bytes")?,
     })
 }
 
+/// The largest private key accepted (an RSA 16384 key in OpenSSH's format is under 13 KiB).
+const MAX_SSH_KEY: usize = 16 * 1024;
+
+/// Where a new repository goes: Potluck's own directory for the collective, or a directory over
+/// SFTP that the collective names, with the key and the host key it pins.
+enum Placement {
+    Local(std::path::PathBuf),
+    Sftp { location: Location, private_key: String, host_key: String },
+}
+
+fn placement(st: &AppState, c: &CollectiveRef, name: &str, input: &AddBackupRepo) -> Result<Placement> {
+    let raw = input.location.trim();
+    if raw.is_empty() {
+        if !st.config.local_backups_allow(&c.slug) {
+            return Err(ApiError::forbidden(format!(
+                "{} may not keep backup repositories on the Potluck machine: the federation's configuration grants that (local_backups); give an sftp: location instead",
+                c.slug
+            ))
+            .into());
+        }
+        return Ok(Placement::Local(st.config.backups_root().join(c.id.to_string()).join(name)));
+    }
+    if raw.len() > 512 {
+        return Err(ApiError::invalid("location", "at most 512 characters").into());
+    }
+    // A collective names places on its own servers only: never a path on the Potluck machine.
+    let location = Location::parse(raw).map_err(|e| ApiError::invalid("location", e.to_string()))?;
+    if !location.is_remote() {
+        return Err(ApiError::invalid(
+            "location",
+            "sftp:user@host:/path or sftp://user@host:port//path (leave it empty for a repository on the Potluck machine)",
+        )
+        .into());
+    }
+    let private_key = input.ssh_key.trim().to_string();
+    if private_key.is_empty() || private_key.len() > MAX_SSH_KEY || !private_key.starts_with("-----BEGIN ") {
+        return Err(ApiError::invalid(
+            "ssh_key",
+            "the private key Potluck signs in with, in OpenSSH or PEM form, without a passphrase (at most 16 KiB)",
+        )
+        .into());
+    }
+    let host_key = input.host_key.trim().to_string();
+    Ok(Placement::Sftp { location, private_key, host_key })
+}
+
 /// `add_backup_repo`: opens the repository (or makes it) before anything is recorded, so a
-/// wrong password or an unwritable place is told at once.
+/// wrong password, key or host key, or an unwritable place is told at once.
 pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: AddBackupRepo) -> Result<AddedBackupRepo> {
     let c = access.collective();
     let name = input.name.trim().to_string();
     check_name(&name)?;
-    if !st.config.local_backups_allow(&c.slug) {
-        return Err(ApiError::forbidden(format!(
-            "{} may not keep backup repositories on the Potluck machine: the federation's configuration grants that (local_backups)",
-            c.slug
-        ))
-        .into());
-    }
+    let place = placement(st, c, &name, &input)?;
     if repos_of(st, c.id).await?.iter().any(|r| r.name == name) {
         return Err(ApiError::conflict(format!("{} already has a backup repository named {name}", c.slug)).into());
     }
@@ -150,34 +204,70 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
         return Err(ApiError::invalid("password", "at most 1024 characters").into());
     }
     let password = if given { input.password.clone() } else { random_token("") };
-    let dir = st.config.backups_root().join(c.id.to_string()).join(&name);
-    let location = Location::Local(dir.clone());
-    {
-        let (location, password) = (
-            location.clone(),
-            Password::new(password.clone()).map_err(|e| ApiError::invalid("password", e.to_string()))?,
-        );
-        tokio::task::spawn_blocking(move || {
-            if let Some(parent) = dir.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("cannot make {}: {e}", parent.display()))?;
+    let pw = Password::new(password.clone()).map_err(|e| ApiError::invalid("password", e.to_string()))?;
+    let (location, kind, ssh) = match place {
+        Placement::Local(dir) => {
+            let location = Location::Local(dir.clone());
+            let at = location.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Some(parent) = dir.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("cannot make {}: {e}", parent.display()))?;
+                }
+                Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?
+            .map_err(|e| ApiError::invalid("password", e))?;
+            (location, "local", None)
+        }
+        Placement::Sftp { location, private_key, host_key } => {
+            let Location::Sftp { target, .. } = &location else { unreachable!("placement returns sftp") };
+            let target = target.clone();
+            if host_key.is_empty() {
+                // Never trusted on first use: the person checks what the server presents, and pins it.
+                let seen = tokio::task::spawn_blocking(move || sftp::probe(&target))
+                    .await
+                    .map_err(|e| ApiError::unavailable(e.to_string()))?
+                    .map_err(|e| ApiError::invalid("location", e))?;
+                return Err(ApiError::invalid(
+                    "host_key",
+                    format!(
+                        "{} presents the host key {seen}: check it against the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and give it to pin it",
+                        location.display()
+                    ),
+                )
+                .into());
             }
-            Repo::open_or_init(&location, &password).map(drop).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .map_err(|e| ApiError::invalid("password", e))?;
-    }
+            if !sftp::is_fingerprint(&host_key) {
+                return Err(ApiError::invalid(
+                    "host_key",
+                    "a SHA-256 fingerprint as ssh-keygen -lf prints it (SHA256:…)",
+                )
+                .into());
+            }
+            let auth = sftp::Auth { private_key: private_key.clone(), host_key: HostKey::Pinned(host_key.clone()) };
+            let at = location.clone().with_sftp_auth(auth);
+            tokio::task::spawn_blocking(move || Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string()))
+                .await
+                .map_err(|e| ApiError::unavailable(e.to_string()))?
+                .map_err(|e| ApiError::invalid("location", e))?;
+            (location, "sftp", Some((st.secrets.seal(&private_key), host_key)))
+        }
+    };
     let sealed = st.secrets.seal(&password);
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
     let id: BackupRepoId = sqlx::query(
-        "INSERT INTO backup_repos (collective_id, name, kind, location, password_enc, created_at) \
-         VALUES ($1, $2, 'local', $3, $4, $5) RETURNING id",
+        "INSERT INTO backup_repos (collective_id, name, kind, location, password_enc, ssh_key_enc, host_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(c.id)
     .bind(&name)
+    .bind(kind)
     .bind(location.display())
     .bind(&sealed)
+    .bind(ssh.as_ref().map(|(key, _)| key.clone()))
+    .bind(ssh.as_ref().map(|(_, host)| host.clone()))
     .bind(now)
     .fetch_one(&mut *tx)
     .await
@@ -191,7 +281,13 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
     .try_get("id")?;
     let event = Event::new(AuditAction::BackupRepoAdd, format!("backup repository {name}"))
         .in_collective(c.id, &c.slug)
-        .details(json!({ "repo_id": id, "kind": "local", "password": if given { "given" } else { "generated" } }));
+        .details(json!({
+            "repo_id": id,
+            "kind": kind,
+            "location": location.display(),
+            "host_key": ssh.as_ref().map(|(_, host)| host.clone()),
+            "password": if given { "given" } else { "generated" },
+        }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
     let row = repo_by_id(st, c.id, id).await?;
