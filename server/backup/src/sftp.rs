@@ -195,6 +195,19 @@ pub struct SftpBackend {
     conn: Mutex<(ssh2::Session, ssh2::Sftp)>,
 }
 
+/// SFTP's "no such file" (`SSH_FX_NO_SUCH_FILE`): the only error that means "absent"; any other
+/// (a timeout, a refusal) is an error, never taken for an empty repository.
+fn absent(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::SFTP(2)
+}
+
+/// The largest file read whole or in part: restic's config, keys, snapshots and index files are
+/// small, its packs a few hundred MiB at most. A server that claims more is not believed.
+const MAX_READ: u64 = 1 << 30;
+/// The most entries one directory may list (a repository of 4 TiB in 16 MiB packs is 256 Ki
+/// packs over 256 directories).
+const MAX_ENTRIES: usize = 1_000_000;
+
 fn io_error(what: String) -> impl FnOnce(ssh2::Error) -> Box<RusticError> {
     move |e| RusticError::with_source(ErrorKind::Backend, format!("SFTP: {what}"), e)
 }
@@ -225,32 +238,71 @@ impl SftpBackend {
     fn read(&self, path: &Path, range: Option<(u64, usize)>) -> RusticResult<Bytes> {
         self.with(|sftp| {
             let shown = path.display().to_string();
+            let too_large = |n: u64| {
+                RusticError::new(
+                    ErrorKind::Backend,
+                    format!("SFTP: {shown}: {n} bytes is more than a repository file holds ({MAX_READ} at most)"),
+                )
+            };
             let mut file = sftp.open(path).map_err(io_error(format!("open {shown}")))?;
             let mut buf = Vec::new();
             let read = match range {
-                None => file.read_to_end(&mut buf).map(drop),
+                None => {
+                    let size = file.stat().map_err(io_error(format!("stat {shown}")))?.size.unwrap_or(0);
+                    if size > MAX_READ {
+                        return Err(too_large(size));
+                    }
+                    // Never more than the size stated, whatever the server sends.
+                    buf.reserve(size as usize);
+                    (&mut file).take(MAX_READ + 1).read_to_end(&mut buf).map(drop)
+                }
                 Some((offset, length)) => {
+                    if length as u64 > MAX_READ {
+                        return Err(too_large(length as u64));
+                    }
                     buf.resize(length, 0);
                     file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut buf))
                 }
             };
+            if buf.len() as u64 > MAX_READ {
+                return Err(too_large(buf.len() as u64));
+            }
             read.map_err(|e| RusticError::with_source(ErrorKind::Backend, format!("SFTP: read {shown}"), e))?;
             Ok(Bytes::from(buf))
         })
     }
 }
 
-/// Lists a directory's files (name, size); an absent directory lists nothing.
-fn files(sftp: &ssh2::Sftp, dir: &Path) -> RusticResult<Vec<(String, u64)>> {
-    match sftp.readdir(dir) {
-        Ok(entries) => Ok(entries
-            .into_iter()
-            .filter(|(_, st)| st.is_file())
-            .filter_map(|(p, st)| Some((p.file_name()?.to_str()?.to_string(), st.size.unwrap_or(0))))
-            .collect()),
-        Err(e) if e.code() == ssh2::ErrorCode::SFTP(2) => Ok(Vec::new()), // no such file
-        Err(e) => Err(io_error(format!("list {}", dir.display()))(e)),
+/// Lists a directory (name, stat), at most [`MAX_ENTRIES`]; an absent directory lists nothing.
+fn entries(sftp: &ssh2::Sftp, dir: &Path) -> RusticResult<Vec<(String, ssh2::FileStat)>> {
+    let shown = dir.display().to_string();
+    let mut handle = match sftp.opendir(dir) {
+        Ok(h) => h,
+        Err(e) if absent(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(format!("list {shown}"))(e)),
+    };
+    let mut out = Vec::new();
+    loop {
+        match handle.readdir() {
+            Ok((name, stat)) => {
+                let Some(name) = name.to_str().map(str::to_string) else { continue };
+                if name == "." || name == ".." {
+                    continue;
+                }
+                if out.len() >= MAX_ENTRIES {
+                    return Err(RusticError::new(
+                        ErrorKind::Backend,
+                        format!("SFTP: {shown} lists more than {MAX_ENTRIES} entries"),
+                    ));
+                }
+                out.push((name, stat));
+            }
+            // libssh2's end of the listing.
+            Err(e) if e.code() == ssh2::ErrorCode::Session(-16) => break,
+            Err(e) => return Err(io_error(format!("list {shown}"))(e)),
+        }
     }
+    Ok(out)
 }
 
 impl ReadBackend for SftpBackend {
@@ -261,25 +313,27 @@ impl ReadBackend for SftpBackend {
     fn list_with_size(&self, tpe: FileType) -> RusticResult<Vec<(Id, u32)>> {
         self.with(|sftp| {
             if tpe == FileType::Config {
-                return Ok(match sftp.stat(&self.root.join("config")) {
-                    Ok(st) => vec![(Id::default(), st.size.unwrap_or(0) as u32)],
-                    Err(_) => Vec::new(),
-                });
+                let config = self.root.join("config");
+                return match sftp.stat(&config) {
+                    Ok(st) => Ok(vec![(Id::default(), st.size.unwrap_or(0) as u32)]),
+                    Err(e) if absent(&e) => Ok(Vec::new()),
+                    Err(e) => Err(io_error(format!("stat {}", config.display()))(e)),
+                };
             }
             let dir = self.root.join(tpe.dirname());
-            let mut found = Vec::new();
             let dirs: Vec<PathBuf> = if tpe == FileType::Pack {
-                match sftp.readdir(&dir) {
-                    Ok(entries) => entries.into_iter().filter(|(_, st)| st.is_dir()).map(|(p, _)| p).collect(),
-                    Err(_) => Vec::new(),
-                }
+                entries(sftp, &dir)?.into_iter().filter(|(_, st)| st.is_dir()).map(|(n, _)| dir.join(n)).collect()
             } else {
                 vec![dir]
             };
+            let mut found = Vec::new();
             for d in dirs {
-                for (name, size) in files(sftp, &d)? {
+                for (name, st) in entries(sftp, &d)? {
+                    if !st.is_file() {
+                        continue;
+                    }
                     if let Some(id) = Id::parse_some(&name, tpe) {
-                        found.push((id, size as u32));
+                        found.push((id, st.size.unwrap_or(0) as u32));
                     }
                 }
             }
@@ -309,8 +363,12 @@ impl WriteBackend for SftpBackend {
             }
             dirs.extend((0..=255u8).map(|i| self.root.join("data").join(format!("{i:02x}"))));
             for d in dirs {
-                if sftp.stat(&d).is_err() {
-                    sftp.mkdir(&d, 0o700).map_err(io_error(format!("create {}", d.display())))?;
+                match sftp.stat(&d) {
+                    Ok(_) => {}
+                    Err(e) if absent(&e) => {
+                        sftp.mkdir(&d, 0o700).map_err(io_error(format!("create {}", d.display())))?;
+                    }
+                    Err(e) => return Err(io_error(format!("stat {}", d.display()))(e)),
                 }
             }
             Ok(())
@@ -330,13 +388,23 @@ impl WriteBackend for SftpBackend {
             }
             file.fsync().ok();
             drop(file);
-            sftp.rename(&partial, &path, Some(ssh2::RenameFlags::OVERWRITE | ssh2::RenameFlags::ATOMIC))
-                .or_else(|_| {
-                    // Servers without the posix-rename extension refuse to overwrite.
-                    let _ = sftp.unlink(&path);
-                    sftp.rename(&partial, &path, None)
-                })
-                .map_err(io_error(format!("rename into {shown}")))
+            match sftp.rename(&partial, &path, Some(ssh2::RenameFlags::OVERWRITE | ssh2::RenameFlags::ATOMIC)) {
+                Ok(()) => Ok(()),
+                // SFTP v3 servers (OpenSSH) refuse to rename over an existing file. Files but the
+                // config are named by their content: the one there is the same, keep it. The
+                // config alone is replaced, by removing it first.
+                Err(e) if matches!(e.code(), ssh2::ErrorCode::SFTP(4) | ssh2::ErrorCode::SFTP(11)) => {
+                    if tpe != FileType::Config && sftp.stat(&path).is_ok() {
+                        let _ = sftp.unlink(&partial);
+                        return Ok(());
+                    }
+                    sftp.unlink(&path)
+                        .or_else(|e| if absent(&e) { Ok(()) } else { Err(e) })
+                        .map_err(io_error(format!("replace {shown}")))?;
+                    sftp.rename(&partial, &path, None).map_err(io_error(format!("rename into {shown}")))
+                }
+                Err(e) => Err(io_error(format!("rename into {shown}"))(e)),
+            }
         })
     }
 

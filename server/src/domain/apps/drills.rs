@@ -32,11 +32,21 @@ pub struct Drilled {
     pub text: String,
 }
 
-/// The drill's stack name: `drill<job>_` and as much of the app's stack as fits.
+/// The drill's stack name: `drill-<job>-_` and as much of the app's stack as fits. No app's
+/// stack is named so (`-_` would need a domain label ending in `-`), and the drill refuses to
+/// start where a stack of that name exists all the same.
 pub fn stack_name(app: &AppRow, job: JobId) -> String {
-    let mut name = format!("drill{}_{}", job.0, app.stack_name);
+    let mut name = format!("drill-{}-_{}", job.0, app.stack_name);
     name.truncate(MAX_STACK);
     name.trim_end_matches(['_', '-']).to_string()
+}
+
+/// What marks everything the drill makes: the app's labels and the drill's job, so that the
+/// deploy refuses to adopt (and the cleanup to remove) anything that is not the drill's own.
+fn ownership(drill: &AppRow, job: JobId) -> std::collections::BTreeMap<String, String> {
+    let mut labels = drill.ownership();
+    labels.insert("potluck.drill".into(), job.0.to_string());
+    labels
 }
 
 /// The app as the drill deploys it: another stack, another domain, the same recipe and version.
@@ -50,13 +60,18 @@ fn drill_app(app: &AppRow, job: JobId) -> AppRow {
     d
 }
 
-/// No published ports (the app's own stack holds them) and no route from a reverse proxy
-/// (`traefik.enable=false` on every service, so no certificate is asked for): a drill serves
-/// nobody.
+/// No published ports (the app's own stack holds them), no route from a reverse proxy
+/// (`traefik.enable=false` on every service, so no certificate is asked for) and no network
+/// outside its own stack (an external network would let the drill's services reach, under the
+/// same aliases, the services of the app itself): a drill serves nobody and reaches nobody.
 fn unpublished(mut plan: StackPlan) -> StackPlan {
+    let own = format!("{}_", plan.namespace);
     for s in &mut plan.services {
         if let Some(endpoint) = s.spec.get_mut("EndpointSpec").and_then(|e| e.as_object_mut()) {
             endpoint.remove("Ports");
+        }
+        if let Some(networks) = s.spec.pointer_mut("/TaskTemplate/Networks").and_then(|n| n.as_array_mut()) {
+            networks.retain(|n| n.get("Target").and_then(|t| t.as_str()).is_some_and(|t| t.starts_with(&own)));
         }
         if let Some(spec) = s.spec.as_object_mut() {
             let labels = spec.entry("Labels").or_insert_with(|| serde_json::json!({}));
@@ -69,8 +84,8 @@ fn unpublished(mut plan: StackPlan) -> StackPlan {
 }
 
 /// The mounts through which a drill would touch what is not its own: a volume named outside the
-/// drill's stack (`external`, or a `name:` of its own) is the app's data, and a writable bind
-/// mount is the server's. A drill that has any is refused rather than restored into them.
+/// drill's stack (`external`, or a `name:` of its own) or with driver options is the app's data,
+/// a writable bind mount is the server's, and the engine's socket is everything. A drill that has any is refused rather than restored into them.
 fn shared_mounts(plan: &StackPlan) -> Vec<String> {
     let own = format!("{}_", plan.namespace);
     let mut shared = Vec::new();
@@ -80,9 +95,12 @@ fn shared_mounts(plan: &StackPlan) -> Vec<String> {
             let kind = m.get("Type").and_then(|v| v.as_str()).unwrap_or_default();
             let source = m.get("Source").and_then(|v| v.as_str()).unwrap_or_default();
             let read_only = m.get("ReadOnly").and_then(|v| v.as_bool()).unwrap_or(false);
+            // A volume with driver options may be a bind of a host directory or a network share
+            // in disguise: the same storage under another name.
+            let driver = m.pointer("/VolumeOptions/DriverConfig").is_some_and(|d| !d.is_null());
             let outside = match kind {
-                "volume" => !source.is_empty() && !source.starts_with(&own),
-                "bind" => !read_only,
+                "volume" => (!source.is_empty() && !source.starts_with(&own)) || driver,
+                "bind" => !read_only || source.ends_with("docker.sock"),
                 _ => false,
             };
             if outside {
@@ -111,12 +129,18 @@ pub async fn run(
         drill.stack_name
     ));
     let stack = Stack::of(st, &drill).await.map_err(|e| e.to_string())?;
-    let outcome = attempt(st, app, &drill, &stack, snapshot, repo, timeout_secs, lines).await;
+    if stack.exists().await {
+        // Not the drill's: neither deployed over nor cleaned up.
+        return Err(format!("a stack named {} exists already: the drill does not touch it", drill.stack_name));
+    }
+    let outcome = attempt(st, app, job, &drill, &stack, snapshot, repo, timeout_secs, lines).await;
     // Everything the drill made goes, whatever it did.
     (lines.step)(format!("removing the drill's stack {}", drill.stack_name));
     let step = lines.step.clone();
     let mut cleanup = Vec::new();
-    if let Err(e) = stack.remove(&drill.ownership(), Some(Duration::from_secs(180)), &|s| step(s.to_string())).await {
+    if let Err(e) =
+        stack.remove(&ownership(&drill, job), Some(Duration::from_secs(180)), &|s| step(s.to_string())).await
+    {
         cleanup.push(e.to_string());
     }
     let step = lines.step.clone();
@@ -155,6 +179,7 @@ pub async fn run(
 async fn attempt(
     st: &AppState,
     app: &AppRow,
+    job: JobId,
     drill: &AppRow,
     stack: &Stack,
     snapshot: &str,
@@ -179,14 +204,18 @@ async fn attempt(
         let value = secrets::generate_value(d.length, d.charset.as_deref())
             .or_else(|_| secrets::generate_value(None, None))
             .map_err(|e| format!("secret {}: {e}", d.key))?;
-        stack.create_secret(&d.docker_name, HashMap::new(), &value).await.map_err(|e| e.to_string())?;
+        let labels = HashMap::from([("potluck.drill".to_string(), job.0.to_string())]);
+        stack.create_secret(&d.docker_name, labels, &value).await.map_err(|e| e.to_string())?;
     }
     if !declared.is_empty() {
         (lines.step)(format!("{} secrets generated for the drill", declared.len()));
     }
     // The images the app runs are on its server already: a drill pulls nothing new.
-    let opts =
-        DeployOptions { ownership: drill.ownership(), resolve_image: ResolveImage::Never, ..DeployOptions::default() };
+    let opts = DeployOptions {
+        ownership: ownership(drill, job),
+        resolve_image: ResolveImage::Never,
+        ..DeployOptions::default()
+    };
     let secs = timeout_secs.unwrap_or_else(|| crate::adapters::engine::timeout_of(&plan));
     converge(stack, &plan, &opts, secs, lines, "deployed").await?;
     let repo = backups::repo_by_id(st, app.collective_id, repo).await.map_err(|e| e.to_string())?;
@@ -293,8 +322,19 @@ mod tests {
         let shared = plan(json!([
             { "Type": "volume", "Source": "app_data", "Target": "/data" },
             { "Type": "bind", "Source": "/srv/files", "Target": "/files" },
+            { "Type": "volume", "Source": "drill7_app_nfs", "Target": "/nfs",
+              "VolumeOptions": { "DriverConfig": { "Name": "local", "Options": { "type": "none", "o": "bind", "device": "/srv/app" } } } },
+            { "Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock", "ReadOnly": true },
         ]));
-        assert_eq!(shared_mounts(&shared), ["db mounts volume app_data", "db mounts bind /srv/files"]);
+        assert_eq!(
+            shared_mounts(&shared),
+            [
+                "db mounts volume app_data",
+                "db mounts bind /srv/files",
+                "db mounts volume drill7_app_nfs",
+                "db mounts bind /var/run/docker.sock"
+            ]
+        );
     }
 
     #[test]
@@ -303,8 +343,15 @@ mod tests {
         p.services[0].spec["EndpointSpec"] = json!({ "Ports": [{ "PublishedPort": 8080, "TargetPort": 80 }] });
         p.services[0].spec["Labels"] =
             json!({ "traefik.enable": "true", "traefik.http.routers.app.rule": "Host(`x`)" });
+        p.services[0].spec["TaskTemplate"]["Networks"] =
+            json!([{ "Target": "proxy", "Aliases": ["app"] }, { "Target": "drill7_app_internal", "Aliases": ["app"] }]);
         let p = unpublished(p);
         assert_eq!(p.services[0].spec["EndpointSpec"], json!({}));
         assert_eq!(p.services[0].spec["Labels"]["traefik.enable"], "false");
+        assert_eq!(
+            p.services[0].spec["TaskTemplate"]["Networks"],
+            json!([{ "Target": "drill7_app_internal", "Aliases": ["app"] }]),
+            "no network outside the drill's stack"
+        );
     }
 }
