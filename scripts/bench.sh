@@ -7,3 +7,4 @@ source target/test-services.env 2>/dev/null || export POTLUCK_TEST_SHARED=$PWD/.
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench audit -- "$@"
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench catalogue
 cargo bench -j "${JOBS:-2}" -p potluck-tests --bench deploy
+cargo bench -j "${JOBS:-2}" -p potluck-tests --bench backup

@@ -10,7 +10,8 @@
 #      target can be downloaded here) and installed where rustc already looks.
 #   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
 #   4. wasm-opt from npm's binaryen (Debian 12's binaryen 108 breaks wasm-bindgen output).
-#   5. With WITH_TEST_SERVICES=1: the test OIDC provider's npm packages (tests/idp).
+#   5. With WITH_TEST_SERVICES=1: the test OIDC provider's and the browser tests' npm packages,
+#      and moto's S3 server from PyPI (in a venv under $TOOLS_ROOT/moto) for S3 repositories.
 #
 # cargo-leptos is deliberately not installed: it costs 15-30 minutes of compiling on a fresh
 # machine, and scripts/build.sh does the three steps Potluck needs (cargo, wasm-bindgen, copy).
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)".*/\1/p' Cargo.toml)
 BINARYEN_VERSION=132.0.0
+MOTO_VERSION=5.2.5
 TOOLS_ROOT=${TOOLS_ROOT:-$HOME/.cargo}
 BINARYEN_PREFIX=/opt/binaryen-$BINARYEN_VERSION
 WITH_TEST_SERVICES=${WITH_TEST_SERVICES:-0}
@@ -31,7 +33,7 @@ pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web
       pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3)
 if [ "$WITH_TEST_SERVICES" = 1 ]; then
   pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client
-         restic)
+         restic python3-venv)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -98,6 +100,13 @@ if [ "$WITH_TEST_SERVICES" = 1 ] && [ -f tests/idp/package.json ]; then
   if [ ! -d tests/idp/node_modules/oidc-provider ]; then
     log "npm ci for the test OIDC provider"
     (cd tests/idp && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # An S3-compatible server for the backup tests: moto's standalone server, from PyPI, in a venv
+  # of its own (Debian 12 has no S3 server; restic talks to it as to any other).
+  if [ "$("$TOOLS_ROOT/moto/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
+    log "pip install moto[server]==$MOTO_VERSION"
+    /usr/bin/python3 -m venv --clear "$TOOLS_ROOT/moto"
+    "$TOOLS_ROOT/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   fi
   if [ -f end2end/package.json ] && [ ! -d end2end/node_modules/playwright-core ]; then
     log "npm ci for the browser tests"

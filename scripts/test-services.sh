@@ -7,6 +7,8 @@
 #     FROM-scratch busybox image (potluck-test/busybox:1, also tagged :2), since no registry is reachable;
 #     it also listens on 127.0.0.1:$DOCKER_TLS_PORT with TLS client certificates (a throw-away CA)
 #   - sshd on 127.0.0.1:$SSH_PORT accepting a throw-away key for root: the Docker API over SSH
+#     and SFTP backup repositories
+#   - moto's S3 server on 127.0.0.1:$S3_PORT (from scripts/setup.sh's venv), for S3 repositories
 #   scripts/test-services.sh [start|stop]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 ENV_FILE=$ROOT/target/test-services.env
 DOCKER_TLS_PORT=${DOCKER_TLS_PORT:-23760}
 SSH_PORT=${SSH_PORT:-22022}
+S3_PORT=${S3_PORT:-29000}
+MOTO=${TOOLS_ROOT:-$HOME/.cargo}/moto
 TLS=$RUN/docker-tls
 SSH=$RUN/ssh
 mkdir -p "$RUN" "$ROOT/target"
@@ -155,10 +159,21 @@ CONF
   log "sshd started on :$SSH_PORT"
 }
 
+# moto's S3 server keeps its buckets in memory: a restart starts empty, as each test makes its own.
+start_s3() {
+  if curl -fs "http://127.0.0.1:$S3_PORT/moto-api/" >/dev/null; then log "S3 (moto) already on :$S3_PORT"; return; fi
+  [ -x "$MOTO/bin/moto_server" ] || { echo "moto is not installed: run WITH_TEST_SERVICES=1 scripts/setup.sh" >&2; exit 1; }
+  setsid "$MOTO/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$RUN/s3.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/s3.pid"
+  wait_for 30 curl -fs "http://127.0.0.1:$S3_PORT/moto-api/" || { cat "$RUN/s3.log"; exit 1; }
+  log "S3 (moto) started on :$S3_PORT"
+}
+
 case "${1:-start}" in
   start)
     start_postgres
     start_idp
+    start_s3
     if [ "${WITH_DOCKER:-1}" = 1 ]; then start_docker; start_sshd; fi
     cat > "$ENV_FILE" <<ENV
 export POTLUCK_TEST_POSTGRES_URL=postgres://potluck@127.0.0.1:$PG_PORT/postgres
@@ -169,11 +184,13 @@ export POTLUCK_TEST_DOCKER_TLS=127.0.0.1:$DOCKER_TLS_PORT
 export POTLUCK_TEST_DOCKER_TLS_DIR=$TLS
 export POTLUCK_TEST_SSH=root@127.0.0.1:$SSH_PORT
 export POTLUCK_TEST_SSH_KEY=$SSH/id_ed25519
+export POTLUCK_TEST_S3=http://127.0.0.1:$S3_PORT
 ENV
     log "addresses in $ENV_FILE"
     ;;
   stop)
     [ -f "$RUN/idp.pid" ] && kill "$(cat "$RUN/idp.pid")" 2>/dev/null || true
+    [ -f "$RUN/s3.pid" ] && kill "$(cat "$RUN/s3.pid")" 2>/dev/null || true
     [ -f "$SSH/sshd.pid" ] && kill "$(cat "$SSH/sshd.pid")" 2>/dev/null || true
     [ -d "$RUN/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$RUN/pg" -m fast stop >/dev/null 2>&1 || true
     log "stopped (dockerd is left running)"

@@ -152,6 +152,10 @@ pub enum AuditAction {
     BackupScheduleSet,
     #[strum(serialize = "app.backup_schedule.remove")]
     BackupScheduleRemove,
+    #[strum(serialize = "collective.drill_schedule.set")]
+    DrillScheduleSet,
+    #[strum(serialize = "collective.drill_schedule.remove")]
+    DrillScheduleRemove,
     #[strum(serialize = "app.backup.request")]
     BackupRequest,
     #[strum(serialize = "app.restore.request")]

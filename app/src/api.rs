@@ -641,7 +641,9 @@ operation! {
     /// shows it once; given: it opens the repository already there (or makes one with it).
     /// `location` empty: on the Potluck machine (where the configuration allows it); else
     /// `sftp:user@host:/path` with `ssh_key` (a private key, sealed) and `host_key` (the
-    /// server's SHA-256 fingerprint, pinned; left empty, the error names the one presented).
+    /// server's SHA-256 fingerprint, pinned; left empty, the error names the one presented), or
+    /// `s3:https://host/bucket/path` with `s3_key_id`, `s3_secret` (sealed) and `s3_region`
+    /// (`us-east-1` when empty). The bucket must exist.
     fn add_backup_repo(
         slug: String,
         name: String,
@@ -649,6 +651,9 @@ operation! {
         #[server(default)] location: String,
         #[server(default)] ssh_key: String,
         #[server(default)] host_key: String,
+        #[server(default)] s3_key_id: String,
+        #[server(default)] s3_secret: String,
+        #[server(default)] s3_region: String,
     ) -> AddedBackupRepo {
         name: "add_backup_repo", input: AddBackupRepo, scope: Collective, key: |o| &o.slug,
         need: perm(ManageServers), session_only: false, audit: [BackupRepoAdd],
@@ -696,6 +701,26 @@ operation! {
         name: "remove_backup_schedule", input: RemoveBackupSchedule, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ManageApps), session_only: false, audit: [BackupScheduleRemove],
         http: Http::delete("/collectives/{slug}/apps/{domain}/backup-schedule"),
+    }
+}
+
+operation! {
+    /// Drills the collective's apps on a cron pattern (UTC): each round restores the newest
+    /// snapshot of every app that has not passed a drill yet into a throw-away stack, one app
+    /// after another. Replaces the collective's drill schedule if it has one.
+    fn set_drill_schedule(slug: String, cron: String) -> DrillScheduleView {
+        name: "set_drill_schedule", input: SetDrillSchedule, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [DrillScheduleSet],
+        http: Http::put("/collectives/{slug}/drill-schedule"),
+    }
+}
+
+operation! {
+    /// Stops the collective's scheduled drills (a drill under way finishes).
+    fn remove_drill_schedule(slug: String) -> () {
+        name: "remove_drill_schedule", input: RemoveDrillSchedule, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [DrillScheduleRemove],
+        http: Http::delete("/collectives/{slug}/drill-schedule"),
     }
 }
 
@@ -883,6 +908,8 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         RemoveBackupRepo,
         SetBackupSchedule,
         RemoveBackupSchedule,
+        SetDrillSchedule,
+        RemoveDrillSchedule,
         DownloadBackup,
         CatalogueJson,
         ImportCatalogue,

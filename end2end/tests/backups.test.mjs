@@ -2,7 +2,8 @@
 // deployed, its collective gets a repository (the password shown once), the coverage page shows
 // what the recipe's labels cover, a backup runs as a live job, the data is overwritten and
 // restored from the app page, the snapshot passes a restore drill in a throw-away stack, and a
-// schedule is set; the backups page shows the verified restore and the schedule's next run.
+// schedule is set; the backups page shows the verified restore and the schedule's next run, and
+// schedules the collective's drills.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -157,5 +158,12 @@ test('an operator backs up, restores and drills an app, and sees its coverage', 
   await covered.locator('.last-backup .fresh').waitFor();
   assert.match(await covered.locator('.schedule-cell').textContent(), /next run/);
   assert.equal(await covered.locator('svg.sizes rect').count(), 1, 'one bar per snapshot');
+
+  // The collective's drills on a schedule: set from the backups page, shown with its next round.
+  await page.locator('#drill-schedule details.schedule-form summary').click();
+  await submit(page, '#set-drill-schedule', { cron: '0 4 * * 0' });
+  const drills = page.locator('#drill-schedule .schedule[data-cron="0 4 * * 0"]');
+  await drills.waitFor();
+  assert.match(await drills.textContent(), /next round/);
   await shot(page, 'backups-page');
 });

@@ -47,6 +47,10 @@ pub struct Config {
     /// machine, in `backups_dir`. Nobody else can: their data would fill the disk every
     /// collective shares.
     pub local_backups: Vec<String>,
+    /// Hosts (as a repository's location writes them) that collectives' SFTP and S3
+    /// repositories may name although they resolve to the Potluck machine itself (loopback) or
+    /// to a link-local address (where clouds hand out instance credentials). Nobody else can.
+    pub backup_hosts_allow: Vec<String>,
     /// The shortest time a backup schedule may leave between two runs, in seconds: a schedule
     /// that fires more often is refused (every backup reads the app's volumes whole).
     pub backup_min_interval_secs: u64,
@@ -81,6 +85,7 @@ impl Default for Config {
             local_engines: Default::default(),
             backups_dir: None,
             local_backups: Vec::new(),
+            backup_hosts_allow: Vec::new(),
             backup_min_interval_secs: 900,
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,

@@ -412,6 +412,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(COUNT(*) AS TEXT) FROM jobs",
         "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || location FROM backup_repos ORDER BY 1",
         "SELECT CAST(app_id AS TEXT) || '|' || cron || '|' || keep FROM backup_schedules ORDER BY 1",
+        "SELECT CAST(collective_id AS TEXT) || '|' || cron FROM drill_schedules ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -625,6 +626,9 @@ fn rows() -> Vec<Row> {
         })
         .foreign(|w| with(app_a(w), &[("cron", "30 3 * * *"), ("repo", "b-repo")])),
         row("remove_backup_schedule", app_a).foreign(app_b),
+        row("set_drill_schedule", |_| vec![in_a(), ("cron", s("0 4 * * 0"))])
+            .foreign(|_| vec![("slug", s(B)), ("cron", s("0 4 * * 0"))]),
+        row("remove_drill_schedule", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
         row("remove_backup_repo", |_| vec![in_a(), ("name", s("matrix"))])
             .foreign(|_| vec![in_a(), ("name", s("b-repo"))]),
         row("download_backup", |w| with(app_a(w), &[("snapshot", "0123abcd")]))

@@ -469,7 +469,7 @@ async fn a_restore_drill_proves_a_snapshot_in_a_throw_away_stack_and_leaves_noth
 /// backup and a restore go through it, and restic reads what Potluck wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_over_sftp_pins_the_host_key_and_keeps_the_key_sealed() {
-    let d = deployed("sftp", |_| {}).await;
+    let d = deployed("sftp", |c| c.backup_hosts_allow = vec!["127.0.0.1".into()]).await;
     let (app, admin, domain, stack) = (&d.app, &d.admin, d.domain.as_str(), d.stack.as_str());
     let ssh = potluck_tests::required_env("POTLUCK_TEST_SSH");
     let key_file = potluck_tests::required_env("POTLUCK_TEST_SSH_KEY");
@@ -546,4 +546,79 @@ async fn a_repository_over_sftp_pins_the_host_key_and_keeps_the_key_sealed() {
         logged[0].contains(&expected) && !logged[0].contains("PRIVATE KEY"),
         "the pinned key, no secret: {logged:?}"
     );
+}
+
+/// A collective's repository in an S3 bucket: added with its keys (the secret sealed, never
+/// listed or audited), backed up into and restored from as jobs; a repository naming the
+/// Potluck machine or a link-local address is refused unless the configuration allows the host.
+#[tokio::test]
+async fn a_repository_in_a_bucket_keeps_its_secret_sealed_and_may_not_name_the_potluck_machine() {
+    let d = deployed("s3", |c| c.backup_hosts_allow = vec!["127.0.0.1".into()]).await;
+    let (app, admin, domain, stack) = (&d.app, &d.admin, d.domain.as_str(), d.stack.as_str());
+    let (endpoint, bucket) = potluck_tests::new_s3_bucket("jobs-s3");
+    let [(_, key_id), (_, secret)] = potluck_tests::S3_KEYS;
+    let add = |location: String, secret: &'static str| async move {
+        let form = [
+            ("slug", SLUG),
+            ("name", "bucket"),
+            ("location", location.as_str()),
+            ("s3_key_id", key_id),
+            ("s3_secret", secret),
+            ("s3_region", "eu-central-1"),
+        ];
+        admin.call::<AddedBackupRepo>("add_backup_repo", &form).await
+    };
+
+    // The Potluck machine by another name, the cloud's metadata address, no secret: refused.
+    let port = endpoint.rsplit_once(':').unwrap().1;
+    let loopback = add(format!("s3:http://localhost:{port}/{bucket}/coop"), secret).await.unwrap_err();
+    assert_eq!(loopback.status, 422, "{}", loopback.body);
+    assert!(loopback.body.contains("backup_hosts_allow"), "{}", loopback.body);
+    let metadata = add("s3:http://169.254.169.254/latest/meta-data".into(), secret).await.unwrap_err();
+    assert_eq!(metadata.status, 422, "{}", metadata.body);
+    assert!(metadata.body.contains("link-local"), "{}", metadata.body);
+    let no_secret = add(format!("s3:{endpoint}/{bucket}/coop"), "").await.unwrap_err();
+    assert_eq!(no_secret.status, 422, "{}", no_secret.body);
+    assert!(no_secret.body.contains("s3_secret"), "{}", no_secret.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM backup_repos").await, 0, "nothing was recorded");
+
+    let added = add(format!("s3:{endpoint}/{bucket}/coop"), secret).await.unwrap();
+    assert_eq!(added.repo.kind, "s3");
+    assert_eq!(added.repo.s3_key_id.as_deref(), Some(key_id));
+    let password = added.password.expect("Potluck made the password").0;
+    {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT s3_secret_enc, s3_region FROM backup_repos")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+        let sealed: Vec<u8> = row.try_get("s3_secret_enc").unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains(secret), "the secret is stored sealed");
+        assert_eq!(row.try_get::<String, _>("s3_region").unwrap(), "eu-central-1");
+    }
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(!serde_json::to_string(&page).unwrap().contains(secret), "the secret is never shown");
+    let logged = app.texts("SELECT details FROM audit_events WHERE action = 'backup_repo.add'").await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains(key_id) && !logged[0].contains(secret), "the key id, no secret: {logged:?}");
+
+    // A backup and a restore through the bucket; restic's own S3 client reads what Potluck wrote.
+    sh(stack, "app", "printf 'in the bucket\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "backup", &[("options[repo]", "bucket")]).await;
+    assert_eq!(state, "succeeded", "backup into s3: {result}");
+    sh(stack, "app", "printf 'lost\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "restore", &[]).await;
+    assert_eq!(state, "succeeded", "restore from s3: {result}");
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "in the bucket\n");
+    let out = Command::new("restic")
+        .args(["-r", &format!("s3:{endpoint}/{bucket}/coop"), "snapshots", "--json"])
+        .env("RESTIC_PASSWORD", &password)
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("RESTIC_CACHE_DIR", d.dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1);
 }

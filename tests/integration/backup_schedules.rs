@@ -2,6 +2,8 @@
 //! backup jobs of Potluck's scheduler on the test swarm, its keep rules forget the older
 //! scheduled snapshots (in the repository, as Debian's `restic` sees it, and in Potluck's
 //! record) and never one taken by hand; bad patterns and requests are refused with the reason.
+//! A collective's drill schedule drills, round after round, the newest snapshot of each app not
+//! verified yet, and says what it left out.
 
 use potluck_app::model::*;
 use std::process::Command;
@@ -135,6 +137,78 @@ async fn a_schedule_backs_up_on_time_and_forgets_by_its_keep_rules() {
     assert!(logged.iter().any(|l| l.starts_with("app.backup_schedule.set|") && !l.ends_with("|backup schedule")));
     assert!(logged.iter().any(|l| l == "app.backup.request|backup schedule"), "{logged:?}");
     assert!(logged.iter().any(|l| l.starts_with("app.backup_schedule.remove|")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_schedule_proves_each_apps_newest_snapshot_once_a_round() {
+    let d = crate::backup_jobs::deployed("dsched", |c| c.backup_min_interval_secs = 2).await;
+    let (app, admin, domain) = (&d.app, &d.admin, d.domain.clone());
+    let at = [("slug", SLUG), ("domain", domain.as_str())];
+    // A second app of the collective, never deployed nor backed up: nothing to drill.
+    let idle = format!("idle-{domain}");
+    admin
+        .call::<AppSummary>(
+            "create_app",
+            &[("slug", SLUG), ("server", "local"), ("recipe", "backed-up"), ("domain", &idle), ("version", "1.0.0+1")],
+        )
+        .await
+        .unwrap();
+    admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    let started: JobSummary = admin.call("start_job", &[at[0], at[1], ("kind", "backup")]).await.unwrap();
+    let (_, state, result) = admin.watch_job(started.id).await;
+    assert_eq!(state, "succeeded", "backup: {result}");
+
+    // Patterns are checked as a backup schedule's are.
+    for (cron, says) in [("weekly", "minute hour day month weekday"), ("* * * * * *", "backup_min_interval_secs")] {
+        let bad =
+            admin.call::<DrillScheduleView>("set_drill_schedule", &[("slug", SLUG), ("cron", cron)]).await.unwrap_err();
+        assert_eq!(bad.status, 422, "{cron}: {}", bad.body);
+        assert!(bad.body.contains(says), "{cron}: {}", bad.body);
+    }
+    let set: DrillScheduleView =
+        admin.call("set_drill_schedule", &[("slug", SLUG), ("cron", "*/3 * * * * *")]).await.unwrap();
+    assert!(!set.described.is_empty() && set.last_run_at.is_none(), "{set:?}");
+
+    // The first round drills the deployed app's snapshot and names the idle app it left out.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let round_ended = |want: &'static str| async move {
+        loop {
+            let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+            let s = page.drill_schedule.expect("the schedule is listed");
+            if let Some(r) = s.last_result.as_deref().filter(|r| !s.running && r.contains(want)) {
+                return r.to_string();
+            }
+            assert!(Instant::now() < deadline, "no drill round ended with {want:?}: {s:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let first = round_ended("drilled and passed").await;
+    assert!(first.starts_with("2 apps: 1 drilled and passed"), "{first}");
+    assert!(first.contains(&format!("{idle}: no snapshot")), "{first}");
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    assert_eq!(detail.backups[0].drill_ok, Some(true), "{:?}", detail.backups[0]);
+    let drills = format!(
+        "SELECT COUNT(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.domain = '{domain}' \
+         AND j.kind = 'drill' AND j.requested_by_name = 'drill schedule'"
+    );
+    assert_eq!(app.count(&drills).await, 1);
+
+    // The next round finds that snapshot verified and drills nothing again.
+    let second = round_ended("1 already verified").await;
+    assert!(second.starts_with("2 apps: 0 drilled and passed"), "{second}");
+    assert_eq!(app.count(&drills).await, 1, "a verified snapshot is not drilled twice");
+    let html = admin.get(&format!("/c/{SLUG}/backups")).await.text().await.unwrap();
+    assert!(html.contains("id=\"drill-schedule\"") && html.contains("1 already verified"), "the page shows it");
+
+    admin.call::<()>("remove_drill_schedule", &[("slug", SLUG)]).await.unwrap();
+    let page: CollectiveBackups = admin.call("list_backups", &[("slug", SLUG)]).await.unwrap();
+    assert!(page.drill_schedule.is_none());
+    let again = admin.call::<()>("remove_drill_schedule", &[("slug", SLUG)]).await.unwrap_err();
+    assert_eq!(again.status, 404, "{}", again.body);
+    let logged = app.texts("SELECT action || '|' || actor_name FROM audit_events ORDER BY seq").await;
+    assert!(logged.iter().any(|l| l.starts_with("collective.drill_schedule.set|") && !l.ends_with("|drill schedule")));
+    assert!(logged.iter().any(|l| l == "app.drill.request|drill schedule"), "{logged:?}");
+    assert!(logged.iter().any(|l| l.starts_with("collective.drill_schedule.remove|")));
 }
 
 fn now_ms() -> i64 {

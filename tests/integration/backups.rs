@@ -322,3 +322,64 @@ fn a_repository_over_sftp_checks_the_host_key_and_restic_reads_it() {
     assert_ne!(unknown.code, 0, "{}", unknown.all);
     assert!(unknown.all.contains("is not in"), "{}", unknown.all);
 }
+
+/// A repository in an S3 bucket (the harness's moto server): written by Potluck with the keys of
+/// restic's environment variables, read by restic's own S3 client, restored from; a bucket that
+/// is not there and an endpoint that does not answer are named in the error.
+#[test]
+fn a_repository_in_an_s3_bucket_is_read_by_restic_and_restored_from() {
+    let (endpoint, bucket) = potluck_tests::new_s3_bucket("bk-s3");
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(dir.path(), "bk_s3");
+    let s = stack.name.as_str();
+    let url = format!("s3:{endpoint}/{bucket}/coop/nightly");
+    let [key_id, secret] = potluck_tests::S3_KEYS;
+    let env = [("RESTIC_PASSWORD", PASSWORD), key_id, secret];
+    sh(s, "db", "printf 'row 1\\n' > /var/lib/db/table.1");
+    sh(s, "app", "mkdir -p /srv/files/sub && printf 'in a bucket\\n' > /srv/files/a.txt && dd if=/dev/urandom of=/srv/files/sub/big.bin bs=1M count=6 2>/dev/null");
+    let before = sh(s, "app", "md5sum /srv/files/sub/big.bin");
+    let created = potluck(&["backup", "create", "--stack", s, "--repo", &url], &env);
+    assert_eq!(created.code, 0, "{}", created.all);
+
+    // restic reads it with its own S3 client, and checks every pack.
+    let restic_s3 = |args: &[&str]| {
+        Command::new("restic")
+            .args(["-r", &url])
+            .args(args)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env(key_id.0, key_id.1)
+            .env(secret.0, secret.1)
+            .env("RESTIC_CACHE_DIR", dir.path().join("cache"))
+            .output()
+            .unwrap()
+    };
+    let out = restic_s3(&["snapshots", "--json"]);
+    assert!(out.status.success(), "restic over s3: {}", String::from_utf8_lossy(&out.stderr));
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0]["tags"].as_array().unwrap().iter().any(|t| t == &format!("stack:{s}")), "{:?}", list[0]);
+    let check = restic_s3(&["check", "--read-data"]);
+    assert!(check.status.success(), "restic check: {}", String::from_utf8_lossy(&check.stderr));
+
+    // A second backup reuses what the bucket holds; the restore is byte for byte.
+    let again = potluck(&["backup", "create", "--stack", s, "--repo", &url], &env);
+    assert_eq!(again.code, 0, "{}", again.all);
+    sh(s, "app", "printf 'changed\\n' > /srv/files/a.txt && rm /srv/files/sub/big.bin");
+    let restored = potluck(&["backup", "restore", "--stack", s, "--repo", &url], &env);
+    assert_eq!(restored.code, 0, "{}", restored.all);
+    assert_eq!(sh(s, "app", "cat /srv/files/a.txt"), "in a bucket\n");
+    assert_eq!(sh(s, "app", "md5sum /srv/files/sub/big.bin"), before);
+
+    // No keys, no bucket, no server: each refused with the reason.
+    let no_keys = potluck(&["backup", "list", "--stack", s, "--repo", &url], &env[..1]);
+    assert_ne!(no_keys.code, 0);
+    assert!(no_keys.all.contains("AWS_ACCESS_KEY_ID"), "{}", no_keys.all);
+    let missing = format!("s3:{endpoint}/no-such-bucket-{bucket}");
+    let missing = &missing[..missing.len().min(endpoint.len() + 3 + 63)];
+    let no_bucket = potluck(&["backup", "create", "--stack", s, "--repo", missing], &env);
+    assert_ne!(no_bucket.code, 0);
+    assert!(no_bucket.all.contains("does it exist"), "{}", no_bucket.all);
+    let nowhere = potluck(&["backup", "list", "--stack", s, "--repo", "s3:http://127.0.0.1:1/bucket"], &env);
+    assert_ne!(nowhere.code, 0);
+    assert!(nowhere.all.contains("127.0.0.1:1"), "{}", nowhere.all);
+}

@@ -25,6 +25,24 @@ pub fn required_env(name: &str) -> String {
     })
 }
 
+/// A new, empty bucket on the harness's S3 server (`POTLUCK_TEST_S3`): its endpoint and name.
+/// The keys the tests sign with are any: moto takes every signature.
+pub fn new_s3_bucket(hint: &str) -> (String, String) {
+    let endpoint = required_env("POTLUCK_TEST_S3");
+    let bucket = format!("{hint}-{}", uuid::Uuid::new_v4().simple());
+    let bucket = bucket[..bucket.len().min(63)].to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "making bucket {bucket}: {}", String::from_utf8_lossy(&out.stderr));
+    (endpoint, bucket)
+}
+
+/// Keys for the harness's S3 server.
+pub const S3_KEYS: [(&str, &str); 2] =
+    [("AWS_ACCESS_KEY_ID", "potluck-test"), ("AWS_SECRET_ACCESS_KEY", "potluck-test-secret")];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -28,13 +28,17 @@ pub fn human_bytes(bytes: u64) -> String {
 pub struct BackupRepoView {
     pub id: BackupRepoId,
     pub name: String,
-    /// `local`: a directory on the Potluck machine; `sftp`: a directory over SFTP.
+    /// `local`: a directory on the Potluck machine; `sftp`: a directory over SFTP; `s3`: a
+    /// bucket's prefix over S3.
     pub kind: String,
     /// Where it is, as `restic -r` takes it.
     pub location: String,
     /// SFTP: the server's pinned host key fingerprint.
     #[serde(default)]
     pub host_key: Option<String>,
+    /// S3: the access key id requests are signed with (the secret key is never shown).
+    #[serde(default)]
+    pub s3_key_id: Option<String>,
     pub created_at: i64,
     /// Snapshots Potluck took into it, and their total size.
     pub snapshots: i64,
@@ -192,6 +196,25 @@ pub struct BackupScheduleView {
     pub updated_at: i64,
 }
 
+/// A collective's scheduled restore drills: on its pattern, the newest snapshot of each app that
+/// has not passed a drill yet is drilled, one app after another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DrillScheduleView {
+    /// The cron pattern, in UTC.
+    pub cron: String,
+    /// The pattern in words ("At 04:00 on Sunday").
+    pub described: String,
+    pub next_run_at: i64,
+    pub last_run_at: Option<i64>,
+    /// The round under way ("drilling 2 of 5: wiki.example.org") or how the last one ended.
+    pub last_result: Option<String>,
+    /// A round is under way.
+    pub running: bool,
+    pub set_by: String,
+    pub updated_at: i64,
+}
+
 /// A collective's backups at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -204,8 +227,9 @@ pub struct CollectiveBackups {
     pub local_allowed: bool,
     pub can_manage: bool,
     pub can_operate: bool,
-    /// May set the apps' backup schedules.
+    /// May set the apps' backup schedules and the collective's drill schedule.
     pub can_schedule: bool,
+    pub drill_schedule: Option<DrillScheduleView>,
 }
 
 #[cfg(test)]

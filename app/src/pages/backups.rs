@@ -19,8 +19,13 @@ pub fn BackupsPage() -> impl IntoView {
     let add = ServerAction::<AddBackupRepo>::new();
     let remove = ServerAction::<RemoveBackupRepo>::new();
     let start = ServerAction::<StartJob>::new();
-    let data =
-        Resource::new(move || (slug(), add.version().get(), remove.version().get()), |(s, ..)| api::list_backups(s));
+    let drills = (ServerAction::<SetDrillSchedule>::new(), ServerAction::<RemoveDrillSchedule>::new());
+    let data = Resource::new(
+        move || {
+            (slug(), add.version().get(), remove.version().get(), drills.0.version().get(), drills.1.version().get())
+        },
+        |(s, ..)| api::list_backups(s),
+    );
     Effect::new(move |_| {
         if let Some(Ok(job)) = start.value().get() {
             let navigate = leptos_router::hooks::use_navigate();
@@ -35,7 +40,7 @@ pub fn BackupsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <Overview d add remove start/> }.into_any(),
+                    Ok(d) => view! { <Overview d add remove start drills/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -48,6 +53,7 @@ fn Overview(
     add: ServerAction<AddBackupRepo>,
     remove: ServerAction<RemoveBackupRepo>,
     start: ServerAction<StartJob>,
+    drills: (ServerAction<SetDrillSchedule>, ServerAction<RemoveDrillSchedule>),
 ) -> impl IntoView {
     let now = d.apps.iter().flat_map(|a| a.backups.first().map(|b| b.taken_at)).max().unwrap_or_default();
     let has_repo = !d.repos.is_empty();
@@ -107,6 +113,7 @@ fn Overview(
             Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
             _ => ().into_any(),
         }}
+        <DrillSchedule slug=d.slug.clone() schedule=d.drill_schedule.clone() can_set=d.can_schedule actions=drills/>
         <h2>"Repositories"</h2>
         {(!has_repo).then(|| view! { <p class="warning" id="no-repo">"The collective has no backup repository yet: nothing can be backed up."</p> })}
         <table id="backup-repos">
@@ -118,7 +125,8 @@ fn Overview(
                         <tr data-repo=r.name.clone()>
                             <td>{r.name.clone()}</td>
                             <td><code>{r.location.clone()}</code>
-                                {r.host_key.clone().map(|k| view! { <div class="muted host-key">"host key " <code>{k}</code></div> })}</td>
+                                {r.host_key.clone().map(|k| view! { <div class="muted host-key">"host key " <code>{k}</code></div> })}
+                                {r.s3_key_id.clone().map(|k| view! { <div class="muted s3-key">"access key " <code>{k}</code></div> })}</td>
                             <td>{r.snapshots} " · " {human_bytes(r.bytes as u64)}</td>
                             <td><Time ms=r.created_at/></td>
                             <td>{d.can_manage.then(|| view! {
@@ -137,24 +145,30 @@ fn Overview(
         {d.can_manage.then(|| {
             let local = d.local_allowed;
             let where_hint = if local {
-                "Empty: on the Potluck machine, in a directory of the collective's own. Or a directory over SFTP on a server of yours: "
+                "Empty: on the Potluck machine, in a directory of the collective's own. Or a directory over SFTP on a server of yours, or a bucket: "
             } else {
-                "A directory over SFTP on a server of yours (the federation's configuration keeps no repository of this collective on the Potluck machine): "
+                "A directory over SFTP on a server of yours, or a bucket (the federation's configuration keeps no repository of this collective on the Potluck machine): "
             };
             view! {
                 <h3>"Add a repository"</h3>
                 <ActionForm action=add attr:id="add-backup-repo">
                     <input type="hidden" name="slug" value=d.slug.clone()/>
-                    <label>"Name " <input name="name" required placeholder="nightly" pattern="[a-z0-9][a-z0-9-]{0,39}"/></label>
+                    <label>"Name " <input name="name" required placeholder="nightly" pattern="[a-z0-9][a-z0-9\\-]{0,39}"/></label>
                     <label>"Password (empty: Potluck makes one and shows it once) " <input name="password" type="password" autocomplete="new-password"/></label>
                     <label>"Where " <input name="location" required=!local placeholder="sftp:backup@backups.example.org:/srv/restic/collective" size="50" maxlength="512"/></label>
-                    <p class="muted">{where_hint} <code>"sftp:user@host:/path"</code> " or " <code>"sftp://user@host:port//path"</code> "."</p>
+                    <p class="muted">{where_hint} <code>"sftp:user@host:/path"</code> ", " <code>"sftp://user@host:port//path"</code> " or " <code>"s3:https://host/bucket/path"</code> " (the bucket must exist)."</p>
                     <details class="sftp">
                         <summary>"SFTP: key and host key"</summary>
                         <label>"Private key Potluck signs in with (OpenSSH or PEM, no passphrase; stored sealed, never shown) "
                             <textarea name="ssh_key" rows="4" cols="64" autocomplete="off" spellcheck="false"></textarea></label>
                         <label>"The server's host key fingerprint (empty: Potluck reads it and shows it to you to check) "
-                            <input name="host_key" placeholder="SHA256:…" size="50" pattern="SHA256:[A-Za-z0-9+/]{43}"/></label>
+                            <input name="host_key" placeholder="SHA256:…" size="50" pattern="SHA256:[A-Za-z0-9+\\/]{43}"/></label>
+                    </details>
+                    <details class="s3">
+                        <summary>"S3: keys"</summary>
+                        <label>"Access key id " <input name="s3_key_id" autocomplete="off" size="30" maxlength="256"/></label>
+                        <label>"Secret key (stored sealed, never shown) " <input name="s3_secret" type="password" autocomplete="off" maxlength="256"/></label>
+                        <label>"Region (empty: us-east-1) " <input name="s3_region" size="16" maxlength="256" placeholder="us-east-1"/></label>
                     </details>
                     <p class="muted">"The password is stored sealed; restic needs it to read the repository without Potluck."</p>
                     <button type="submit">"Add"</button>
@@ -173,6 +187,73 @@ fn Overview(
                 }}
             }
         })}
+    }
+}
+
+/// The collective's scheduled restore drills: when, how the last round went (or how far one
+/// is), and for who may schedule, the form.
+#[component]
+fn DrillSchedule(
+    slug: String,
+    schedule: Option<DrillScheduleView>,
+    can_set: bool,
+    actions: (ServerAction<SetDrillSchedule>, ServerAction<RemoveDrillSchedule>),
+) -> impl IntoView {
+    let (set, remove) = actions;
+    let cron = schedule.as_ref().map(|s| s.cron.clone()).unwrap_or_else(|| "0 4 * * 0".into());
+    let has = schedule.is_some();
+    let line = match schedule {
+        None => view! { <p class="muted">"No scheduled drills: restores are proven only when someone drills a snapshot, or a backup schedule drills its own."</p> }.into_any(),
+        Some(s) => {
+            let state = if s.running { "running" } else if s.last_result.as_deref().is_some_and(|r| r.contains("FAILED")) { "failed" } else { "ok" };
+            view! {
+                <div class="schedule" data-cron=s.cron.clone() data-state=state>
+                    <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.trim_end_matches('.').to_string() })}</strong>
+                    ": the newest snapshot of every app not verified yet, one app after another"
+                    <div class="muted">"next round " <Time ms=s.next_run_at/>
+                        {s.last_run_at.map(|at| view! { " · last began " <Time ms=at/> })}
+                    </div>
+                    {s.last_result.clone().map(|r| view! {
+                        <div class=format!("drill-result {state}")>{if s.running { "under way: " } else { "last round: " }} {r}</div>
+                    })}
+                </div>
+            }.into_any()
+        }
+    };
+    let form = can_set.then(|| {
+        let slug2 = slug.clone();
+        view! {
+            <details class="schedule-form">
+                <summary>{if has { "Change the drill schedule" } else { "Schedule drills" }}</summary>
+                <ActionForm action=set attr:id="set-drill-schedule">
+                    <input type="hidden" name="slug" value=slug/>
+                    <label>"When (cron, UTC) " <input name="cron" required value=cron maxlength="120" placeholder="0 4 * * 0"/></label>
+                    <p class="muted">"Each drill restores a snapshot into a throw-away stack on the app's server (its own secrets and volumes, no published port), waits for it to converge and pass its healthchecks, then removes it."</p>
+                    <button type="submit">"Save drill schedule"</button>
+                </ActionForm>
+                {has.then(|| view! {
+                    <ActionForm action=remove attr:id="remove-drill-schedule" attr:class="inline">
+                        <input type="hidden" name="slug" value=slug2/>
+                        <button type="submit">"Stop scheduled drills"</button>
+                    </ActionForm>
+                })}
+            </details>
+        }
+    });
+    view! {
+        <h2>"Restore drills"</h2>
+        <div id="drill-schedule">
+            {line}
+            {move || match set.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {move || match remove.value().get() {
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {form}
+        </div>
     }
 }
 
@@ -397,7 +478,7 @@ fn restore_offer(d: &AppDetail) -> Option<(JobSummary, BackupView)> {
 pub fn ScheduleLine(s: BackupScheduleView) -> impl IntoView {
     view! {
         <div class="schedule" data-cron=s.cron.clone()>
-            <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.clone() })}</strong>
+            <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.trim_end_matches('.').to_string() })}</strong>
             " into " {s.repo.clone()} " · keeps " {s.keep.summary()}
             {s.drill.then_some(" · each snapshot restore-drilled")}
             <div class="muted">"next run " <Time ms=s.next_run_at/>

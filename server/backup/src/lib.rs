@@ -2,7 +2,8 @@
 //!
 //! - [`declared`]: what a stack's `backupbot.*` labels ask for, volume by volume.
 //! - [`repo`]: restic repositories (opened, or created when absent), with restic's own password
-//!   conventions; [`sftp`]: the same repositories over SFTP (libssh2, host key checked).
+//!   conventions; [`sftp`]: the same repositories over SFTP (libssh2, host key checked); [`s3`]:
+//!   in an S3-compatible bucket (given keys only).
 //! - [`stream`]: tar streams from the engine's archive API written into a snapshot as they
 //!   arrive (files larger than a few MiB spill to an anonymous temporary file, so memory stays
 //!   flat), and a snapshot's subtree written back out as a tar stream.
@@ -15,6 +16,7 @@
 pub mod declared;
 pub mod repo;
 pub mod run;
+pub mod s3;
 pub mod sftp;
 pub mod stream;
 

@@ -2,7 +2,7 @@
 //! conventions. Snapshots carry Potluck's tags (`stack:`, `app:`, `recipe:`, `version:`,
 //! `trigger:`) so that backups of one app are found among a collective's others.
 
-use crate::sftp;
+use crate::{s3, sftp};
 use rustic_backend::LocalBackend;
 use rustic_core::{
     ConfigOptions, Credentials, IndexedFullStatus, IndexedIdsStatus, KeepOptions, KeyOptions, OpenStatus, PruneOptions,
@@ -24,9 +24,9 @@ fn failed(location: &str) -> impl Fn(Box<rustic_core::RusticError>) -> RepoError
     move |e| RepoError::Repository { location: location.to_string(), message: e.display_log() }
 }
 
-/// Where a repository is: a local directory, or a directory over SFTP with what signs in to it.
-/// `s3:` and other restic schemes are refused by name, so that a typo is not taken for a
-/// directory.
+/// Where a repository is: a local directory, a directory over SFTP or a bucket's prefix over
+/// S3, with what signs in to it. Other restic schemes (`rest:`, `b2:`, …) are refused by name,
+/// so that a typo is not taken for a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(PathBuf),
@@ -35,6 +35,11 @@ pub enum Location {
     Sftp {
         target: sftp::Target,
         auth: Option<SftpAuth>,
+    },
+    /// `auth` as for SFTP: the keys come from the environment or the repository's sealed keys.
+    S3 {
+        target: s3::Target,
+        auth: Option<s3::Auth>,
     },
 }
 
@@ -51,7 +56,7 @@ impl Eq for SftpAuth {}
 
 impl Location {
     /// Parses restic's forms: `/path`, `local:/path`, `sftp:user@host:/path`,
-    /// `sftp://user@host:port//path`.
+    /// `sftp://user@host:port//path`, `s3:https://host[:port]/bucket/path`, `s3:host/bucket/path`.
     pub fn parse(raw: &str) -> Result<Location, RepoError> {
         let raw = raw.trim();
         if let Some(path) = raw.strip_prefix("local:") {
@@ -61,10 +66,14 @@ impl Location {
             let target = sftp::Target::parse(rest).map_err(RepoError::Config)?;
             return Ok(Location::Sftp { target, auth: None });
         }
+        if let Some(rest) = raw.strip_prefix("s3:") {
+            let target = s3::Target::parse(rest).map_err(RepoError::Config)?;
+            return Ok(Location::S3 { target, auth: None });
+        }
         if let Some((scheme, _)) = raw.split_once(':') {
             if !scheme.contains('/') && scheme.len() > 1 {
                 return Err(RepoError::Config(format!(
-                    "repository {raw:?}: {scheme}: repositories are not supported yet; use a local directory or sftp:"
+                    "repository {raw:?}: {scheme}: repositories are not supported; use a local directory, sftp: or s3:"
                 )));
             }
         }
@@ -82,7 +91,24 @@ impl Location {
     pub fn with_sftp_auth(self, auth: sftp::Auth) -> Location {
         match self {
             Location::Sftp { target, .. } => Location::Sftp { target, auth: Some(SftpAuth(auth)) },
-            local => local,
+            other => other,
+        }
+    }
+
+    /// The same location, signed in to with `auth` where it is a bucket.
+    pub fn with_s3_auth(self, auth: s3::Auth) -> Location {
+        match self {
+            Location::S3 { target, .. } => Location::S3 { target, auth: Some(auth) },
+            other => other,
+        }
+    }
+
+    /// The host and port a remote repository is reached at.
+    pub fn remote_host(&self) -> Option<(String, u16)> {
+        match self {
+            Location::Local(_) => None,
+            Location::Sftp { target, .. } => Some((target.host.clone(), target.port)),
+            Location::S3 { target, .. } => Some((target.host().to_string(), target.port())),
         }
     }
 
@@ -94,6 +120,7 @@ impl Location {
         match self {
             Location::Local(p) => p.display().to_string(),
             Location::Sftp { target, .. } => target.display(),
+            Location::S3 { target, .. } => target.display(),
         }
     }
 }
@@ -157,6 +184,15 @@ impl Repo {
                     message: "no SSH key to sign in with".into(),
                 })?;
                 let be = sftp::SftpBackend::new(target, &auth.0)
+                    .map_err(|message| RepoError::Repository { location: name.clone(), message })?;
+                Arc::new(be)
+            }
+            Location::S3 { target, auth } => {
+                let auth = auth.as_ref().ok_or_else(|| RepoError::Repository {
+                    location: name.clone(),
+                    message: "no access key to sign in with".into(),
+                })?;
+                let be = s3::S3Backend::new(target, auth)
                     .map_err(|message| RepoError::Repository { location: name.clone(), message })?;
                 Arc::new(be)
             }
@@ -372,7 +408,11 @@ mod tests {
     fn locations_and_passwords() {
         assert_eq!(Location::parse("/srv/restic").unwrap(), Location::Local("/srv/restic".into()));
         assert_eq!(Location::parse("local:/srv/r").unwrap(), Location::Local("/srv/r".into()));
-        assert!(Location::parse("s3:https://x/bucket").unwrap_err().to_string().contains("not supported yet"));
+        assert!(Location::parse("rest:https://x/repo").unwrap_err().to_string().contains("not supported"));
+        let bucket = Location::parse("s3:http://127.0.0.1:9000/bucket/coop").unwrap();
+        assert_eq!(bucket.remote_host(), Some(("127.0.0.1".to_string(), 9000)));
+        let err = Repo::open_or_init(&bucket, &Password::new("x").unwrap()).err().expect("no keys, no repository");
+        assert!(err.to_string().contains("no access key"), "{err}");
         assert!(Location::parse("").is_err());
         let remote = Location::parse("sftp:backup@host:/srv/r").unwrap();
         assert!(remote.is_remote());

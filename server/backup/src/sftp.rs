@@ -203,10 +203,10 @@ fn absent(e: &ssh2::Error) -> bool {
 
 /// The largest file read whole or in part: restic's config, keys, snapshots and index files are
 /// small, its packs a few hundred MiB at most. A server that claims more is not believed.
-const MAX_READ: u64 = 1 << 30;
+pub(crate) const MAX_READ: u64 = 1 << 30;
 /// The most entries one directory may list (a repository of 4 TiB in 16 MiB packs is 256 Ki
 /// packs over 256 directories).
-const MAX_ENTRIES: usize = 1_000_000;
+pub(crate) const MAX_ENTRIES: usize = 1_000_000;
 
 fn io_error(what: String) -> impl FnOnce(ssh2::Error) -> Box<RusticError> {
     move |e| RusticError::with_source(ErrorKind::Backend, format!("SFTP: {what}"), e)

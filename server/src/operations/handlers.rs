@@ -104,6 +104,8 @@ pub fn register() -> Registry {
     r.op::<RemoveBackupRepo, _, _>(|st, cap, i| async move { apps::backups::remove_repo(&st, &cap, i).await });
     r.op::<SetBackupSchedule, _, _>(|st, cap, i| async move { apps::schedules::set(&st, &cap, i).await });
     r.op::<RemoveBackupSchedule, _, _>(|st, cap, i| async move { apps::schedules::remove(&st, &cap, i).await });
+    r.op::<SetDrillSchedule, _, _>(|st, cap, i| async move { apps::drill_schedules::set(&st, &cap, i).await });
+    r.op::<RemoveDrillSchedule, _, _>(|st, cap, i| async move { apps::drill_schedules::remove(&st, &cap, i).await });
     r.raw::<DownloadBackup, _, _>(streams::backup_tar);
 
     r

@@ -194,7 +194,7 @@ pub async fn backup_tar(st: SharedState, cap: Cap<scope::App>, input: DownloadBa
     let snapshot = input.snapshot.trim_end_matches(".tar");
     let (found, repo_id) = backups::find(&st, app.id, snapshot).await?;
     let repo = backups::repo_by_id(&st, app.collective_id, repo_id).await?;
-    let (location, password) = repo.open(&st).map_err(ApiError::unavailable)?;
+    let (location, password) = repo.open(&st).await.map_err(ApiError::unavailable)?;
     let c = cap.collective();
     let mut tx = audit::begin(&st.db).await?;
     let event = Event::new(AuditAction::BackupDownload, format!("app {}", app.domain))

@@ -3,7 +3,8 @@
 //! conventions (`RESTIC_PASSWORD`, `RESTIC_PASSWORD_FILE`), and an existing repository is used
 //! as it is. An `sftp:` repository signs in with the key in `POTLUCK_SFTP_KEY_FILE` (else
 //! `~/.ssh/id_ed25519`…) and trusts the host keys of `~/.ssh/known_hosts`
-//! (`POTLUCK_SFTP_KNOWN_HOSTS`), the way restic's `ssh` would.
+//! (`POTLUCK_SFTP_KNOWN_HOSTS`), the way restic's `ssh` would; an `s3:` repository signs with
+//! restic's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_DEFAULT_REGION`.
 
 use crate::adapters::engine::docker::{self, Endpoint};
 use clap::{Args, Subcommand};
@@ -69,19 +70,20 @@ pub struct RepoArgs {
     /// The stack (abra's app name with dots as underscores).
     #[arg(long)]
     pub stack: String,
-    /// The restic repository (a directory, local:/path, sftp:user@host:/path or
-    /// sftp://user@host:port//path); default $RESTIC_REPOSITORY.
+    /// The restic repository (a directory, local:/path, sftp:user@host:/path,
+    /// sftp://user@host:port//path, s3:https://host/bucket/path); default $RESTIC_REPOSITORY.
     #[arg(long, env = "RESTIC_REPOSITORY")]
     pub repo: String,
 }
 
-/// The repository of the arguments, with the command line's SSH key where it is remote.
+/// The repository of the arguments, with the command line's SSH key or S3 keys where it is remote.
 fn location(repo: &str) -> anyhow::Result<Location> {
-    let location = Location::parse(repo)?;
-    Ok(if location.is_remote() {
-        location.with_sftp_auth(potluck_backup::sftp::Auth::from_env().map_err(anyhow::Error::msg)?)
-    } else {
-        location
+    Ok(match Location::parse(repo)? {
+        sftp @ Location::Sftp { .. } => {
+            sftp.with_sftp_auth(potluck_backup::sftp::Auth::from_env().map_err(anyhow::Error::msg)?)
+        }
+        s3 @ Location::S3 { .. } => s3.with_s3_auth(potluck_backup::s3::Auth::from_env().map_err(anyhow::Error::msg)?),
+        local => local,
     })
 }
 

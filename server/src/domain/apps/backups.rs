@@ -11,6 +11,7 @@ use super::stack::Stack;
 use crate::adapters::backup::declared::{Coverage, Declared};
 use crate::adapters::backup::repo::{Location, Password, Repo};
 use crate::adapters::backup::run::{BackedUp, Report, Restored, Tags};
+use crate::adapters::backup::s3;
 use crate::adapters::backup::sftp::{self, HostKey};
 use crate::adapters::backup::stream::{OnProgress, Progress};
 use crate::adapters::crypto::random_token;
@@ -42,6 +43,10 @@ pub struct RepoRow {
     /// SFTP: the private key (sealed) and the pinned host key fingerprint.
     ssh_key_enc: Option<Vec<u8>>,
     host_key: Option<String>,
+    /// S3: the access key id, the secret key (sealed) and the region.
+    s3_key_id: Option<String>,
+    s3_secret_enc: Option<Vec<u8>>,
+    s3_region: Option<String>,
     pub created_at: i64,
 }
 
@@ -55,26 +60,47 @@ impl RepoRow {
             password_enc: r.try_get("password_enc")?,
             ssh_key_enc: r.try_get("ssh_key_enc")?,
             host_key: r.try_get("host_key")?,
+            s3_key_id: r.try_get("s3_key_id")?,
+            s3_secret_enc: r.try_get("s3_secret_enc")?,
+            s3_region: r.try_get("s3_region")?,
             created_at: r.try_get("created_at")?,
         })
     }
 
-    /// Where it is and how to open it.
-    pub fn open(&self, st: &AppState) -> std::result::Result<(Location, Password), String> {
-        let password = st.secrets.open(&self.password_enc).map_err(|e| format!("repository {}: {e}", self.name))?;
-        let mut location = Location::parse(&self.location).map_err(|e| e.to_string())?;
-        if location.is_remote() {
-            let (Some(key), Some(host_key)) = (&self.ssh_key_enc, &self.host_key) else {
-                return Err(format!("repository {}: no SSH key or host key stored", self.name));
-            };
-            let private_key = st.secrets.open(key).map_err(|e| format!("repository {}: {e}", self.name))?;
-            location = location.with_sftp_auth(sftp::Auth { private_key, host_key: HostKey::Pinned(host_key.clone()) });
-        }
+    /// Where it is and how to open it. A remote host is checked again each time (its name may
+    /// resolve elsewhere since it was added).
+    pub async fn open(&self, st: &AppState) -> std::result::Result<(Location, Password), String> {
+        let sealed = |what: &str| format!("repository {}: no {what} stored", self.name);
+        let unseal = |v: &[u8]| st.secrets.open(v).map_err(|e| format!("repository {}: {e}", self.name));
+        let password = unseal(&self.password_enc)?;
+        let location = match Location::parse(&self.location).map_err(|e| e.to_string())? {
+            sftp @ Location::Sftp { .. } => {
+                let (Some(key), Some(host_key)) = (&self.ssh_key_enc, &self.host_key) else {
+                    return Err(sealed("SSH key or host key"));
+                };
+                let private_key = unseal(key)?;
+                sftp.with_sftp_auth(sftp::Auth { private_key, host_key: HostKey::Pinned(host_key.clone()) })
+            }
+            bucket @ Location::S3 { .. } => {
+                let (Some(access_key_id), Some(secret)) = (&self.s3_key_id, &self.s3_secret_enc) else {
+                    return Err(sealed("access key"));
+                };
+                let secret_access_key = unseal(secret)?;
+                bucket.with_s3_auth(s3::Auth {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key,
+                    region: self.s3_region.clone(),
+                })
+            }
+            local => local,
+        };
+        check_reach(st, &location).await.map_err(|e| format!("repository {}: {e}", self.name))?;
         Ok((location, Password::new(password).map_err(|e| e.to_string())?))
     }
 }
 
-const REPO_COLUMNS: &str = "id, name, kind, location, password_enc, ssh_key_enc, host_key, created_at";
+const REPO_COLUMNS: &str =
+    "id, name, kind, location, password_enc, ssh_key_enc, host_key, s3_key_id, s3_secret_enc, s3_region, created_at";
 
 pub async fn repos_of(st: &AppState, collective: CollectiveId) -> Result<Vec<RepoRow>> {
     let rows = sqlx::query(&format!("SELECT {REPO_COLUMNS} FROM backup_repos WHERE collective_id = $1 ORDER BY id"))
@@ -137,6 +163,7 @@ async fn view_of(st: &AppState, r: &RepoRow) -> Result<BackupRepoView> {
         kind: r.kind.clone(),
         location: r.location.clone(),
         host_key: r.host_key.clone(),
+        s3_key_id: r.s3_key_id.clone(),
         created_at: r.created_at,
         snapshots: totals.try_get("n")?,
         bytes: totals.try_get("bytes")?,
@@ -145,12 +172,26 @@ async fn view_of(st: &AppState, r: &RepoRow) -> Result<BackupRepoView> {
 
 /// The largest private key accepted (an RSA 16384 key in OpenSSH's format is under 13 KiB).
 const MAX_SSH_KEY: usize = 16 * 1024;
+/// The longest S3 key id, secret key and region accepted (AWS's are 20, 40 and under 20).
+const MAX_S3_FIELD: usize = 256;
 
-/// Where a new repository goes: Potluck's own directory for the collective, or a directory over
-/// SFTP that the collective names, with the key and the host key it pins.
+/// Where a new repository goes: Potluck's own directory for the collective, a directory over
+/// SFTP with the key and the host key it pins, or a bucket with its keys.
 enum Placement {
     Local(std::path::PathBuf),
     Sftp { location: Location, private_key: String, host_key: String },
+    S3 { location: Location, auth: s3::Auth },
+}
+
+/// What a remote repository keeps beside its password: (sealed SSH key, pinned host key) or
+/// (S3 key id, sealed secret key, region).
+#[derive(Default)]
+struct Stored {
+    ssh_key_enc: Option<Vec<u8>>,
+    host_key: Option<String>,
+    s3_key_id: Option<String>,
+    s3_secret_enc: Option<Vec<u8>>,
+    s3_region: Option<String>,
 }
 
 fn placement(st: &AppState, c: &CollectiveRef, name: &str, input: &AddBackupRepo) -> Result<Placement> {
@@ -158,7 +199,7 @@ fn placement(st: &AppState, c: &CollectiveRef, name: &str, input: &AddBackupRepo
     if raw.is_empty() {
         if !st.config.local_backups_allow(&c.slug) {
             return Err(ApiError::forbidden(format!(
-                "{} may not keep backup repositories on the Potluck machine: the federation's configuration grants that (local_backups); give an sftp: location instead",
+                "{} may not keep backup repositories on the Potluck machine: the federation's configuration grants that (local_backups); give an sftp: or s3: location instead",
                 c.slug
             ))
             .into());
@@ -170,23 +211,93 @@ fn placement(st: &AppState, c: &CollectiveRef, name: &str, input: &AddBackupRepo
     }
     // A collective names places on its own servers only: never a path on the Potluck machine.
     let location = Location::parse(raw).map_err(|e| ApiError::invalid("location", e.to_string()))?;
-    if !location.is_remote() {
-        return Err(ApiError::invalid(
+    match location {
+        Location::Local(_) => Err(ApiError::invalid(
             "location",
-            "sftp:user@host:/path or sftp://user@host:port//path (leave it empty for a repository on the Potluck machine)",
+            "sftp:user@host:/path, sftp://user@host:port//path or s3:https://host/bucket/path (leave it empty for a repository on the Potluck machine)",
         )
-        .into());
+        .into()),
+        Location::Sftp { .. } => {
+            let private_key = input.ssh_key.trim().to_string();
+            if private_key.is_empty() || private_key.len() > MAX_SSH_KEY || !private_key.starts_with("-----BEGIN ") {
+                return Err(ApiError::invalid(
+                    "ssh_key",
+                    "the private key Potluck signs in with, in OpenSSH or PEM form, without a passphrase (at most 16 KiB)",
+                )
+                .into());
+            }
+            let host_key = input.host_key.trim().to_string();
+            Ok(Placement::Sftp { location, private_key, host_key })
+        }
+        Location::S3 { .. } => {
+            let field = |name: &'static str, value: &str, required: bool| {
+                let v = value.trim();
+                let ok = v.len() <= MAX_S3_FIELD
+                    && v.chars().all(|c| c.is_ascii_graphic())
+                    && (!required || !v.is_empty());
+                if ok {
+                    Ok(v.to_string())
+                } else {
+                    Err(ApiError::invalid(
+                        name,
+                        if required { "needed for an s3: repository (printable, at most 256 characters)" } else { "printable, at most 256 characters" },
+                    ))
+                }
+            };
+            let auth = s3::Auth {
+                access_key_id: field("s3_key_id", &input.s3_key_id, true)?,
+                secret_access_key: field("s3_secret", &input.s3_secret, true)?,
+                region: Some(field("s3_region", &input.s3_region, false)?).filter(|r| !r.is_empty()),
+            };
+            Ok(Placement::S3 { location, auth })
+        }
     }
-    let private_key = input.ssh_key.trim().to_string();
-    if private_key.is_empty() || private_key.len() > MAX_SSH_KEY || !private_key.starts_with("-----BEGIN ") {
-        return Err(ApiError::invalid(
-            "ssh_key",
-            "the private key Potluck signs in with, in OpenSSH or PEM form, without a passphrase (at most 16 KiB)",
-        )
-        .into());
+}
+
+/// Whether a collective's remote repository may be reached: never on the Potluck machine itself
+/// (loopback, the unspecified address) or on a link-local address (a cloud's instance metadata,
+/// with its credentials), unless the federation's configuration allows the host by name
+/// (`backup_hosts_allow`). Every address the name resolves to is checked.
+async fn check_reach(st: &AppState, location: &Location) -> std::result::Result<(), String> {
+    let Some((host, port)) = location.remote_host() else { return Ok(()) };
+    if st.config.backup_hosts_allow.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        return Ok(());
     }
-    let host_key = input.host_key.trim().to_string();
-    Ok(Placement::Sftp { location, private_key, host_key })
+    let resolved = tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host((host.as_str(), port)))
+        .await
+        .map_err(|_| format!("{host}: no answer from the resolver in 10 s"))?
+        .map_err(|e| format!("{host}: {e}"))?;
+    for addr in resolved {
+        if reserved(addr.ip()) {
+            return Err(format!(
+                "{host} is {}, on the Potluck machine or link-local: a collective's repository may not be there (the federation's configuration can allow the host: backup_hosts_allow)",
+                addr.ip()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Loopback, unspecified, link-local and multicast addresses, IPv4-mapped ones too.
+fn reserved(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_unspecified() || v4.is_link_local() || v4.is_multicast() || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => reserved(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
+) -> std::result::Result<std::result::Result<T, String>, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::unavailable(e.to_string()))
 }
 
 /// `add_backup_repo`: opens the repository (or makes it) before anything is recorded, so a
@@ -205,30 +316,28 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
     }
     let password = if given { input.password.clone() } else { random_token("") };
     let pw = Password::new(password.clone()).map_err(|e| ApiError::invalid("password", e.to_string()))?;
-    let (location, kind, ssh) = match place {
+    let (location, kind, stored) = match place {
         Placement::Local(dir) => {
             let location = Location::Local(dir.clone());
             let at = location.clone();
-            tokio::task::spawn_blocking(move || {
+            blocking(move || {
                 if let Some(parent) = dir.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| format!("cannot make {}: {e}", parent.display()))?;
                 }
                 Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string())
             })
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?
+            .await?
             .map_err(|e| ApiError::invalid("password", e))?;
-            (location, "local", None)
+            (location, "local", Stored::default())
         }
         Placement::Sftp { location, private_key, host_key } => {
+            check_reach(st, &location).await.map_err(|e| ApiError::invalid("location", e))?;
             let Location::Sftp { target, .. } = &location else { unreachable!("placement returns sftp") };
             let target = target.clone();
             if host_key.is_empty() {
                 // Never trusted on first use: the person checks what the server presents, and pins it.
-                let seen = tokio::task::spawn_blocking(move || sftp::probe(&target))
-                    .await
-                    .map_err(|e| ApiError::unavailable(e.to_string()))?
-                    .map_err(|e| ApiError::invalid("location", e))?;
+                let seen =
+                    blocking(move || sftp::probe(&target)).await?.map_err(|e| ApiError::invalid("location", e))?;
                 return Err(ApiError::invalid(
                     "host_key",
                     format!(
@@ -247,27 +356,48 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
             }
             let auth = sftp::Auth { private_key: private_key.clone(), host_key: HostKey::Pinned(host_key.clone()) };
             let at = location.clone().with_sftp_auth(auth);
-            tokio::task::spawn_blocking(move || Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string()))
-                .await
-                .map_err(|e| ApiError::unavailable(e.to_string()))?
+            blocking(move || Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string()))
+                .await?
                 .map_err(|e| ApiError::invalid("location", e))?;
-            (location, "sftp", Some((st.secrets.seal(&private_key), host_key)))
+            let stored = Stored {
+                ssh_key_enc: Some(st.secrets.seal(&private_key)),
+                host_key: Some(host_key),
+                ..Stored::default()
+            };
+            (location, "sftp", stored)
+        }
+        Placement::S3 { location, auth } => {
+            check_reach(st, &location).await.map_err(|e| ApiError::invalid("location", e))?;
+            let at = location.clone().with_s3_auth(auth.clone());
+            blocking(move || Repo::open_or_init(&at, &pw).map(drop).map_err(|e| e.to_string()))
+                .await?
+                .map_err(|e| ApiError::invalid("location", e))?;
+            let stored = Stored {
+                s3_key_id: Some(auth.access_key_id),
+                s3_secret_enc: Some(st.secrets.seal(&auth.secret_access_key)),
+                s3_region: auth.region,
+                ..Stored::default()
+            };
+            (location, "s3", stored)
         }
     };
     let sealed = st.secrets.seal(&password);
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
     let id: BackupRepoId = sqlx::query(
-        "INSERT INTO backup_repos (collective_id, name, kind, location, password_enc, ssh_key_enc, host_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO backup_repos (collective_id, name, kind, location, password_enc, ssh_key_enc, host_key, \
+         s3_key_id, s3_secret_enc, s3_region, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(c.id)
     .bind(&name)
     .bind(kind)
     .bind(location.display())
     .bind(&sealed)
-    .bind(ssh.as_ref().map(|(key, _)| key.clone()))
-    .bind(ssh.as_ref().map(|(_, host)| host.clone()))
+    .bind(&stored.ssh_key_enc)
+    .bind(&stored.host_key)
+    .bind(&stored.s3_key_id)
+    .bind(&stored.s3_secret_enc)
+    .bind(&stored.s3_region)
     .bind(now)
     .fetch_one(&mut *tx)
     .await
@@ -285,7 +415,9 @@ pub async fn add_repo(st: &AppState, access: &Cap<scope::Collective>, input: Add
             "repo_id": id,
             "kind": kind,
             "location": location.display(),
-            "host_key": ssh.as_ref().map(|(_, host)| host.clone()),
+            "host_key": stored.host_key,
+            "s3_key_id": stored.s3_key_id,
+            "s3_region": stored.s3_region,
             "password": if given { "given" } else { "generated" },
         }));
     tx.record(access.origin(), event).await?;
@@ -435,6 +567,7 @@ pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Coll
         can_manage: role.grants(Permission::ManageServers),
         can_operate: role.grants(Permission::OperateApps),
         can_schedule: role.grants(Permission::ManageApps),
+        drill_schedule: super::drill_schedules::of_collective(st, c.id).await?,
     })
 }
 
@@ -489,7 +622,7 @@ pub async fn take(
     lines: &Lines,
 ) -> std::result::Result<Taken, String> {
     let repo = repo_for(st, app.collective_id, options.repo.as_deref()).await.map_err(|e| e.to_string())?;
-    let (location, password) = repo.open(st)?;
+    let (location, password) = repo.open(st).await?;
     (lines.step)(format!("backing up {} into repository {} ({})", app.stack_name, repo.name, repo.location));
     let version = app.version.clone();
     let tags = Tags {
@@ -564,7 +697,7 @@ pub async fn restore(
         }
         None => (repo_for(st, app.collective_id, options.repo.as_deref()).await.map_err(|e| e.to_string())?, None),
     };
-    let (location, password) = repo.open(st)?;
+    let (location, password) = repo.open(st).await?;
     let step = lines.step.clone();
     let report = Report { step: &move |s| step(s), progress: throttled(lines.progress.clone()) };
     let restored = stack.restore(&source.stack_name, &location, &password, snapshot.as_deref(), &report).await?;

@@ -130,8 +130,23 @@ pub async fn run(
     ));
     let stack = Stack::of(st, &drill).await.map_err(|e| e.to_string())?;
     if stack.exists().await {
-        // Not the drill's: neither deployed over nor cleaned up.
-        return Err(format!("a stack named {} exists already: the drill does not touch it", drill.stack_name));
+        // Left by an earlier attempt of this same job (Potluck stopped mid-drill, and the job
+        // runs again): everything of it carries this job's label, and goes first. Anything
+        // else is not the drill's: neither deployed over nor cleaned up.
+        let step = lines.step.clone();
+        let ours =
+            stack.remove(&ownership(&drill, job), Some(Duration::from_secs(180)), &|s| step(s.to_string())).await;
+        if let Err(e) = ours {
+            return Err(format!(
+                "a stack named {} exists already ({e}): the drill does not touch it",
+                drill.stack_name
+            ));
+        }
+        (lines.step)(format!("removed what an earlier attempt of this drill left in {}", drill.stack_name));
+        let step = lines.step.clone();
+        stack.remove_volumes(&|m| step(m)).await?;
+        let step = lines.step.clone();
+        stack.remove_secrets(&|m| step(m)).await?;
     }
     let outcome = attempt(st, app, job, &drill, &stack, snapshot, repo, timeout_secs, lines).await;
     // Everything the drill made goes, whatever it did.
@@ -219,7 +234,7 @@ async fn attempt(
     let secs = timeout_secs.unwrap_or_else(|| crate::adapters::engine::timeout_of(&plan));
     converge(stack, &plan, &opts, secs, lines, "deployed").await?;
     let repo = backups::repo_by_id(st, app.collective_id, repo).await.map_err(|e| e.to_string())?;
-    let (location, password) = repo.open(st)?;
+    let (location, password) = repo.open(st).await?;
     let step = lines.step.clone();
     let report = Report { step: &move |s| step(s), progress: backups::throttled(lines.progress.clone()) };
     let restored = stack.restore(&app.stack_name, &location, &password, Some(snapshot), &report).await?;

@@ -557,7 +557,7 @@ async fn execute(
         if options.scheduled {
             // The snapshot is safe whatever retention does: its failure is told, not fatal.
             let kept = match backups::repo_by_id(st, app.collective_id, taken.repo).await {
-                Ok(repo) => match repo.open(st) {
+                Ok(repo) => match repo.open(st).await {
                     Ok((location, password)) => schedules::retain(st, app, location, password, &em.lines()).await,
                     Err(e) => Err(e),
                 },

@@ -221,7 +221,8 @@ pub async fn remove(st: &AppState, access: &Cap<scope::App>, _input: RemoveBacku
     Ok(())
 }
 
-/// Fires every due schedule once; returns when the next one is due (ms), if any.
+/// Fires every due backup schedule once and moves the collectives' drill schedules on; returns
+/// when the next one is due (ms), if any.
 pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
     let now = now_ms();
     let due =
@@ -268,7 +269,11 @@ pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
         .fetch_one(st.db.pool())
         .await?
         .try_get("next")?;
-    Ok(next)
+    let drills = super::drill_schedules::tick(st).await?;
+    Ok(match (next, drills) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// Queues the scheduled backup of an app, as Potluck's scheduler.
@@ -339,7 +344,7 @@ pub async fn retain(
     .map_err(|e| e.to_string())?
 }
 
-/// The scheduler: fires due schedules, then sleeps until the next one is due (at most a
+/// The scheduler: fires due backup and drill schedules, then sleeps until the next one is due (at most a
 /// minute, so a schedule another replica set is seen), or until one is set here.
 pub fn spawn_scheduler(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
