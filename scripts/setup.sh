@@ -30,7 +30,7 @@ log() { printf '==> setup: %s\n' "$*"; }
 
 # --- 1. Debian packages ---------------------------------------------------------------------
 pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web-clippy gcc g++ libc6-dev make
-      pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3)
+      pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3 brotli gzip)
 if [ "$WITH_TEST_SERVICES" = 1 ]; then
   pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client
          restic python3-venv)

@@ -16,7 +16,7 @@ pub mod ports;
 
 use components::{MeResource, Nav};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -38,8 +38,24 @@ pub fn content_security_policy(nonce: &str, sign_out_origin: Option<&str>) -> St
     )
 }
 
+/// The stylesheet's address: its fingerprinted name from the build's hash file (a `css:` line,
+/// written by scripts/build.sh), else the plain one.
+#[cfg_attr(not(feature = "ssr"), allow(unused_variables))]
+pub fn stylesheet_href(options: &LeptosOptions) -> String {
+    #[cfg(feature = "ssr")]
+    if options.hash_files {
+        if let Ok(text) = std::fs::read_to_string(&*options.hash_file) {
+            if let Some(h) = text.lines().find_map(|l| l.trim().strip_prefix("css:")).map(str::trim) {
+                return format!("/{}/potluck.{h}.css", options.site_pkg_dir);
+            }
+        }
+    }
+    format!("/{}/potluck.css", options.site_pkg_dir)
+}
+
 /// The document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let stylesheet = stylesheet_href(&options);
     #[cfg(feature = "ssr")]
     if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) {
         let sign_out = use_context::<http::request::Parts>()
@@ -55,6 +71,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg"/>
+                <link rel="stylesheet" href=stylesheet/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -75,7 +92,6 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| hydrated.set(true));
 
     view! {
-        <Stylesheet id="potluck" href="/pkg/potluck.css"/>
         <Title formatter=|t: String| if t.is_empty() { "Potluck".to_string() } else { format!("{t} · Potluck") }/>
         <Router>
             <div id="app" data-hydrated=move || hydrated.get().to_string()>

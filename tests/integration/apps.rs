@@ -225,6 +225,11 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
     assert_eq!(svc.version_label, "0.1.0+1.0");
     assert_eq!(d.secrets[0].exists, Some(true));
 
+    // A redeploy of what runs changes nothing, and the preview says so: neither Potluck's own
+    // labels nor what the engine fills in (endpoint mode, isolation, runtime) count as changes.
+    let p = preview(b, &domain, "redeploy", "").await;
+    assert!(!p.changes.is_empty() && p.changes.iter().all(|c| c.ends_with(" unchanged")), "{:?}", p.changes);
+
     // Deploying again is refused: it is deployed.
     let p = preview(b, &domain, "deploy", "").await;
     assert!(p.checks.iter().any(|c| c.level == "error" && c.message.contains("already deployed")), "{:?}", p.checks);
@@ -261,6 +266,7 @@ async fn an_app_lives_through_deploy_upgrade_rollback_rotation_and_undeploy() {
         .env
         .unwrap();
     assert!(env.contains(&"WORKERS=2".to_string()), "{env:?}");
+    assert!(env.contains(&"TYPE=hello:0.2.0+1.1".to_string()), "the service sees the version deployed: {env:?}");
 
     // Rollback: to the version before by default, with the volume warning.
     let p = preview(b, &domain, "rollback", "").await;

@@ -1,7 +1,8 @@
 //! The web layer as an attacker's browser or proxy meets it: cookie-carrying writes from other
 //! origins, forged `X-Forwarded-For` hops, sign-in redirects that lead off-site, and what every
 //! page says about itself (Content-Security-Policy with the page's nonce, HSTS over https), the
-//! public start page and the pages that send a visitor to sign in.
+//! public start page and the pages that send a visitor to sign in; the built site's files
+//! under fingerprinted names, precompressed and cached for good.
 
 use potluck_app::model::{CollectiveSummary, Me};
 use potluck_tests::{location, Idp, TestApp};
@@ -202,4 +203,45 @@ async fn anonymous_visitors_arriving_together_all_get_their_pages() {
     }
     done.store(true, Ordering::Relaxed);
     assert!(builder.join().unwrap() > 0, "routers were built while the visitors arrived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sites_files_are_fingerprinted_precompressed_and_cached_for_good() {
+    let app = TestApp::spawn().await;
+    assert!(
+        potluck_tests::workspace_root().join("target/site/hash.txt").is_file(),
+        "the site is not built: scripts/build.sh (make test builds it) writes target/site/hash.txt"
+    );
+    let plain = reqwest::Client::new();
+    let page = plain.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-cache", "a page is asked for again every time");
+    let html = page.text().await.unwrap();
+    let named = |ext: &str| -> String {
+        let re = regex::Regex::new(&format!(r"/pkg/potluck\.[0-9a-f]{{16}}\.{ext}\b")).unwrap();
+        re.find(&html).unwrap_or_else(|| panic!("the page links no fingerprinted .{ext}: {html}")).as_str().to_string()
+    };
+    for path in [named("wasm"), named("js"), named("css")] {
+        let get = |encoding: &'static str| {
+            plain.get(format!("{}{path}", app.base)).header("accept-encoding", encoding).send()
+        };
+        let whole = get("identity").await.unwrap();
+        assert_eq!(whole.status(), 200, "{path}");
+        assert_eq!(whole.headers()["cache-control"], "public, max-age=31536000, immutable", "{path}");
+        assert!(whole.headers().get("content-encoding").is_none(), "{path}");
+        let content_type = whole.headers()["content-type"].clone();
+        let size = whole.bytes().await.unwrap().len();
+        for encoding in ["br", "gzip"] {
+            let packed = get(encoding).await.unwrap();
+            assert_eq!(packed.headers()["content-encoding"], encoding, "{path}");
+            assert_eq!(packed.headers()["content-type"], content_type, "{path} keeps its type");
+            assert_eq!(packed.headers()["cache-control"], "public, max-age=31536000, immutable");
+            let packed_size = packed.bytes().await.unwrap().len();
+            assert!(packed_size < size, "{path}: {encoding} {packed_size} B, whole {size} B");
+        }
+    }
+    // A name the build did not make is not found, and not kept.
+    let missing = plain.get(format!("{}/pkg/potluck.0123456789abcdef.wasm", app.base)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["cache-control"], "no-cache");
 }

@@ -125,7 +125,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "listening on all interfaces without public_url: set POTLUCK_PUBLIC_URL to the address people use"
         );
     }
-    let site = config.site_root.join("pkg").join("potluck.wasm");
+    let site = config.site_root.join("hash.txt");
     if !site.exists() {
         tracing::warn!(path = %site.display(), "the site is not built: pages work, but without their wasm (run `make run`)");
     }

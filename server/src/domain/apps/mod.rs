@@ -104,7 +104,9 @@ pub async fn preview(st: &AppState, access: &Cap<scope::App>, input: PreviewJob)
     let stack = Stack::of(st, &app).await.ok();
     let checks = plan::checks(st, &app, &p, stack.as_ref(), kind).await;
     let changes = match &stack {
-        Some(s) => s.dry_run(&p.plan).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")]),
+        Some(s) => {
+            s.dry_run(&p.plan, &app.ownership()).await.unwrap_or_else(|e| vec![format!("cannot read the swarm: {e}")])
+        }
         None => vec![format!("server {} is unreachable", app.server)],
     };
     let release_notes = if matches!(kind, JobKind::Upgrade | JobKind::Deploy) {

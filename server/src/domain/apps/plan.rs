@@ -73,7 +73,13 @@ pub async fn build(st: &AppState, app: &AppRow, recipe: &store::RecipeRow, targe
         }
     };
     let files = inspect::files_of(st, recipe, &rev).await?;
-    let env_file = EnvFile::parse(&app.env).map_err(|e| ApiError::invalid("env", format!("the app's env: {e}")))?;
+    let mut env_file = EnvFile::parse(&app.env).map_err(|e| ApiError::invalid("env", format!("the app's env: {e}")))?;
+    // The services see the version being deployed, as abra writes it into the env before it
+    // deploys (the app's record keeps the one that runs until the deploy succeeds).
+    if let Target::Version(v) = target {
+        let key = if env_file.entry("RECIPE").is_some() { "RECIPE" } else { "TYPE" };
+        env_file.set(key, &format!("{}:{v}", recipe.name));
+    }
     let abra_sh = files.text("abra.sh");
     let env = engine::app_environment(&env_file, abra_sh.as_deref(), &app.stack_name);
     let mut app_env = env_file.values(&|_| None);
@@ -202,6 +208,45 @@ fn strip_ids(v: &mut Value) {
     }
 }
 
+/// What the engine fills in when a spec leaves it out (path, value): a live spec that carries
+/// one of these where the wanted spec has nothing is unchanged.
+const DAEMON_DEFAULTS: &[(&str, &str)] = &[
+    ("EndpointSpec.Mode", "\"vip\""),
+    ("TaskTemplate.ContainerSpec.Isolation", "\"default\""),
+    ("TaskTemplate.Runtime", "\"container\""),
+    ("TaskTemplate.Placement.Platforms", ""),
+    ("Mode.Replicated.Replicas", "1"),
+];
+
+/// Nothing in it: null, false, 0, "", [] or an object of such. The engine leaves out what is
+/// empty, so empty and absent are the same setting.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.values().all(is_empty),
+    }
+}
+
+/// A value the engine puts where the spec said nothing (an object: when all that is in it is).
+fn is_default(path: &str, v: &Value) -> bool {
+    let known = DAEMON_DEFAULTS.iter().find(|(p, _)| *p == path);
+    if let Some((_, d)) = known {
+        if d.is_empty() || serde_json::from_str::<Value>(d).ok().as_ref() == Some(v) {
+            return true;
+        }
+    }
+    match v {
+        Value::Object(m) => m.iter().all(|(k, x)| is_default(&format!("{path}.{k}"), x)),
+        _ => is_empty(v),
+    }
+}
+
+/// The differences from the live spec `a` to the wanted spec `b`, one line each: a key only one
+/// side has counts when its value is more than the engine's default.
 fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
@@ -210,19 +255,64 @@ fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
                 let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 match (x.get(k), y.get(k)) {
                     (Some(l), Some(r)) => walk(l, r, p, out),
-                    (Some(l), None) => out.push(format!("{p}: {l} removed")),
-                    (None, Some(r)) => out.push(format!("{p}: {r} added")),
+                    (Some(l), None) if !is_default(&p, l) => out.push(format!("{p}: {l} removed")),
+                    (None, Some(r)) if !is_default(&p, r) => out.push(format!("{p}: {r} added")),
                     _ => {}
                 }
             }
         }
+        // `{}` against `null`, `0` against `false`: the same nothing.
+        _ if is_empty(a) && is_empty(b) => {}
         _ if a != b => out.push(format!("{path}: {a} → {b}")),
         _ => {}
     }
 }
 
+/// The engine reports a service's healthcheck as `Healthcheck`, which bollard's model (reading
+/// the API's `HealthCheck`) drops: when the wanted spec has one, the live one is read from a
+/// running task's container instead; where no task runs on the engine's node, the healthcheck
+/// is left out of the comparison rather than reported as added.
+async fn healthcheck_of_live(docker: &Docker, service: &str, live: &mut Value, wanted: &mut Value) {
+    use bollard::query_parameters::{InspectContainerOptions, ListTasksOptions};
+    const CS: &str = "/TaskTemplate/ContainerSpec";
+    let has = |v: &Value| v.pointer(CS).and_then(|c| c.get("HealthCheck")).is_some();
+    if !has(wanted) || has(live) {
+        return;
+    }
+    let filters = std::collections::HashMap::from([
+        ("service".to_string(), vec![service.to_string()]),
+        ("desired-state".to_string(), vec!["running".to_string()]),
+    ]);
+    let tasks = docker.list_tasks(Some(ListTasksOptions { filters: Some(filters) })).await.unwrap_or_default();
+    let mut found = None;
+    for t in tasks {
+        let Some(id) = t.status.and_then(|s| s.container_status).and_then(|c| c.container_id) else { continue };
+        if let Ok(c) = docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+            found = c.config.and_then(|cfg| cfg.healthcheck).and_then(|h| serde_json::to_value(h).ok());
+            break;
+        }
+    }
+    match found {
+        Some(h) => {
+            if let Some(cs) = live.pointer_mut(CS).and_then(Value::as_object_mut) {
+                cs.insert("HealthCheck".into(), h);
+            }
+        }
+        None => {
+            if let Some(cs) = wanted.pointer_mut(CS).and_then(Value::as_object_mut) {
+                cs.remove("HealthCheck");
+            }
+        }
+    }
+}
+
 /// What deploying `plan` would change on the swarm, one line each.
-pub(super) async fn dry_run(docker: &Docker, plan: &StackPlan) -> std::result::Result<Vec<String>, String> {
+/// `ownership`: the labels the deploy adds to every service (so they are no change).
+pub(super) async fn dry_run(
+    docker: &Docker,
+    plan: &StackPlan,
+    ownership: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<String>, String> {
     use bollard::query_parameters::{ListNetworksOptions, ListServicesOptions};
     let filter = std::collections::HashMap::from([(
         "label".to_string(),
@@ -286,10 +376,20 @@ pub(super) async fn dry_run(docker: &Docker, plan: &StackPlan) -> std::result::R
     for s in &plan.services {
         let model: bollard::models::ServiceSpec = typed(s.spec.clone(), &s.name).map_err(|e| e.to_string())?;
         let mut wanted = serde_json::to_value(&model).unwrap_or_default();
+        if let Some(labels) =
+            wanted.as_object_mut().map(|o| o.entry("Labels").or_insert_with(|| Value::Object(Default::default())))
+        {
+            if let Some(labels) = labels.as_object_mut() {
+                for (k, v) in ownership {
+                    labels.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
         strip_ids(&mut wanted);
         match live.remove(&s.name) {
             None => out.push(format!("create service {} ({})", s.name, s.image)),
-            Some(current) => {
+            Some(mut current) => {
+                healthcheck_of_live(docker, &s.name, &mut current, &mut wanted).await;
                 let mut changes = Vec::new();
                 walk(&current, &wanted, String::new(), &mut changes);
                 if changes.is_empty() {
@@ -334,4 +434,72 @@ pub async fn release_notes_between(
         .collect();
     notes.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(notes.into_iter().map(|(v, n)| (v.tag, n)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn changes(live: Value, wanted: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&live, &wanted, String::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn what_the_engine_fills_in_is_no_change() {
+        let live = json!({
+            "Labels": { "potluck.app": "7" },
+            "EndpointSpec": { "Mode": "vip" },
+            "Mode": { "Replicated": { "Replicas": 1 } },
+            "TaskTemplate": {
+                "Runtime": "container",
+                "ForceUpdate": 0,
+                "Placement": { "Platforms": [{ "Architecture": "amd64", "OS": "linux" }] },
+                "ContainerSpec": {
+                    "Isolation": "default",
+                    "Env": ["A=1"],
+                    "HealthCheck": { "Test": ["CMD", "true"], "Interval": 1_000_000_000_i64 }
+                }
+            }
+        });
+        let wanted = json!({
+            "Labels": { "potluck.app": "7" },
+            "EndpointSpec": {},
+            "Mode": { "Replicated": {} },
+            "TaskTemplate": {
+                "Placement": {},
+                "ContainerSpec": {
+                    "Env": ["A=1"],
+                    "HealthCheck": { "Test": ["CMD", "true"], "Interval": 1_000_000_000_i64, "StartPeriod": 0 },
+                    "Mounts": []
+                }
+            }
+        });
+        assert_eq!(changes(live, wanted), Vec::<String>::new());
+    }
+
+    #[test]
+    fn real_changes_are_each_one_line() {
+        let live = json!({
+            "EndpointSpec": { "Mode": "dnsrr" },
+            "Mode": { "Replicated": { "Replicas": 3 } },
+            "TaskTemplate": { "ContainerSpec": { "Env": ["A=1"], "User": "nobody" } }
+        });
+        let wanted = json!({
+            "EndpointSpec": {},
+            "TaskTemplate": { "ContainerSpec": { "Env": ["A=2"], "HealthCheck": { "Test": ["CMD", "true"] } } }
+        });
+        assert_eq!(
+            changes(live, wanted),
+            [
+                "EndpointSpec.Mode: \"dnsrr\" removed",
+                "Mode: {\"Replicated\":{\"Replicas\":3}} removed",
+                "TaskTemplate.ContainerSpec.Env: [\"A=1\"] → [\"A=2\"]",
+                "TaskTemplate.ContainerSpec.HealthCheck: {\"Test\":[\"CMD\",\"true\"]} added",
+                "TaskTemplate.ContainerSpec.User: \"nobody\" removed",
+            ]
+        );
+    }
 }

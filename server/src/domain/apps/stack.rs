@@ -387,7 +387,7 @@ impl Stack {
     }
 
     /// What deploying `plan` would change (see `plan::dry_run`).
-    pub async fn dry_run(&self, plan: &StackPlan) -> Result<Vec<String>, String> {
-        super::plan::dry_run(&self.docker, plan).await
+    pub async fn dry_run(&self, plan: &StackPlan, ownership: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+        super::plan::dry_run(&self.docker, plan, ownership).await
     }
 }

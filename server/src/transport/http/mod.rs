@@ -19,13 +19,44 @@ use potluck_app::{shell, App};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Leptos' options, built from Potluck's configuration (no Cargo metadata, no LEPTOS_* files).
+/// A built site lists its fingerprinted file names in `hash.txt` (scripts/build.sh); the pages
+/// then link those.
 pub fn leptos_options(state: &SharedState) -> LeptosOptions {
-    LeptosOptions::builder()
+    let builder = LeptosOptions::builder()
         .output_name("potluck")
         .site_root(state.config.site_root.display().to_string())
         .site_pkg_dir("pkg")
-        .site_addr(state.config.listen)
-        .build()
+        .site_addr(state.config.listen);
+    // Leptos reads the hash file beside the executable unless the path is absolute.
+    let hashes = std::path::absolute(state.config.site_root.join("hash.txt")).ok().filter(|p| p.is_file());
+    match hashes {
+        Some(path) => builder.hash_files(true).hash_file(std::sync::Arc::from(path.display().to_string())).build(),
+        None => builder.build(),
+    }
+}
+
+/// The built site's scripts, wasm and stylesheet: brotli or gzip where the browser takes it
+/// (scripts/build.sh writes both beside each file); a fingerprinted name never changes, so it
+/// may be kept for a year; anything else is revalidated.
+fn site_files(state: &SharedState) -> Router {
+    let dir =
+        tower_http::services::ServeDir::new(state.config.site_root.join("pkg")).precompressed_br().precompressed_gzip();
+    Router::new().nest_service("/pkg", dir).layer(axum::middleware::from_fn(site_cache))
+}
+
+/// `potluck.0123456789abcdef.wasm`: a name carrying a fingerprint (16 hex digits).
+fn fingerprinted(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.split('.').any(|part| part.len() == 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+async fn site_cache(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let immutable = fingerprinted(req.uri().path());
+    let mut response = next.run(req).await;
+    let value =
+        if immutable && response.status().is_success() { "public, max-age=31536000, immutable" } else { "no-cache" };
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static(value));
+    response
 }
 
 /// The page routes, generated once per process. Generating them runs the app with resource
@@ -58,6 +89,7 @@ pub fn router(state: SharedState) -> Router {
         .with_state(options)
         .layer(axum::middleware::from_fn(page_csp));
 
+    let site = site_files(&state);
     let rest: Router = Router::new()
         .route("/healthz", get(healthz))
         .merge(auth::routes())
@@ -68,6 +100,7 @@ pub fn router(state: SharedState) -> Router {
     let hsts = state.config.secure_cookies();
     let router = rest
         .merge(pages)
+        .merge(site)
         .layer(axum::middleware::from_fn(server_fn_status))
         .layer(axum::middleware::from_fn_with_state(state, context::identify))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -106,9 +139,13 @@ async fn page_csp(req: axum::extract::Request, next: axum::middleware::Next) -> 
     use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
     use futures::StreamExt;
     let sign_out = req.extensions().get::<potluck_app::ports::Caller>().and_then(|c| c.sign_out_origin.clone());
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let is_html =
         response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    // A page names the fingerprinted files of the build that served it: always asked again.
+    if is_html && !response.headers().contains_key(axum::http::header::CACHE_CONTROL) {
+        response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
     if !is_html || response.headers().contains_key(CONTENT_SECURITY_POLICY) {
         return response;
     }
