@@ -60,6 +60,10 @@ struct ServiceView {
     update_state: String,
     update_message: String,
     failing: Option<String>,
+    /// No update status, yet a task that runs is older than the service's last change: right
+    /// after an update the swarm clears the status before it makes the new tasks, and for that
+    /// moment the old tasks alone look converged.
+    stale: bool,
 }
 
 fn state_name(s: Option<TaskState>) -> String {
@@ -151,8 +155,14 @@ async fn view(docker: &Docker, name: &str, id: &str) -> Result<(ServiceView, Vec
         (all, all > 0 && complete == all)
     };
     let updating = matches!(update_state.as_str(), "updating" | "rollback_started" | "paused" | "rollback_paused");
-    Ok((ServiceView { running, desired, done: done && !updating, update_state, update_message, failing }, tasks))
+    // Docker's timestamps are RFC 3339 in UTC: as text they sort as times do.
+    let changed = svc.updated_at.clone().unwrap_or_default();
+    let stale = update_state.is_empty() && newest.values().any(|t| created(t) < changed);
+    Ok((ServiceView { running, desired, done: done && !updating, update_state, update_message, failing, stale }, tasks))
 }
+
+/// How long old tasks of a just-changed service are not taken for converged (see `stale`).
+const STALE_GRACE: Duration = Duration::from_secs(5);
 
 /// How often to look again while the swarm settles after an event, and for how long.
 const SETTLE_TICK: Duration = Duration::from_millis(100);
@@ -168,7 +178,8 @@ pub async fn wait(
 ) -> Outcome {
     let filters = HashMap::from([("type".to_string(), vec!["container".to_string(), "service".to_string()])]);
     let mut events = docker.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }));
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut counts: HashMap<String, (u64, u64, String)> = HashMap::new();
     // Right after a deploy, tasks are being scheduled: start in the settling rhythm.
@@ -226,7 +237,9 @@ pub async fn wait(
             if let Some(f) = v.failing {
                 return Outcome::Failed { service: name.clone(), reason: f };
             }
-            if !v.done {
+            // A change that replaces no task (labels alone) leaves the old tasks for good: they
+            // are taken as converged once the swarm has had a moment to start an update.
+            if !v.done || (v.stale && started.elapsed() < STALE_GRACE) {
                 pending.push(name.clone());
             }
         }

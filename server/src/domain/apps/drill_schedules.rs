@@ -293,11 +293,21 @@ async fn advance(st: &AppState, collective: CollectiveId, r: &sqlx::any::AnyRow,
     if !due && current_ended.is_none() {
         return Ok(true);
     }
+    // A due run moves the next one on with the claim, so a round that cannot begin (the
+    // database failing meanwhile) waits for its next time rather than being retried at once.
+    let next_run = if due {
+        let cron: String = r.try_get("cron")?;
+        Pattern::parse(&cron, Duration::ZERO).ok().and_then(|p| p.next_after(now)).unwrap_or(i64::MAX)
+    } else {
+        was_next
+    };
     // Claim this change before doing it.
     let claimed = sqlx::query(
-        "UPDATE drill_schedules SET round_seq = $1 WHERE collective_id = $2 AND round_seq = $3 AND next_run_at = $4",
+        "UPDATE drill_schedules SET round_seq = $1, next_run_at = $2 \
+         WHERE collective_id = $3 AND round_seq = $4 AND next_run_at = $5",
     )
     .bind(seq + 1)
+    .bind(next_run)
     .bind(collective)
     .bind(seq)
     .bind(was_next)
@@ -307,16 +317,16 @@ async fn advance(st: &AppState, collective: CollectiveId, r: &sqlx::any::AnyRow,
     if claimed == 0 {
         return Ok(true); // another replica moved it on
     }
-    let mut next_run = was_next;
     let mut last_run: Option<i64> = None;
     if due {
-        let cron: String = r.try_get("cron")?;
-        next_run = Pattern::parse(&cron, Duration::ZERO).ok().and_then(|p| p.next_after(now)).unwrap_or(i64::MAX);
         match round.as_mut() {
             Some(running) => running.missed += 1,
             None => {
-                round = Some(begin_round(st, collective, now).await?);
                 last_run = Some(now);
+                round = Some(begin_round(st, collective, now).await.map_err(|e| {
+                    tracing::warn!(collective.id = collective.0, error = %e, "a drill round could not begin");
+                    e
+                })?);
             }
         }
     }
