@@ -99,6 +99,19 @@ where
     }
 }
 
+/// The error of the last submission of a form, if it failed (a success shows elsewhere).
+#[component]
+pub fn ActionError<T, S>(value: S) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, ApiError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+        _ => ().into_any(),
+    }
+}
+
 /// `2026-11-25 21:03:22 UTC` from milliseconds since the epoch.
 pub fn format_time(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");

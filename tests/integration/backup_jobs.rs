@@ -284,6 +284,17 @@ pub(crate) struct Deployed {
     _stack: swarm::StackGuard,
 }
 
+/// Backs the app up into `repo`, overwrites its file, restores: the file says `text` again.
+async fn round_trip(admin: &Browser, domain: &str, stack: &str, repo: &str, text: &str) {
+    sh(stack, "app", &format!("printf '{text}\\n' > /srv/files/a.txt"));
+    let (state, result, _) = job(admin, domain, "backup", &[("options[repo]", repo)]).await;
+    assert_eq!(state, "succeeded", "backup into {repo}: {result}");
+    sh(stack, "app", "printf 'lost\\n' > /srv/files/a.txt");
+    let (state, result, _) = job(admin, domain, "restore", &[]).await;
+    assert_eq!(state, "succeeded", "restore from {repo}: {result}");
+    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), format!("{text}\n"));
+}
+
 pub(crate) async fn deployed(prefix: &str, adjust: impl FnOnce(&mut potluck_server::config::Config)) -> Deployed {
     let app = TestApp::spawn_with(|c| {
         c.local_backups = vec![SLUG.to_string()];
@@ -524,13 +535,7 @@ async fn a_repository_over_sftp_pins_the_host_key_and_keeps_the_key_sealed() {
     assert!(!serde_json::to_string(&page).unwrap().contains("PRIVATE KEY"), "the key is never shown");
 
     // A backup and a restore through it; restic reads what Potluck wrote.
-    sh(stack, "app", "printf 'remote copy\\n' > /srv/files/a.txt");
-    let (state, result, _) = job(admin, domain, "backup", &[("options[repo]", "remote")]).await;
-    assert_eq!(state, "succeeded", "backup over sftp: {result}");
-    sh(stack, "app", "printf 'lost\\n' > /srv/files/a.txt");
-    let (state, result, _) = job(admin, domain, "restore", &[]).await;
-    assert_eq!(state, "succeeded", "restore over sftp: {result}");
-    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "remote copy\n");
+    round_trip(admin, domain, stack, "remote", "remote copy").await;
     let out = Command::new("restic")
         .args(["-r", remote.to_str().unwrap(), "snapshots", "--json"])
         .env("RESTIC_PASSWORD", &password)
@@ -603,13 +608,7 @@ async fn a_repository_in_a_bucket_keeps_its_secret_sealed_and_may_not_name_the_p
     assert!(logged[0].contains(key_id) && !logged[0].contains(secret), "the key id, no secret: {logged:?}");
 
     // A backup and a restore through the bucket; restic's own S3 client reads what Potluck wrote.
-    sh(stack, "app", "printf 'in the bucket\\n' > /srv/files/a.txt");
-    let (state, result, _) = job(admin, domain, "backup", &[("options[repo]", "bucket")]).await;
-    assert_eq!(state, "succeeded", "backup into s3: {result}");
-    sh(stack, "app", "printf 'lost\\n' > /srv/files/a.txt");
-    let (state, result, _) = job(admin, domain, "restore", &[]).await;
-    assert_eq!(state, "succeeded", "restore from s3: {result}");
-    assert_eq!(sh(stack, "app", "cat /srv/files/a.txt"), "in the bucket\n");
+    round_trip(admin, domain, stack, "bucket", "in the bucket").await;
     let out = Command::new("restic")
         .args(["-r", &format!("s3:{endpoint}/{bucket}/coop"), "snapshots", "--json"])
         .env("RESTIC_PASSWORD", &password)

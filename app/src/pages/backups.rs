@@ -3,7 +3,7 @@
 //! parts the app page shows (coverage, snapshots with restore and download).
 
 use crate::api::{self, *};
-use crate::components::{format_time, ActionResult, ErrorBox, Time};
+use crate::components::{format_time, ActionError, ActionResult, ErrorBox, Time};
 use crate::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -109,10 +109,7 @@ fn Overview(
             <thead><tr><th>"App"</th><th>"Volumes"</th><th>"Last snapshot"</th><th>"Sizes over time"</th><th>"Schedule"</th><th></th></tr></thead>
             <tbody>{rows}</tbody>
         </table>
-        {move || match start.value().get() {
-            Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-            _ => ().into_any(),
-        }}
+        <ActionError value=start.value()/>
         <DrillSchedule slug=d.slug.clone() schedule=d.drill_schedule.clone() can_set=d.can_schedule actions=drills/>
         <h2>"Repositories"</h2>
         {(!has_repo).then(|| view! { <p class="warning" id="no-repo">"The collective has no backup repository yet: nothing can be backed up."</p> })}
@@ -244,14 +241,8 @@ fn DrillSchedule(
         <h2>"Restore drills"</h2>
         <div id="drill-schedule">
             {line}
-            {move || match set.value().get() {
-                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-                _ => ().into_any(),
-            }}
-            {move || match remove.value().get() {
-                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-                _ => ().into_any(),
-            }}
+            <ActionError value=set.value()/>
+            <ActionError value=remove.value()/>
             {form}
         </div>
     }
@@ -559,14 +550,8 @@ fn ScheduleSection(d: AppDetail) -> impl IntoView {
                 Some(s) => view! { <ScheduleLine s/> }.into_any(),
                 None => view! { <p class="muted">"No scheduled backups."</p> }.into_any(),
             }}
-            {move || match set.value().get() {
-                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-                _ => ().into_any(),
-            }}
-            {move || match remove.value().get() {
-                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
-                _ => ().into_any(),
-            }}
+            <ActionError value=set.value()/>
+            <ActionError value=remove.value()/>
             {form}
         </div>
     }

@@ -790,3 +790,31 @@ async fn source_app(st: &AppState, app: &AppRow, options: &JobOptions) -> Result
         None => Ok(app.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reserved;
+
+    #[test]
+    fn the_potluck_machine_and_link_local_addresses_are_reserved_in_every_spelling() {
+        for ip in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "0.0.0.0",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(reserved(ip.parse().unwrap()), "{ip} is reserved");
+        }
+        for ip in ["10.0.0.5", "192.168.1.20", "203.0.113.7", "2001:db8::1", "::ffff:203.0.113.7"] {
+            assert!(!reserved(ip.parse().unwrap()), "{ip} is another machine's");
+        }
+    }
+}

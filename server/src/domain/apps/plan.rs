@@ -208,15 +208,19 @@ fn strip_ids(v: &mut Value) {
     }
 }
 
-/// What the engine fills in when a spec leaves it out (path, value): a live spec that carries
-/// one of these where the wanted spec has nothing is unchanged.
-const DAEMON_DEFAULTS: &[(&str, &str)] = &[
-    ("EndpointSpec.Mode", "\"vip\""),
-    ("TaskTemplate.ContainerSpec.Isolation", "\"default\""),
-    ("TaskTemplate.Runtime", "\"container\""),
-    ("TaskTemplate.Placement.Platforms", ""),
-    ("Mode.Replicated.Replicas", "1"),
-];
+/// What the engine fills in when a spec leaves it out: a live spec that carries one of these
+/// where the wanted spec has nothing is unchanged.
+fn daemon_default(path: &str, v: &Value) -> bool {
+    match path {
+        "EndpointSpec.Mode" => v == "vip",
+        "TaskTemplate.ContainerSpec.Isolation" => v == "default",
+        "TaskTemplate.Runtime" => v == "container",
+        "Mode.Replicated.Replicas" => v == 1,
+        // The platforms of the image, whatever they are.
+        "TaskTemplate.Placement.Platforms" => true,
+        _ => false,
+    }
+}
 
 /// Nothing in it: null, false, 0, "", [] or an object of such. The engine leaves out what is
 /// empty, so empty and absent are the same setting.
@@ -233,16 +237,11 @@ fn is_empty(v: &Value) -> bool {
 
 /// A value the engine puts where the spec said nothing (an object: when all that is in it is).
 fn is_default(path: &str, v: &Value) -> bool {
-    let known = DAEMON_DEFAULTS.iter().find(|(p, _)| *p == path);
-    if let Some((_, d)) = known {
-        if d.is_empty() || serde_json::from_str::<Value>(d).ok().as_ref() == Some(v) {
-            return true;
+    daemon_default(path, v)
+        || match v {
+            Value::Object(m) => m.iter().all(|(k, x)| is_default(&format!("{path}.{k}"), x)),
+            _ => is_empty(v),
         }
-    }
-    match v {
-        Value::Object(m) => m.iter().all(|(k, x)| is_default(&format!("{path}.{k}"), x)),
-        _ => is_empty(v),
-    }
 }
 
 /// The differences from the live spec `a` to the wanted spec `b`, one line each: a key only one
