@@ -11,7 +11,8 @@
 #   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
 #   4. wasm-opt from npm's binaryen (Debian 12's binaryen 108 breaks wasm-bindgen output).
 #   5. With WITH_TEST_SERVICES=1: the test OIDC provider's and the browser tests' npm packages,
-#      and moto's S3 server from PyPI (in a venv under $TOOLS_ROOT/moto) for S3 repositories.
+#      and moto's S3 server from PyPI (in a venv under $TOOLS_ROOT/moto) for S3 repositories,
+#      and aiosmtpd (in $TOOLS_ROOT/aiosmtpd) for email notifications.
 #
 # cargo-leptos is deliberately not installed: it costs 15-30 minutes of compiling on a fresh
 # machine, and scripts/build.sh does the three steps Potluck needs (cargo, wasm-bindgen, copy).
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\(.*\)".*/\1/p' Cargo.toml)
 BINARYEN_VERSION=132.0.0
 MOTO_VERSION=5.2.5
+AIOSMTPD_VERSION=1.4.6
 TOOLS_ROOT=${TOOLS_ROOT:-$HOME/.cargo}
 BINARYEN_PREFIX=/opt/binaryen-$BINARYEN_VERSION
 WITH_TEST_SERVICES=${WITH_TEST_SERVICES:-0}
@@ -107,6 +109,12 @@ if [ "$WITH_TEST_SERVICES" = 1 ] && [ -f tests/idp/package.json ]; then
     log "pip install moto[server]==$MOTO_VERSION"
     /usr/bin/python3 -m venv --clear "$TOOLS_ROOT/moto"
     "$TOOLS_ROOT/moto/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  # A real SMTP server for the notification tests: aiosmtpd from PyPI, in a venv of its own.
+  if [ "$("$TOOLS_ROOT/aiosmtpd/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
+    log "pip install aiosmtpd==$AIOSMTPD_VERSION"
+    /usr/bin/python3 -m venv --clear "$TOOLS_ROOT/aiosmtpd"
+    "$TOOLS_ROOT/aiosmtpd/bin/pip" install -q --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
   fi
   if [ -f end2end/package.json ] && [ ! -d end2end/node_modules/playwright-core ]; then
     log "npm ci for the browser tests"

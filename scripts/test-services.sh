@@ -9,6 +9,8 @@
 #   - sshd on 127.0.0.1:$SSH_PORT accepting a throw-away key for root: the Docker API over SSH
 #     and SFTP backup repositories
 #   - moto's S3 server on 127.0.0.1:$S3_PORT (from scripts/setup.sh's venv), for S3 repositories
+#   - an SMTP server on 127.0.0.1:$SMTP_PORT (aiosmtpd, tests/smtp/server.py): STARTTLS with the
+#     throw-away CA's certificate, one account, accepted messages as JSON files in $RUN/smtp-spool
 #   scripts/test-services.sh [start|stop]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,10 @@ ENV_FILE=$ROOT/target/test-services.env
 DOCKER_TLS_PORT=${DOCKER_TLS_PORT:-23760}
 SSH_PORT=${SSH_PORT:-22022}
 S3_PORT=${S3_PORT:-29000}
+SMTP_PORT=${SMTP_PORT:-29025}
+SMTP_USER=potluck-test
+SMTP_PASSWORD=smtp-test-password
+AIOSMTPD=${TOOLS_ROOT:-$HOME/.cargo}/aiosmtpd
 MOTO=${TOOLS_ROOT:-$HOME/.cargo}/moto
 TLS=$RUN/docker-tls
 SSH=$RUN/ssh
@@ -169,11 +175,26 @@ start_s3() {
   log "S3 (moto) started on :$S3_PORT"
 }
 
+smtp_up() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT && head -c 3 <&3 | grep -q 220" 2>/dev/null; }
+
+start_smtp() {
+  if smtp_up; then log "SMTP already on :$SMTP_PORT"; return; fi
+  [ -x "$AIOSMTPD/bin/python" ] || { echo "aiosmtpd is not installed: run WITH_TEST_SERVICES=1 scripts/setup.sh" >&2; exit 1; }
+  make_tls
+  mkdir -p "$RUN/smtp-spool"
+  setsid "$AIOSMTPD/bin/python" tests/smtp/server.py 127.0.0.1 "$SMTP_PORT" "$RUN/smtp-spool" \
+    "$TLS/server-cert.pem" "$TLS/server-key.pem" "$SMTP_USER" "$SMTP_PASSWORD" >"$RUN/smtp.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/smtp.pid"
+  wait_for 30 smtp_up || { cat "$RUN/smtp.log"; exit 1; }
+  log "SMTP started on :$SMTP_PORT"
+}
+
 case "${1:-start}" in
   start)
     start_postgres
     start_idp
     start_s3
+    start_smtp
     if [ "${WITH_DOCKER:-1}" = 1 ]; then start_docker; start_sshd; fi
     cat > "$ENV_FILE" <<ENV
 export POTLUCK_TEST_POSTGRES_URL=postgres://potluck@127.0.0.1:$PG_PORT/postgres
@@ -185,12 +206,17 @@ export POTLUCK_TEST_DOCKER_TLS_DIR=$TLS
 export POTLUCK_TEST_SSH=root@127.0.0.1:$SSH_PORT
 export POTLUCK_TEST_SSH_KEY=$SSH/id_ed25519
 export POTLUCK_TEST_S3=http://127.0.0.1:$S3_PORT
+export POTLUCK_TEST_SMTP=127.0.0.1:$SMTP_PORT
+export POTLUCK_TEST_SMTP_USER=$SMTP_USER
+export POTLUCK_TEST_SMTP_PASSWORD=$SMTP_PASSWORD
+export POTLUCK_TEST_SMTP_SPOOL=$RUN/smtp-spool
 ENV
     log "addresses in $ENV_FILE"
     ;;
   stop)
     [ -f "$RUN/idp.pid" ] && kill "$(cat "$RUN/idp.pid")" 2>/dev/null || true
     [ -f "$RUN/s3.pid" ] && kill "$(cat "$RUN/s3.pid")" 2>/dev/null || true
+    [ -f "$RUN/smtp.pid" ] && kill "$(cat "$RUN/smtp.pid")" 2>/dev/null || true
     [ -f "$SSH/sshd.pid" ] && kill "$(cat "$SSH/sshd.pid")" 2>/dev/null || true
     [ -d "$RUN/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$RUN/pg" -m fast stop >/dev/null 2>&1 || true
     log "stopped (dockerd is left running)"

@@ -170,6 +170,20 @@ pub enum AuditAction {
     Drill,
     #[strum(serialize = "app.backup.download")]
     BackupDownload,
+
+    // Notifications: a collective's channels, the federation's mail relay, a person's choices.
+    #[strum(serialize = "notification_channel.add")]
+    ChannelAdd,
+    #[strum(serialize = "notification_channel.remove")]
+    ChannelRemove,
+    #[strum(serialize = "notification_channel.test")]
+    ChannelTest,
+    #[strum(serialize = "mail_relay.set")]
+    MailRelaySet,
+    #[strum(serialize = "mail_relay.remove")]
+    MailRelayRemove,
+    #[strum(serialize = "user.notifications.set")]
+    MyNotificationsSet,
 }
 
 impl AuditAction {

@@ -724,6 +724,102 @@ operation! {
     }
 }
 
+// ---- Notifications ----
+
+operation! {
+    /// The collective's notification channels and its most recent deliveries.
+    fn list_notifications(slug: String) -> CollectiveNotifications {
+        name: "list_notifications", input: ListNotifications, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/notifications"),
+    }
+}
+
+operation! {
+    /// A channel receiving the chosen `events` (`deploy_failed`, `app_unhealthy`…). `kind`
+    /// webhook: `target` is an https URL (http only on hosts the federation allows); each POST
+    /// carries `Potluck-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under
+    /// the signing key shown once in the answer. `kind` email: `target` lists addresses, sent
+    /// through the federation's mail relay.
+    fn add_notification_channel(
+        slug: String,
+        name: String,
+        kind: String,
+        target: String,
+        #[server(default)] events: Vec<String>,
+    ) -> AddedChannel {
+        name: "add_notification_channel", input: AddNotificationChannel, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [ChannelAdd],
+        http: Http::post("/collectives/{slug}/notifications/channels"),
+    }
+}
+
+operation! {
+    /// Removes the channel and its delivery log.
+    fn remove_notification_channel(slug: String, channel: ChannelId) -> () {
+        name: "remove_notification_channel", input: RemoveNotificationChannel, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [ChannelRemove],
+        http: Http::delete("/collectives/{slug}/notifications/channels/{channel}"),
+    }
+}
+
+operation! {
+    /// Sends a test notification through the channel now and answers how it went (once, no
+    /// retries; it is kept in the delivery log).
+    fn test_notification_channel(slug: String, channel: ChannelId) -> DeliveryView {
+        name: "test_notification_channel", input: TestNotificationChannel, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [ChannelTest],
+        http: Http::post("/collectives/{slug}/notifications/channels/{channel}/test"),
+    }
+}
+
+operation! {
+    /// The federation's mail relay, if one is set (never its password).
+    fn get_mail_relay() -> Option<MailSettingsView> {
+        name: "get_mail_relay", input: GetMailRelay, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [], http: Http::get("/mail-relay"),
+    }
+}
+
+operation! {
+    /// The relay every email goes through. `security`: starttls (the default), tls or none
+    /// (none only to hosts the federation allows); `password` empty keeps the one set;
+    /// `ca_pem`: a CA certificate to trust besides the system's (a private relay).
+    fn set_mail_relay(
+        host: String,
+        port: u16,
+        #[server(default)] security: String,
+        #[server(default)] username: String,
+        #[server(default)] password: String,
+        sender: String,
+        #[server(default)] ca_pem: String,
+    ) -> MailSettingsView {
+        name: "set_mail_relay", input: SetMailRelay, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [MailRelaySet], http: Http::put("/mail-relay"),
+    }
+}
+
+operation! {
+    fn remove_mail_relay() -> () {
+        name: "remove_mail_relay", input: RemoveMailRelay, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [MailRelayRemove], http: Http::delete("/mail-relay"),
+    }
+}
+
+operation! {
+    fn my_notifications() -> MyNotifications {
+        name: "my_notifications", input: GetMyNotifications, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: [], http: Http::get("/me/notifications"),
+    }
+}
+
+operation! {
+    /// `review_email`: email me when a release proposal awaits my review.
+    fn set_my_notifications(#[server(default)] review_email: bool) -> MyNotifications {
+        name: "set_my_notifications", input: SetMyNotifications, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: true, audit: [MyNotificationsSet], http: Http::put("/me/notifications"),
+    }
+}
+
 // ---- Streaming endpoints (answered by the server itself, outside `/api/v1`) ----
 
 /// Declares an operation answered with a stream (not a server function): its input and [`Op`].
@@ -911,6 +1007,15 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         SetDrillSchedule,
         RemoveDrillSchedule,
         DownloadBackup,
+        ListNotifications,
+        AddNotificationChannel,
+        RemoveNotificationChannel,
+        TestNotificationChannel,
+        GetMailRelay,
+        SetMailRelay,
+        RemoveMailRelay,
+        GetMyNotifications,
+        SetMyNotifications,
         CatalogueJson,
         ImportCatalogue,
         ExportAudit,

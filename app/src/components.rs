@@ -30,6 +30,7 @@ pub fn Nav() -> impl IntoView {
                                     <Show when=move || admin>
                                         <a href="/admin/providers">"Identity providers"</a>
                                         <a href="/admin/users">"People"</a>
+                                        <a href="/admin/mail">"Mail relay"</a>
                                     </Show>
                                 </nav>
                                 <div class="who">

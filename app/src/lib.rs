@@ -107,6 +107,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("c/:slug/servers") view=pages::apps::ServersPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/apps") view=pages::apps::AppsPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/backups") view=pages::backups::BackupsPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/notifications") view=pages::notifications::NotificationsPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/apps/:domain") view=pages::apps::AppPage ssr=SsrMode::Async/>
                         <Route path=path!("jobs/:id") view=pages::apps::JobPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>
@@ -118,6 +119,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("admin/mail") view=pages::admin::MailPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>

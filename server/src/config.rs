@@ -54,6 +54,22 @@ pub struct Config {
     /// The shortest time a backup schedule may leave between two runs, in seconds: a schedule
     /// that fires more often is refused (every backup reads the app's volumes whole).
     pub backup_min_interval_secs: u64,
+    /// Hosts that webhooks and the mail relay may name although they resolve to the Potluck
+    /// machine or a link-local address; these alone may also be reached without TLS (http, or
+    /// a relay with `security: none`). Nobody else can.
+    pub notify_hosts_allow: Vec<String>,
+    /// A failed delivery is tried again after this many seconds, doubling each time (up to an
+    /// hour between attempts), at most `notify_attempts` times in all.
+    pub notify_retry_secs: f64,
+    pub notify_attempts: u32,
+    /// A server whose engine cannot be reached for this long is announced as unreachable.
+    pub notify_unreachable_secs: u64,
+    /// An unhealthy app whose containers have not failed for this long, and that runs every
+    /// task it should, is announced as running again.
+    pub notify_recovery_secs: f64,
+    /// A container that dies this soon after one of its app's jobs ended is the job's doing (an
+    /// old task stopped after the update converged), not news.
+    pub notify_after_job_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
@@ -87,6 +103,12 @@ impl Default for Config {
             local_backups: Vec::new(),
             backup_hosts_allow: Vec::new(),
             backup_min_interval_secs: 900,
+            notify_hosts_allow: Vec::new(),
+            notify_retry_secs: 30.0,
+            notify_attempts: 8,
+            notify_unreachable_secs: 120,
+            notify_recovery_secs: 300.0,
+            notify_after_job_secs: 30,
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
             audit_checkpoint_minutes: 10.0,
@@ -152,6 +174,14 @@ impl Config {
         }
         if !(self.recipe_fetch_minutes >= 0.0 && self.recipe_fetch_minutes.is_finite()) {
             return Err(ConfigError::Invalid("recipe_fetch_minutes must be 0 (off) or positive".into()));
+        }
+        if !(self.notify_retry_secs > 0.0 && self.notify_retry_secs.is_finite())
+            || self.notify_attempts == 0
+            || !(self.notify_recovery_secs >= 0.0 && self.notify_recovery_secs.is_finite())
+        {
+            return Err(ConfigError::Invalid(
+                "notify_retry_secs and notify_attempts must be positive, notify_recovery_secs 0 or more".into(),
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log_format must be text or json, not {:?}", self.log_format)));

@@ -30,6 +30,8 @@ pub struct AppState {
     pub jobs: crate::domain::apps::jobs::JobHub,
     /// Wakes the backup scheduler when a schedule is set.
     pub schedules: tokio::sync::Notify,
+    /// Wakes the notification worker when deliveries are queued.
+    pub notifications: tokio::sync::Notify,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
     pub catalogue: std::sync::Mutex<
         std::collections::HashMap<
@@ -62,6 +64,7 @@ impl AppState {
             monitors: Default::default(),
             jobs: Default::default(),
             schedules: Default::default(),
+            notifications: Default::default(),
             catalogue: Default::default(),
         }))
     }

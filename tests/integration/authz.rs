@@ -138,6 +138,9 @@ struct World {
     erin_token: potluck_app::model::TokenId,
     alice_token_to_revoke: potluck_app::model::TokenId,
     host_fingerprint: String,
+    /// Each collective's email channel.
+    channel_a: potluck_app::model::ChannelId,
+    channel_b: potluck_app::model::ChannelId,
     stack: String,
     dir: tempfile::TempDir,
     /// Every test of the matrix deploys the stack: it goes when the world does, pass or fail.
@@ -175,6 +178,7 @@ async fn world() -> World {
         c.recipe_fetch_minutes = 0.0;
         c.audit_checkpoint_minutes = 0.0;
         c.local_backups = vec!["*".into()];
+        c.notify_hosts_allow = vec!["127.0.0.1".into()];
     })
     .await;
     let fed = app.bootstrap_admin().await;
@@ -200,6 +204,24 @@ async fn world() -> World {
         .unwrap();
     }
     fed.call::<AddedBackupRepo>("add_backup_repo", &[("slug", B), ("name", "b-repo")]).await.unwrap();
+    let mut channels = Vec::new();
+    for slug in [A, B] {
+        let added: AddedChannel = fed
+            .call(
+                "add_notification_channel",
+                &[
+                    ("slug", slug),
+                    ("name", "mail"),
+                    ("kind", "email"),
+                    ("target", "ops@example.org"),
+                    ("events[0]", "deploy_failed"),
+                ],
+            )
+            .await
+            .unwrap();
+        channels.push(added.channel.id);
+    }
+    let (channel_a, channel_b) = (channels[0], channels[1]);
     let mapping = fed
         .call::<GroupMapping>(
             "add_group_mapping",
@@ -385,6 +407,8 @@ async fn world() -> World {
         erin_token,
         alice_token_to_revoke,
         host_fingerprint,
+        channel_a,
+        channel_b,
         _cleanup: swarm::StackGuard(a_app.stack_name.clone()),
         stack: a_app.stack_name,
         dir,
@@ -413,6 +437,10 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || location FROM backup_repos ORDER BY 1",
         "SELECT CAST(app_id AS TEXT) || '|' || cron || '|' || keep FROM backup_schedules ORDER BY 1",
         "SELECT CAST(collective_id AS TEXT) || '|' || cron FROM drill_schedules ORDER BY 1",
+        "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || events FROM notification_channels ORDER BY 1",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM notification_deliveries",
+        "SELECT host || '|' || sender FROM mail_settings",
+        "SELECT CAST(id AS TEXT) || '|' || CAST(notify_reviews AS TEXT) FROM users ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -634,7 +662,43 @@ fn rows() -> Vec<Row> {
         row("download_backup", |w| with(app_a(w), &[("snapshot", "0123abcd")]))
             .answers(404)
             .foreign(|w| with(app_b(w), &[("snapshot", "0123abcd")])),
+        // Notifications.
+        row("list_notifications", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
+        row("add_notification_channel", |_| {
+            vec![
+                in_a(),
+                ("name", s("matrix")),
+                ("kind", s("email")),
+                ("target", s("m@example.org")),
+                ("events[0]", s("drill_failed")),
+            ]
+        })
+        .foreign(|_| {
+            vec![
+                ("slug", s(B)),
+                ("name", s("matrix")),
+                ("kind", s("email")),
+                ("target", s("m@example.org")),
+                ("events[0]", s("drill_failed")),
+            ]
+        }),
+        row("test_notification_channel", |w| vec![in_a(), ("channel", w.channel_a.to_string())])
+            .foreign(|w| vec![in_a(), ("channel", w.channel_b.to_string())]),
+        row("remove_notification_channel", |w| vec![in_a(), ("channel", w.channel_a.to_string())])
+            .foreign(|w| vec![in_a(), ("channel", w.channel_b.to_string())]),
+        row("my_notifications", |_| vec![]),
+        row("set_my_notifications", |_| vec![("review_email", s("true"))]),
         // The federation's own.
+        row("get_mail_relay", |_| vec![]),
+        row("set_mail_relay", |_| {
+            vec![
+                ("host", s("127.0.0.1")),
+                ("port", s("25")),
+                ("security", s("none")),
+                ("sender", s("potluck@example.org")),
+            ]
+        }),
+        row("remove_mail_relay", |_| vec![]),
         row("create_collective", |_| vec![("slug", s("collective-c")), ("name", s("C")), ("description", s(""))]),
         row("set_provider_collectives", |w| {
             vec![("provider_id", w.provider_b.to_string()), ("collectives", format!("{A} {B}"))]

@@ -15,6 +15,7 @@ mod cli;
 mod conformance;
 mod hostile;
 mod identity;
+mod notifications;
 mod recipes;
 mod releases;
 mod servers;

@@ -22,7 +22,12 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = TestApp::spawn().await;
+    // Notifications go to a receiver on this machine (the notification test's).
+    let app = TestApp::spawn_with(|c| {
+        c.notify_hosts_allow = vec!["127.0.0.1".into()];
+        c.notify_retry_secs = 0.3;
+    })
+    .await;
     let fed = app.bootstrap_admin().await;
     for slug in ["collective-a", "collective-b"] {
         fed.call::<CollectiveSummary>("create_collective", &[("slug", slug), ("name", slug), ("description", "")])
@@ -379,5 +384,164 @@ async fn a_recipe_over_ssh_is_fetched_and_published_with_its_key() {
     assert_eq!(d.summary.state, "published", "{:?}", d.summary.publish_error);
     assert!(remote_tags(&remote).contains(&"1.1.0+2.1".to_string()), "{:?}", remote_tags(&remote));
     assert_eq!(remote_head(&remote), d.published_commit.unwrap());
+    w.app.stop().await;
+}
+
+/// Email the harness's SMTP server accepted for `address` since `since` (unix seconds).
+fn mail_since(address: &str, since: f64) -> Vec<serde_json::Value> {
+    let spool = potluck_tests::required_env("POTLUCK_TEST_SMTP_SPOOL");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&spool).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            let to_them = v["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == address));
+            if to_them && v["received_at"].as_f64().unwrap_or_default() >= since {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The bodies a webhook receiver got, as the notification test's receiver records them.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let g = got.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, got)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not in 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_hear_of_a_proposal_and_collectives_whose_apps_run_the_recipe_of_its_release() {
+    let w = world().await;
+    let since = time::OffsetDateTime::now_utc().unix_timestamp() as f64 - 1.0;
+    // The federation's relay (the harness's SMTP server, STARTTLS under its CA).
+    let smtp = potluck_tests::required_env("POTLUCK_TEST_SMTP");
+    let (host, port) = smtp.split_once(':').unwrap();
+    let ca = std::fs::read_to_string(format!("{}/ca.pem", potluck_tests::required_env("POTLUCK_TEST_DOCKER_TLS_DIR")))
+        .unwrap();
+    w.fed
+        .call::<MailSettingsView>(
+            "set_mail_relay",
+            &[
+                ("host", host),
+                ("port", port),
+                ("username", &potluck_tests::required_env("POTLUCK_TEST_SMTP_USER")),
+                ("password", &potluck_tests::required_env("POTLUCK_TEST_SMTP_PASSWORD")),
+                ("sender", "potluck@example.org"),
+                ("ca_pem", &ca),
+            ],
+        )
+        .await
+        .unwrap();
+    // Who asked to hear of reviews: two who may review, a viewer who may not, the proposer.
+    for b in [&w.alice, &w.bob_b, &w.bob, &w.dave] {
+        let mine: MyNotifications = b.call("set_my_notifications", &[("review_email", "true")]).await.unwrap();
+        assert!(mine.review_email && mine.mail_ready);
+    }
+    // collective-b maintains the recipe and runs an app of it on an older release.
+    let (url, got) = receiver().await;
+    w.bob_b
+        .call::<AddedChannel>(
+            "add_notification_channel",
+            &[
+                ("slug", "collective-b"),
+                ("name", "b hook"),
+                ("kind", "webhook"),
+                ("target", &url),
+                ("events[0]", "review_requested"),
+                ("events[1]", "new_release"),
+            ],
+        )
+        .await
+        .unwrap();
+    w.fed
+        .call::<ServerView>(
+            "add_server",
+            &[
+                ("slug", "collective-b"),
+                ("name", "b-local"),
+                ("kind", "unix"),
+                ("address", potluck_tests::swarm::SOCKET),
+            ],
+        )
+        .await
+        .unwrap();
+    w.fed
+        .call::<Vec<AppSummary>>(
+            "import_app",
+            &[
+                ("slug", "collective-b"),
+                ("server", "b-local"),
+                ("file_name", "old.b.example.org.env"),
+                ("content", "TYPE=hello:1.0.0+2.0\nDOMAIN=old.b.example.org\n"),
+            ],
+        )
+        .await
+        .unwrap();
+
+    push_commit(&w.work, &w.remote, &[("compose.yml", &changed_compose(&w.work))], "feat: busybox 2.1");
+    w.dave.call::<()>("fetch_recipe", &[("name", "hello")]).await.unwrap();
+    let d = open(&w.dave, &[("notes", "Busybox 2.1."), ("version", "1.1.0+2.1")]).await.unwrap();
+    let id = d.summary.id;
+
+    // Reviewers by email (not the viewer, not the proposer), the maintaining collective's channel.
+    for address in ["alice@a.test", "bob@b.test"] {
+        wait_until(address, || !mail_since(address, since).is_empty()).await;
+        let mail = &mail_since(address, since)[0];
+        let data = mail["data"].as_str().unwrap();
+        assert!(data.contains("Subject: [Potluck] hello 1.1.0+2.1 awaits your review"), "{data}");
+        assert!(data.contains(&format!("/releases/{id}")), "{data}");
+    }
+    wait_until("the review request on the channel", || !got.lock().unwrap().is_empty()).await;
+    let first = got.lock().unwrap()[0].clone();
+    assert_eq!(first["name"], "review_requested");
+    assert_eq!(first["data"]["proposal_id"], id.0);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(mail_since("bob@a.test", since).is_empty(), "a viewer cannot review: no email");
+    assert!(mail_since("dave@a.test", since).is_empty(), "the proposer is not asked to review");
+
+    // Published: collective-b's apps run an older release, so its channel hears of it.
+    review(&w.alice, id, "approve", "").await;
+    let d = review(&w.bob_b, id, "approve", "").await;
+    assert_eq!(d.summary.state, "published", "{:?}", d.summary.publish_error);
+    wait_until("the release on the channel", || got.lock().unwrap().len() >= 2).await;
+    let release = got.lock().unwrap()[1].clone();
+    assert_eq!(release["name"], "new_release");
+    assert_eq!(release["data"]["version"], "1.1.0+2.1");
+    assert_eq!(release["data"]["apps"][0], "old.b.example.org (1.0.0+2.0)");
+
+    // A release pushed to the remote with git (not through Potluck) is seen at the next fetch,
+    // and announced once however often it is fetched.
+    potluck_tests::recipes::release(&w.work, &w.remote, &[], "1.2.0+2.1");
+    w.dave.call::<()>("fetch_recipe", &[("name", "hello")]).await.unwrap();
+    w.dave.call::<()>("fetch_recipe", &[("name", "hello")]).await.unwrap();
+    wait_until("the pushed release on the channel", || got.lock().unwrap().len() >= 3).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let all = got.lock().unwrap().clone();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2]["data"]["version"], "1.2.0+2.1");
     w.app.stop().await;
 }

@@ -58,6 +58,10 @@ ids! {
     BackupRepoId;
     /// A snapshot Potluck took (`backups.id`).
     BackupId;
+    /// A collective's notification channel (`notification_channels.id`).
+    ChannelId;
+    /// One notification on its way or sent (`notification_deliveries.id`).
+    DeliveryId;
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The signed-in person's own page: linked sign-ins and API tokens.
+//! The signed-in person's own page: linked sign-ins, notifications and API tokens.
 
 use crate::api::{self, *};
 use crate::components::{use_me, ActionResult, ErrorBox, RoleSelect, Time};
@@ -13,6 +13,8 @@ pub fn AccountPage() -> impl IntoView {
     let identities = Resource::new(|| (), |_| api::my_identities());
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| api::list_api_tokens());
     let providers = Resource::new(|| (), |_| api::public_providers());
+    let set_notifications = ServerAction::<SetMyNotifications>::new();
+    let notifications = Resource::new(move || set_notifications.version().get(), |_| api::my_notifications());
     view! {
         <Title text="Your account"/>
         <h1>"Your account"</h1>
@@ -26,6 +28,7 @@ pub fn AccountPage() -> impl IntoView {
                 let identities = identities.await;
                 let tokens = tokens.await;
                 let providers = providers.await.unwrap_or_default();
+                let notifications = notifications.await;
                 view! {
                     <p>{me.display_name.clone()} " · " {me.email.clone().unwrap_or_default()}
                         {me.is_federation_admin.then_some(" · federation admin")}</p>
@@ -49,6 +52,24 @@ pub fn AccountPage() -> impl IntoView {
                             </form>
                         }).collect_view()}
                     </div>
+
+                    <h2>"Notifications"</h2>
+                    {match notifications {
+                        Ok(n) => view! {
+                            <ActionForm action=set_notifications attr:id="my-notifications">
+                                <label><input type="checkbox" name="review_email" value="true" checked=n.review_email/>
+                                    " Email me when a release proposal awaits my review"</label>
+                                <p class="muted">{match (&n.email, n.mail_ready) {
+                                    (None, _) => "Your identity provider gave no email address: nothing can be sent to you.".to_string(),
+                                    (Some(e), true) => format!("Sent to {e}."),
+                                    (Some(e), false) => format!("Sent to {e} once a federation admin sets the mail relay."),
+                                }}</p>
+                                <button type="submit">"Save"</button>
+                            </ActionForm>
+                            <ActionResult value=set_notifications.value() ok="Saved."/>
+                        }.into_any(),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }}
 
                     <h2>"API tokens"</h2>
                     <p class="muted">"A token acts for you in one collective, with at most your role there, on the REST API at " <code>"/api/v1"</code> " (" <a href="/api/v1/openapi.json" rel="external">"OpenAPI"</a> "). It is shown once."</p>

@@ -1,7 +1,8 @@
-//! Federation administration: identity providers and people.
+//! Federation administration: identity providers, people and the mail relay.
 
 use crate::api::{self, *};
 use crate::components::{ActionResult, ErrorBox, Time};
+use crate::model::MailSettingsView;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -120,5 +121,64 @@ pub fn UsersPage() -> impl IntoView {
             <button type="submit">"Link"</button>
         </ActionForm>
         <ActionResult value=link.value() ok="Accounts linked."/>
+    }
+}
+
+/// The federation's mail relay: every email notification goes through it.
+#[component]
+pub fn MailPage() -> impl IntoView {
+    let set = ServerAction::<SetMailRelay>::new();
+    let remove = ServerAction::<RemoveMailRelay>::new();
+    let relay = Resource::new(move || (set.version().get(), remove.version().get()), |_| api::get_mail_relay());
+    view! {
+        <Title text="Mail relay"/>
+        <h1>"Mail relay"</h1>
+        <p class="muted">"Email notifications (collectives' email channels, and people who asked to hear of reviews) are sent through this SMTP relay. Its password is stored sealed and never shown."</p>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match relay.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(current) => {
+                        let shown = match &current {
+                            None => view! { <p class="warning" id="no-relay">"No relay is set: email notifications wait until one is."</p> }.into_any(),
+                            Some(r) => view! {
+                                <p id="relay">"Sending through " <code>{format!("{}:{}", r.host, r.port)}</code> " (" {r.security.clone()} ") as " <code>{r.sender.clone()}</code>
+                                    {r.username.clone().map(|u| view! { ", signing in as " <code>{u}</code> })}
+                                    {r.has_ca.then_some(", trusting its own CA")}
+                                    <span class="muted">" · set by " {r.updated_by.clone()} " " <Time ms=r.updated_at/></span></p>
+                            }.into_any(),
+                        };
+                        let c = current.clone();
+                        let field = move |f: fn(&MailSettingsView) -> String| c.as_ref().map(f).unwrap_or_default();
+                        let security = current.as_ref().map(|r| r.security.clone()).unwrap_or_else(|| "starttls".into());
+                        let port = current.as_ref().map(|r| r.port).unwrap_or(587);
+                        view! {
+                            {shown}
+                            <ActionResult value=set.value() ok="Relay saved."/>
+                            <ActionResult value=remove.value() ok="Relay removed."/>
+                            <ActionForm action=set attr:id="set-mail-relay">
+                                <label>"Host " <input name="host" required maxlength="253" value=field(|r| r.host.clone())/></label>
+                                <label>"Port " <input name="port" type="number" min="1" max="65535" required value=port.to_string()/></label>
+                                <label>"Security "
+                                    <select name="security">
+                                        {["starttls", "tls", "none"].into_iter().map(|s| view! { <option value=s selected=security == s>{s}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                                <label>"Username " <input name="username" maxlength="256" autocomplete="off" value=field(|r| r.username.clone().unwrap_or_default())/></label>
+                                <label>"Password (empty keeps the one set) " <input name="password" type="password" autocomplete="new-password" maxlength="512"/></label>
+                                <label>"Sender " <input name="sender" required maxlength="320" placeholder="Potluck <potluck@example.org>" value=field(|r| r.sender.clone())/></label>
+                                <label>"CA certificate to trust (PEM, for a relay with a private CA) " <textarea name="ca_pem" rows="3"></textarea></label>
+                                <button type="submit">"Save relay"</button>
+                            </ActionForm>
+                            {current.is_some().then(|| view! {
+                                <ActionForm action=remove attr:class="inline" attr:id="remove-mail-relay">
+                                    <button type="submit" class="danger">"Remove relay"</button>
+                                </ActionForm>
+                            })}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
     }
 }

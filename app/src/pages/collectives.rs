@@ -107,6 +107,7 @@ pub fn CollectivePage() -> impl IntoView {
                                 " · " <a href=format!("/c/{}/apps", c.slug) id="collective-apps">"apps"</a>
                                 " · " <a href=format!("/c/{}/servers", c.slug) id="collective-servers">"servers"</a>
                                 " · " <a href=format!("/c/{}/backups", c.slug) id="collective-backups">"backups"</a>
+                                " · " <a href=format!("/c/{}/notifications", c.slug) id="collective-notifications">"notifications"</a>
                             </p>
                             <p>{c.description.clone()}</p>
                             {edit.then(|| view! { <EditCollective c=c.clone() action=actions.update/> })}

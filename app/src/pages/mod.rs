@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backups;
 pub mod collectives;
 pub mod home;
+pub mod notifications;
 pub mod recipes;
 pub mod releases;
 

@@ -8,6 +8,8 @@ pub mod db;
 /// The deploy engine, its own crate (`server/engine`): no database, no web.
 pub use potluck_engine as engine;
 pub mod git;
+/// Which hosts a collective may make Potluck connect to (backup repositories, webhooks, mail).
+pub mod reach;
 /// The backup engine, its own crate (`server/backup`): backup-bot-two's labels, restic
 /// repositories (rustic), streaming volumes through the engine's archive API.
 pub use potluck_backup as backup;

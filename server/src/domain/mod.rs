@@ -9,4 +9,5 @@ pub mod audit_service;
 pub mod authz;
 pub mod collectives;
 pub mod identity;
+pub mod notify;
 pub mod recipes;

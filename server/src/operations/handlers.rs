@@ -3,7 +3,7 @@
 //! input; `registry::Registry::check` fails when a declaration has no line here.
 
 use super::{catalogue, export, streams};
-use crate::domain::{apps, audit_service, collectives, identity, recipes};
+use crate::domain::{apps, audit_service, collectives, identity, notify, recipes};
 use crate::operations::registry::Registry;
 use potluck_app::api::*;
 use potluck_app::model::RotatedSecret;
@@ -107,6 +107,17 @@ pub fn register() -> Registry {
     r.op::<SetDrillSchedule, _, _>(|st, cap, i| async move { apps::drill_schedules::set(&st, &cap, i).await });
     r.op::<RemoveDrillSchedule, _, _>(|st, cap, i| async move { apps::drill_schedules::remove(&st, &cap, i).await });
     r.raw::<DownloadBackup, _, _>(streams::backup_tar);
+
+    // Notifications
+    r.op::<ListNotifications, _, _>(|st, cap, _| async move { notify::channels::list(&st, &cap).await });
+    r.op::<AddNotificationChannel, _, _>(|st, cap, i| async move { notify::channels::add(&st, &cap, i).await });
+    r.op::<RemoveNotificationChannel, _, _>(|st, cap, i| async move { notify::channels::remove(&st, &cap, i).await });
+    r.op::<TestNotificationChannel, _, _>(|st, cap, i| async move { notify::channels::test(&st, &cap, i).await });
+    r.op::<GetMailRelay, _, _>(|st, cap, _| async move { notify::relay::get(&st, &cap).await });
+    r.op::<SetMailRelay, _, _>(|st, cap, i| async move { notify::relay::set(&st, &cap, i).await });
+    r.op::<RemoveMailRelay, _, _>(|st, cap, _| async move { notify::relay::remove(&st, &cap).await });
+    r.op::<GetMyNotifications, _, _>(|st, cap, _| async move { notify::relay::mine(&st, &cap).await });
+    r.op::<SetMyNotifications, _, _>(|st, cap, i| async move { notify::relay::set_mine(&st, &cap, i).await });
 
     r
 }

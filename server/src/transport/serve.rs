@@ -53,7 +53,7 @@ impl Running {
 }
 
 /// The work that runs beside the HTTP server: jobs a stopped Potluck left behind are recovered
-/// and the job worker and the backup scheduler start; every server's event stream is watched;
+/// and the job worker, the backup scheduler and the notification worker start; every server's event stream is watched;
 /// recipes are fetched on schedule.
 pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if !state.config.background {
@@ -63,6 +63,8 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
     let mut tasks = vec![
         crate::domain::apps::jobs::spawn_worker(state.clone()),
         crate::domain::apps::schedules::spawn_scheduler(state.clone()),
+        crate::domain::notify::deliver::spawn_worker(state.clone()),
+        crate::domain::apps::health::spawn_sweeper(state.clone()),
     ];
     for server in crate::domain::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;

@@ -16,6 +16,7 @@ use crate::adapters::backup::sftp::{self, HostKey};
 use crate::adapters::backup::stream::{OnProgress, Progress};
 use crate::adapters::crypto::random_token;
 use crate::adapters::db::now_ms;
+use crate::adapters::reach;
 use crate::domain::audit::{self, Event};
 use crate::domain::authz::{Cap, CollectiveRef};
 use crate::error::Result;
@@ -254,44 +255,12 @@ fn placement(st: &AppState, c: &CollectiveRef, name: &str, input: &AddBackupRepo
     }
 }
 
-/// Whether a collective's remote repository may be reached: never on the Potluck machine itself
-/// (loopback, the unspecified address) or on a link-local address (a cloud's instance metadata,
-/// with its credentials), unless the federation's configuration allows the host by name
-/// (`backup_hosts_allow`). Every address the name resolves to is checked.
+/// Whether a collective's remote repository may be reached (see [`reach::check`]).
 async fn check_reach(st: &AppState, location: &Location) -> std::result::Result<(), String> {
     let Some((host, port)) = location.remote_host() else { return Ok(()) };
-    if st.config.backup_hosts_allow.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-        return Ok(());
-    }
-    let resolved = tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host((host.as_str(), port)))
+    reach::check(&host, port, &st.config.backup_hosts_allow, "a collective's repository", "backup_hosts_allow")
         .await
-        .map_err(|_| format!("{host}: no answer from the resolver in 10 s"))?
-        .map_err(|e| format!("{host}: {e}"))?;
-    for addr in resolved {
-        if reserved(addr.ip()) {
-            return Err(format!(
-                "{host} is {}, on the Potluck machine or link-local: a collective's repository may not be there (the federation's configuration can allow the host: backup_hosts_allow)",
-                addr.ip()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Loopback, unspecified, link-local and multicast addresses, IPv4-mapped ones too.
-fn reserved(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_unspecified() || v4.is_link_local() || v4.is_multicast() || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => reserved(IpAddr::V4(v4)),
-            None => {
-                v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        },
-    }
+        .map(|_| ())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -788,33 +757,5 @@ async fn source_app(st: &AppState, app: &AppRow, options: &JobOptions) -> Result
             apps::in_collective(st, &c, domain).await
         }
         None => Ok(app.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reserved;
-
-    #[test]
-    fn the_potluck_machine_and_link_local_addresses_are_reserved_in_every_spelling() {
-        for ip in [
-            "127.0.0.1",
-            "127.8.9.10",
-            "0.0.0.0",
-            "169.254.169.254",
-            "224.0.0.1",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-        ] {
-            assert!(reserved(ip.parse().unwrap()), "{ip} is reserved");
-        }
-        for ip in ["10.0.0.5", "192.168.1.20", "203.0.113.7", "2001:db8::1", "::ffff:203.0.113.7"] {
-            assert!(!reserved(ip.parse().unwrap()), "{ip} is another machine's");
-        }
     }
 }

@@ -17,11 +17,12 @@ use crate::adapters::engine::deploy::{DeployOptions, ResolveImage, Step};
 use crate::adapters::engine::envfile::EnvFile;
 use crate::domain::audit::{self, Actor, Event, Origin};
 use crate::domain::authz::{Cap, CollectiveRef};
+use crate::domain::notify::{self, Notice};
 use crate::error::Result;
 use crate::state::AppState;
 use potluck_app::api::StartJob;
 use potluck_app::error::ApiError;
-use potluck_app::model::{AppId, JobId};
+use potluck_app::model::{AppId, JobId, NotifyEvent};
 use potluck_app::model::{AppStatus, JobDetail, JobEventView, JobKind, JobState, JobSummary, VolumeCoverage};
 use potluck_app::ops::scope;
 use serde_json::json;
@@ -464,6 +465,25 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+    if ok && kind.is_deploy() {
+        // A deploy that went through starts the app's health afresh: the next failure is news.
+        sqlx::query(
+            "UPDATE apps SET unhealthy_since = NULL, unhealthy_last_at = NULL, unhealthy_reason = NULL WHERE id = $1",
+        )
+        .bind(app.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let notified = if ok {
+        0
+    } else {
+        notify::emit(
+            &mut tx,
+            app.collective_id,
+            &failure_notice(&app, job_id, kind, target.as_deref(), &result, rolled_back),
+        )
+        .await?
+    };
     let origin = Origin { actor: requester, request_id: format!("job-{job_id}"), client_addr: "potluck".into() };
     let event = Event::new(kind.done(), format!("app {}", app.domain))
         .in_collective(app.collective_id, &app.collective)
@@ -471,10 +491,37 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
         .details(json!({ "job_id": job_id, "target": target, "result": result }));
     tx.record(&origin, event).await?;
     tx.commit().await?;
+    if notified > 0 {
+        notify::deliver::wake(st);
+    }
     let _ = st.jobs.events.send((job_id, done_event));
     announce_end(st, job_id, ok, &result);
     tracing::info!(job.ok = ok, job.result = %result, "job finished");
     Ok(())
+}
+
+/// What the collective's channels hear when a job fails.
+fn failure_notice(
+    app: &AppRow,
+    job: JobId,
+    kind: JobKind,
+    target: Option<&str>,
+    result: &str,
+    rolled_back: bool,
+) -> Notice {
+    let event = match kind {
+        JobKind::Backup | JobKind::Restore => NotifyEvent::BackupFailed,
+        JobKind::Drill => NotifyEvent::DrillFailed,
+        _ => NotifyEvent::DeployFailed,
+    };
+    let mut text = format!("{kind} of {} on {} failed: {result}", app.domain, app.server);
+    if rolled_back {
+        text.push_str("\nThe version that ran before was deployed again and runs.");
+    }
+    Notice::new(event, format!("{kind} of {} failed", app.domain)).text(text).path(format!("/jobs/{job}")).data(json!({
+        "app": app.domain, "server": app.server, "recipe": app.recipe, "job_id": job, "kind": kind.as_str(),
+        "target": target, "result": result, "rolled_back": rolled_back,
+    }))
 }
 
 /// How a job that ran to the end went.

@@ -6,6 +6,7 @@
 //! (SSH hands the key to `ssh` in a private temporary file that is removed once connected).
 //! Clients are cached by the server's `uid`, which is never reused, and evicted on failure.
 
+use super::health;
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::docker;
 use crate::adapters::engine::guard::Policy;
@@ -579,32 +580,40 @@ impl Monitors {
                     _ => return,
                 };
                 let id = server.id;
-                match docker_for(&st, &server).await {
-                    Ok(docker) => {
-                        if let Ok(c) = check(&docker).await {
-                            let _ = sqlx::query(
-                                "UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5, last_error = NULL WHERE id = $6",
-                            )
-                            .bind(&c.engine_version)
-                            .bind(&c.api_version)
-                            .bind(i64::from(c.is_manager))
-                            .bind(c.nodes)
-                            .bind(now_ms())
-                            .bind(id)
-                            .execute(st.db.pool())
-                            .await;
+                let reached = match docker_for(&st, &server).await {
+                    Ok(docker) => check(&docker).await.map(|c| (docker, c)),
+                    Err(e) => Err(e.to_string()),
+                };
+                match reached {
+                    Ok((docker, c)) => {
+                        let _ = sqlx::query(
+                            "UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5, last_error = NULL WHERE id = $6",
+                        )
+                        .bind(&c.engine_version)
+                        .bind(&c.api_version)
+                        .bind(i64::from(c.is_manager))
+                        .bind(c.nodes)
+                        .bind(now_ms())
+                        .bind(id)
+                        .execute(st.db.pool())
+                        .await;
+                        if let Err(e) = health::server_reachable(&st, id).await {
+                            tracing::warn!(error = %e, server = %server.name, "cannot record a server's reachability");
                         }
                         state.lock().await.entry(uid.clone()).or_default().connected = true;
                         let mut events = docker.events(None::<bollard::query_parameters::EventsOptions>);
                         backoff = Duration::from_secs(1);
                         while let Some(ev) = events.next().await {
                             match ev {
-                                Ok(_) => {
-                                    let mut s = state.lock().await;
-                                    let live = s.entry(uid.clone()).or_default();
-                                    live.connected = true;
-                                    live.last_event_at = Some(now_ms());
-                                    live.events_seen += 1;
+                                Ok(ev) => {
+                                    {
+                                        let mut s = state.lock().await;
+                                        let live = s.entry(uid.clone()).or_default();
+                                        live.connected = true;
+                                        live.last_event_at = Some(now_ms());
+                                        live.events_seen += 1;
+                                    }
+                                    tokio::spawn(health::on_event(st.clone(), id, docker.clone(), ev));
                                 }
                                 Err(e) => {
                                     state.lock().await.entry(uid.clone()).or_default().last_error =
@@ -617,11 +626,15 @@ impl Monitors {
                     }
                     Err(e) => {
                         let _ = sqlx::query("UPDATE servers SET last_error = $1, last_checked_at = $2 WHERE id = $3")
-                            .bind(e.to_string())
+                            .bind(&e)
                             .bind(now_ms())
                             .bind(id)
                             .execute(st.db.pool())
                             .await;
+                        evict(&st, &uid).await;
+                        if let Err(e) = health::server_unreachable(&st, id, &e).await {
+                            tracing::warn!(error = %e, server = %server.name, "cannot record a server's reachability");
+                        }
                     }
                 }
                 {

@@ -12,6 +12,7 @@ use crate::adapters::git::{self, files_at};
 use crate::domain::audit::Origin;
 use crate::domain::audit::{self, AuditAction, Event};
 use crate::domain::authz::{effective_role, Cap};
+use crate::domain::notify::{self, Notice};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use potluck_app::api::{OpenRelease, ReviewRelease, UpdateRelease};
@@ -235,7 +236,7 @@ fn read_versions(
 }
 
 /// The release a new one is compared with: the highest version with a semver part.
-fn latest_release(path: &Path) -> std::result::Result<Option<String>, String> {
+pub(crate) fn latest_release(path: &Path) -> std::result::Result<Option<String>, String> {
     let repo = git::open(path).map_err(|e| e.to_string())?;
     let mut versions: Vec<RecipeVersion> = git::tags(&repo)
         .map_err(|e| e.to_string())?
@@ -372,8 +373,59 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
         "proposal_id": id, "commit": full, "bump": bump, "base_version": base,
     }));
     tx.record(me.origin, event).await?;
+    let notice = Notice::new(NotifyEvent::ReviewRequested, format!("{} {version} awaits reviews", r.name))
+        .text(format!(
+            "{name} proposes {version} of {} ({bump}, after {}). Release notes:\n\n{}",
+            r.name,
+            base.as_deref().unwrap_or("no release yet"),
+            input.notes.trim()
+        ))
+        .path(format!("/releases/{id}"))
+        .data(json!({ "recipe": r.name, "version": version, "proposal_id": id, "proposed_by": name, "commit": full }));
+    let queued = request_reviews(&mut tx, r.id, me.user_id, &notice).await?;
     tx.commit().await?;
+    if queued > 0 {
+        notify::deliver::wake(st);
+    }
     detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.maintains()).await
+}
+
+/// Tells the collectives that maintain the recipe (their channels) and the people who may review
+/// it (by email, when they asked for it), except the proposer, that a proposal awaits reviews.
+async fn request_reviews(
+    conn: &mut sqlx::AnyConnection,
+    recipe: RecipeId,
+    proposer: UserId,
+    notice: &Notice,
+) -> Result<usize> {
+    let collectives: Vec<CollectiveId> =
+        sqlx::query("SELECT collective_id FROM recipe_maintainers WHERE recipe_id = $1 AND collective_id IS NOT NULL")
+            .bind(recipe)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get("collective_id"))
+            .collect::<std::result::Result<_, _>>()?;
+    let mut queued = 0;
+    for c in &collectives {
+        queued += notify::emit(&mut *conn, *c, notice).await?;
+    }
+    let reviewers = sqlx::query(
+        "SELECT user_id FROM recipe_maintainers WHERE recipe_id = $1 AND user_id IS NOT NULL \
+         UNION SELECT m.user_id FROM memberships m JOIN recipe_maintainers rm ON rm.collective_id = m.collective_id \
+         WHERE rm.recipe_id = $1 AND m.role IN ('maintainer', 'operator', 'admin')",
+    )
+    .bind(recipe)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut people: Vec<UserId> =
+        reviewers.iter().map(|r| r.try_get("user_id")).collect::<std::result::Result<_, _>>()?;
+    people.sort();
+    people.dedup();
+    people.retain(|p| *p != proposer);
+    let personal = Notice { subject: notice.subject.replace("awaits reviews", "awaits your review"), ..notice.clone() };
+    queued += notify::emit_to_people(&mut *conn, &people, &personal).await?;
+    Ok(queued)
 }
 
 async fn display_name(st: &AppState, user_id: UserId) -> Result<String> {
@@ -608,8 +660,11 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
         .details(json!({ "proposal_id": p.id, "commit": outcome.as_ref().ok(), "error": outcome.as_ref().err() }));
     tx.record(me.origin, event).await?;
     tx.commit().await?;
-    if let Err(e) = &outcome {
-        tracing::warn!(recipe.name = %r.name, release.version = %p.version, error = %e, "release not published");
+    match &outcome {
+        Ok(_) => store::announce_release(st, r.id, &r.name, &p.version, &p.notes).await?,
+        Err(e) => {
+            tracing::warn!(recipe.name = %r.name, release.version = %p.version, error = %e, "release not published")
+        }
     }
     Ok(())
 }

@@ -2,18 +2,20 @@
 //! bare clone under `<data_dir>/recipes/<id>.git`, fetched on demand and on a schedule. Reads
 //! always come from a tag's or a commit's tree; there is no working tree to share.
 
+use super::version::RecipeVersion;
 use crate::adapters::db::now_ms;
 use crate::adapters::git::{self, files_at, GitError};
 use crate::domain::audit::Origin;
 use crate::domain::audit::{self, AuditAction, Event};
 use crate::domain::authz::{Cap, CollectiveRef};
+use crate::domain::notify::{self, Notice};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use git2::{build::RepoBuilder, Cred, FetchOptions, RemoteCallbacks, Repository};
 use potluck_app::api::{FetchRecipe, RegisterRecipe, SetRecipeMaintainers};
 use potluck_app::error::ApiError;
+use potluck_app::model::{CollectiveId, NotifyEvent, RecipeId, UserId};
 use potluck_app::model::{MaintainerView, Permission};
-use potluck_app::model::{RecipeId, UserId};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -456,15 +458,24 @@ pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Res
     let path = clone_path(st, recipe.id);
     let credential = credential_of(st, recipe);
     let url = recipe.repository.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let fetched = tokio::task::spawn_blocking(move || {
         if path.exists() {
-            fetch_bare(&path, credential)
+            let before = super::review::latest_release(&path).ok().flatten();
+            fetch_bare(&path, credential)?;
+            Ok((before, super::review::latest_release(&path).ok().flatten()))
         } else {
-            clone_bare(&url, &path, credential).map(|_| ())
+            clone_bare(&url, &path, credential).map(|_| (None, None))
         }
     })
     .await
     .map_err(Error::internal)?;
+    let result = fetched.as_ref().map(|_| ()).map_err(Clone::clone);
+    // A release that appeared on the remote (pushed by a maintainer with git, or by abra).
+    if let Ok((Some(before), Some(after))) = &fetched {
+        if RecipeVersion::parse(after) > RecipeVersion::parse(before) {
+            announce_release(st, recipe.id, &recipe.name, after, "").await?;
+        }
+    }
     let error = result.as_ref().err().cloned();
     sqlx::query("UPDATE recipes SET last_fetched_at = $1, fetch_error = $2 WHERE id = $3")
         .bind(now_ms())
@@ -476,6 +487,55 @@ pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Res
         tracing::warn!(recipe.name = %recipe.name, error = %e, "recipe fetch failed");
     }
     Ok(result)
+}
+
+/// Tells the collectives whose apps run the recipe that it has a new release (once per
+/// release, whichever replica or path saw it first).
+pub async fn announce_release(st: &AppState, recipe: RecipeId, name: &str, version: &str, notes: &str) -> Result<()> {
+    let mut tx = st.db.begin().await?;
+    let first = sqlx::query(
+        "UPDATE recipes SET announced_version = $1 WHERE id = $2 AND (announced_version IS NULL OR announced_version <> $1)",
+    )
+    .bind(version)
+    .bind(recipe)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let mut queued = 0;
+    if first {
+        let rows = sqlx::query(
+            "SELECT a.collective_id, c.slug, a.domain, a.version FROM apps a JOIN collectives c ON c.id = a.collective_id \
+             WHERE a.recipe_id = $1 AND a.version IS NOT NULL ORDER BY a.collective_id, a.domain",
+        )
+        .bind(recipe)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_collective: std::collections::BTreeMap<CollectiveId, (String, Vec<String>)> = Default::default();
+        for r in &rows {
+            let running: String = r.try_get("version")?;
+            if RecipeVersion::parse(&running) >= RecipeVersion::parse(version) {
+                continue;
+            }
+            let e = by_collective
+                .entry(r.try_get("collective_id")?)
+                .or_insert_with(|| (r.try_get("slug").unwrap_or_default(), Vec::new()));
+            e.1.push(format!("{} ({running})", r.try_get::<String, _>("domain")?));
+        }
+        for (collective, (slug, apps)) in by_collective {
+            let mut text = format!("{name} {version} is released. Your apps on an older version: {}.", apps.join(", "));
+            if !notes.trim().is_empty() {
+                text.push_str(&format!("\n\nRelease notes:\n{}", notes.trim()));
+            }
+            let notice = Notice::new(NotifyEvent::NewRelease, format!("{name} {version} is released"))
+                .text(text)
+                .path(format!("/recipes/{name}/v/{version}"))
+                .data(json!({ "recipe": name, "version": version, "apps": apps, "collective": slug }));
+            queued += notify::emit(&mut tx, collective, &notice).await?;
+        }
+    }
+    notify::commit(st, tx, queued).await?;
+    Ok(())
 }
 
 /// Fetches on request of a maintainer (audited).
