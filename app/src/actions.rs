@@ -184,6 +184,10 @@ pub enum AuditAction {
     MailRelayRemove,
     #[strum(serialize = "user.notifications.set")]
     MyNotificationsSet,
+
+    // The fleet.
+    #[strum(serialize = "fleet.batch_upgrade.start")]
+    BatchUpgradeStart,
 }
 
 impl AuditAction {

@@ -820,6 +820,49 @@ operation! {
     }
 }
 
+// ---- The fleet ----
+
+operation! {
+    /// Every app of the collectives where the caller may view apps (all of them for a federation
+    /// admin), by recipe: version, releases behind, health.
+    fn fleet() -> Fleet {
+        name: "fleet", input: GetFleet, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/fleet"),
+    }
+}
+
+operation! {
+    /// The upgrade of each app (`apps`: `collective/domain`, comma- or space-separated) of the
+    /// recipe to `target` (the newest release when empty), previewed as a single upgrade is.
+    /// Every app must be one the caller may operate.
+    fn preview_upgrade_batch(recipe: String, apps: String, #[server(default)] target: String) -> Vec<BatchPreviewItem> {
+        name: "preview_upgrade_batch", input: PreviewUpgradeBatch, scope: SignedIn, key: |o| (),
+        need: Need::Anywhere(OperateApps), session_only: false, audit: [], http: Http::post("/fleet/upgrades/preview"),
+    }
+}
+
+operation! {
+    /// Upgrades the apps one after another, in the order given, each as its own job (audited as
+    /// its upgrade request); with `stop_on_failure`, the apps after a failed one are skipped.
+    fn start_upgrade_batch(
+        recipe: String,
+        apps: String,
+        #[server(default)] target: String,
+        #[server(default)] stop_on_failure: bool,
+    ) -> BatchView {
+        name: "start_upgrade_batch", input: StartUpgradeBatch, scope: SignedIn, key: |o| (),
+        need: Need::Anywhere(OperateApps), session_only: false, audit: [BatchUpgradeStart], http: Http::post("/fleet/upgrades"),
+    }
+}
+
+operation! {
+    /// A batch upgrade as it goes (for who may view every app in it).
+    fn get_upgrade_batch(id: BatchId) -> BatchView {
+        name: "get_upgrade_batch", input: GetUpgradeBatch, scope: SignedIn, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/fleet/upgrades/{id}"),
+    }
+}
+
 // ---- Streaming endpoints (answered by the server itself, outside `/api/v1`) ----
 
 /// Declares an operation answered with a stream (not a server function): its input and [`Op`].
@@ -1016,6 +1059,10 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         RemoveMailRelay,
         GetMyNotifications,
         SetMyNotifications,
+        GetFleet,
+        PreviewUpgradeBatch,
+        StartUpgradeBatch,
+        GetUpgradeBatch,
         CatalogueJson,
         ImportCatalogue,
         ExportAudit,

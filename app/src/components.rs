@@ -26,6 +26,7 @@ pub fn Nav() -> impl IntoView {
                                 <nav>
                                     <a href="/collectives">"Collectives"</a>
                                     <a href="/recipes">"Recipes"</a>
+                                    <a href="/fleet">"Fleet"</a>
                                     <a href="/audit">"Audit log"</a>
                                     <Show when=move || admin>
                                         <a href="/admin/providers">"Identity providers"</a>

@@ -116,6 +116,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("recipes/:name/releases") view=pages::releases::ReleasesPage ssr=SsrMode::Async/>
                         <Route path=path!("releases/:id") view=pages::releases::ReleasePage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
+                        <Route path=path!("fleet") view=pages::fleet::FleetPage ssr=SsrMode::Async/>
+                        <Route path=path!("fleet/upgrade") view=pages::fleet::BatchPreviewPage ssr=SsrMode::Async/>
+                        <Route path=path!("batches/:id") view=pages::fleet::BatchPage ssr=SsrMode::Async/>
                         <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>

@@ -32,6 +32,8 @@ pub struct AppState {
     pub schedules: tokio::sync::Notify,
     /// Wakes the notification worker when deliveries are queued.
     pub notifications: tokio::sync::Notify,
+    /// Wakes the batch upgrade runner when a batch starts.
+    pub batches: tokio::sync::Notify,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
     pub catalogue: std::sync::Mutex<
         std::collections::HashMap<
@@ -65,6 +67,7 @@ impl AppState {
             jobs: Default::default(),
             schedules: Default::default(),
             notifications: Default::default(),
+            batches: Default::default(),
             catalogue: Default::default(),
         }))
     }

@@ -439,6 +439,7 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(collective_id AS TEXT) || '|' || cron FROM drill_schedules ORDER BY 1",
         "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || events FROM notification_channels ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM notification_deliveries",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM upgrade_batches",
         "SELECT host || '|' || sender FROM mail_settings",
         "SELECT CAST(id AS TEXT) || '|' || CAST(notify_reviews AS TEXT) FROM users ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
@@ -662,6 +663,21 @@ fn rows() -> Vec<Row> {
         row("download_backup", |w| with(app_a(w), &[("snapshot", "0123abcd")]))
             .answers(404)
             .foreign(|w| with(app_b(w), &[("snapshot", "0123abcd")])),
+        // The fleet: a batch names apps of several collectives, each checked as an app scope is.
+        row("fleet", |_| vec![]),
+        row("preview_upgrade_batch", |w| {
+            vec![("recipe", s("hello")), ("apps", format!("{A}/{}", w.a_domain)), ("target", s("0.1.0+1.0"))]
+        })
+        .by(Who::Operator)
+        .foreign(|w| vec![("recipe", s("hello")), ("apps", format!("{B}/{}", w.b_domain))]),
+        // A release that does not exist: refused after the apps are checked, so nothing starts.
+        row("start_upgrade_batch", |w| {
+            vec![("recipe", s("hello")), ("apps", format!("{A}/{}", w.a_domain)), ("target", s("9.9.9+9"))]
+        })
+        .by(Who::Operator)
+        .answers(422)
+        .foreign(|w| vec![("recipe", s("hello")), ("apps", format!("{B}/{}", w.b_domain)), ("target", s("9.9.9+9"))]),
+        row("get_upgrade_batch", |_| vec![("id", s("1"))]).answers(404),
         // Notifications.
         row("list_notifications", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
         row("add_notification_channel", |_| {

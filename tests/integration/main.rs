@@ -13,6 +13,7 @@ mod backups;
 mod catalogue;
 mod cli;
 mod conformance;
+mod fleet;
 mod hostile;
 mod identity;
 mod notifications;

@@ -62,6 +62,8 @@ ids! {
     ChannelId;
     /// One notification on its way or sent (`notification_deliveries.id`).
     DeliveryId;
+    /// A batch upgrade of several apps (`upgrade_batches.id`).
+    BatchId;
 }
 
 #[cfg(test)]

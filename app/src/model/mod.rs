@@ -6,6 +6,7 @@
 mod apps;
 mod audit;
 mod backups;
+mod fleet;
 mod ids;
 mod notify;
 mod people;
@@ -15,6 +16,7 @@ mod roles;
 pub use apps::*;
 pub use audit::*;
 pub use backups::*;
+pub use fleet::*;
 pub use ids::*;
 pub use notify::*;
 pub use people::*;

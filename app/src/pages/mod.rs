@@ -6,6 +6,7 @@ pub mod apps;
 pub mod audit;
 pub mod backups;
 pub mod collectives;
+pub mod fleet;
 pub mod home;
 pub mod notifications;
 pub mod recipes;

@@ -139,6 +139,15 @@ impl<S: Resolve> Cap<S> {
         Ok((c, role))
     }
 
+    /// The same caller's access to an app the input names among others (a batch upgrade names
+    /// several), checked as an app scope is: in another collective, or without `p` there, it is
+    /// refused as `collective_access` refuses; an app the collective does not have is absent.
+    pub async fn app_access(&self, st: &AppState, slug: &str, domain: &str, p: Permission) -> Result<Cap<scope::App>> {
+        let (c, role) = self.collective_access(&st.db, slug, p).await?;
+        let app = crate::domain::apps::apps::in_collective(st, &c, domain).await?;
+        Ok(Cap { data: (c, app), who: self.who.clone(), role: Some(role), origin: self.origin.clone() })
+    }
+
     /// Whether the caller holds `p` in any collective (capped to its collective for a token).
     pub async fn holds_anywhere(&self, db: &Db, p: Permission) -> Result<bool> {
         let Some(who) = &self.who else { return Ok(false) };

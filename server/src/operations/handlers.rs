@@ -108,6 +108,12 @@ pub fn register() -> Registry {
     r.op::<RemoveDrillSchedule, _, _>(|st, cap, i| async move { apps::drill_schedules::remove(&st, &cap, i).await });
     r.raw::<DownloadBackup, _, _>(streams::backup_tar);
 
+    // The fleet
+    r.op::<GetFleet, _, _>(|st, cap, _| async move { apps::fleet::fleet(&st, &cap).await });
+    r.op::<PreviewUpgradeBatch, _, _>(|st, cap, i| async move { apps::fleet::preview(&st, &cap, i).await });
+    r.op::<StartUpgradeBatch, _, _>(|st, cap, i| async move { apps::fleet::start(&st, &cap, i).await });
+    r.op::<GetUpgradeBatch, _, _>(|st, cap, i| async move { apps::fleet::get(&st, &cap, i).await });
+
     // Notifications
     r.op::<ListNotifications, _, _>(|st, cap, _| async move { notify::channels::list(&st, &cap).await });
     r.op::<AddNotificationChannel, _, _>(|st, cap, i| async move { notify::channels::add(&st, &cap, i).await });

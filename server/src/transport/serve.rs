@@ -65,6 +65,7 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
         crate::domain::apps::schedules::spawn_scheduler(state.clone()),
         crate::domain::notify::deliver::spawn_worker(state.clone()),
         crate::domain::apps::health::spawn_sweeper(state.clone()),
+        crate::domain::apps::fleet::spawn_runner(state.clone()),
     ];
     for server in crate::domain::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod backups;
 pub mod drill_schedules;
 pub mod drills;
+pub mod fleet;
 pub mod health;
 pub mod jobs;
 pub mod plan;
