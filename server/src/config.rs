@@ -62,6 +62,8 @@ pub struct Config {
     /// hour between attempts), at most `notify_attempts` times in all.
     pub notify_retry_secs: f64,
     pub notify_attempts: u32,
+    /// Sent and failed notifications are kept in the delivery log this many days.
+    pub notify_log_days: u32,
     /// A server whose engine cannot be reached for this long is announced as unreachable.
     pub notify_unreachable_secs: u64,
     /// An unhealthy app whose containers have not failed for this long, and that runs every
@@ -106,6 +108,7 @@ impl Default for Config {
             notify_hosts_allow: Vec::new(),
             notify_retry_secs: 30.0,
             notify_attempts: 8,
+            notify_log_days: 30,
             notify_unreachable_secs: 120,
             notify_recovery_secs: 300.0,
             notify_after_job_secs: 30,

@@ -384,6 +384,16 @@ async fn a_failed_deploy_reaches_a_signed_webhook_after_a_retry_and_an_email_ove
     assert_eq!((g.state.as_str(), g.attempts, g.last_code), ("failed", 1, Some(410)), "{g:?}");
     assert_eq!(gone.received().len(), 1);
 
+    // The log keeps notify_log_days: an older delivery is forgotten, a recent one kept.
+    let old = potluck_server::adapters::db::now_ms() - 31 * 86_400_000;
+    app.exec(&format!(
+        "UPDATE notification_deliveries SET finished_at = {old} WHERE id = (SELECT MIN(id) FROM notification_deliveries)"
+    ))
+    .await;
+    let kept = app.count("SELECT COUNT(*) FROM notification_deliveries").await;
+    assert_eq!(potluck_server::domain::notify::deliver::prune(&app.state).await.unwrap(), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM notification_deliveries").await, kept - 1);
+
     // Removing a channel removes its log; every change is in the audit log.
     admin
         .call::<()>("remove_notification_channel", &[("slug", SLUG), ("channel", &hook.channel.id.to_string())])
@@ -430,6 +440,9 @@ async fn an_app_whose_container_is_killed_is_announced_once_and_again_when_it_ru
     swarm::docker(&["kill", &swarm::container(&stack, "app")]);
     let got = receiver.wait_for(1, 30).await;
     assert_eq!(got[0].name(), "app_unhealthy");
+    // The apps list shows it failing, with the reason.
+    let listed: Vec<AppSummary> = admin.call("list_apps", &[("slug", SLUG)]).await.unwrap();
+    assert!(listed[0].unhealthy.as_deref().is_some_and(|r| r.contains("137")), "{listed:?}");
     let body = got[0].json();
     assert_eq!(body["data"]["app"], domain.as_str());
     assert!(body["text"].as_str().unwrap().contains("exited with code 137"), "{body}");
@@ -441,6 +454,8 @@ async fn an_app_whose_container_is_killed_is_announced_once_and_again_when_it_ru
     tokio::time::sleep(Duration::from_secs(2)).await;
     let names: Vec<String> = receiver.received().iter().map(Received::name).collect();
     assert_eq!(names, ["app_unhealthy", "app_recovered"], "exactly one notice each");
+    let listed: Vec<AppSummary> = admin.call("list_apps", &[("slug", SLUG)]).await.unwrap();
+    assert_eq!(listed[0].unhealthy, None);
     assert_eq!(app.count("SELECT COUNT(*) FROM apps WHERE unhealthy_since IS NOT NULL").await, 0);
     cleanup_secrets(&stack).await;
     app.stop().await;

@@ -227,6 +227,9 @@ pub struct AppSummary {
     pub version: Option<String>,
     pub chaos: bool,
     pub status: AppStatus,
+    /// Why it is failing, when its containers die while no job runs (seen on the engine's
+    /// event stream; cleared once it runs whole and quiet again, or by a deploy).
+    pub unhealthy: Option<String>,
     pub updated_at: i64,
 }
 

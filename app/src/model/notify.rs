@@ -15,7 +15,7 @@ pub enum NotifyEvent {
     AppUnhealthy,
     /// A server's engine could not be reached for a while (and when it is reached again).
     ServerUnreachable,
-    /// A backup or restore failed, or a scheduled backup is overdue.
+    /// A backup or restore job failed.
     BackupFailed,
     /// A restore drill failed.
     DrillFailed,
@@ -58,7 +58,7 @@ impl NotifyEvent {
             NotifyEvent::DeployFailed => "a deploy, upgrade or rollback failed",
             NotifyEvent::AppUnhealthy => "an app's containers keep failing while no job runs (and recover)",
             NotifyEvent::ServerUnreachable => "a server cannot be reached (and is back)",
-            NotifyEvent::BackupFailed => "a backup or restore failed, or a scheduled backup is overdue",
+            NotifyEvent::BackupFailed => "a backup or restore failed",
             NotifyEvent::DrillFailed => "a restore drill failed",
             NotifyEvent::ReviewRequested => "a release proposal of a recipe we maintain awaits reviews",
             NotifyEvent::NewRelease => "a new release of a recipe our apps run",

@@ -157,7 +157,8 @@ pub fn AppsPage() -> impl IntoView {
                                         <td><a href=format!("/recipes/{}", a.recipe)>{a.recipe.clone()}</a></td>
                                         <td><code>{a.version.clone().unwrap_or_default()}</code>{a.chaos.then_some(" (chaos)")}</td>
                                         <td>{a.server.clone()}</td>
-                                        <td class=format!("status status-{}", a.status)>{a.status.as_str()}</td>
+                                        <td class=format!("status status-{}", a.status)>{a.status.as_str()}
+                                            <HealthBadge unhealthy=a.unhealthy.clone()/></td>
                                         <td><Time ms=a.updated_at/></td>
                                     </tr>
                                 }).collect_view()}
@@ -281,6 +282,7 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             " on " <a href=format!("/c/{}/servers", a.collective)>{a.server.clone()}</a>
             " · stack " <code>{a.stack_name.clone()}</code>
             " · " <span id="app-status" class=format!("status status-{}", a.status)>{a.status.as_str()}</span>
+            " " <HealthBadge unhealthy=a.unhealthy.clone()/>
             " · " <a href=format!("{base}/env") rel="external" id="export-env">"Download env file"</a>
         </p>
         {d.can_operate.then(|| view! { <Actions d=d.clone() actions/> })}
@@ -681,4 +683,13 @@ mod live {
         on_progress.forget();
         on_end.forget();
     }
+}
+
+/// A red badge for an app whose containers keep failing while no job runs, with the reason.
+#[component]
+pub fn HealthBadge(unhealthy: Option<String>) -> impl IntoView {
+    unhealthy.map(|reason| {
+        let title = reason.clone();
+        view! { <span class="chip chip-undeclared health-badge" title=title>"failing: " {reason}</span> }
+    })
 }

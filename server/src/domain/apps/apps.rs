@@ -36,10 +36,13 @@ pub struct AppRow {
     pub chaos_version: Option<String>,
     pub status: AppStatus,
     pub updated_at: i64,
+    /// Why it is failing (`apps.unhealthy_reason`), while it is (see `health.rs`).
+    pub unhealthy: Option<String>,
 }
 
 const SELECT: &str = "SELECT a.id, a.collective_id, c.slug, a.server_id, s.name AS server_name, a.recipe_id, r.name AS recipe_name, \
-     a.domain, a.stack_name, a.env, a.version, a.chaos, a.chaos_version, a.status, a.updated_at \
+     a.domain, a.stack_name, a.env, a.version, a.chaos, a.chaos_version, a.status, a.updated_at, \
+     a.unhealthy_since, a.unhealthy_reason \
      FROM apps a JOIN collectives c ON c.id = a.collective_id JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id";
 
 impl AppRow {
@@ -60,6 +63,9 @@ impl AppRow {
             chaos_version: r.try_get("chaos_version")?,
             status: crate::adapters::db::stored(r, "status")?,
             updated_at: r.try_get("updated_at")?,
+            unhealthy: r
+                .try_get::<Option<i64>, _>("unhealthy_since")?
+                .map(|_| r.try_get::<Option<String>, _>("unhealthy_reason").ok().flatten().unwrap_or_default()),
         })
     }
 
@@ -74,6 +80,7 @@ impl AppRow {
             version: self.version.clone(),
             chaos: self.chaos,
             status: self.status,
+            unhealthy: self.unhealthy.clone(),
             updated_at: self.updated_at,
         }
     }

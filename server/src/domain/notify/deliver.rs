@@ -347,12 +347,29 @@ async fn deliver_one(st: &AppState, c: Claimed) -> Result<()> {
     settle(st, c.id, c.attempts, i64::from(st.config.notify_attempts), outcome).await
 }
 
+/// Forgets deliveries that ended more than `notify_log_days` ago; answers how many.
+pub async fn prune(st: &AppState) -> Result<u64> {
+    let before = now_ms() - i64::from(st.config.notify_log_days) * 86_400_000;
+    Ok(sqlx::query("DELETE FROM notification_deliveries WHERE state IN ('delivered', 'failed') AND finished_at < $1")
+        .bind(before)
+        .execute(st.db.pool())
+        .await?
+        .rows_affected())
+}
+
 /// The delivery worker: sends due deliveries, a few at a time, woken by [`wake`] and every
-/// second for retries that come due.
+/// second for retries that come due; prunes the log once an hour.
 pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut sending = tokio::task::JoinSet::new();
+        let mut pruned_at = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
+            if pruned_at.elapsed() >= Duration::from_secs(3600) {
+                pruned_at = std::time::Instant::now();
+                if let Err(e) = prune(&st).await {
+                    tracing::warn!(error = %e, "cannot prune the notification log");
+                }
+            }
             while sending.try_join_next().is_some() {}
             if sending.len() < CONCURRENCY {
                 match claim(&st).await {
