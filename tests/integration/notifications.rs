@@ -384,6 +384,40 @@ async fn a_failed_deploy_reaches_a_signed_webhook_after_a_retry_and_an_email_ove
     assert_eq!((g.state.as_str(), g.attempts, g.last_code), ("failed", 1, Some(410)), "{g:?}");
     assert_eq!(gone.received().len(), 1);
 
+    // A collective keeps at most 20 channels (each event is a delivery per channel).
+    let mut n = 4;
+    while n < 20 {
+        let name = format!("extra {n}");
+        admin
+            .call::<AddedChannel>(
+                "add_notification_channel",
+                &[
+                    ("slug", SLUG),
+                    ("name", &name),
+                    ("kind", "email"),
+                    ("target", "x@example.org"),
+                    ("events[0]", "drill_failed"),
+                ],
+            )
+            .await
+            .unwrap();
+        n += 1;
+    }
+    let full = admin
+        .call::<AddedChannel>(
+            "add_notification_channel",
+            &[
+                ("slug", SLUG),
+                ("name", "one too many"),
+                ("kind", "email"),
+                ("target", "x@example.org"),
+                ("events[0]", "drill_failed"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(full.status, 409, "{}", full.body);
+
     // The log keeps notify_log_days: an older delivery is forgotten, a recent one kept.
     let old = potluck_server::adapters::db::now_ms() - 31 * 86_400_000;
     app.exec(&format!(

@@ -23,6 +23,8 @@ const LOG: i64 = 50;
 const MAX_ADDRESSES: usize = 20;
 /// The longest webhook URL taken.
 const MAX_URL: usize = 2048;
+/// The most channels a collective keeps (each event is one delivery per channel).
+const MAX_CHANNELS: i64 = 20;
 
 /// A webhook URL a collective may give: https (http only to hosts the federation allows), no
 /// credentials in it, a host. The host's addresses are checked when it is added and before
@@ -199,6 +201,16 @@ pub async fn add(
             (list.join(", "), list.join(", "), None)
         }
     };
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notification_channels WHERE collective_id = $1")
+        .bind(c.id)
+        .fetch_one(st.db.pool())
+        .await?
+        .try_get("n")?;
+    if count >= MAX_CHANNELS {
+        return Err(
+            ApiError::conflict(format!("{} has {MAX_CHANNELS} channels, the most a collective keeps", c.slug)).into()
+        );
+    }
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
     let inserted = sqlx::query(
