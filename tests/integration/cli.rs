@@ -58,3 +58,57 @@ async fn migrate_and_bootstrap_link() {
     assert!(out.contains("unsupported database URL"), "{out}");
     app.stop().await;
 }
+
+/// The stack a `potluck recipe test` run named ("testing hello 0.2.0+1.1 as recipe-test-…").
+fn tested_stack(stdout: &str) -> String {
+    stdout.lines().find_map(|l| l.split(" as ").nth(1)).expect("the run names its stack").trim().to_string()
+}
+
+/// What the swarm still holds of a stack: services, networks, secrets, configs, volumes.
+fn leftovers(stack: &str) -> String {
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    let mut out = String::new();
+    for what in ["service", "network", "secret", "config", "volume"] {
+        out.push_str(&potluck_tests::swarm::docker(&[what, "ls", "-q", "--filter", &label]));
+    }
+    out.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let remotes: std::collections::HashMap<&str, std::path::PathBuf> = ["hello", "faulty"]
+        .into_iter()
+        .map(|r| (r, potluck_tests::recipes::publish(&potluck_tests::recipes::fixture_recipe(r), dir.path(), r).1))
+        .collect();
+    let run = |recipe: &str, args: &[&str]| {
+        let remote = &remotes[recipe];
+        let out = Command::new(potluck_bin())
+            .args(["recipe", "test", "--recipe", &remote.display().to_string(), "--resolve-image", "never"])
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Green: 0.1.0 converges, the upgrade to 0.2.0 converges, everything goes.
+    let (code, stdout, stderr) = run("hello", &["--version", "0.2.0+1.1", "--upgrade-from", "0.1.0+1.0"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("0.1.0+1.0 converged; upgrading to 0.2.0+1.1"), "{stdout}");
+    assert!(stdout.contains("converged after the upgrade; everything removed"), "{stdout}");
+    assert!(stdout.contains("secret ") && stdout.contains("generated for the test"), "{stdout}");
+    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    // Red: an image that cannot exist never converges; the run fails and still leaves nothing.
+    let (code, stdout, stderr) = run("faulty", &["--version", "0.1.0+1", "--timeout", "15"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("FAILED") && stderr.contains("does-not-exist"), "{stderr}");
+    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    // A release the recipe does not have: refused before anything is deployed.
+    let (code, _, stderr) = run("hello", &["--version", "9.9.9+9"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("9.9.9+9"), "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! The `potluck` command line.
 
 use super::backup_cli::{self, BackupCommand};
+use super::recipe_test_cli::{self, RecipeTestArgs};
 use super::{recipe_cli, serve, stack_cli};
 use crate::adapters::crypto::SecretBox;
 use crate::adapters::db::Db;
@@ -47,6 +48,11 @@ pub enum Command {
         /// Lint this tag (default: the working tree, or HEAD of a bare repository).
         #[arg(long)]
         version: Option<String>,
+    },
+    /// Recipes against a real swarm, without a database.
+    Recipe {
+        #[command(subcommand)]
+        command: RecipeCommand,
     },
     /// The recipe catalogue (Co-op Cloud's recipes.json), offline.
     Catalogue {
@@ -139,6 +145,14 @@ pub enum AdminCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RecipeCommand {
+    /// Deploy a release (or a commit) as a throw-away app on DOCKER_HOST's swarm, wait until it
+    /// converges and passes its healthchecks (after `--upgrade-from` first, when given), remove
+    /// everything it made and check that nothing is left. Exits 0 only when green and clean.
+    Test(RecipeTestArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain and the signed checkpoints; exits non-zero naming the first broken
     /// event.
@@ -158,6 +172,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { command } => {
             telemetry::init("text");
             return backup_cli::run(command).await;
+        }
+        Command::Recipe { command: RecipeCommand::Test(args) } => {
+            telemetry::init("text");
+            return recipe_test_cli::run(args).await;
         }
         Command::Lint { recipe, version } => {
             return tokio::task::spawn_blocking(move || recipe_cli::lint_command(&recipe, version.as_deref())).await?;
@@ -183,7 +201,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let link = identity::bootstrap::create_link(&db, &config.public_base()).await?;
             println!("{link}");
         }
-        Command::Stack { .. } | Command::Backup { .. } | Command::Lint { .. } | Command::Catalogue { .. } => {}
+        Command::Stack { .. }
+        | Command::Backup { .. }
+        | Command::Recipe { .. }
+        | Command::Lint { .. }
+        | Command::Catalogue { .. } => {}
         Command::Audit { command: AuditCommand::Checkpoint } => {
             let db = Db::connect(&config.database_url).await?;
             db.migrate().await?;
