@@ -43,18 +43,6 @@ async fn batch_end(b: &Browser, id: BatchId) -> BatchView {
     panic!("batch {id} still running after 3 minutes");
 }
 
-async fn cleanup(stacks: &[String]) {
-    let docker = swarm::connect().await;
-    for stack in stacks {
-        swarm::remove_stack(&docker, stack).await;
-        for s in docker.list_secrets(None::<bollard::query_parameters::ListSecretsOptions>).await.unwrap() {
-            if s.spec.and_then(|s| s.name).is_some_and(|n| n.starts_with(&format!("{stack}_"))) {
-                let _ = docker.delete_secret(&s.id.unwrap_or_default()).await;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_shows_what_is_behind_and_a_batch_upgrades_apps_one_after_another() {
     let app = TestApp::spawn().await;
@@ -181,6 +169,9 @@ async fn the_fleet_shows_what_is_behind_and_a_batch_upgrades_apps_one_after_anot
     // A federation admin sees every batch (get_upgrade_batch is in the authorization matrix).
     let hidden = admin.call::<BatchView>("get_upgrade_batch", &[("id", &failing.id.to_string())]).await;
     assert!(hidden.is_ok(), "the federation admin sees it");
-    cleanup(&stacks).await;
+    let docker = swarm::connect().await;
+    for stack in &stacks {
+        swarm::remove_stack_and_secrets(&docker, stack).await;
+    }
     app.stop().await;
 }

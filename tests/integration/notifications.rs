@@ -97,24 +97,9 @@ impl Receiver {
     }
 }
 
-/// Email the harness's SMTP server accepted for `address`.
-fn mail_to(address: &str) -> Vec<Value> {
-    let spool = required_env("POTLUCK_TEST_SMTP_SPOOL");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&spool).unwrap().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            if v["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == address)) {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
-
 async fn wait_for_mail(address: &str) -> Vec<Value> {
     for _ in 0..300 {
-        let got = mail_to(address);
+        let got = potluck_tests::mail_to(address, 0.0);
         if !got.is_empty() {
             return got;
         }
@@ -442,16 +427,6 @@ async fn a_failed_deploy_reaches_a_signed_webhook_after_a_retry_and_an_email_ove
     app.stop().await;
 }
 
-async fn cleanup_secrets(stack: &str) {
-    let docker = swarm::connect().await;
-    swarm::remove_stack(&docker, stack).await;
-    for s in docker.list_secrets(None::<bollard::query_parameters::ListSecretsOptions>).await.unwrap() {
-        if s.spec.and_then(|s| s.name).is_some_and(|n| n.starts_with(&format!("{stack}_"))) {
-            let _ = docker.delete_secret(&s.id.unwrap_or_default()).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_whose_container_is_killed_is_announced_once_and_again_when_it_runs() {
     let (app, admin) = spawn(|c| c.notify_recovery_secs = 3.0).await;
@@ -491,7 +466,7 @@ async fn an_app_whose_container_is_killed_is_announced_once_and_again_when_it_ru
     let listed: Vec<AppSummary> = admin.call("list_apps", &[("slug", SLUG)]).await.unwrap();
     assert_eq!(listed[0].unhealthy, None);
     assert_eq!(app.count("SELECT COUNT(*) FROM apps WHERE unhealthy_since IS NOT NULL").await, 0);
-    cleanup_secrets(&stack).await;
+    swarm::remove_stack_and_secrets(&swarm::connect().await, &stack).await;
     app.stop().await;
 }
 

@@ -387,22 +387,6 @@ async fn a_recipe_over_ssh_is_fetched_and_published_with_its_key() {
     w.app.stop().await;
 }
 
-/// Email the harness's SMTP server accepted for `address` since `since` (unix seconds).
-fn mail_since(address: &str, since: f64) -> Vec<serde_json::Value> {
-    let spool = potluck_tests::required_env("POTLUCK_TEST_SMTP_SPOOL");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&spool).unwrap().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            let to_them = v["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == address));
-            if to_them && v["received_at"].as_f64().unwrap_or_default() >= since {
-                out.push(v);
-            }
-        }
-    }
-    out
-}
-
 /// The bodies a webhook receiver got, as the notification test's receiver records them.
 async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
     let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
@@ -509,8 +493,8 @@ async fn reviewers_hear_of_a_proposal_and_collectives_whose_apps_run_the_recipe_
 
     // Reviewers by email (not the viewer, not the proposer), the maintaining collective's channel.
     for address in ["alice@a.test", "bob@b.test"] {
-        wait_until(address, || !mail_since(address, since).is_empty()).await;
-        let mail = &mail_since(address, since)[0];
+        wait_until(address, || !potluck_tests::mail_to(address, since).is_empty()).await;
+        let mail = &potluck_tests::mail_to(address, since)[0];
         let data = mail["data"].as_str().unwrap();
         assert!(data.contains("Subject: [Potluck] hello 1.1.0+2.1 awaits your review"), "{data}");
         assert!(data.contains(&format!("/releases/{id}")), "{data}");
@@ -520,8 +504,8 @@ async fn reviewers_hear_of_a_proposal_and_collectives_whose_apps_run_the_recipe_
     assert_eq!(first["name"], "review_requested");
     assert_eq!(first["data"]["proposal_id"], id.0);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    assert!(mail_since("bob@a.test", since).is_empty(), "a viewer cannot review: no email");
-    assert!(mail_since("dave@a.test", since).is_empty(), "the proposer is not asked to review");
+    assert!(potluck_tests::mail_to("bob@a.test", since).is_empty(), "a viewer cannot review: no email");
+    assert!(potluck_tests::mail_to("dave@a.test", since).is_empty(), "the proposer is not asked to review");
 
     // Published: collective-b's apps run an older release, so its channel hears of it.
     review(&w.alice, id, "approve", "").await;

@@ -479,3 +479,20 @@ impl Browser {
         header.to_str().ok()?.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(String::from))
     }
 }
+
+/// The email the harness's SMTP server (`POTLUCK_TEST_SMTP_SPOOL`) accepted for `address` since
+/// `since` (unix seconds): each as its record (`rcpt_tos`, `login`, `tls`, `data`, `received_at`).
+pub fn mail_to(address: &str, since: f64) -> Vec<serde_json::Value> {
+    let spool = required_env("POTLUCK_TEST_SMTP_SPOOL");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&spool).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            let to_them = v["rcpt_tos"].as_array().is_some_and(|r| r.iter().any(|a| a == address));
+            if to_them && v["received_at"].as_f64().unwrap_or_default() >= since {
+                out.push(v);
+            }
+        }
+    }
+    out
+}

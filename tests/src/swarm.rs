@@ -544,3 +544,13 @@ pub fn remove_stack_and_volumes(name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+/// Removes a stack and the secrets named after it (`<stack>_…`), which a stack removal leaves.
+pub async fn remove_stack_and_secrets(docker: &bollard::Docker, stack: &str) {
+    remove_stack(docker, stack).await;
+    for s in docker.list_secrets(None::<bollard::query_parameters::ListSecretsOptions>).await.unwrap() {
+        if s.spec.and_then(|s| s.name).is_some_and(|n| n.starts_with(&format!("{stack}_"))) {
+            let _ = docker.delete_secret(&s.id.unwrap_or_default()).await;
+        }
+    }
+}
