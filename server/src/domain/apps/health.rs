@@ -25,35 +25,50 @@ const SWEEP: Duration = Duration::from_secs(5);
 
 const NAMESPACE: &str = "com.docker.stack.namespace";
 
-/// Looks at one event of a server's engine: a container of an app's stack that died with a
-/// failure, or that turned unhealthy, while it was meant to run.
-pub async fn on_event(st: Arc<AppState>, server: ServerId, docker: Docker, ev: EventMessage) {
+/// A container of a stack that failed, as one engine event tells it.
+pub struct Failure {
+    stack: String,
+    /// "<service>: a container exited with code 137".
+    reason: String,
+    task: Option<String>,
+}
+
+/// Whether an event of a server's engine is a container of a stack that died with a failure,
+/// ran out of memory or turned unhealthy. Synchronous: the monitor asks it of every event and
+/// looks further (a task, the database) only for these.
+pub fn failure(ev: &EventMessage) -> Option<Failure> {
     if ev.typ != Some(EventMessageTypeEnum::CONTAINER) {
-        return;
+        return None;
     }
-    let action = ev.action.clone().unwrap_or_default();
-    let attributes = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
-    let reason = match action.as_str() {
+    let attributes = ev.actor.as_ref()?.attributes.as_ref()?;
+    let reason = match ev.action.as_deref()? {
         "die" => match attributes.get("exitCode").map(String::as_str) {
-            None | Some("0") => return,
+            None | Some("0") => return None,
             Some(code) => format!("a container exited with code {code}"),
         },
         "health_status: unhealthy" => "a container's healthcheck failed".to_string(),
         "oom" => "a container ran out of memory".to_string(),
-        _ => return,
+        _ => return None,
     };
-    let Some(stack) = attributes.get(NAMESPACE).cloned() else { return };
-    let service = attributes.get("com.docker.swarm.service.name").cloned().unwrap_or_default();
+    let stack = attributes.get(NAMESPACE)?.clone();
+    let reason = match attributes.get("com.docker.swarm.service.name") {
+        Some(service) => format!("{service}: {reason}"),
+        None => reason,
+    };
+    Some(Failure { stack, reason, task: attributes.get("com.docker.swarm.task.id").cloned() })
+}
+
+/// Records a failure of an app's container while it was meant to run.
+pub async fn on_failure(st: Arc<AppState>, server: ServerId, docker: Docker, f: Failure) {
     // A task the swarm itself was stopping (an update, a scale-down, a removal) is no failure.
-    if let Some(task) = attributes.get("com.docker.swarm.task.id") {
+    if let Some(task) = &f.task {
         match docker.inspect_task(task).await {
             Ok(t) if t.desired_state == Some(TaskState::RUNNING) => {}
             _ => return,
         }
     }
-    let reason = if service.is_empty() { reason } else { format!("{service}: {reason}") };
-    if let Err(e) = app_failing(&st, server, &stack, &reason).await {
-        tracing::warn!(error = %e, stack, "cannot record an app's health");
+    if let Err(e) = app_failing(&st, server, &f.stack, &f.reason).await {
+        tracing::warn!(error = %e, stack = f.stack, "cannot record an app's health");
     }
 }
 

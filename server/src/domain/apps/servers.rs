@@ -613,7 +613,9 @@ impl Monitors {
                                         live.last_event_at = Some(now_ms());
                                         live.events_seen += 1;
                                     }
-                                    tokio::spawn(health::on_event(st.clone(), id, docker.clone(), ev));
+                                    if let Some(f) = health::failure(&ev) {
+                                        tokio::spawn(health::on_failure(st.clone(), id, docker.clone(), f));
+                                    }
                                 }
                                 Err(e) => {
                                     state.lock().await.entry(uid.clone()).or_default().last_error =
