@@ -69,6 +69,15 @@ async fn the_fleet_shows_what_is_behind_and_a_batch_upgrades_apps_one_after_anot
         .await
         .unwrap();
     let carol = app.login(pa, "carol", "carol-pw").await;
+    let pb = app.add_provider(&admin, &Idp::b(), &[B]).await;
+    admin
+        .call::<GroupMapping>(
+            "add_group_mapping",
+            &[("slug", B), ("provider_id", &pb.to_string()), ("value", "collective-b-admins"), ("role", "admin")],
+        )
+        .await
+        .unwrap();
+    let bob_b = app.login(pb, "bob", "bob-b-pw").await;
     let recipes = tempfile::tempdir().unwrap();
     let (_, remote) = publish(&fixture_recipe("hello"), recipes.path(), "hello");
     admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
@@ -166,7 +175,10 @@ async fn the_fleet_shows_what_is_behind_and_a_batch_upgrades_apps_one_after_anot
     assert_eq!(stopped.items[0].state, "failed");
     assert_eq!(stopped.items[1].state, "skipped");
     assert!(stopped.items[1].job.is_none(), "nothing was started for a skipped app");
-    // A federation admin sees every batch (get_upgrade_batch is in the authorization matrix).
+    // collective-b's admin cannot read collective-a's batch: as good as absent.
+    let foreign = bob_b.call::<BatchView>("get_upgrade_batch", &[("id", &failing.id.to_string())]).await.unwrap_err();
+    assert_eq!(foreign.status, 404, "{}", foreign.body);
+    // A federation admin sees every batch.
     let hidden = admin.call::<BatchView>("get_upgrade_batch", &[("id", &failing.id.to_string())]).await;
     assert!(hidden.is_ok(), "the federation admin sees it");
     let docker = swarm::connect().await;
