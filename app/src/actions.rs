@@ -188,6 +188,14 @@ pub enum AuditAction {
     // The fleet.
     #[strum(serialize = "fleet.batch_upgrade.start")]
     BatchUpgradeStart,
+
+    // Release CI.
+    #[strum(serialize = "staging_server.set")]
+    StagingServerSet,
+    #[strum(serialize = "release.staging_run.start")]
+    StagingRunStart,
+    #[strum(serialize = "recipe.testing.set")]
+    RecipeTestingSet,
 }
 
 impl AuditAction {

@@ -863,6 +863,67 @@ operation! {
     }
 }
 
+// ---- Release CI ----
+
+operation! {
+    /// The servers designated for staging runs.
+    fn list_staging_servers() -> Vec<StagingServerView> {
+        name: "list_staging_servers", input: ListStagingServers, scope: Federation, key: |o| (),
+        need: Nothing, session_only: false, audit: [], http: Http::get("/staging/servers"),
+    }
+}
+
+operation! {
+    /// Designates a collective's server for staging runs taking `max_runs` at once (1 to 8);
+    /// `max_runs` 0 withdraws it.
+    fn set_staging_server(slug: String, name: String, max_runs: i64) -> Vec<StagingServerView> {
+        name: "set_staging_server", input: SetStagingServer, scope: Federation, key: |o| (),
+        need: Nothing, session_only: true, audit: [StagingServerSet], http: Http::put("/staging/servers"),
+    }
+}
+
+operation! {
+    /// A recipe's test settings and publishing policy (its maintainers').
+    fn get_recipe_testing(name: String) -> RecipeTesting {
+        name: "get_recipe_testing", input: GetRecipeTesting, scope: Recipe, key: |o| &o.name,
+        need: MaintainRecipe, session_only: false, audit: [], http: Http::get("/recipes/{name}/testing"),
+    }
+}
+
+operation! {
+    /// `test_env`: `KEY=VALUE` lines over `.env.sample`; `smoke_kind`: none, http (`service`,
+    /// `port`, `path`) or command (`service`, `command`).
+    fn set_recipe_testing(
+        name: String,
+        #[server(default)] test_env: String,
+        #[server(default)] smoke_kind: String,
+        #[server(default)] smoke_service: String,
+        #[server(default)] smoke_port: String,
+        #[server(default)] smoke_path: String,
+        #[server(default)] smoke_command: String,
+        #[server(default)] require_green_run: bool,
+    ) -> RecipeTesting {
+        name: "set_recipe_testing", input: SetRecipeTesting, scope: Recipe, key: |o| &o.name,
+        need: MaintainRecipe, session_only: true, audit: [RecipeTestingSet], http: Http::put("/recipes/{name}/testing"),
+    }
+}
+
+operation! {
+    /// Queues a staging run of the proposal's current commit (an earlier queued one is cancelled).
+    fn start_staging_run(id: ProposalId) -> StagingRunSummary {
+        name: "start_staging_run", input: StartStagingRun, scope: Proposal, key: |o| o.id,
+        need: MaintainRecipe, session_only: false, audit: [StagingRunStart], http: Http::post("/releases/{id}/runs"),
+    }
+}
+
+operation! {
+    /// A staging run of the proposal with its log.
+    fn get_staging_run(id: ProposalId, run: StagingRunId) -> StagingRunView {
+        name: "get_staging_run", input: GetStagingRun, scope: Proposal, key: |o| o.id,
+        need: SeeRecipe, session_only: false, audit: [], http: Http::get("/releases/{id}/runs/{run}"),
+    }
+}
+
 // ---- Streaming endpoints (answered by the server itself, outside `/api/v1`) ----
 
 /// Declares an operation answered with a stream (not a server function): its input and [`Op`].
@@ -1063,6 +1124,12 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         PreviewUpgradeBatch,
         StartUpgradeBatch,
         GetUpgradeBatch,
+        ListStagingServers,
+        SetStagingServer,
+        GetRecipeTesting,
+        SetRecipeTesting,
+        StartStagingRun,
+        GetStagingRun,
         CatalogueJson,
         ImportCatalogue,
         ExportAudit,

@@ -32,6 +32,7 @@ pub fn Nav() -> impl IntoView {
                                         <a href="/admin/providers">"Identity providers"</a>
                                         <a href="/admin/users">"People"</a>
                                         <a href="/admin/mail">"Mail relay"</a>
+                                        <a href="/admin/staging">"Staging"</a>
                                     </Show>
                                 </nav>
                                 <div class="who">

@@ -115,6 +115,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("recipes/:name/v/:tag") view=pages::recipes::RecipeVersionPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes/:name/releases") view=pages::releases::ReleasesPage ssr=SsrMode::Async/>
                         <Route path=path!("releases/:id") view=pages::releases::ReleasePage ssr=SsrMode::Async/>
+                        <Route path=path!("releases/:id/runs/:run") view=pages::releases::StagingRunPage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("fleet") view=pages::fleet::FleetPage ssr=SsrMode::Async/>
                         <Route path=path!("fleet/upgrade") view=pages::fleet::BatchPreviewPage ssr=SsrMode::Async/>
@@ -123,6 +124,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("admin/mail") view=pages::admin::MailPage ssr=SsrMode::Async/>
+                        <Route path=path!("admin/staging") view=pages::admin::StagingServersPage ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>

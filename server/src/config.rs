@@ -62,6 +62,12 @@ pub struct Config {
     /// hour between attempts), at most `notify_attempts` times in all.
     pub notify_retry_secs: f64,
     pub notify_attempts: u32,
+    /// Leases a replica holds (running jobs, server monitors): renewed every third of this; what
+    /// a dead replica held is taken over once its lease has run out.
+    pub lease_secs: f64,
+    /// The image a staging run's HTTP smoke check runs busybox's `wget` in (it must be on the
+    /// staging server or pullable there).
+    pub staging_probe_image: String,
     /// Sent and failed notifications are kept in the delivery log this many days.
     pub notify_log_days: u32,
     /// A server whose engine cannot be reached for this long is announced as unreachable.
@@ -108,6 +114,8 @@ impl Default for Config {
             notify_hosts_allow: Vec::new(),
             notify_retry_secs: 30.0,
             notify_attempts: 8,
+            lease_secs: 30.0,
+            staging_probe_image: "busybox:stable".into(),
             notify_log_days: 30,
             notify_unreachable_secs: 120,
             notify_recovery_secs: 300.0,

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 pub struct AppState {
     pub config: Config,
+    /// This process's name in the leases it holds (jobs, server monitors): new per start.
+    pub replica: String,
     /// `config.trusted_proxies`, parsed.
     pub proxies: Vec<ipnet::IpNet>,
     pub db: Db,
@@ -34,6 +36,8 @@ pub struct AppState {
     pub notifications: tokio::sync::Notify,
     /// Wakes the batch upgrade runner when a batch starts.
     pub batches: tokio::sync::Notify,
+    /// Wakes the staging runner when a run is queued or a staging server designated.
+    pub staging: tokio::sync::Notify,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
     pub catalogue: std::sync::Mutex<
         std::collections::HashMap<
@@ -55,6 +59,12 @@ impl AppState {
             .build()?;
         let per_minute = NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Arc::new(AppState {
+            replica: format!(
+                "{}:{}:{}",
+                hostname_of(),
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
             proxies: config.proxy_networks(),
             config,
             db,
@@ -68,12 +78,22 @@ impl AppState {
             schedules: Default::default(),
             notifications: Default::default(),
             batches: Default::default(),
+            staging: Default::default(),
             catalogue: Default::default(),
         }))
+    }
+
+    /// How long a lease lasts.
+    pub fn job_lease(&self) -> Duration {
+        Duration::from_secs_f64(self.config.lease_secs.clamp(1.0, 3600.0))
     }
 
     /// The one redirect URI registered at every identity provider.
     pub fn redirect_uri(&self) -> String {
         format!("{}/auth/callback", self.config.public_base())
     }
+}
+
+fn hostname_of() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "potluck".into())
 }

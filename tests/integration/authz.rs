@@ -440,6 +440,9 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT CAST(collective_id AS TEXT) || '|' || name || '|' || events FROM notification_channels ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM notification_deliveries",
         "SELECT CAST(COUNT(*) AS TEXT) FROM upgrade_batches",
+        "SELECT CAST(server_id AS TEXT) || '|' || CAST(max_runs AS TEXT) FROM staging_servers ORDER BY 1",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM staging_runs",
+        "SELECT name || '|' || test_env || '|' || smoke_check || '|' || CAST(require_green_run AS TEXT) FROM recipes ORDER BY 1",
         "SELECT host || '|' || sender FROM mail_settings",
         "SELECT CAST(id AS TEXT) || '|' || CAST(notify_reviews AS TEXT) FROM users ORDER BY 1",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
@@ -580,6 +583,17 @@ fn rows() -> Vec<Row> {
         row("publish_release", |w| vec![("id", w.proposal.to_string())])
             .answers(409)
             .foreign(|w| vec![("id", w.private_proposal.to_string())]),
+        // Release CI: the world has no staging server, so asking for a run is refused (409)
+        // after the caller is checked, and no run exists.
+        row("get_recipe_testing", |_| vec![("name", s("hello"))]).foreign(|_| vec![("name", s("private"))]),
+        row("set_recipe_testing", |_| vec![("name", s("hello")), ("test_env", s("A=1")), ("smoke_kind", s("none"))])
+            .foreign(|_| vec![("name", s("private")), ("smoke_kind", s("none"))]),
+        row("start_staging_run", |w| vec![("id", w.proposal.to_string())])
+            .answers(409)
+            .foreign(|w| vec![("id", w.private_proposal.to_string())]),
+        row("get_staging_run", |w| vec![("id", w.proposal.to_string()), ("run", s("1"))])
+            .answers(404)
+            .foreign(|w| vec![("id", w.private_proposal.to_string()), ("run", s("1"))]),
         row("withdraw_release", |w| vec![("id", w.proposal.to_string())])
             .foreign(|w| vec![("id", w.private_proposal.to_string())]),
         // Servers.
@@ -715,6 +729,10 @@ fn rows() -> Vec<Row> {
             ]
         }),
         row("remove_mail_relay", |_| vec![]),
+        row("list_staging_servers", |_| vec![]),
+        // Withdrawing a server that is not designated: the federation admin's call succeeds
+        // (audited) and designates nothing, so the runner never deploys in this world.
+        row("set_staging_server", |_| vec![("slug", s(A)), ("name", s("local")), ("max_runs", s("0"))]),
         row("create_collective", |_| vec![("slug", s("collective-c")), ("name", s("C")), ("description", s(""))]),
         row("set_provider_collectives", |w| {
             vec![("provider_id", w.provider_b.to_string()), ("collectives", format!("{A} {B}"))]

@@ -214,3 +214,62 @@ async fn a_drill_schedule_proves_each_apps_newest_snapshot_once_a_round() {
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_backups_are_announced_once_and_again_when_a_snapshot_is_taken() {
+    let d = crate::backup_jobs::deployed("overdue", |c| {
+        c.backup_min_interval_secs = 2;
+        c.notify_hosts_allow = vec!["127.0.0.1".into()];
+        c.notify_retry_secs = 0.3;
+    })
+    .await;
+    let (app, admin, domain) = (&d.app, &d.admin, d.domain.clone());
+    let at = [("slug", SLUG), ("domain", domain.as_str())];
+    let receiver = crate::notifications::Receiver::start(&[200]).await;
+    crate::notifications::add_webhook(admin, "backups", &receiver.url, &["backup_overdue"]).await;
+    admin.call::<AddedBackupRepo>("add_backup_repo", &[("slug", SLUG), ("name", "main")]).await.unwrap();
+    let run = |kind: &'static str| {
+        let form = [("slug", SLUG), ("domain", domain.as_str()), ("kind", kind)];
+        async move {
+            let started: JobSummary = admin.call("start_job", &form).await.unwrap();
+            let (_, state, result) = admin.watch_job(started.id).await;
+            assert_eq!(state, "succeeded", "{kind}: {result}");
+        }
+    };
+
+    // Undeployed, the schedule's runs cannot back it up: after two missed runs, one notice.
+    run("undeploy").await;
+    let mut form = at.to_vec();
+    form.extend([("cron", "*/5 * * * * *"), ("repo", "main")]);
+    admin.call::<BackupScheduleView>("set_backup_schedule", &form).await.unwrap();
+    let got = receiver.wait_for(1, 60).await;
+    assert_eq!(got[0].name(), "backup_overdue");
+    let body = got[0].json();
+    assert_eq!(body["data"]["app"], domain.as_str());
+    assert!(body["text"].as_str().unwrap().contains("did not run"), "the last run's reason: {body}");
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    assert!(detail.backup_schedule.as_ref().unwrap().overdue_since.is_some(), "{:?}", detail.backup_schedule);
+    let html = admin.get(&format!("/c/{SLUG}/apps/{domain}")).await.text().await.unwrap();
+    assert!(html.contains("backups overdue since"), "the app page shows it");
+    // Still overdue over the next runs: the same episode, no second notice.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received().iter().map(|r| r.name()).collect::<Vec<_>>());
+
+    // Deployed again and backed up: on time again, said once.
+    run("deploy").await;
+    let got = receiver.wait_for(2, 60).await;
+    assert_eq!(got[1].name(), "backup_on_time");
+    let detail: AppDetail = admin.call("get_app", &at).await.unwrap();
+    assert_eq!(detail.backup_schedule.as_ref().unwrap().overdue_since, None);
+    admin.call::<()>("remove_backup_schedule", &at).await.unwrap();
+    let active = format!(
+        "SELECT COUNT(*) FROM jobs j JOIN apps a ON a.id = j.app_id WHERE a.domain = '{domain}' AND j.state IN ('queued', 'running')"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while app.count(&active).await > 0 {
+        assert!(Instant::now() < deadline, "the last scheduled backup did not end");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let names: Vec<String> = receiver.received().iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["backup_overdue", "backup_on_time"]);
+}

@@ -77,9 +77,16 @@ fn leftovers(stack: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let remotes: std::collections::HashMap<&str, std::path::PathBuf> = ["hello", "faulty"]
+    let remotes: std::collections::HashMap<&str, std::path::PathBuf> = ["hello", "faulty", "backed-up"]
         .into_iter()
-        .map(|r| (r, potluck_tests::recipes::publish(&potluck_tests::recipes::fixture_recipe(r), dir.path(), r).1))
+        .map(|r| {
+            let (work, remote) =
+                potluck_tests::recipes::publish(&potluck_tests::recipes::fixture_recipe(r), dir.path(), r);
+            if r == "backed-up" {
+                potluck_tests::recipes::release(&work, &remote, &[], "1.0.0+1");
+            }
+            (r, remote)
+        })
         .collect();
     let run = |recipe: &str, args: &[&str]| {
         let remote = &remotes[recipe];
@@ -106,6 +113,19 @@ async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     let (code, stdout, stderr) = run("faulty", &["--version", "0.1.0+1", "--timeout", "15"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("FAILED") && stderr.contains("does-not-exist"), "{stderr}");
+    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    // Backups declared: the smoke check writes a table, the round trip backs it up and restores
+    // it (the database's pre-hook dumps it) from a scratch repository, and nothing is left.
+    let (code, stdout, stderr) =
+        run("backed-up", &["--version", "1.0.0+1", "--smoke-command", "db:printf 'row 1\\n' > /var/lib/db/table.1"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("smoke check passed"), "{stdout}");
+    assert!(stdout.contains("round trip: ") && stdout.contains("files backed up and restored"), "{stdout}");
+    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    // A smoke check that fails is red, and the run still leaves nothing.
+    let (code, stdout, stderr) = run("hello", &["--version", "0.1.0+1.0", "--smoke-command", "app:exit 3"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("smoke check"), "{stderr}");
     assert_eq!(leftovers(&tested_stack(&stdout)), "");
     // A release the recipe does not have: refused before anything is deployed.
     let (code, _, stderr) = run("hello", &["--version", "9.9.9+9"]);

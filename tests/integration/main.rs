@@ -20,5 +20,6 @@ mod notifications;
 mod recipes;
 mod releases;
 mod servers;
+mod staging;
 mod tenant;
 mod web;

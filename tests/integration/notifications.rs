@@ -20,17 +20,17 @@ const SLUG: &str = "collective-a";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: String,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.json()["name"].as_str().unwrap_or_default().to_string()
     }
 
@@ -51,8 +51,8 @@ impl Received {
 
 /// A real HTTP endpoint: records every request and answers with the statuses given in turn
 /// (the last one from then on).
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -67,7 +67,7 @@ async fn hook(State((got, answers)): State<Shared>, headers: HeaderMap, body: St
 }
 
 impl Receiver {
-    async fn start(answers: &[u16]) -> Receiver {
+    pub(crate) async fn start(answers: &[u16]) -> Receiver {
         let got: Arc<Mutex<Vec<Received>>> = Default::default();
         let router = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
@@ -80,12 +80,12 @@ impl Receiver {
         Receiver { url, got, _server: server }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
     /// Waits until `n` requests came (up to `secs`).
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         for _ in 0..secs * 10 {
             let got = self.received();
             if got.len() >= n {
@@ -151,7 +151,7 @@ async fn app_on_the_swarm(admin: &Browser, recipe: &str, version: &str) -> (AppS
     (created, recipes)
 }
 
-async fn add_webhook(admin: &Browser, name: &str, url: &str, events: &[&str]) -> AddedChannel {
+pub(crate) async fn add_webhook(admin: &Browser, name: &str, url: &str, events: &[&str]) -> AddedChannel {
     let mut form = vec![("slug", SLUG), ("name", name), ("kind", "webhook"), ("target", url)];
     let keys: Vec<String> = (0..events.len()).map(|i| format!("events[{i}]")).collect();
     for (k, e) in keys.iter().zip(events) {

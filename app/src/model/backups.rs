@@ -194,6 +194,9 @@ pub struct BackupScheduleView {
     pub last_result: Option<String>,
     pub set_by: String,
     pub updated_at: i64,
+    /// Since when its backups are overdue: the two runs after the newest snapshot both came
+    /// and went, each with a whole period to finish, and no snapshot was taken.
+    pub overdue_since: Option<i64>,
 }
 
 /// A collective's scheduled restore drills: on its pattern, the newest snapshot of each app that

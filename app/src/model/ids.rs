@@ -64,6 +64,8 @@ ids! {
     DeliveryId;
     /// A batch upgrade of several apps (`upgrade_batches.id`).
     BatchId;
+    /// A staging run of a release proposal (`staging_runs.id`).
+    StagingRunId;
 }
 
 #[cfg(test)]

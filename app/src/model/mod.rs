@@ -12,6 +12,7 @@ mod notify;
 mod people;
 mod recipes;
 mod roles;
+mod staging;
 
 pub use apps::*;
 pub use audit::*;
@@ -22,6 +23,7 @@ pub use notify::*;
 pub use people::*;
 pub use recipes::*;
 pub use roles::*;
+pub use staging::*;
 
 #[cfg(test)]
 mod tests {

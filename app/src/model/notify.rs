@@ -23,10 +23,14 @@ pub enum NotifyEvent {
     ReviewRequested,
     /// A new release of a recipe the collective's apps run.
     NewRelease,
+    /// A staging run of a release proposal of a recipe the collective maintains failed.
+    StagingFailed,
+    /// An app's scheduled backup has not succeeded for twice its interval.
+    BackupOverdue,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 7] = [
+    pub const ALL: [NotifyEvent; 9] = [
         NotifyEvent::DeployFailed,
         NotifyEvent::AppUnhealthy,
         NotifyEvent::ServerUnreachable,
@@ -34,6 +38,8 @@ impl NotifyEvent {
         NotifyEvent::DrillFailed,
         NotifyEvent::ReviewRequested,
         NotifyEvent::NewRelease,
+        NotifyEvent::StagingFailed,
+        NotifyEvent::BackupOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +51,8 @@ impl NotifyEvent {
             NotifyEvent::DrillFailed => "drill_failed",
             NotifyEvent::ReviewRequested => "review_requested",
             NotifyEvent::NewRelease => "new_release",
+            NotifyEvent::StagingFailed => "staging_failed",
+            NotifyEvent::BackupOverdue => "backup_overdue",
         }
     }
 
@@ -62,6 +70,8 @@ impl NotifyEvent {
             NotifyEvent::DrillFailed => "a restore drill failed",
             NotifyEvent::ReviewRequested => "a release proposal of a recipe we maintain awaits reviews",
             NotifyEvent::NewRelease => "a new release of a recipe our apps run",
+            NotifyEvent::StagingFailed => "a staging run of a release of a recipe we maintain failed",
+            NotifyEvent::BackupOverdue => "a scheduled backup is overdue",
         }
     }
 }

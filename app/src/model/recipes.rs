@@ -204,4 +204,12 @@ pub struct ReleaseProposalDetail {
     pub can_review: bool,
     pub is_proposer: bool,
     pub published_commit: Option<String>,
+    /// Staging runs, newest first.
+    pub staging: Vec<super::StagingRunSummary>,
+    /// The recipe's policy: a passed staging run of the current commit before publishing.
+    pub require_green_run: bool,
+    /// A staging run of the current commit passed.
+    pub green: bool,
+    /// Whether the federation has a staging server at all.
+    pub staging_available: bool,
 }

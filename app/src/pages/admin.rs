@@ -1,4 +1,4 @@
-//! Federation administration: identity providers, people and the mail relay.
+//! Federation administration: identity providers, people, the mail relay and staging servers.
 
 use crate::api::{self, *};
 use crate::components::{ActionResult, ErrorBox, Time};
@@ -180,5 +180,44 @@ pub fn MailPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The servers the federation tries release proposals on.
+#[component]
+pub fn StagingServersPage() -> impl IntoView {
+    let set = ServerAction::<SetStagingServer>::new();
+    let list = Resource::new(move || set.version().get(), |_| api::list_staging_servers());
+    view! {
+        <Title text="Staging servers"/>
+        <h1>"Staging servers"</h1>
+        <p class="muted">"Every release proposal, and every new commit of one, is deployed on a staging server as a throw-away app before review: \
+            install, smoke check, backup round trip, the upgrade from the previous release, and a checked cleanup. \
+            A server runs under its own policy (what recipes may ask of the host)."</p>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p id="no-staging">"No staging server yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table id="staging-servers">
+                            <thead><tr><th>"Server"</th><th>"Runs at once"</th><th>"Running"</th><th>"Designated by"</th></tr></thead>
+                            <tbody>{list.into_iter().map(|s| view! {
+                                <tr><td>{format!("{}/{}", s.collective, s.server)}</td><td>{s.max_runs}</td>
+                                    <td>{s.running}</td><td>{s.designated_by.clone()}</td></tr>
+                            }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <h2>"Designate a server"</h2>
+        <ActionForm action=set attr:id="set-staging-server">
+            <label>"Collective " <input name="slug" required/></label>
+            <label>"Server " <input name="name" required/></label>
+            <label>"Runs at once (0 withdraws it) " <input name="max_runs" value="1" inputmode="numeric"/></label>
+            <button type="submit">"Save"</button>
+        </ActionForm>
+        <ActionResult value=set.value() ok="Saved."/>
     }
 }

@@ -472,6 +472,10 @@ pub fn ScheduleLine(s: BackupScheduleView) -> impl IntoView {
             <strong>{format!("{} (UTC)", if s.described.is_empty() { s.cron.clone() } else { s.described.trim_end_matches('.').to_string() })}</strong>
             " into " {s.repo.clone()} " · keeps " {s.keep.summary()}
             {s.drill.then_some(" · each snapshot restore-drilled")}
+            {s.overdue_since.map(|at| view! {
+                <div class="overdue state-failed">"backups overdue since " <Time ms=at/>
+                    ": two scheduled runs came and went without a snapshot"</div>
+            })}
             <div class="muted">"next run " <Time ms=s.next_run_at/>
                 {s.last_run_at.map(|at| view! { " · last " <Time ms=at/> })}
                 {s.last_result.clone().map(|r| {

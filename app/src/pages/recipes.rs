@@ -126,6 +126,7 @@ pub fn RecipePage() -> impl IntoView {
                                         </ActionForm>
                                         <ActionResult value=maintainers.value() ok="Maintainers saved."/>
                                     </details>
+                                    <TestingForm name=name.clone()/>
                                 }
                             })}
                             <h2>"Running in the federation"</h2>
@@ -237,4 +238,59 @@ pub fn LintTable(findings: Vec<LintFindingView>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+/// A recipe's staging settings, for its maintainers.
+#[component]
+fn TestingForm(name: String) -> impl IntoView {
+    let set = ServerAction::<SetRecipeTesting>::new();
+    let n = name.clone();
+    let testing = Resource::new(move || (n.clone(), set.version().get()), |(n, _)| api::get_recipe_testing(n));
+    view! {
+        <h2>"Release CI"</h2>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                let name = name.clone();
+                Suspend::new(async move {
+                    match testing.await {
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        Ok(t) => {
+                            let (kind, service, port, path, command) = match &t.smoke {
+                                SmokeCheck::None => ("none", String::new(), String::new(), String::new(), String::new()),
+                                SmokeCheck::Http { service, port, path } => ("http", service.clone(), port.to_string(), path.clone(), String::new()),
+                                SmokeCheck::Command { service, command } => ("command", service.clone(), String::new(), String::new(), command.clone()),
+                            };
+                            view! {
+                                <p class="muted" id="testing-summary">"Each proposal is deployed on a staging server before review. Smoke check: "
+                                    {t.smoke.describe()} ". "
+                                    {if t.require_green_run { "Publishing needs a passed staging run of the proposal's commit." } else { "Publishing does not wait for staging." }}</p>
+                                <details>
+                                    <summary>"Change how releases are tested"</summary>
+                                    <ActionForm action=set attr:id="set-testing">
+                                        <input type="hidden" name="name" value=name/>
+                                        <label>"Env over .env.sample (KEY=VALUE lines) " <textarea name="test_env" rows="4">{t.test_env.clone()}</textarea></label>
+                                        <label>"Smoke check "
+                                            <select name="smoke_kind">
+                                                <option value="none" selected=kind == "none">"none"</option>
+                                                <option value="http" selected=kind == "http">"an HTTP path answers"</option>
+                                                <option value="command" selected=kind == "command">"a command exits 0"</option>
+                                            </select>
+                                        </label>
+                                        <label>"Service " <input name="smoke_service" value=service/></label>
+                                        <label>"Port " <input name="smoke_port" value=port inputmode="numeric"/></label>
+                                        <label>"Path " <input name="smoke_path" value=path placeholder="/"/></label>
+                                        <label>"Command " <input name="smoke_command" value=command/></label>
+                                        <label><input type="checkbox" name="require_green_run" value="true" checked=t.require_green_run/>
+                                            " Publish only after a passed staging run of the proposal's commit"</label>
+                                        <button type="submit">"Save"</button>
+                                    </ActionForm>
+                                </details>
+                            }.into_any()
+                        }
+                    }
+                })
+            }}
+        </Suspense>
+        <ActionResult value=set.value() ok="Saved."/>
+    }
 }

@@ -75,6 +75,7 @@ struct ReleaseActions {
     update: ServerAction<UpdateRelease>,
     withdraw: ServerAction<WithdrawRelease>,
     publish: ServerAction<PublishRelease>,
+    stage: ServerAction<StartStagingRun>,
 }
 
 #[component]
@@ -86,6 +87,7 @@ pub fn ReleasePage() -> impl IntoView {
         update: ServerAction::new(),
         withdraw: ServerAction::new(),
         publish: ServerAction::new(),
+        stage: ServerAction::new(),
     };
     let detail = Resource::new(
         move || {
@@ -95,6 +97,7 @@ pub fn ReleasePage() -> impl IntoView {
                 actions.update.version().get(),
                 actions.withdraw.version().get(),
                 actions.publish.version().get(),
+                actions.stage.version().get(),
             )
         },
         |(id, ..)| api::get_release(id),
@@ -148,6 +151,7 @@ fn ReleaseView(d: ReleaseProposalDetail, actions: ReleaseActions) -> impl IntoVi
             {d.changes_requested.then_some(" · changes requested")}
             {d.published_commit.clone().map(|c| view! { " · published as " <code>{c.chars().take(12).collect::<String>()}</code> })}</p>
         {s.publish_error.clone().map(|e| view! { <p class="error-text" id="publish-error">"Publishing failed: " {e}</p> })}
+        <Staging d=d.clone() stage=actions.stage/>
         <h2>"Release notes"</h2>
         <pre class="note" id="release-notes">{d.notes.clone()}</pre>
 
@@ -231,5 +235,118 @@ fn ReleaseView(d: ReleaseProposalDetail, actions: ReleaseActions) -> impl IntoVi
                 <button type="submit">"Withdraw"</button>
             </ActionForm>
         })}
+    }
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(12).collect()
+}
+
+/// The proposal's staging runs: a strip of their outcomes (oldest left), the list, and asking
+/// for another run.
+#[component]
+fn Staging(d: ReleaseProposalDetail, stage: ServerAction<StartStagingRun>) -> impl IntoView {
+    let id = d.summary.id;
+    let open = d.summary.state == "open";
+    let policy = if d.require_green_run {
+        if d.green {
+            "A staging run of this commit passed: the policy to publish is met."
+        } else {
+            "The recipe's policy: publishing waits for a passed staging run of this commit."
+        }
+    } else {
+        "Publishing does not wait for staging."
+    };
+    let mut oldest_first = d.staging.clone();
+    oldest_first.reverse();
+    let n = oldest_first.len();
+    view! {
+        <h2>"Staging"</h2>
+        <p id="staging-policy" class:ok=d.green>{policy}</p>
+        {(!d.staging_available).then(|| view! {
+            <p class="muted">"The federation has no staging server: proposals are not tried before review."</p>
+        })}
+        {(n > 0).then(|| view! {
+            <svg class="run-strip" width=(n * 18).to_string() height="16" role="img" aria-label="staging runs, oldest first">
+                {oldest_first.iter().enumerate().map(|(i, r)| view! {
+                    <a href=format!("/releases/{id}/runs/{}", r.id)>
+                        <rect x=(i * 18).to_string() y="1" width="14" height="14" rx="3" class=format!("run-{}", r.state)>
+                            <title>{format!("run {}: {} ({})", r.id, r.state, short(&r.commit))}</title>
+                        </rect>
+                    </a>
+                }).collect_view()}
+            </svg>
+        })}
+        {(n > 0).then(|| view! {
+            <table id="staging-runs">
+                <thead><tr><th>"Run"</th><th>"State"</th><th>"Commit"</th><th>"Upgrade from"</th><th>"Server"</th><th>"Asked"</th></tr></thead>
+                <tbody>
+                    {d.staging.iter().map(|r| view! {
+                        <tr data-run=r.id.to_string() data-state=r.state.clone()>
+                            <td><a href=format!("/releases/{id}/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
+                            <td class=format!("state-{}", r.state)>{r.state.clone()}
+                                {r.failure.clone().map(|f| view! { <div class="error-text">{f}</div> })}</td>
+                            <td><code>{short(&r.commit)}</code>{(r.commit != d.summary.commit).then_some(" (older commit)")}</td>
+                            <td>{r.upgrade_from.clone().map(|v| view! { <code>{v}</code> })}</td>
+                            <td>{r.server.clone()}</td>
+                            <td>{r.requested_by.clone()} " · " <Time ms=r.created_at/></td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        })}
+        {(open && d.staging_available && d.can_review).then(|| view! {
+            <ActionForm action=stage attr:id="start-staging" attr:class="inline">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <button type="submit">"Run on staging again"</button>
+            </ActionForm>
+            <ActionResult value=stage.value() ok="Queued."/>
+        })}
+    }
+}
+
+/// One staging run with its log; it reloads itself while the run is queued or running.
+#[component]
+pub fn StagingRunPage() -> impl IntoView {
+    let params = use_params_map();
+    let ids = move || {
+        let p = params.read();
+        (
+            p.get("id").and_then(|i| i.parse::<ProposalId>().ok()).unwrap_or_default(),
+            p.get("run").and_then(|i| i.parse::<StagingRunId>().ok()).unwrap_or_default(),
+        )
+    };
+    let run = Resource::new(ids, |(id, run)| api::get_staging_run(id, run));
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match run.await {
+                    Err(e) => view! { <Title text="Staging run"/><ErrorBox error=e/> }.into_any(),
+                    Ok(v) => {
+                        let s = v.summary.clone();
+                        let going = matches!(s.state.as_str(), "queued" | "running");
+                        view! {
+                            <Title text=format!("Staging run {} of {} {}", s.id, v.recipe, s.version)/>
+                            {going.then(|| view! { <leptos_meta::Meta http_equiv="refresh" content="2"/> })}
+                            <h1>"Staging run " {format!("#{}", s.id)} " of "
+                                <a href=format!("/releases/{}", v.proposal_id)>{v.recipe.clone()} " " <code>{s.version.clone()}</code></a></h1>
+                            <p>"State: " <strong id="run-state" class=format!("state-{}", s.state)>{s.state.clone()}</strong>
+                                " · commit " <code>{short(&s.commit)}</code>
+                                {s.upgrade_from.clone().map(|f| view! { " · upgrade from " <code>{f}</code> })}
+                                {s.server.clone().map(|sv| format!(" · on {sv}"))}
+                                " · stack " <code>{v.stack.clone()}</code>
+                                " · asked by " {s.requested_by.clone()} " · " <Time ms=s.created_at/></p>
+                            {s.failure.clone().map(|f| view! { <div class="error" role="alert" id="run-failure"><p>{f}</p>
+                                {(!v.details.is_empty()).then(|| view! { <pre id="run-details">{v.details.join("\n")}</pre> })}</div> })}
+                            {(!v.left_behind.is_empty()).then(|| view! {
+                                <p class="error-text" id="run-left">"Left behind on the staging server: " {v.left_behind.join(", ")}</p>
+                            })}
+                            <h2>"Log"</h2>
+                            <pre id="run-log" class="log">{v.log.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n")}</pre>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
     }
 }

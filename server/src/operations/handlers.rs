@@ -114,6 +114,14 @@ pub fn register() -> Registry {
     r.op::<StartUpgradeBatch, _, _>(|st, cap, i| async move { apps::fleet::start(&st, &cap, i).await });
     r.op::<GetUpgradeBatch, _, _>(|st, cap, i| async move { apps::fleet::get(&st, &cap, i).await });
 
+    // Release CI
+    r.op::<ListStagingServers, _, _>(|st, cap, _| async move { recipes::staging::list_servers(&st, &cap).await });
+    r.op::<SetStagingServer, _, _>(|st, cap, i| async move { recipes::staging::set_server(&st, &cap, i).await });
+    r.op::<GetRecipeTesting, _, _>(|st, cap, _| async move { recipes::staging::testing(&st, &cap).await });
+    r.op::<SetRecipeTesting, _, _>(|st, cap, i| async move { recipes::staging::set_testing(&st, &cap, i).await });
+    r.op::<StartStagingRun, _, _>(|st, cap, _| async move { recipes::staging::start(&st, &cap).await });
+    r.op::<GetStagingRun, _, _>(|st, cap, i| async move { recipes::staging::get(&st, &cap, i).await });
+
     // Notifications
     r.op::<ListNotifications, _, _>(|st, cap, _| async move { notify::channels::list(&st, &cap).await });
     r.op::<AddNotificationChannel, _, _>(|st, cap, i| async move { notify::channels::add(&st, &cap, i).await });

@@ -66,6 +66,7 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
         crate::domain::notify::deliver::spawn_worker(state.clone()),
         crate::domain::apps::health::spawn_sweeper(state.clone()),
         crate::domain::apps::fleet::spawn_runner(state.clone()),
+        crate::domain::recipes::staging::spawn_runner(state.clone()),
     ];
     for server in crate::domain::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;

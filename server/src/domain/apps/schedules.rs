@@ -15,6 +15,7 @@ use crate::adapters::backup::repo::{Keep, Location, Password, Repo};
 use crate::adapters::db::now_ms;
 use crate::domain::audit::{self, Actor, Event, Origin};
 use crate::domain::authz::{collective_by_id, Cap};
+use crate::domain::notify::{self, Notice};
 use crate::error::Result;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
@@ -125,13 +126,14 @@ fn view_of(r: &sqlx::any::AnyRow) -> Result<BackupScheduleView> {
         last_result: r.try_get("last_result")?,
         set_by: r.try_get("set_by_name")?,
         updated_at: r.try_get("updated_at")?,
+        overdue_since: r.try_get("backup_overdue_since")?,
     })
 }
 
 const SELECT: &str =
     "SELECT s.app_id, s.cron, s.keep, s.drill, s.next_run_at, s.last_run_at, s.last_job_id, s.last_result, \
-     s.set_by_name, s.updated_at, s.repo_id, r.name AS repo_name FROM backup_schedules s \
-     JOIN backup_repos r ON r.id = s.repo_id";
+     s.set_by_name, s.updated_at, s.repo_id, r.name AS repo_name, a.backup_overdue_since FROM backup_schedules s \
+     JOIN backup_repos r ON r.id = s.repo_id JOIN apps a ON a.id = s.app_id";
 
 /// The app's schedule, if it has one.
 pub async fn of_app(st: &AppState, app: AppId) -> Result<Option<BackupScheduleView>> {
@@ -191,6 +193,8 @@ pub async fn set(st: &AppState, access: &Cap<scope::App>, input: SetBackupSchedu
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    // A new schedule starts a new clock: it is overdue only once its own runs are missed.
+    sqlx::query("UPDATE apps SET backup_overdue_since = NULL WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
     let event = Event::new(AuditAction::BackupScheduleSet, format!("app {}", app.domain))
         .in_collective(c.id, &c.slug)
         .details(json!({ "cron": cron, "repo": repo.name, "keep": keep, "drill": input.drill, "next_run_at": next }));
@@ -214,6 +218,7 @@ pub async fn remove(st: &AppState, access: &Cap<scope::App>, _input: RemoveBacku
     if gone == 0 {
         return Err(ApiError::not_found(format!("a backup schedule of {}", app.domain)).into());
     }
+    sqlx::query("UPDATE apps SET backup_overdue_since = NULL WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
     let event =
         Event::new(AuditAction::BackupScheduleRemove, format!("app {}", app.domain)).in_collective(c.id, &c.slug);
     tx.record(access.origin(), event).await?;
@@ -269,11 +274,102 @@ pub async fn fire_due(st: &AppState) -> Result<Option<i64>> {
         .fetch_one(st.db.pool())
         .await?
         .try_get("next")?;
+    if let Err(e) = check_overdue(st, now).await {
+        tracing::warn!(error = %e, "overdue backups not checked");
+    }
     let drills = super::drill_schedules::tick(st).await?;
     Ok(match (next, drills) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     })
+}
+
+/// When a schedule's backups are overdue: the third run after `base` (the newest snapshot of the
+/// app, or when the schedule was set if that is later). By then the two runs after it have come
+/// and gone, each with a whole period to finish, without a snapshot.
+fn overdue_at(pattern: &Pattern, base: i64) -> Option<i64> {
+    let first = pattern.next_after(base)?;
+    let second = pattern.next_after(first)?;
+    pattern.next_after(second)
+}
+
+/// Tells each collective, once per episode, of an app whose scheduled backups are overdue
+/// (whatever the cause: failing backups, an undeployed app, a busy app, an unreachable
+/// repository), and again when a snapshot is taken and the backups are on time again. Like the
+/// health notices, the episode is opened and closed by compare-and-set on the app's row, so
+/// that replicas tell it once.
+async fn check_overdue(st: &AppState, now: i64) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT s.app_id, s.collective_id, s.cron, s.updated_at, s.last_result, a.domain, a.backup_overdue_since, c.slug, \
+         (SELECT MAX(b.taken_at) FROM backups b WHERE b.app_id = s.app_id AND b.reason <> 'drill') AS newest \
+         FROM backup_schedules s JOIN apps a ON a.id = s.app_id JOIN collectives c ON c.id = s.collective_id",
+    )
+    .fetch_all(st.db.pool())
+    .await?;
+    for r in rows {
+        let cron: String = r.try_get("cron")?;
+        let Ok(pattern) = Pattern::parse(&cron, Duration::ZERO) else { continue };
+        let newest: Option<i64> = r.try_get("newest")?;
+        let base = newest.unwrap_or(0).max(r.try_get("updated_at")?);
+        let overdue = overdue_at(&pattern, base).is_some_and(|at| at <= now);
+        let since: Option<i64> = r.try_get("backup_overdue_since")?;
+        if overdue == since.is_some() {
+            continue;
+        }
+        let (app, collective): (AppId, CollectiveId) = (r.try_get("app_id")?, r.try_get("collective_id")?);
+        let (domain, slug): (String, String) = (r.try_get("domain")?, r.try_get("slug")?);
+        let mut tx = st.db.begin().await?;
+        let changed = if overdue {
+            sqlx::query("UPDATE apps SET backup_overdue_since = $1 WHERE id = $2 AND backup_overdue_since IS NULL")
+                .bind(now)
+                .bind(app)
+                .execute(&mut *tx)
+                .await?
+        } else {
+            sqlx::query("UPDATE apps SET backup_overdue_since = NULL WHERE id = $1 AND backup_overdue_since = $2")
+                .bind(app)
+                .bind(since)
+                .execute(&mut *tx)
+                .await?
+        }
+        .rows_affected()
+            == 1;
+        let mut queued = 0;
+        if changed {
+            let last = newest.map_or_else(
+                || "no snapshot yet".to_string(),
+                |at| format!("the newest snapshot was taken {}", human_age(now - at)),
+            );
+            let notice = if overdue {
+                Notice::new(NotifyEvent::BackupOverdue, format!("backups of {domain} are overdue"))
+                    .text(format!(
+                        "Two scheduled backups of {domain} ({}) came and went without a snapshot; {last}. The schedule's last run: {}.",
+                        pattern.describe().trim_end_matches('.'),
+                        r.try_get::<Option<String>, _>("last_result").ok().flatten().unwrap_or_else(|| "see the app's page".into())
+                    ))
+            } else {
+                Notice::new(NotifyEvent::BackupOverdue, format!("backups of {domain} are on time again"))
+                    .named("backup_on_time")
+                    .text(format!("A snapshot of {domain} was taken; {last}."))
+            }
+            .path(format!("/c/{slug}/apps/{domain}"))
+            .data(json!({ "app": domain, "overdue": overdue, "newest_snapshot_at": newest, "cron": cron }));
+            queued = notify::emit(&mut tx, collective, &notice).await?;
+            tracing::info!(app = %domain, overdue, "backup schedule overdue state changed");
+        }
+        notify::commit(st, tx, queued).await?;
+    }
+    Ok(())
+}
+
+fn human_age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        7200..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
 }
 
 /// Queues the scheduled backup of an app, as Potluck's scheduler.
@@ -392,5 +488,22 @@ mod tests {
         assert!(e.contains("300 s apart") && e.contains("3600"), "{e}");
         // Irregular gaps are found too: 00 and 01 past each hour are a minute apart.
         assert!(Pattern::parse("0,1 * * * *", HOUR).unwrap_err().contains("60 s apart"));
+    }
+
+    #[test]
+    fn backups_are_overdue_once_two_runs_after_the_newest_snapshot_had_their_whole_period() {
+        let daily = Pattern::parse("30 3 * * *", HOUR).unwrap();
+        // A snapshot at 2026-12-01 10:00 UTC: runs at 12-02 03:30 and 12-03 03:30 may fail;
+        // overdue from 12-04 03:30.
+        let at = 1_796_119_200_000;
+        let day = 86_400_000;
+        assert_eq!(overdue_at(&daily, at), Some(1_796_182_200_000 + 2 * day));
+        // Weekdays only: Friday's and Monday's runs missed, overdue from Tuesday's.
+        let weekdays = Pattern::parse("0 2 * * 1-5", HOUR).unwrap();
+        // 2026-12-04 is a Friday; a snapshot at 01:00 that day.
+        let friday_one = 1_796_346_000_000;
+        assert_eq!(overdue_at(&weekdays, friday_one), Some(friday_one + HOUR.as_millis() as i64 + 4 * day));
+        assert_eq!(human_age(90_000), "90 s ago");
+        assert_eq!(human_age(3 * 3_600_000), "3 h ago");
     }
 }

@@ -7,5 +7,7 @@ pub mod metadata;
 mod publish;
 pub mod release;
 pub mod review;
+pub mod staging;
 pub mod store;
+pub mod trial;
 pub mod version;

@@ -4,6 +4,7 @@
 //! version label and the release note in a commit, tags it (annotated) and pushes both.
 
 use super::release;
+use super::staging;
 use super::store::{self, RecipeRow};
 use super::version::RecipeVersion;
 use crate::adapters::db::now_ms;
@@ -369,8 +370,25 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
         }
         Err(e) => return Err(e.into()),
     };
+    let row = ProposalRow {
+        id,
+        recipe: r.name.clone(),
+        version: version.clone(),
+        bump: bump.clone(),
+        base_version: base.clone(),
+        commit: full.clone(),
+        notes: String::new(),
+        state: "open".into(),
+        proposed_by: me.user_id,
+        proposed_by_name: name.clone(),
+        created_at: now,
+        updated_at: now,
+        published_commit: None,
+        publish_error: None,
+    };
+    let run = staging::enqueue(&mut tx, r.id, &row, &name).await?;
     let event = Event::new(AuditAction::ReleaseOpen, format!("recipe {} {version}", r.name)).details(json!({
-        "proposal_id": id, "commit": full, "bump": bump, "base_version": base,
+        "proposal_id": id, "commit": full, "bump": bump, "base_version": base, "staging_run": run,
     }));
     tx.record(me.origin, event).await?;
     let notice = Notice::new(NotifyEvent::ReviewRequested, format!("{} {version} awaits reviews", r.name))
@@ -386,6 +404,9 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
     tx.commit().await?;
     if queued > 0 {
         notify::deliver::wake(st);
+    }
+    if run.is_some() {
+        st.staging.notify_one();
     }
     detail_of(st, get_row(st, id).await?, &r, me.user_id, cap.maintains()).await
 }
@@ -478,6 +499,10 @@ async fn detail_of(
         can_review: p.state == "open" && reviews_it,
         is_proposer: p.proposed_by == user_id,
         published_commit: p.published_commit.clone(),
+        staging: staging::of_proposal(st, p.id).await?,
+        require_green_run: r.require_green_run,
+        green: staging::green(st, p.id, &p.commit).await?,
+        staging_available: staging::available(st).await?,
     })
 }
 
@@ -544,11 +569,22 @@ pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRele
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    // A new commit is tried on staging again.
+    let run = if full != p.commit {
+        let name = display_name(st, cap.user_id().unwrap_or_default()).await?;
+        staging::enqueue(&mut tx, r.id, &ProposalRow { commit: full.clone(), ..p.clone() }, &name).await?
+    } else {
+        None
+    };
     let event = Event::new(AuditAction::ReleaseUpdate, format!("recipe {} {}", r.name, p.version)).details(json!({
         "proposal_id": id, "from_commit": p.commit, "to_commit": full, "approvals_reset": full != p.commit,
+        "staging_run": run,
     }));
     tx.record(cap.origin(), event).await?;
     tx.commit().await?;
+    if run.is_some() {
+        st.staging.notify_one();
+    }
     detail_of(st, get_row(st, id).await?, &r, cap.user_id().unwrap_or_default(), cap.reviews()).await
 }
 
@@ -624,8 +660,14 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
     })
     .await
     .map_err(Error::internal)?;
+    let green = !r.require_green_run || staging::green(st, p.id, &p.commit).await?;
     let outcome = match blocking {
         Ok(errors) if !errors.is_empty() => Err(format!("the release has errors to fix first: {}", errors.join("; "))),
+        Ok(_) if !green => Err(format!(
+            "{}'s policy asks for a passed staging run of commit {} first",
+            r.name,
+            &p.commit[..12.min(p.commit.len())]
+        )),
         Err(e) => Err(format!("cannot read the proposal's commit: {e}")),
         Ok(_) => {
             // The intent is on record before anything leaves Potluck; the outcome follows.

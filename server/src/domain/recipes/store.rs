@@ -34,11 +34,13 @@ pub struct RecipeRow {
     pub fetch_error: Option<String>,
     pub required_approvals: i64,
     pub required_collectives: i64,
+    /// A release is published only after a passed staging run of its current commit.
+    pub require_green_run: bool,
 }
 
 const COLUMNS: &str =
     "id, name, repository, default_branch, credential_enc, credential_kind, last_fetched_at, fetch_error, \
-                       required_approvals, required_collectives";
+                       required_approvals, required_collectives, require_green_run";
 
 impl RecipeRow {
     fn from_row(r: &sqlx::any::AnyRow) -> Result<RecipeRow> {
@@ -53,6 +55,7 @@ impl RecipeRow {
             fetch_error: r.try_get("fetch_error")?,
             required_approvals: r.try_get("required_approvals")?,
             required_collectives: r.try_get("required_collectives")?,
+            require_green_run: r.try_get::<i64, _>("require_green_run")? != 0,
         })
     }
 }
