@@ -84,7 +84,7 @@ impl AppState {
     }
 
     /// How long a lease lasts.
-    pub fn job_lease(&self) -> Duration {
+    pub fn lease(&self) -> Duration {
         Duration::from_secs_f64(self.config.lease_secs.clamp(1.0, 3600.0))
     }
 

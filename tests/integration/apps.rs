@@ -378,6 +378,98 @@ async fn failing_tasks_are_reported_with_the_swarms_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_whose_replica_dies_is_finished_once_by_another() {
+    let World { app: first, admin: b, _recipes, docker } = world().await;
+    // A second Potluck on the same database, its worker claiming jobs all the while.
+    let second = first.replica().await;
+    let domain = unique_domain("replica");
+    let app = create(&b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let job = start(&b, &domain, "deploy", "").await.unwrap();
+    let events_sql = format!("SELECT data FROM job_events WHERE job_id = {} ORDER BY seq", job.id);
+    let events = |app: &TestApp| {
+        let app = app.state.clone();
+        let sql = events_sql.clone();
+        async move {
+            use sqlx::Row;
+            let rows = sqlx::query(&sql).fetch_all(app.db.pool()).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<String>>()
+        }
+    };
+    // Whichever replica claimed it, a browser on the other one watches it live.
+    let held = format!("SELECT COUNT(*) FROM jobs WHERE id = {} AND lease_holder IS NOT NULL", job.id);
+    for _ in 0..600 {
+        if first.count(&held).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let holder = first.texts(&format!("SELECT lease_holder FROM jobs WHERE id = {}", job.id)).await;
+    let first_holds = holder == [first.state.replica.clone()];
+    let watcher = Browser {
+        base: if first_holds { second.base.clone() } else { first.base.clone() },
+        client: b.client.clone(),
+        jar: b.jar.clone(),
+    };
+    let watched = tokio::spawn(async move { watcher.watch_job(job.id).await });
+    // Wait until it is converging, then kill the replica running it.
+    let mut converging = false;
+    for _ in 0..600 {
+        if events(&first).await.iter().any(|e| e.contains("waiting up to")) {
+            converging = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(converging, "the deploy reached convergence: {:?}", events(&first).await);
+    let (dying, survivor) = if first_holds {
+        (first, second)
+    } else {
+        assert_eq!(holder, vec![second.state.replica.clone()], "one of the two holds it");
+        (second, first)
+    };
+    dying.stop().await;
+    // The survivor takes it over once the lease has run out, and finishes it.
+    let state = format!("SELECT state FROM jobs WHERE id = {}", job.id);
+    for _ in 0..600 {
+        if survivor.texts(&state).await == ["succeeded"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = events(&survivor).await.join("\n");
+    assert_eq!(survivor.texts(&state).await, ["succeeded"], "{log}");
+    assert!(log.contains("The Potluck running this job stopped"), "{log}");
+    let holder = survivor.texts(&format!("SELECT lease_holder FROM jobs WHERE id = {}", job.id)).await;
+    assert_eq!(holder, vec![survivor.state.replica.clone()], "the survivor ended it");
+    // Once each: two attempts (none while the first replica still renewed its lease), one
+    // service, one audit event of the deploy's outcome, one end in the job's log.
+    assert_eq!(survivor.count(&format!("SELECT attempts FROM jobs WHERE id = {}", job.id)).await, 2);
+    assert_eq!(survivor.count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.deploy'").await, 1);
+    assert_eq!(log.matches("\"kind\":\"done\"").count(), 1, "{log}");
+    // The browser on the survivor saw all of it live, across the hand-over: every event in
+    // order, none missing, none twice, and the end.
+    let (seen, end, _) = watched.await.unwrap();
+    assert_eq!(end, "succeeded");
+    let seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "in order, without gaps or repeats");
+    assert_eq!(seqs.len(), events(&survivor).await.len(), "every stored event was streamed");
+    let services = docker
+        .list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(services.len(), 1, "nothing duplicated");
+    cleanup(&docker, &app.stack_name).await;
+    survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() {
     let mut w = world().await;
     let b = w.admin.clone();
@@ -401,7 +493,9 @@ async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() 
     let (events, state, _) = b.watch_job(job.id).await;
     assert_eq!(state, "succeeded", "{}", texts(&events));
     assert!(
-        events.iter().any(|e| e.text.contains("Potluck restarted while this job was running")),
+        events
+            .iter()
+            .any(|e| e.text.contains("The Potluck running this job stopped") && e.text.contains("it runs again")),
         "{}",
         texts(&events)
     );

@@ -77,7 +77,7 @@ fn leftovers(stack: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let remotes: std::collections::HashMap<&str, std::path::PathBuf> = ["hello", "faulty", "backed-up"]
+    let remotes: std::collections::HashMap<&str, std::path::PathBuf> = ["hello", "faulty", "backed-up", "sickly"]
         .into_iter()
         .map(|r| {
             let (work, remote) =
@@ -113,6 +113,12 @@ async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     let (code, stdout, stderr) = run("faulty", &["--version", "0.1.0+1", "--timeout", "15"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("FAILED") && stderr.contains("does-not-exist"), "{stderr}");
+    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    // Red: the process runs but its healthcheck never passes; the run names the unhealthy task
+    // and leaves nothing.
+    let (code, stdout, stderr) = run("sickly", &["--version", "0.1.0+1", "--timeout", "15"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("FAILED") && stderr.contains("did not converge"), "{stderr}");
     assert_eq!(leftovers(&tested_stack(&stdout)), "");
     // Backups declared: the smoke check writes a table, the round trip backs it up and restores
     // it (the database's pre-hook dumps it) from a scratch repository, and nothing is left.

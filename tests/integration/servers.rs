@@ -189,3 +189,50 @@ async fn ssh_with_a_private_key() {
     deploy_through(&b, "ssh").await;
     app.stop().await;
 }
+
+/// Whether `app`'s monitor of the server is connected, as that replica's memory holds it.
+async fn watching(app: &TestApp, uid: &str) -> bool {
+    app.state.monitors.state(uid).await.connected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_at_a_time_watches_a_server_and_another_takes_over_when_it_dies() {
+    let (first, admin, _recipes) = world().await;
+    admin
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", SLUG), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    let second = first.replica().await;
+    let uid = first.texts("SELECT uid FROM servers WHERE name = 'local'").await.remove(0);
+    let holder = "SELECT monitor_holder FROM servers WHERE name = 'local'";
+    // Over several lease periods (3 s in tests), the first keeps it and the second only waits.
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert!(!watching(&second, &uid).await, "the second replica must not watch a server the first holds");
+    }
+    assert!(watching(&first, &uid).await);
+    assert_eq!(first.texts(holder).await, vec![first.state.replica.clone()]);
+    // The second replica's pages still show the server connected (recorded by the holder).
+    let on_second = Browser { base: second.base.clone(), client: admin.client.clone(), jar: admin.jar.clone() };
+    let views: Vec<ServerView> = on_second.call("list_servers", &[("slug", SLUG)]).await.unwrap();
+    assert!(views[0].connected, "{views:?}");
+
+    // The first dies without a word: once its lease has run out, the second takes over.
+    first.stop().await;
+    let mut taken = false;
+    for _ in 0..100 {
+        if watching(&second, &uid).await {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(taken, "the second replica took the monitor over within 10 s");
+    assert_eq!(second.texts(holder).await, vec![second.state.replica.clone()]);
+    let views: Vec<ServerView> = on_second.call("list_servers", &[("slug", SLUG)]).await.unwrap();
+    assert!(views[0].connected && views[0].events_seen >= 0, "{views:?}");
+    second.stop().await;
+}

@@ -111,6 +111,8 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             site_root: workspace_root().join("target/site"),
             login_attempts_per_minute: 10_000,
+            // Short, so that a job whose Potluck stopped runs again within seconds.
+            lease_secs: 3.0,
             // The harness's engine, granted to every collective of this instance (the tenant
             // wall's tests grant it to one collective instead).
             local_engines: [(swarm::SOCKET.to_string(), vec!["*".to_string()])].into_iter().collect(),
@@ -223,6 +225,27 @@ impl TestApp {
     /// The configuration this instance runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// A second Potluck on this one's database, with the same secret key and a data directory
+    /// of its own (as on another machine), on an address of its own: a replica, as several
+    /// processes behind a proxy run.
+    pub async fn replica(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let dir = tempfile::tempdir().unwrap();
+        let key = std::fs::read_to_string(self.config.data_dir.join("secret.key")).expect("the first one's key");
+        // Replicas behind one proxy share the address people use (and so its origin).
+        let config = Config {
+            listen: addr,
+            data_dir: dir.path().join("data"),
+            secret_key: Some(key.trim().to_string()),
+            ..self.config.clone()
+        };
+        let state = serve::prepare(config.clone()).await.unwrap();
+        let running = serve::start(state.clone(), listener).await.unwrap();
+        TestApp { base, state, database_url: self.database_url.clone(), dir, config, running: Some(running) }
     }
 
     pub async fn stop(mut self) {

@@ -24,6 +24,9 @@ use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
 
+/// How often a job's stream reads what other replicas wrote.
+const CATCH_UP: Duration = Duration::from_millis(500);
+
 /// `event: progress` for each job event after `after`, then `event: end` with the final state.
 pub async fn job_events(st: SharedState, cap: Cap<scope::Job>, input: JobEvents) -> Result<Response> {
     let id = cap.job().id;
@@ -55,36 +58,51 @@ pub async fn job_events(st: SharedState, cap: Cap<scope::Job>, input: JobEvents)
                 return;
             }
         }
+        // Events come from this replica's broadcast as they are written here; a job another
+        // replica runs (or a burst this one was too slow for) is read from the database every
+        // `CATCH_UP`, by sequence number, so the stream stays in order and without gaps.
+        let mut catch_up = tokio::time::interval(CATCH_UP);
+        catch_up.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match live.recv().await {
-                Ok((job_id, e)) if job_id == id => {
-                    if e.kind == "succeeded" || e.kind == "failed" {
-                        yield Ok(end(&e.kind, &e.text));
-                        return;
-                    }
-                    if e.seq > last {
-                        last = e.seq;
-                        yield Ok(progress(&e));
-                    }
-                }
-                Ok(_) => {}
-                // Too slow to keep up: catch up from the database.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
-                        last = e.seq;
-                        yield Ok(progress(&e));
-                    }
-                    if let Ok(Some(job)) = jobs::get(&st, id).await {
-                        if job.finished_at.is_some() {
+            let from_db = tokio::select! {
+                got = live.recv() => match got {
+                    Ok((job_id, e)) if job_id == id => {
+                        if e.kind == "succeeded" || e.kind == "failed" {
                             for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
                                 yield Ok(progress(&e));
                             }
-                            yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
+                            yield Ok(end(&e.kind, &e.text));
                             return;
                         }
+                        if e.seq == last + 1 {
+                            last = e.seq;
+                            yield Ok(progress(&e));
+                            false
+                        } else {
+                            e.seq > last
+                        }
                     }
+                    Ok(_) => false,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = catch_up.tick() => true,
+            };
+            if !from_db {
+                continue;
+            }
+            for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
+                last = e.seq;
+                yield Ok(progress(&e));
+            }
+            if let Ok(Some(job)) = jobs::get(&st, id).await {
+                if job.finished_at.is_some() {
+                    for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
+                        yield Ok(progress(&e));
+                    }
+                    yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
+                    return;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     };

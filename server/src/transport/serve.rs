@@ -144,10 +144,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await;
+    release_leases(&state).await;
     state.db.close().await;
     Ok(())
 }
 
+/// On a clean stop, what this process held is given up at once instead of when its leases run
+/// out: its interrupted jobs run again on the next replica to look (or the next start), and
+/// its server monitors are taken over.
+async fn release_leases(state: &SharedState) {
+    let jobs = crate::domain::apps::jobs::release_leases(state).await;
+    let monitors = crate::domain::apps::servers::release_monitors(state).await;
+    if let Err(e) = jobs.and(monitors) {
+        tracing::warn!(error = %e, "cannot give up this process's leases; they run out by themselves");
+    }
+}
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -200,31 +200,100 @@ pub async fn enqueue(
     get(st, id).await?.ok_or_else(|| ApiError::not_found("job").into())
 }
 
-/// At start: jobs a stopped Potluck left running run again, or fail after three attempts.
+/// Jobs whose replica stopped renewing their lease (it was stopped or crashed) run again, or
+/// fail after three attempts. Each is taken with a compare-and-set on the lease it was read
+/// with, so that of several replicas one requeues it. Runs at start and on every worker tick.
 pub async fn recover(st: &AppState) -> Result<()> {
-    let rows = sqlx::query("SELECT id, attempts FROM jobs WHERE state = 'running'").fetch_all(st.db.pool()).await?;
+    let now = now_ms();
+    let rows = sqlx::query(
+        "SELECT id, attempts, lease_until FROM jobs WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1)",
+    )
+    .bind(now)
+    .fetch_all(st.db.pool())
+    .await?;
     for r in rows {
         let id: JobId = r.try_get("id")?;
         let attempts: i64 = r.try_get("attempts")?;
-        if attempts >= MAX_ATTEMPTS {
-            let reason = format!("Potluck stopped during this job {attempts} times; giving up (check the app's services before retrying)");
+        let lease: Option<i64> = r.try_get("lease_until")?;
+        let give_up = attempts >= MAX_ATTEMPTS;
+        let taken = sqlx::query(
+            "UPDATE jobs SET state = $1, lease_holder = NULL, lease_until = NULL, result = $2, finished_at = $3 \
+             WHERE id = $4 AND state = 'running' AND COALESCE(lease_until, -1) = $5",
+        )
+        .bind(if give_up { JobState::Failed } else { JobState::Queued }.as_str())
+        .bind(give_up.then(|| {
+            format!("the Potluck running this job stopped {attempts} times; giving up (check the app's services before retrying)")
+        }))
+        .bind(give_up.then_some(now))
+        .bind(id)
+        .bind(lease.unwrap_or(-1))
+        .execute(st.db.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if !taken {
+            continue;
+        }
+        if give_up {
+            let reason = format!("the Potluck running this job stopped {attempts} times; giving up");
             append_event(st, id, "done", &reason).await?;
-            finish(st, id, false, &reason).await?;
+            announce_end(st, id, false, &reason);
+            tracing::warn!(job.id = id.0, attempts, "job given up: its replica stopped each time");
         } else {
             append_event(
                 st,
                 id,
                 "step",
-                "Potluck restarted while this job was running: it runs again (deploys are idempotent)",
+                "The Potluck running this job stopped (restarted or crashed; its lease ran out): it runs again (deploys are idempotent)",
             )
             .await?;
-            sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = $1 AND state = 'running'")
-                .bind(id)
-                .execute(st.db.pool())
-                .await?;
+            tracing::info!(job.id = id.0, "job requeued: the replica running it stopped renewing its lease");
+            st.jobs.wake.notify_one();
         }
     }
     Ok(())
+}
+
+/// Gives up the leases of the jobs this process runs (on a clean stop, after its tasks were
+/// stopped), so that they run again at once.
+pub async fn release_leases(st: &AppState) -> Result<()> {
+    sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running' AND lease_holder = $1")
+        .bind(&st.replica)
+        .execute(st.db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Renews the job's lease every third of its length for as long as this replica holds it;
+/// returns when the lease is lost (another replica took the job after this one could not renew
+/// in time), so that the caller stops working on it.
+async fn hold_lease(st: &AppState, job_id: JobId) {
+    let lease = st.lease();
+    let mut renewed = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let until = now_ms() + lease.as_millis() as i64;
+        let held =
+            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND state = 'running' AND lease_holder = $3")
+                .bind(until)
+                .bind(job_id)
+                .bind(&st.replica)
+                .execute(st.db.pool())
+                .await;
+        match held {
+            Ok(done) if done.rows_affected() == 1 => renewed = std::time::Instant::now(),
+            Ok(_) => {
+                tracing::warn!(job.id = job_id.0, "this replica lost the job's lease: it stops working on it");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job.id = job_id.0, error = %e, "cannot renew the job's lease");
+                if renewed.elapsed() >= lease {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Writes a job event in `tx` (the caller commits, then broadcasts it).
@@ -278,19 +347,26 @@ async fn finish(st: &AppState, job_id: JobId, ok: bool, result: &str) -> Result<
     Ok(())
 }
 
-/// The background worker: claims queued jobs and runs each in its own task. The job tasks
-/// belong to the worker: stopping it stops them where they are (as a crash would), and the
-/// next start's [`recover`] picks them up.
+/// The background worker: requeues jobs whose replica stopped, claims queued jobs under a
+/// lease and runs each in its own task beside the renewal of its lease. The job tasks belong to
+/// the worker: stopping it stops them where they are (as a crash would), and once their leases
+/// run out [`recover`] (here or on another replica) queues them again.
 pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut running = tokio::task::JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
+            if let Err(e) = recover(&st).await {
+                tracing::warn!(error = %e, "cannot look for jobs whose replica stopped");
+            }
+            let now = now_ms();
             let claimed = sqlx::query(
-                "UPDATE jobs SET state = 'running', started_at = $1, attempts = attempts + 1 \
+                "UPDATE jobs SET state = 'running', started_at = $1, attempts = attempts + 1, lease_until = $2, lease_holder = $3 \
                  WHERE state = 'queued' AND id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id",
             )
-            .bind(now_ms())
+            .bind(now)
+            .bind(now + st.lease().as_millis() as i64)
+            .bind(&st.replica)
             .fetch_optional(st.db.pool())
             .await;
             match claimed {
@@ -299,7 +375,11 @@ pub fn spawn_worker(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                         let st2 = st.clone();
                         running.spawn(
                             async move {
-                                if let Err(e) = run(&st2, id).await {
+                                let outcome = tokio::select! {
+                                    outcome = run(&st2, id) => outcome,
+                                    () = hold_lease(&st2, id) => return,
+                                };
+                                if let Err(e) = outcome {
                                     tracing::error!(job.id = id.0, error = %e, "job failed to run");
                                     let _ = append_event(&st2, id, "done", &format!("internal error: {e}")).await;
                                     let _ = finish(&st2, id, false, "internal error (see Potluck's log)").await;
@@ -399,6 +479,24 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     // together: nothing reads "deployed" without the event that says who did it.
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
+    // Only while this replica holds the job: one that lost its lease leaves the end to the
+    // replica that took it over (the whole transaction is dropped).
+    let ended = sqlx::query(
+        "UPDATE jobs SET state = $1, result = $2, finished_at = $3, lease_until = NULL \
+         WHERE id = $4 AND state = 'running' AND lease_holder = $5",
+    )
+    .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
+    .bind(&result)
+    .bind(now)
+    .bind(job_id)
+    .bind(&st.replica)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if ended == 0 {
+        tracing::warn!(job.id = job_id.0, "the job was taken over by another replica; its end is theirs");
+        return Ok(());
+    }
     let done_event = insert_event(&mut tx, job_id, "done", &result).await?;
     if ok {
         match kind {
@@ -458,13 +556,6 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     if options.scheduled {
         schedules::record_end(&mut tx, app.id, job_id, &result).await?;
     }
-    sqlx::query("UPDATE jobs SET state = $1, result = $2, finished_at = $3 WHERE id = $4")
-        .bind(if ok { JobState::Succeeded } else { JobState::Failed }.as_str())
-        .bind(&result)
-        .bind(now)
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
     if ok && kind.is_deploy() {
         // A deploy that went through starts the app's health afresh: the next failure is news.
         sqlx::query(

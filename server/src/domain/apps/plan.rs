@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A recipe's version tags, newest first.
 pub async fn versions(st: &AppState, recipe: &store::RecipeRow) -> Result<Vec<String>> {
-    let path = store::clone_path(st, recipe.id);
+    let path = store::local_clone(st, recipe).await?;
     tokio::task::spawn_blocking(move || -> std::result::Result<Vec<String>, String> {
         let repo = git::open(&path).map_err(|e| e.to_string())?;
         let mut v: Vec<RecipeVersion> =
@@ -58,7 +58,7 @@ pub async fn build(st: &AppState, app: &AppRow, recipe: &store::RecipeRow, targe
     let (rev, chaos_commit) = match target {
         Target::Version(v) => (v.clone(), None),
         Target::Chaos(c) => {
-            let path = store::clone_path(st, recipe.id);
+            let path = store::local_clone(st, recipe).await?;
             let c2 = c.clone();
             let full = tokio::task::spawn_blocking(move || -> std::result::Result<String, String> {
                 let repo = git::open(&path).map_err(|e| e.to_string())?;
@@ -415,7 +415,7 @@ pub async fn release_notes_between(
 ) -> Result<Vec<(String, String)>> {
     let recipe = store::get(st, &app.recipe).await?;
     let detail_versions = {
-        let path = store::clone_path(st, recipe.id);
+        let path = store::local_clone(st, &recipe).await?;
         tokio::task::spawn_blocking(move || inspect::versions(&git::open(&path)?, &path))
             .await
             .map_err(Error::internal)?

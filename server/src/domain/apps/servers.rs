@@ -54,11 +54,13 @@ pub struct ServerRow {
     pub nodes: i64,
     pub last_checked_at: Option<i64>,
     pub last_error: Option<String>,
+    /// Whether the replica watching its event stream is connected (as it last recorded).
+    pub monitor_connected: bool,
 }
 
 const SELECT: &str =
     "SELECT s.id, s.uid, s.collective_id, c.slug, s.name, s.kind, s.address, s.tls_ca, s.tls_cert, s.private_key_enc, \
-     s.host_key, s.policy, s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error \
+     s.host_key, s.policy, s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error, s.monitor_connected \
      FROM servers s JOIN collectives c ON c.id = s.collective_id";
 
 impl ServerRow {
@@ -98,6 +100,7 @@ impl ServerRow {
             engine_version: r.try_get("engine_version")?,
             api_version: r.try_get("api_version")?,
             is_manager: r.try_get::<i64, _>("is_manager")? != 0,
+            monitor_connected: r.try_get::<i64, _>("monitor_connected")? != 0,
             nodes: r.try_get("nodes")?,
             last_checked_at: r.try_get("last_checked_at")?,
             last_error: r.try_get("last_error")?,
@@ -361,6 +364,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
         nodes: 0,
         last_checked_at: None,
         last_error: None,
+        monitor_connected: false,
     };
     let (checked, host_key) = probe(st, &candidate).await?;
     if !checked.is_manager {
@@ -531,7 +535,8 @@ pub async fn view(st: &AppState, s: &ServerRow) -> Result<ServerView> {
         nodes: s.nodes,
         last_checked_at: s.last_checked_at,
         last_error: s.last_error.clone(),
-        connected: live.connected,
+        // Watched here, or by another replica that records it.
+        connected: live.connected || s.monitor_connected,
         last_event_at: live.last_event_at,
         events_seen: live.events_seen,
         host_key_fingerprints: s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default(),
@@ -556,7 +561,48 @@ pub struct Live {
     pub last_error: Option<String>,
 }
 
-/// One watcher task per server: follows the Engine's events, reconnecting with back-off
+/// Takes or renews this replica's lease on a server's monitor; false while another replica holds
+/// it (and its lease has not run out).
+async fn hold_monitor(st: &AppState, server: ServerId) -> bool {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE servers SET monitor_holder = $1, monitor_lease_until = $2 WHERE id = $3 \
+         AND (monitor_holder IS NULL OR monitor_holder = $1 OR monitor_lease_until IS NULL OR monitor_lease_until < $4)",
+    )
+    .bind(&st.replica)
+    .bind(now + st.lease().as_millis() as i64)
+    .bind(server)
+    .bind(now)
+    .execute(st.db.pool())
+    .await
+    .is_ok_and(|done| done.rows_affected() == 1)
+}
+
+/// Gives up this process's server monitors (on a clean stop), so that another replica takes
+/// them over at once.
+pub async fn release_monitors(st: &AppState) -> Result<()> {
+    sqlx::query(
+        "UPDATE servers SET monitor_holder = NULL, monitor_lease_until = NULL, monitor_connected = 0 WHERE monitor_holder = $1",
+    )
+    .bind(&st.replica)
+    .execute(st.db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records whether this replica's watch of the server is connected, while it holds it.
+async fn record_connected(st: &AppState, server: ServerId, connected: bool) {
+    let _ = sqlx::query("UPDATE servers SET monitor_connected = $1 WHERE id = $2 AND monitor_holder = $3")
+        .bind(i64::from(connected))
+        .bind(server)
+        .bind(&st.replica)
+        .execute(st.db.pool())
+        .await;
+}
+
+/// One watcher task per server, which watches only while this replica holds the server's
+/// monitor lease (renewed every third of `lease_secs`; taken over when its holder stops renewing
+/// it): follows the Engine's events, reconnecting with back-off
 /// (1 s doubling to 60 s), and keeps the server's live state and check results fresh.
 #[derive(Default)]
 pub struct Monitors {
@@ -580,6 +626,12 @@ impl Monitors {
                     _ => return,
                 };
                 let id = server.id;
+                // One replica at a time watches a server; the others wait to take over.
+                if !hold_monitor(&st, id).await {
+                    state.lock().await.entry(uid.clone()).or_default().connected = false;
+                    tokio::time::sleep(st.lease() / 3).await;
+                    continue;
+                }
                 let reached = match docker_for(&st, &server).await {
                     Ok(docker) => check(&docker).await.map(|c| (docker, c)),
                     Err(e) => Err(e.to_string()),
@@ -601,9 +653,23 @@ impl Monitors {
                             tracing::warn!(error = %e, server = %server.name, "cannot record a server's reachability");
                         }
                         state.lock().await.entry(uid.clone()).or_default().connected = true;
+                        record_connected(&st, id, true).await;
                         let mut events = docker.events(None::<bollard::query_parameters::EventsOptions>);
                         backoff = Duration::from_secs(1);
-                        while let Some(ev) = events.next().await {
+                        let mut renew = tokio::time::interval(st.lease() / 3);
+                        renew.tick().await;
+                        loop {
+                            let ev = tokio::select! {
+                                ev = events.next() => ev,
+                                _ = renew.tick() => {
+                                    if hold_monitor(&st, id).await {
+                                        continue;
+                                    }
+                                    tracing::warn!(server = %server.name, "another replica took over this server's monitor");
+                                    break;
+                                }
+                            };
+                            let Some(ev) = ev else { break };
                             match ev {
                                 Ok(ev) => {
                                     {
@@ -643,6 +709,7 @@ impl Monitors {
                     let mut s = state.lock().await;
                     s.entry(uid.clone()).or_default().connected = false;
                 }
+                record_connected(&st, id, false).await;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

@@ -293,7 +293,7 @@ pub async fn of_store(st: &crate::state::AppState) -> crate::error::Result<Catal
         if r.credential_enc.is_some() {
             continue;
         }
-        let path = super::store::clone_path(st, r.id);
+        let path = super::store::local_clone(st, &r).await?;
         let cached = st.catalogue.lock().ok().and_then(|c| c.get(&r.id).cloned());
         let r2 = r.clone();
         let built = tokio::task::spawn_blocking(move || -> Option<(String, RecipeMeta)> {

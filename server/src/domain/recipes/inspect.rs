@@ -93,7 +93,7 @@ pub async fn list(st: &AppState, cap: &Cap<scope::SignedIn>) -> Result<Vec<Recip
 
 /// One line of the recipe list: latest version and README facts from the default branch.
 pub async fn summary(st: &AppState, r: RecipeRow) -> Result<RecipeSummary> {
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, &r).await?;
     let r2 = r.clone();
     let (latest, count, description, category) = tokio::task::spawn_blocking(move || {
         let Ok(repo) = git::open(&path) else { return (None, 0, String::new(), String::new()) };
@@ -129,7 +129,7 @@ pub async fn summary(st: &AppState, r: RecipeRow) -> Result<RecipeSummary> {
 pub async fn detail(st: &AppState, cap: &Cap<scope::Recipe>) -> Result<RecipeDetail> {
     let r = cap.recipe().clone();
     let name = r.name.clone();
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, &r).await?;
     let r2 = r.clone();
     let (versions, meta, description) = tokio::task::spawn_blocking(move || -> std::result::Result<_, String> {
         let repo = git::open(&path).map_err(|e| e.to_string())?;
@@ -181,7 +181,7 @@ fn entry(e: &crate::adapters::engine::envfile::Entry, commented: bool) -> EnvSam
 
 /// The files of `name` at `tag` (blocking work on the bare clone).
 pub async fn files_of(st: &AppState, recipe: &RecipeRow, rev: &str) -> Result<RecipeFiles> {
-    let path = store::clone_path(st, recipe.id);
+    let path = store::local_clone(st, recipe).await?;
     let rev = rev.to_string();
     let name = recipe.name.clone();
     tokio::task::spawn_blocking(move || {
@@ -199,7 +199,7 @@ pub async fn files_of(st: &AppState, recipe: &RecipeRow, rev: &str) -> Result<Re
 pub async fn version_detail(st: &AppState, cap: &Cap<scope::Recipe>, input: GetRecipeVersion) -> Result<VersionDetail> {
     let r = cap.recipe().clone();
     let (name, tag) = (r.name.clone(), input.tag.as_str());
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, &r).await?;
     let tag_owned = tag.to_string();
     let view = tokio::task::spawn_blocking(move || -> std::result::Result<Option<VersionView>, String> {
         let repo = git::open(&path).map_err(|e| e.to_string())?;

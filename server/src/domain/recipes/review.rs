@@ -280,7 +280,7 @@ pub async fn open(st: &AppState, cap: &Cap<scope::Recipe>, input: OpenRelease) -
     if input.notes.trim().is_empty() {
         return Err(ApiError::invalid("notes", "write release notes: operators read them before upgrading").into());
     }
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, &r).await?;
     let (branch, commit) = (r.default_branch.clone(), input.commit.clone());
     let p2 = path.clone();
     let (base, base_files, head_files, full) =
@@ -469,7 +469,7 @@ async fn detail_of(
     user_id: UserId,
     reviews_it: bool,
 ) -> Result<ReleaseProposalDetail> {
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, r).await?;
     let (branch, base, commit) = (r.default_branch.clone(), p.base_version.clone(), p.commit.clone());
     let read = tokio::task::spawn_blocking(move || read_versions(&path, &branch, base.as_deref(), &commit))
         .await
@@ -552,7 +552,7 @@ pub async fn review(st: &AppState, cap: &Cap<scope::Proposal>, input: ReviewRele
 pub async fn update(st: &AppState, cap: &Cap<scope::Proposal>, input: UpdateRelease) -> Result<ReleaseProposalDetail> {
     let (p, r) = open_proposal(cap)?;
     let (id, commit, notes) = (p.id, input.commit.as_str(), input.notes.as_str());
-    let path = store::clone_path(st, r.id);
+    let path = store::local_clone(st, &r).await?;
     let (branch, c) = (r.default_branch.clone(), commit.to_string());
     let full = tokio::task::spawn_blocking(move || read_versions(&path, &branch, None, &c).map(|(_, _, full)| full))
         .await

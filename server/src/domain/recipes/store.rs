@@ -82,6 +82,23 @@ pub fn clone_path(st: &AppState, id: RecipeId) -> PathBuf {
     st.config.data_dir.join("recipes").join(format!("{id}.git"))
 }
 
+/// The recipe's bare clone on this machine, cloned first where it is missing: each replica (and
+/// a Potluck whose data directory was replaced) keeps its own clones of the recipes registered
+/// in the shared database.
+pub async fn local_clone(st: &AppState, recipe: &RecipeRow) -> Result<PathBuf> {
+    static CLONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let path = clone_path(st, recipe.id);
+    if path.exists() {
+        return Ok(path);
+    }
+    let _one_at_a_time = CLONING.lock().await;
+    if !path.exists() {
+        tracing::info!(recipe.name = %recipe.name, "no clone of the recipe on this machine: cloning it");
+        fetch(st, recipe).await?.map_err(|e| ApiError::unavailable(format!("recipe {}: {e}", recipe.name)))?;
+    }
+    Ok(path)
+}
+
 /// A recipe name: lower-case letters, digits, `-` and `_`, 1 to 64 characters.
 pub fn check_name(name: &str) -> std::result::Result<(), ApiError> {
     let ok = !name.is_empty()
