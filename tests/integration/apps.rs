@@ -113,6 +113,14 @@ async fn secret_names(docker: &Docker, prefix: &str) -> Vec<String> {
     names
 }
 
+/// How many services the swarm runs in the stack.
+async fn services_of(docker: &Docker, stack: &str) -> usize {
+    let label = format!("com.docker.stack.namespace={stack}");
+    let filters = HashMap::from([("label".to_string(), vec![label])]);
+    let options = bollard::query_parameters::ListServicesOptions { filters: Some(filters), ..Default::default() };
+    docker.list_services(Some(options)).await.unwrap().len()
+}
+
 /// Removes everything a test left of an app: stack, secrets, volumes.
 async fn cleanup(docker: &Docker, stack: &str) {
     swarm::remove_stack(docker, stack).await;
@@ -454,17 +462,7 @@ async fn a_deploy_whose_replica_dies_is_finished_once_by_another() {
     let seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "in order, without gaps or repeats");
     assert_eq!(seqs.len(), events(&survivor).await.len(), "every stored event was streamed");
-    let services = docker
-        .list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
-            )])),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert_eq!(services.len(), 1, "nothing duplicated");
+    assert_eq!(services_of(&docker, &app.stack_name).await, 1, "nothing duplicated");
     cleanup(&docker, &app.stack_name).await;
     survivor.stop().await;
 }
@@ -500,18 +498,7 @@ async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() 
         texts(&events)
     );
     assert_eq!(w.app.count(&format!("SELECT attempts FROM jobs WHERE id = {}", job.id)).await, 2);
-    let services = w
-        .docker
-        .list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
-            )])),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert_eq!(services.len(), 1, "nothing duplicated");
+    assert_eq!(services_of(&w.docker, &app.stack_name).await, 1, "nothing duplicated");
     cleanup(&w.docker, &app.stack_name).await;
     w.app.stop().await;
 }

@@ -5,7 +5,7 @@
 
 use git2::Repository;
 use potluck_app::model::*;
-use potluck_tests::recipes::{fixture_recipe, publish};
+use potluck_tests::recipes::{fixture_recipe, publish, push_commit};
 use potluck_tests::{Browser, Idp, TestApp};
 use std::path::{Path, PathBuf};
 
@@ -66,24 +66,6 @@ async fn world() -> World {
         .await
         .unwrap();
     World { app, fed, dave, alice, bob_b, bob, work, remote, _dir: dir }
-}
-
-/// Commits `files` on main in the work tree and pushes main to the remote; returns the commit.
-fn push_commit(work: &Path, remote: &Path, files: &[(&str, &str)], message: &str) -> String {
-    let repo = Repository::open(work).unwrap();
-    for (path, content) in files {
-        std::fs::write(work.join(path), content).unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    let sig = git2::Signature::now("Dave Dunn", "dave@a.test").unwrap();
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).unwrap();
-    let mut r = repo.remote_anonymous(&remote.display().to_string()).unwrap();
-    r.push(&["+refs/heads/main:refs/heads/main"], None).unwrap();
-    oid.to_string()
 }
 
 fn remote_head(remote: &Path) -> String {

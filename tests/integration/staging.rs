@@ -7,29 +7,11 @@
 
 use git2::Repository;
 use potluck_app::model::*;
-use potluck_tests::recipes::{fixture_recipe, publish};
+use potluck_tests::recipes::{fixture_recipe, publish, push_commit};
 use potluck_tests::{swarm, Browser, Idp, TestApp};
-use std::path::Path;
 use std::time::Duration;
 
 const A: &str = "collective-a";
-
-/// Commits `files` on main in `work` and pushes main to `remote`.
-fn push_commit(work: &Path, remote: &Path, files: &[(&str, &str)]) {
-    let repo = Repository::open(work).unwrap();
-    for (path, content) in files {
-        std::fs::write(work.join(path), content).unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    let sig = git2::Signature::now("Dave Dunn", "dave@a.test").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "docs: staging", &tree, &[&parent]).unwrap();
-    let mut r = repo.remote_anonymous(&remote.display().to_string()).unwrap();
-    r.push(&["+refs/heads/main:refs/heads/main"], None).unwrap();
-}
 
 /// What the swarm still holds of a stack.
 fn leftovers(stack: &str) -> String {
@@ -111,7 +93,7 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     .unwrap();
 
     // Without a staging server a proposal is not tried, and asking is refused with the reason.
-    push_commit(&work, &remote, &[("README.md", "# hello\n\nTried on staging.\n")]);
+    push_commit(&work, &remote, &[("README.md", "# hello\n\nTried on staging.\n")], "docs: staging");
     let p =
         dave.call::<ReleaseProposalDetail>("open_release", &[("recipe", "hello"), ("notes", "Docs.")]).await.unwrap();
     assert!(!p.staging_available && p.staging.is_empty());
@@ -214,7 +196,7 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     )
     .await
     .unwrap();
-    push_commit(&work, &remote, &[("README.md", "# hello\n\nTried on staging, again.\n")]);
+    push_commit(&work, &remote, &[("README.md", "# hello\n\nTried on staging, again.\n")], "docs: staging");
     dave.call::<()>("fetch_recipe", &[("name", "hello")]).await.unwrap();
     let moved: ReleaseProposalDetail = dave.call("update_release", &[("id", &p.summary.id.to_string())]).await.unwrap();
     assert!(!moved.green);

@@ -195,3 +195,22 @@ pub fn over_ssh(remote: &Path) -> Vec<(&'static str, String)> {
         ("credential_secret", key),
     ]
 }
+
+/// Commits `files` on main in the work tree `work` (as Dave Dunn) and pushes main to `remote`;
+/// returns the commit.
+pub fn push_commit(work: &Path, remote: &Path, files: &[(&str, &str)], message: &str) -> String {
+    let repo = Repository::open(work).unwrap();
+    for (path, content) in files {
+        std::fs::write(work.join(path), content).unwrap();
+    }
+    let mut index = repo.index().unwrap();
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    let sig = git2::Signature::now("Dave Dunn", "dave@a.test").unwrap();
+    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).unwrap();
+    let mut r = repo.remote_anonymous(&remote.display().to_string()).unwrap();
+    r.push(&["+refs/heads/main:refs/heads/main"], None).unwrap();
+    oid.to_string()
+}

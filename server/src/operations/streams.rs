@@ -36,72 +36,56 @@ pub async fn job_events(st: SharedState, cap: Cap<scope::Job>, input: JobEvents)
     let q = input;
     let stream = async_stream::stream! {
         let mut last = q.after;
-        match jobs::events_after(&st, id, last).await {
-            Ok(stored) => {
-                for e in stored {
-                    last = e.seq;
-                    yield Ok::<_, Infallible>(progress(&e));
-                }
-            }
-            Err(e) => {
-                yield Ok(sse::Event::default().event("end").data(json!({ "state": "unknown", "result": e.to_string() }).to_string()));
-                return;
-            }
-        }
-        if let Ok(Some(job)) = jobs::get(&st, id).await {
-            if job.finished_at.is_some() {
-                // It may have finished after the read above: send what it wrote since.
-                for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
-                    yield Ok(progress(&e));
-                }
-                yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
-                return;
-            }
-        }
-        // Events come from this replica's broadcast as they are written here; a job another
-        // replica runs (or a burst this one was too slow for) is read from the database every
-        // `CATCH_UP`, by sequence number, so the stream stays in order and without gaps.
+        let mut first = true;
+        // Events come from this replica's broadcast as they are written here; what another
+        // replica writes (or a burst this one was too slow for) is read from the table, by
+        // sequence number, at least every `CATCH_UP`: the stream stays in order and whole.
         let mut catch_up = tokio::time::interval(CATCH_UP);
         catch_up.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let from_db = tokio::select! {
-                got = live.recv() => match got {
-                    Ok((job_id, e)) if job_id == id => {
-                        if e.kind == "succeeded" || e.kind == "failed" {
-                            for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
-                                yield Ok(progress(&e));
-                            }
-                            yield Ok(end(&e.kind, &e.text));
-                            return;
-                        }
-                        if e.seq == last + 1 {
-                            last = e.seq;
-                            yield Ok(progress(&e));
-                            false
-                        } else {
-                            e.seq > last
-                        }
+            match jobs::events_after(&st, id, last).await {
+                Ok(stored) => {
+                    for e in stored {
+                        last = e.seq;
+                        yield Ok::<_, Infallible>(progress(&e));
                     }
-                    Ok(_) => false,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                _ = catch_up.tick() => true,
-            };
-            if !from_db {
-                continue;
+                }
+                Err(e) if first => {
+                    yield Ok(sse::Event::default().event("end").data(json!({ "state": "unknown", "result": e.to_string() }).to_string()));
+                    return;
+                }
+                Err(_) => {}
             }
-            for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
-                last = e.seq;
-                yield Ok(progress(&e));
-            }
+            first = false;
             if let Ok(Some(job)) = jobs::get(&st, id).await {
                 if job.finished_at.is_some() {
+                    // It may have written more between the two reads.
                     for e in jobs::events_after(&st, id, last).await.unwrap_or_default() {
                         yield Ok(progress(&e));
                     }
                     yield Ok(end(job.state.as_str(), job.result.as_deref().unwrap_or_default()));
                     return;
+                }
+            }
+            // Follow the broadcast until the table is to be read again: at the tick, at a gap,
+            // or at the job's end (whose state the table then gives).
+            loop {
+                tokio::select! {
+                    got = live.recv() => match got {
+                        Ok((job_id, e)) if job_id == id => {
+                            if e.kind == "succeeded" || e.kind == "failed" || e.seq > last + 1 {
+                                break;
+                            }
+                            if e.seq == last + 1 {
+                                last = e.seq;
+                                yield Ok(progress(&e));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = catch_up.tick() => break,
                 }
             }
         }
