@@ -35,7 +35,7 @@ pkgs=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rustfmt-web rust-web
       pkg-config ca-certificates curl git libssl-dev libssh2-1-dev zlib1g-dev nodejs npm sqlite3 brotli gzip)
 if [ "$WITH_TEST_SERVICES" = 1 ]; then
   pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client
-         restic python3-venv)
+         restic python3-venv haproxy)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

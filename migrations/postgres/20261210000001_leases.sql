@@ -11,3 +11,10 @@ ALTER TABLE jobs ADD COLUMN lease_holder TEXT;
 ALTER TABLE servers ADD COLUMN monitor_holder TEXT;
 ALTER TABLE servers ADD COLUMN monitor_lease_until BIGINT;
 ALTER TABLE servers ADD COLUMN monitor_connected BIGINT NOT NULL DEFAULT 0;
+
+-- Sign-in attempts per client address over the last minute, counted by every replica alike.
+CREATE TABLE login_attempts (
+    client_addr TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX login_attempts_by_client ON login_attempts (client_addr, at);

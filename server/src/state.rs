@@ -5,8 +5,6 @@ use crate::adapters::crypto::SecretBox;
 use crate::adapters::db::Db;
 use crate::config::Config;
 use crate::domain::identity::providers::MetadataCache;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +19,6 @@ pub struct AppState {
     /// For identity providers: no redirects followed (SSRF), short timeouts.
     pub http: reqwest::Client,
     pub oidc_metadata: MetadataCache,
-    /// Sign-in attempts per client address.
-    pub login_limiter: DefaultKeyedRateLimiter<String>,
     /// Engine clients by server uid (never reused, unlike row ids), with the digest of the
     /// settings each was built from.
     pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, (String, bollard::Docker)>>,
@@ -57,7 +53,6 @@ impl AppState {
             .timeout(Duration::from_secs(15))
             .user_agent(concat!("potluck/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let per_minute = NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Arc::new(AppState {
             replica: format!(
                 "{}:{}:{}",
@@ -71,7 +66,6 @@ impl AppState {
             secrets,
             http,
             oidc_metadata: MetadataCache::default(),
-            login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             dockers: Default::default(),
             monitors: Default::default(),
             jobs: Default::default(),

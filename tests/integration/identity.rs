@@ -2,7 +2,7 @@
 
 use potluck_app::error::ApiError;
 use potluck_app::model::{Me, ProviderAdmin, Role};
-use potluck_tests::{location, Idp, TestApp};
+use potluck_tests::{location, Browser, Idp, TestApp};
 
 async fn me(b: &potluck_tests::Browser) -> Option<Me> {
     b.call::<Option<Me>>("me", &[]).await.unwrap()
@@ -374,6 +374,14 @@ async fn sign_in_attempts_are_rate_limited_per_client() {
     let limited = b.get(&format!("/auth/login/{a}")).await;
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers().get("retry-after").unwrap(), "60");
+    // A replica on the same database counts the same attempts.
+    let replica = app.replica().await;
+    let elsewhere = Browser { base: replica.base.clone(), client: b.client.clone(), jar: b.jar.clone() };
+    assert_eq!(elsewhere.get(&format!("/auth/login/{a}")).await.status(), 429, "limited on every replica");
+    // Another client address is not limited by this one's attempts.
+    app.exec("UPDATE login_attempts SET client_addr = 'somebody else'").await;
+    assert_eq!(elsewhere.get(&format!("/auth/login/{a}")).await.status(), 303);
+    replica.stop().await;
     app.stop().await;
 }
 

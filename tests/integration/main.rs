@@ -19,6 +19,7 @@ mod identity;
 mod notifications;
 mod recipes;
 mod releases;
+mod replicas;
 mod servers;
 mod staging;
 mod tenant;

@@ -68,7 +68,8 @@ pub fn potluck_bin() -> PathBuf {
     std::env::var_os("POTLUCK_BIN").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target/debug/potluck"))
 }
 
-async fn fresh_postgres_database() -> String {
+/// A new, empty database on the harness's PostgreSQL; answers its URL.
+pub async fn fresh_postgres_database() -> String {
     use sqlx::Executor;
     let admin_url = required_env("POTLUCK_TEST_POSTGRES_URL");
     let name = format!("potluck_test_{}", uuid::Uuid::new_v4().simple());

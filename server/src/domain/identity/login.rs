@@ -490,6 +490,29 @@ pub async fn revoke_unmapped(tx: &mut sqlx::AnyConnection, provider_id: Provider
     Ok(changed)
 }
 
+/// Counts a sign-in attempt from `client` and answers whether it is within
+/// `login_attempts_per_minute` over the last minute. The attempts are rows, so that every
+/// replica counts the same ones.
+pub async fn attempt_allowed(st: &AppState, client: &str) -> Result<bool> {
+    let now = now_ms();
+    let minute_ago = now - 60_000;
+    let mut tx = st.db.begin().await?;
+    sqlx::query("DELETE FROM login_attempts WHERE at < $1").bind(minute_ago).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO login_attempts (client_addr, at) VALUES ($1, $2)")
+        .bind(client)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let attempts: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_attempts WHERE client_addr = $1 AND at >= $2")
+        .bind(client)
+        .bind(minute_ago)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    tx.commit().await?;
+    Ok(attempts <= i64::from(st.config.login_attempts_per_minute.max(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,8 +41,13 @@ fn login_error(reason: &str) -> Response {
     Redirect::to(&format!("/login?error={}", urlencoding::encode(reason))).into_response()
 }
 
-fn limited(state: &SharedState, caller: &Caller) -> Option<Response> {
-    if state.login_limiter.check_key(&caller.client_addr).is_err() {
+async fn limited(state: &SharedState, caller: &Caller) -> Option<Response> {
+    // A database that cannot count does not lock everyone out: the attempt goes on.
+    let allowed = login::attempt_allowed(state, &caller.client_addr).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot count a sign-in attempt");
+        true
+    });
+    if !allowed {
         tracing::warn!(client.addr = %caller.client_addr, "sign-in attempts rate-limited");
         let mut r = (StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts from your address; wait a minute.\n")
             .into_response();
@@ -80,7 +85,7 @@ async fn begin(
     mode: Mode,
     return_to: Option<String>,
 ) -> Response {
-    if let Some(r) = limited(&state, &caller) {
+    if let Some(r) = limited(&state, &caller).await {
         return r;
     }
     match login::start(&state, &caller, provider, mode, return_to.as_deref()).await {
@@ -123,7 +128,7 @@ async fn callback(
     jar: CookieJar,
     Query(cb): Query<Callback>,
 ) -> Response {
-    if let Some(r) = limited(&state, &caller) {
+    if let Some(r) = limited(&state, &caller).await {
         return r;
     }
     let browser = jar.get(LOGIN_COOKIE).map(|c| c.value().to_string());
@@ -188,7 +193,7 @@ async fn claim_bootstrap(
     jar: CookieJar,
     Form(form): Form<BootstrapForm>,
 ) -> Response {
-    if let Some(r) = limited(&state, &caller) {
+    if let Some(r) = limited(&state, &caller).await {
         return r;
     }
     match bootstrap::claim(&state, &caller, form.token.trim()).await {

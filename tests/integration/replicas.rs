@@ -1,0 +1,228 @@
+//! Two `potluck serve` processes on one database behind Debian's HAProxy (round robin, health
+//! checked), as docs/DEPLOYING.md runs them, on SQLite and PostgreSQL: a person signs in and
+//! sets up an app through the proxy, each request going to either replica; a deploy started
+//! through the proxy is watched live on the replica that is not running it; that replica running
+//! it is killed mid-deploy, the other takes the job over and finishes it once, the watcher sees
+//! every event in order, and the proxy keeps serving.
+
+use base64::Engine as _;
+use potluck_app::model::*;
+use potluck_tests::recipes::{fixture_recipe, publish};
+use potluck_tests::{backend, potluck_bin, swarm, workspace_root, Backend, Browser};
+use sqlx::Row;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const SLUG: &str = "collective-a";
+
+/// A child process killed when the test ends, however it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `potluck serve` with a configuration file of its own; its output goes to `<name>.log`.
+fn serve(dir: &Path, name: &str, port: u16, proxy: u16, database: &str, key: &str) -> Process {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {database:?}\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{proxy}\"\n\
+             data_dir = {data:?}\nsecret_key = {key:?}\nsite_root = {site:?}\nlease_secs = 3.0\n\
+             login_attempts_per_minute = 10000\n\n[local_engines]\n{socket:?} = [\"*\"]\n",
+            data = dir.join(name).display().to_string(),
+            site = workspace_root().join("target/site").display().to_string(),
+            socket = swarm::SOCKET,
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(potluck_bin())
+        .args(["serve", "--config", &config.display().to_string()])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the potluck binary (make test builds it first)");
+    Process(child)
+}
+
+/// Waits until `url` answers 200.
+async fn ready(url: &str) {
+    for _ in 0..300 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not answer in 30 s");
+}
+
+/// HAProxy in front of both replicas: round robin, each checked every 500 ms on /healthz, a
+/// request to one that is down sent to the other.
+fn haproxy(dir: &Path, proxy: u16, ports: [u16; 2]) -> Process {
+    let config = dir.join("haproxy.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "global\n  maxconn 256\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5m\n  timeout server 5m\n  \
+             retries 3\n  option redispatch\n\nfrontend potluck\n  bind 127.0.0.1:{proxy}\n  default_backend replicas\n\n\
+             backend replicas\n  balance roundrobin\n  option httpchk GET /healthz\n  \
+             server r1 127.0.0.1:{} check inter 500ms fall 2 rise 1\n  server r2 127.0.0.1:{} check inter 500ms fall 2 rise 1\n",
+            ports[0], ports[1]
+        ),
+    )
+    .unwrap();
+    let child = Command::new("haproxy")
+        .args(["-db", "-f", &config.display().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
+        .spawn()
+        .expect("Debian's haproxy (scripts/setup.sh installs it)");
+    Process(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_behind_haproxy_share_sessions_and_finish_a_deploy_whose_replica_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = match backend() {
+        Backend::Sqlite => format!("sqlite://{}/potluck.db", dir.path().display()),
+        Backend::Postgres => potluck_tests::fresh_postgres_database().await,
+    };
+    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let (proxy, ports) = (free_port(), [free_port(), free_port()]);
+    // The first replica migrates the database; then the second, then the proxy.
+    let mut replicas = vec![Some(serve(dir.path(), "r1", ports[0], proxy, &database, &key))];
+    ready(&format!("http://127.0.0.1:{}/healthz", ports[0])).await;
+    replicas.push(Some(serve(dir.path(), "r2", ports[1], proxy, &database, &key)));
+    ready(&format!("http://127.0.0.1:{}/healthz", ports[1])).await;
+    let _proxy = haproxy(dir.path(), proxy, ports);
+    let base = format!("http://127.0.0.1:{proxy}");
+    ready(&format!("{base}/healthz")).await;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database).await.unwrap();
+
+    // The bootstrap link the first replica printed, claimed through the proxy.
+    let printed = std::fs::read_to_string(dir.path().join("r1.log")).unwrap();
+    let link = printed.lines().find(|l| l.contains("/bootstrap/")).expect("the first start prints a link").trim();
+    let token = link.rsplit('/').next().unwrap();
+    let b = Browser::new(&base);
+    let claimed = b.post_form("/auth/bootstrap", &[("token", token)]).await;
+    assert_eq!(claimed.status(), 303, "bootstrap claim");
+
+    // Every request goes to either replica; the one session holds on both.
+    b.call::<CollectiveSummary>("create_collective", &[("slug", SLUG), ("name", "A"), ("description", "")])
+        .await
+        .unwrap();
+    b.call::<ServerView>(
+        "add_server",
+        &[("slug", SLUG), ("name", "local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+    )
+    .await
+    .unwrap();
+    let (_, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
+    b.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    for _ in 0..4 {
+        let recipes: Vec<RecipeSummary> = b.call("list_recipes", &[]).await.unwrap();
+        assert_eq!(recipes.len(), 1, "both replicas read the recipe (each from its own clone)");
+    }
+    let domain = format!("replicas-{}.example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let app: AppSummary = b
+        .call(
+            "create_app",
+            &[("slug", SLUG), ("server", "local"), ("recipe", "hello"), ("domain", &domain), ("version", "0.1.0+1.0")],
+        )
+        .await
+        .unwrap();
+    let _stack = swarm::StackGuard(app.stack_name.clone());
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let job: JobSummary =
+        b.call("start_job", &[("slug", SLUG), ("domain", &domain), ("kind", "deploy")]).await.unwrap();
+    for name in ["r1", "r2"] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+        assert!(log.contains("/api/fn/"), "{name} served some of the requests through the proxy:\n{log}");
+    }
+
+    // Which process runs it: its lease names its pid.
+    let holder = || async {
+        let row =
+            sqlx::query(&format!("SELECT lease_holder FROM jobs WHERE id = {}", job.id)).fetch_one(&db).await.unwrap();
+        row.try_get::<Option<String>, _>(0).unwrap()
+    };
+    let mut held = None;
+    for _ in 0..300 {
+        if let Some(h) = holder().await {
+            held = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held = held.expect("a replica claimed the job");
+    let pid: u32 = held.split(':').nth(1).unwrap().parse().unwrap();
+    let running = replicas.iter().position(|r| r.as_ref().unwrap().0.id() == pid).expect("one of the two");
+    let other = 1 - running;
+
+    // Watched live on the other replica (the session cookie is the proxy's, for 127.0.0.1).
+    let watcher =
+        Browser { base: format!("http://127.0.0.1:{}", ports[other]), client: b.client.clone(), jar: b.jar.clone() };
+    let watched = tokio::spawn(async move { watcher.watch_job(job.id).await });
+
+    // Killed mid-convergence, without a chance to give anything up.
+    let events = format!("SELECT data FROM job_events WHERE job_id = {} ORDER BY seq", job.id);
+    let mut converging = false;
+    for _ in 0..1000 {
+        let rows = sqlx::query(&events).fetch_all(&db).await.unwrap();
+        if rows.iter().any(|r| r.get::<String, _>(0).contains("waiting up to")) {
+            converging = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(converging, "the deploy reached convergence");
+    drop(replicas[running].take());
+
+    let (seen, end, result) = watched.await.unwrap();
+    let log: Vec<String> =
+        sqlx::query(&events).fetch_all(&db).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect();
+    assert_eq!(end, "succeeded", "{result}\n{}", log.join("\n"));
+    let seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=log.len() as i64).collect::<Vec<_>>(), "every event, in order, once");
+    assert!(seen.iter().any(|e| e.text.contains("The Potluck running this job stopped")), "{seen:?}");
+    let count = |sql: String| {
+        let db = db.clone();
+        async move { sqlx::query(&sql).fetch_one(&db).await.unwrap().get::<i64, _>(0) }
+    };
+    assert_eq!(count(format!("SELECT attempts FROM jobs WHERE id = {}", job.id)).await, 2);
+    assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.deploy'".into()).await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM jobs".into()).await, 1, "no job twice");
+    let docker = swarm::connect().await;
+    let services = docker
+        .list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(std::collections::HashMap::from([(
+                "label".to_string(),
+                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(services.len(), 1, "no service twice");
+
+    // The proxy sends everything to the survivor now; the session still holds.
+    for _ in 0..4 {
+        let d: AppDetail = b.call("get_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+        assert_eq!(d.app.status, AppStatus::Deployed);
+    }
+    swarm::remove_stack_and_secrets(&docker, &app.stack_name).await;
+}
