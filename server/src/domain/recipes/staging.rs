@@ -494,13 +494,13 @@ fn log_writer(st: Arc<AppState>, id: StagingRunId) -> (Log, tokio::task::JoinHan
 
 async fn run(st: &Arc<AppState>, id: StagingRunId, server_id: ServerId) -> Result<()> {
     let row = sqlx::query(
-        "SELECT r.recipe_id, r.commit_id, r.version, r.upgrade_from, r.stack_name, rc.test_env, rc.smoke_check \
+        "SELECT r.recipe_id, r.commit_id, r.version, r.upgrade_from, r.stack_name, rc.name, rc.test_env, rc.smoke_check \
          FROM staging_runs r JOIN recipes rc ON rc.id = r.recipe_id WHERE r.id = $1",
     )
     .bind(id)
     .fetch_one(st.db.pool())
     .await?;
-    let recipe_id: RecipeId = row.try_get("recipe_id")?;
+    let recipe_name: String = row.try_get("name")?;
     let (commit, version): (String, String) = (row.try_get("commit_id")?, row.try_get("version")?);
     let upgrade_from: Option<String> = row.try_get("upgrade_from")?;
     let stack: String = row.try_get("stack_name")?;
@@ -532,7 +532,20 @@ async fn run(st: &Arc<AppState>, id: StagingRunId, server_id: ServerId) -> Resul
         })
     };
     let outcome = async {
-        let path = store::clone_path(st, recipe_id);
+        // This replica's clone (made first where it has none).
+        let path = match store::get(st, &recipe_name).await {
+            Ok(recipe) => store::local_clone(st, &recipe).await,
+            Err(e) => Err(e),
+        };
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(trial::Verdict {
+                    failure: Some(format!("the recipe cannot be read: {e}")),
+                    ..Default::default()
+                })
+            }
+        };
         let (s2, c2, v2, f2) = (stack.clone(), commit.clone(), version.clone(), upgrade_from.clone());
         let plans = tokio::task::spawn_blocking(move || -> std::result::Result<Plans, String> {
             let recipe = LocalRecipe::open(&path).map_err(|e| e.to_string())?;
