@@ -64,16 +64,6 @@ fn tested_stack(stdout: &str) -> String {
     stdout.lines().find_map(|l| l.split(" as ").nth(1)).expect("the run names its stack").trim().to_string()
 }
 
-/// What the swarm still holds of a stack: services, networks, secrets, configs, volumes.
-fn leftovers(stack: &str) -> String {
-    let label = format!("label=com.docker.stack.namespace={stack}");
-    let mut out = String::new();
-    for what in ["service", "network", "secret", "config", "volume"] {
-        out.push_str(&potluck_tests::swarm::docker(&[what, "ls", "-q", "--filter", &label]));
-    }
-    out.trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,18 +98,18 @@ async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     assert!(stdout.contains("0.1.0+1.0 converged; upgrading to 0.2.0+1.1"), "{stdout}");
     assert!(stdout.contains("converged after the upgrade; everything removed"), "{stdout}");
     assert!(stdout.contains("secret ") && stdout.contains("generated for the test"), "{stdout}");
-    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    assert_eq!(potluck_tests::swarm::leftovers(&tested_stack(&stdout)), "", "{stdout}\n{stderr}");
     // Red: an image that cannot exist never converges; the run fails and still leaves nothing.
     let (code, stdout, stderr) = run("faulty", &["--version", "0.1.0+1", "--timeout", "15"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("FAILED") && stderr.contains("does-not-exist"), "{stderr}");
-    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    assert_eq!(potluck_tests::swarm::leftovers(&tested_stack(&stdout)), "", "{stdout}\n{stderr}");
     // Red: the process runs but its healthcheck never passes; the run names the unhealthy task
     // and leaves nothing.
     let (code, stdout, stderr) = run("sickly", &["--version", "0.1.0+1", "--timeout", "15"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("FAILED") && stderr.contains("did not converge"), "{stderr}");
-    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    assert_eq!(potluck_tests::swarm::leftovers(&tested_stack(&stdout)), "", "{stdout}\n{stderr}");
     // Backups declared: the smoke check writes a table, the round trip backs it up and restores
     // it (the database's pre-hook dumps it) from a scratch repository, and nothing is left.
     let (code, stdout, stderr) =
@@ -127,12 +117,12 @@ async fn recipe_test_deploys_a_throw_away_app_upgrades_it_and_leaves_nothing() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("smoke check passed"), "{stdout}");
     assert!(stdout.contains("round trip: ") && stdout.contains("files backed up and restored"), "{stdout}");
-    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    assert_eq!(potluck_tests::swarm::leftovers(&tested_stack(&stdout)), "", "{stdout}\n{stderr}");
     // A smoke check that fails is red, and the run still leaves nothing.
     let (code, stdout, stderr) = run("hello", &["--version", "0.1.0+1.0", "--smoke-command", "app:exit 3"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("smoke check"), "{stderr}");
-    assert_eq!(leftovers(&tested_stack(&stdout)), "");
+    assert_eq!(potluck_tests::swarm::leftovers(&tested_stack(&stdout)), "", "{stdout}\n{stderr}");
     // A release the recipe does not have: refused before anything is deployed.
     let (code, _, stderr) = run("hello", &["--version", "9.9.9+9"]);
     assert_ne!(code, 0);

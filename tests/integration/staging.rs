@@ -13,16 +13,6 @@ use std::time::Duration;
 
 const A: &str = "collective-a";
 
-/// What the swarm still holds of a stack.
-fn leftovers(stack: &str) -> String {
-    let label = format!("label=com.docker.stack.namespace={stack}");
-    let mut out = String::new();
-    for what in ["service", "network", "secret", "config", "volume"] {
-        out.push_str(&swarm::docker(&[what, "ls", "-q", "--filter", &label]));
-    }
-    out.trim().to_string()
-}
-
 /// Waits for the proposal's newest run to end; answers it with its log.
 async fn run_end(b: &Browser, proposal: ProposalId) -> StagingRunView {
     for _ in 0..1500 {
@@ -154,7 +144,7 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     assert!(log.contains("smoke check passed: http://app:8080/ answered"), "{log}");
     assert!(log.contains("1.0.0+2.0 converged; upgrading to"), "{log}");
     assert!(log.contains("converged after the upgrade"), "{log}");
-    assert_eq!(leftovers(&green.stack), "", "{log}");
+    assert_eq!(swarm::leftovers(&green.stack), "", "{log}");
     assert_eq!(green.summary.server.as_deref(), Some("collective-a/local"));
     // The run belongs to its proposal: asked through another, it does not exist.
     let faulty: ReleaseProposalDetail =
@@ -175,7 +165,7 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     let failure = red.summary.failure.clone().unwrap_or_default();
     assert!(failure.contains("did not converge"), "{failure}");
     assert!(red.details.iter().any(|d| d.contains("does-not-exist")), "{:?}", red.details);
-    assert_eq!(leftovers(&red.stack), "");
+    assert_eq!(swarm::leftovers(&red.stack), "");
     assert_eq!(app.count("SELECT COUNT(*) FROM notification_deliveries WHERE event = 'staging_failed'").await, 1);
     // Its policy does not wait for staging; hello's does.
     let d: ReleaseProposalDetail = dave.call("get_release", &[("id", &p.summary.id.to_string())]).await.unwrap();
@@ -203,7 +193,7 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     let red = run_end(&dave, p.summary.id).await;
     assert_eq!(red.summary.state, "failed", "{}", log_of(&red));
     assert!(red.summary.failure.clone().unwrap_or_default().contains("smoke check"), "{:?}", red.summary.failure);
-    assert_eq!(leftovers(&red.stack), "");
+    assert_eq!(swarm::leftovers(&red.stack), "");
     let approved: ReleaseProposalDetail =
         alice.call("review_release", &[("id", &p.summary.id.to_string()), ("verdict", "approve")]).await.unwrap();
     assert_eq!(approved.summary.state, "open");

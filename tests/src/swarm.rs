@@ -554,3 +554,25 @@ pub async fn remove_stack_and_secrets(docker: &bollard::Docker, stack: &str) {
         }
     }
 }
+
+/// What the swarm still holds of a stack (services, networks, secrets, configs, volumes), one
+/// "kind name" line each; empty when nothing. Removal is eventually consistent on the engine (an
+/// overlay network goes a moment after its last task), so this looks again for up to 20 s
+/// before answering what stays.
+pub fn leftovers(stack: &str) -> String {
+    let label = format!("label=com.docker.stack.namespace={stack}");
+    let mut left = String::new();
+    for _ in 0..40 {
+        left.clear();
+        for what in ["service", "network", "secret", "config", "volume"] {
+            for name in docker(&[what, "ls", "--filter", &label, "--format", "{{.Name}}"]).lines() {
+                left.push_str(&format!("{what} {name}\n"));
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    left.trim().to_string()
+}
