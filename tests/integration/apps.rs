@@ -113,14 +113,6 @@ async fn secret_names(docker: &Docker, prefix: &str) -> Vec<String> {
     names
 }
 
-/// How many services the swarm runs in the stack.
-async fn services_of(docker: &Docker, stack: &str) -> usize {
-    let label = format!("com.docker.stack.namespace={stack}");
-    let filters = HashMap::from([("label".to_string(), vec![label])]);
-    let options = bollard::query_parameters::ListServicesOptions { filters: Some(filters), ..Default::default() };
-    docker.list_services(Some(options)).await.unwrap().len()
-}
-
 /// Removes everything a test left of an app: stack, secrets, volumes.
 async fn cleanup(docker: &Docker, stack: &str) {
     swarm::remove_stack(docker, stack).await;
@@ -462,7 +454,7 @@ async fn a_deploy_whose_replica_dies_is_finished_once_by_another() {
     let seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "in order, without gaps or repeats");
     assert_eq!(seqs.len(), events(&survivor).await.len(), "every stored event was streamed");
-    assert_eq!(services_of(&docker, &app.stack_name).await, 1, "nothing duplicated");
+    assert_eq!(swarm::services_of(&docker, &app.stack_name).await, 1, "nothing duplicated");
     cleanup(&docker, &app.stack_name).await;
     survivor.stop().await;
 }
@@ -498,7 +490,7 @@ async fn a_deploy_interrupted_by_a_potluck_restart_resumes_without_duplicates() 
         texts(&events)
     );
     assert_eq!(w.app.count(&format!("SELECT attempts FROM jobs WHERE id = {}", job.id)).await, 2);
-    assert_eq!(services_of(&w.docker, &app.stack_name).await, 1, "nothing duplicated");
+    assert_eq!(swarm::services_of(&w.docker, &app.stack_name).await, 1, "nothing duplicated");
     cleanup(&w.docker, &app.stack_name).await;
     w.app.stop().await;
 }

@@ -207,17 +207,7 @@ async fn two_replicas_behind_haproxy_share_sessions_and_finish_a_deploy_whose_re
     assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.deploy'".into()).await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM jobs".into()).await, 1, "no job twice");
     let docker = swarm::connect().await;
-    let services = docker
-        .list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(std::collections::HashMap::from([(
-                "label".to_string(),
-                vec![format!("com.docker.stack.namespace={}", app.stack_name)],
-            )])),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert_eq!(services.len(), 1, "no service twice");
+    assert_eq!(swarm::services_of(&docker, &app.stack_name).await, 1, "no service twice");
 
     // The proxy sends everything to the survivor now; the session still holds.
     for _ in 0..4 {

@@ -61,7 +61,8 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     let dir = tempfile::tempdir().unwrap();
     let (work, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
     let (_, faulty_remote) = publish(&fixture_recipe("faulty"), dir.path(), "faulty");
-    for r in [&remote, &faulty_remote] {
+    let (_, hostile_remote) = publish(&fixture_recipe("hostile"), dir.path(), "hostile");
+    for r in [&remote, &faulty_remote, &hostile_remote] {
         fed.call::<RecipeSummary>("register_recipe", &[("repository", &r.display().to_string()), ("collective", A)])
             .await
             .unwrap();
@@ -167,6 +168,20 @@ async fn proposals_are_tried_on_staging_and_the_policy_waits_for_a_green_run() {
     assert!(red.details.iter().any(|d| d.contains("does-not-exist")), "{:?}", red.details);
     assert_eq!(swarm::leftovers(&red.stack), "");
     assert_eq!(app.count("SELECT COUNT(*) FROM notification_deliveries WHERE event = 'staging_failed'").await, 1);
+    // A hostile recipe (the host's root, the Docker socket, capabilities …) is refused by the
+    // staging server's guardrails before anything reaches its engine.
+    let hostile: ReleaseProposalDetail =
+        dave.call("open_release", &[("recipe", "hostile"), ("notes", "Try.")]).await.unwrap();
+    let refused = run_end(&dave, hostile.summary.id).await;
+    assert_eq!(refused.summary.state, "failed");
+    assert!(
+        refused.summary.failure.clone().unwrap_or_default().contains("policy refuses"),
+        "{:?}",
+        refused.summary.failure
+    );
+    assert!(refused.details.iter().any(|d| d.contains("docker.sock")), "{:?}", refused.details);
+    assert!(!log_of(&refused).contains("Creating"), "nothing was created: {}", log_of(&refused));
+    assert_eq!(swarm::leftovers(&refused.stack), "");
     // Its policy does not wait for staging; hello's does.
     let d: ReleaseProposalDetail = dave.call("get_release", &[("id", &p.summary.id.to_string())]).await.unwrap();
     assert!(d.require_green_run && d.green);

@@ -576,3 +576,11 @@ pub fn leftovers(stack: &str) -> String {
     }
     left.trim().to_string()
 }
+
+/// How many services the swarm runs in the stack.
+pub async fn services_of(docker: &bollard::Docker, stack: &str) -> usize {
+    let label = format!("com.docker.stack.namespace={stack}");
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label])]);
+    let options = bollard::query_parameters::ListServicesOptions { filters: Some(filters), ..Default::default() };
+    docker.list_services(Some(options)).await.unwrap().len()
+}
