@@ -57,7 +57,11 @@ impl Drop for Stack {
     }
 }
 
-fn deploy(dir: &Path, name: &str) -> Stack {
+/// Deploys the fixture as a stack named `<prefix>_<random>`: its volumes are new, whatever an
+/// earlier or a concurrent run on this swarm left under the same prefix.
+fn deploy(dir: &Path, prefix: &str) -> Stack {
+    let name = format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let name = name.as_str();
     let env = dir.join(format!("{name}.env"));
     std::fs::write(&env, "TYPE=backed-up\nDOMAIN=backed-up.example.com\nENABLE_BACKUPS=true\n").unwrap();
     let recipe = fixture_recipe("backed-up");
@@ -103,13 +107,13 @@ fn a_backup_restores_byte_for_byte_and_restic_reads_it() {
 
     let cov = potluck(&["backup", "coverage", "--stack", s], &[]);
     assert_eq!(cov.code, 0, "{}", cov.all);
-    assert!(cov.stdout.contains("volume cache (bk_roundtrip_cache): excluded by app"), "{}", cov.stdout);
+    assert!(cov.stdout.contains(&format!("volume cache ({s}_cache): excluded by app")), "{}", cov.stdout);
     assert!(
-        cov.stdout.contains("volume db-data (bk_roundtrip_db-data): backed up through db: dump.sql"),
+        cov.stdout.contains(&format!("volume db-data ({s}_db-data): backed up through db: dump.sql")),
         "{}",
         cov.stdout
     );
-    assert!(cov.stdout.contains("volume files (bk_roundtrip_files): backed up whole through app"), "{}", cov.stdout);
+    assert!(cov.stdout.contains(&format!("volume files ({s}_files): backed up whole through app")), "{}", cov.stdout);
 
     // Without a password there is nothing to do, and nothing is created.
     let refused = potluck(&["backup", "create", "--stack", s, "--repo", repo_arg], &[]);
@@ -125,17 +129,19 @@ fn a_backup_restores_byte_for_byte_and_restic_reads_it() {
     let list = snapshots(&repo);
     assert_eq!(list.len(), 1, "{list:?}");
     let tags: Vec<&str> = list[0]["tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for t in ["potluck", "stack:bk_roundtrip", "app:bk_roundtrip", "recipe:backed-up", "trigger:manual"] {
+    for t in
+        ["potluck", format!("stack:{s}").as_str(), format!("app:{s}").as_str(), "recipe:backed-up", "trigger:manual"]
+    {
         assert!(tags.contains(&t), "tag {t} missing from {tags:?}");
     }
     let (ok, dump, err) =
-        restic(&repo, &["dump", "latest", "/var/lib/docker/volumes/bk_roundtrip_db-data/_data/dump.sql"]);
+        restic(&repo, &["dump", "latest", &format!("/var/lib/docker/volumes/{s}_db-data/_data/dump.sql")]);
     assert!(ok, "restic dump: {err}");
     assert_eq!(String::from_utf8_lossy(&dump), "row 1\nrow 2\n");
     let (ok, listing, err) = restic(&repo, &["ls", "latest"]);
     assert!(ok, "restic ls: {err}");
     let listing = String::from_utf8_lossy(&listing);
-    assert!(listing.contains("/var/lib/docker/volumes/bk_roundtrip_files/_data/sub/big.bin"), "{listing}");
+    assert!(listing.contains(&format!("/var/lib/docker/volumes/{s}_files/_data/sub/big.bin")), "{listing}");
     assert!(!listing.contains("junk"), "the excluded cache was backed up: {listing}");
     assert!(!listing.contains("table.1"), "only the declared dump of db-data is backed up: {listing}");
     let (ok, _, err) = restic(&repo, &["check", "--read-data"]);
