@@ -966,6 +966,33 @@ raw_operation! {
 }
 
 raw_operation! {
+    /// The app page, live (Server-Sent Events): `event: app` with the app's row and its services
+    /// and tasks (`AppLiveView`) at once and at each change; `gone` when the app is removed.
+    struct AppLive { slug: String, domain: String } {
+        name: "app_live", scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/c/{slug}/apps/{domain}/live"),
+    }
+}
+
+raw_operation! {
+    /// The collective's apps, live (Server-Sent Events): `event: apps` with every app, its status
+    /// and health, at once and at each change.
+    struct AppsLive { slug: String } {
+        name: "apps_live", scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/c/{slug}/live/apps"),
+    }
+}
+
+raw_operation! {
+    /// The collective's servers, live (Server-Sent Events): `event: servers` with every server,
+    /// its connection and its swarm at a glance, at once and at each change.
+    struct ServersLive { slug: String } {
+        name: "servers_live", scope: Collective, key: |o| &o.slug,
+        need: perm(ViewServers), session_only: false, audit: [], http: Http::get("/c/{slug}/live/servers"),
+    }
+}
+
+raw_operation! {
     /// A service's logs as plain text; `follow=1` keeps streaming (operators: logs carry
     /// anything an app prints).
     struct ServiceLogs {
@@ -1100,6 +1127,9 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         InsertSecret,
         RotateSecret,
         JobEvents,
+        AppLive,
+        AppsLive,
+        ServersLive,
         ServiceLogs,
         RunCommand,
         DownloadEnv,

@@ -8,6 +8,8 @@ pub mod actions;
 pub mod api;
 pub mod components;
 pub mod error;
+#[cfg(feature = "hydrate")]
+pub mod live;
 pub mod model;
 pub mod ops;
 pub mod pages;

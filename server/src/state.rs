@@ -24,6 +24,8 @@ pub struct AppState {
     pub dockers: tokio::sync::Mutex<std::collections::HashMap<String, (String, bollard::Docker)>>,
     /// The servers' event-stream watchers.
     pub monitors: crate::domain::apps::servers::Monitors,
+    /// The servers' live change numbers, for the live streams.
+    pub live: crate::domain::apps::live::LiveHub,
     /// Deploy jobs: the worker's wake-up and the live event feed.
     pub jobs: crate::domain::apps::jobs::JobHub,
     /// Wakes the backup scheduler when a schedule is set.
@@ -68,6 +70,7 @@ impl AppState {
             oidc_metadata: MetadataCache::default(),
             dockers: Default::default(),
             monitors: Default::default(),
+            live: Default::default(),
             jobs: Default::default(),
             schedules: Default::default(),
             notifications: Default::default(),

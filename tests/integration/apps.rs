@@ -849,3 +849,76 @@ async fn a_jobs_outcome_the_apps_state_and_the_audit_event_commit_together() {
     cleanup(&w.docker, &app.stack_name).await;
     w.app.stop().await;
 }
+
+/// The pages that show the swarm follow it live, through any replica: streams opened on the
+/// replica that does not watch the server send the app (services, tasks, status, health), the
+/// apps list and the servers at once, and again when the swarm changes behind Potluck's back (a
+/// container killed: a failed task, a restart in the last hour, the badge) and when a job changes
+/// the app; a stream of an app removed from Potluck says it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_streams_follow_the_swarm_through_the_replica_that_does_not_watch_it() {
+    let World { app: first, admin: b, _recipes, docker } = world().await;
+    let second = first.replica().await;
+    let holder = first.texts("SELECT monitor_holder FROM servers WHERE name = 'local'").await;
+    assert_eq!(holder, [first.state.replica.clone()], "the first replica watches the server");
+    let other = Browser { base: second.base.clone(), client: b.client.clone(), jar: b.jar.clone() };
+
+    let domain = unique_domain("live");
+    let app = create(&b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let mut page = other.live(&format!("/c/{SLUG}/apps/{domain}/live")).await;
+    let mut list = other.live(&format!("/c/{SLUG}/live/apps")).await;
+    let mut servers = other.live(&format!("/c/{SLUG}/live/servers")).await;
+    let first_state: AppLiveView = page.until("app", 10, |_| true).await;
+    assert_eq!(first_state.app.status, AppStatus::New);
+    assert!(first_state.services.is_empty(), "{first_state:?}");
+
+    // A deploy: the app page sees it deployed with its service running, the list its health.
+    let (_, state, result) = run(&b, &domain, "deploy", "").await;
+    assert_eq!(state, "succeeded", "{result}");
+    let live: AppLiveView = page
+        .until("app", 30, |v: &AppLiveView| {
+            v.app.status == AppStatus::Deployed && v.services.iter().any(|s| s.running == 1 && s.desired == 1)
+        })
+        .await;
+    assert_eq!(live.services.len(), 1, "{live:?}");
+    let healthy = |l: &Vec<AppSummary>| {
+        l.iter().any(|a| a.domain == domain && a.health.is_some_and(|h| h.running == 1 && h.desired == 1))
+    };
+    list.until("apps", 30, healthy).await;
+    let glance: Vec<ServerView> = servers
+        .until("servers", 30, |l: &Vec<ServerView>| {
+            l.iter()
+                .any(|s| s.connected && s.summary.as_ref().is_some_and(|g| g.nodes_ready >= 1 && g.tasks_running >= 1))
+        })
+        .await;
+    assert_eq!(glance.len(), 1);
+
+    // Killed behind Potluck's back: a failed task on the page, a restart and the badge in the list.
+    swarm::docker(&["kill", &swarm::container(&app.stack_name, "app")]);
+    let failed: AppLiveView = page
+        .until("app", 30, |v: &AppLiveView| v.services.iter().any(|s| s.tasks.iter().any(|t| t.state == "failed")))
+        .await;
+    assert!(failed.services[0].tasks.iter().any(|t| t.error.contains("137")), "{failed:?}");
+    let listed: Vec<AppSummary> = list
+        .until("apps", 30, |l: &Vec<AppSummary>| {
+            l.iter().any(|a| a.domain == domain && a.health.is_some_and(|h| h.restarts >= 1))
+        })
+        .await;
+    let mine = listed.iter().find(|a| a.domain == domain).unwrap();
+    assert_ne!(AppHealth::verdict(mine.health.as_ref(), mine.unhealthy.as_deref()), Verdict::Healthy, "{mine:?}");
+    // The swarm runs it again: running whole, the restart still counted for the hour.
+    page.until("app", 30, |v: &AppLiveView| v.services.iter().all(|s| s.running == s.desired)).await;
+    servers.until("servers", 30, |l: &Vec<ServerView>| l[0].summary.as_ref().is_some_and(|g| g.restarts >= 1)).await;
+
+    // Undeployed and removed from Potluck: the page's stream says it is gone.
+    let (_, state, result) = run(&b, &domain, "undeploy", "").await;
+    assert_eq!(state, "succeeded", "{result}");
+    page.until("app", 30, |v: &AppLiveView| v.app.status == AppStatus::Undeployed && v.services.is_empty()).await;
+    b.call::<serde_json::Value>("delete_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let gone: String = page.until("gone", 30, |_: &String| true).await;
+    assert!(gone.contains("removed"), "{gone}");
+    cleanup(&docker, &app.stack_name).await;
+    second.stop().await;
+    first.stop().await;
+}

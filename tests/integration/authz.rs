@@ -653,6 +653,9 @@ fn rows() -> Vec<Row> {
             .starts_job(),
         row("get_job", |w| vec![("id", w.job_a.to_string())]).foreign(|w| vec![("id", w.job_b.to_string())]),
         row("job_events", |w| vec![("id", w.job_a.to_string())]).foreign(|w| vec![("id", w.job_b.to_string())]),
+        row("app_live", app_a).foreign(app_b),
+        row("apps_live", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
+        row("servers_live", |_| vec![in_a()]).foreign(|_| vec![("slug", s(B))]),
         row("service_logs", |w| with(app_a(w), &[("service", "app")]))
             .foreign(|w| with(app_b(w), &[("service", "app")])),
         row("run_command", |w| with(app_a(w), &[("service", "app"), ("command", "true")]))

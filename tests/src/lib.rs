@@ -403,25 +403,8 @@ impl Browser {
         let mut events = Vec::new();
         while let Some(chunk) = stream.next().await {
             buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            while let Some(end) = buf.find("\n\n") {
-                let block = buf[..end].to_string();
-                buf.drain(..end + 2);
-                let mut kind = "";
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(k) = line.strip_prefix("event:") {
-                        kind = if k.trim() == "end" {
-                            "end"
-                        } else if k.trim() == "progress" {
-                            "progress"
-                        } else {
-                            ""
-                        };
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push_str(d.trim_start());
-                    }
-                }
-                match kind {
+            for (kind, data) in sse_events(&mut buf) {
+                match kind.as_str() {
                     "progress" => events.push(serde_json::from_str(&data).unwrap()),
                     "end" => {
                         let v: serde_json::Value = serde_json::from_str(&data).unwrap();
@@ -432,6 +415,14 @@ impl Browser {
             }
         }
         panic!("the event stream of job {id} closed before the job ended: {events:?}");
+    }
+
+    /// Opens a live stream (Server-Sent Events) of a page, as its script does.
+    pub async fn live(&self, path: &str) -> LiveStream {
+        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"), "{path}");
+        LiveStream { path: path.to_string(), body: Box::pin(r.bytes_stream()), buf: String::new(), seen: Vec::new() }
     }
 
     /// Follows redirects (GET) from `r`, and forms a page submits by itself on load (as a
@@ -519,4 +510,60 @@ pub fn mail_to(address: &str, since: f64) -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// Complete events at the start of `buf` (taken out of it): their `event:` name and `data:`.
+fn sse_events(buf: &mut String) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Some(end) = buf.find("\n\n") {
+        let block = buf[..end].to_string();
+        buf.drain(..end + 2);
+        let (mut kind, mut data) = (String::new(), String::new());
+        for line in block.lines() {
+            if let Some(k) = line.strip_prefix("event:") {
+                kind = k.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push_str(d.strip_prefix(' ').unwrap_or(d));
+            }
+        }
+        if !kind.is_empty() {
+            out.push((kind, data));
+        }
+    }
+    out
+}
+
+type Bytes = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// A page's live stream, read event by event.
+pub struct LiveStream {
+    path: String,
+    body: Bytes,
+    buf: String,
+    /// Every event so far (name, data), for the failure message.
+    pub seen: Vec<(String, String)>,
+}
+
+impl LiveStream {
+    /// Reads events until one named `event` satisfies `pred`, for up to `secs`.
+    pub async fn until<T: DeserializeOwned>(&mut self, event: &str, secs: u64, pred: impl Fn(&T) -> bool) -> T {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            for (kind, data) in sse_events(&mut self.buf) {
+                self.seen.push((kind.clone(), data.clone()));
+                if kind == event {
+                    let value: T = serde_json::from_str(&data).unwrap_or_else(|e| panic!("{}: {e}: {data}", self.path));
+                    if pred(&value) {
+                        return value;
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+                Ok(None) => panic!("{} ended; it sent {:?}", self.path, self.seen),
+                Err(_) => panic!("{}: no such {event} in {secs} s; it sent {:?}", self.path, self.seen.last()),
+            }
+        }
+    }
 }

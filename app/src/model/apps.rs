@@ -37,6 +37,93 @@ pub struct ServerView {
     /// What deploys here may ask of the host (set by federation admins; empty: nothing).
     #[serde(default)]
     pub policy_allows: Vec<String>,
+    /// The swarm at a glance, as the replica watching it last read it (none before the first).
+    #[serde(default)]
+    pub summary: Option<ServerSummary>,
+}
+
+/// A swarm at a glance: read by the replica holding the server's monitor after the engine's
+/// events (and every half minute), shown by every replica.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ServerSummary {
+    pub nodes_ready: i64,
+    pub nodes: i64,
+    pub managers: i64,
+    /// Services whose running tasks are the desired ones, of all.
+    pub services_converged: i64,
+    pub services: i64,
+    pub tasks_running: i64,
+    pub tasks_desired: i64,
+    /// Tasks that failed or were rejected in the last hour.
+    pub restarts: i64,
+    /// Engine events seen since the monitor connected, and when the last one came.
+    pub events_seen: i64,
+    pub last_event_at: Option<i64>,
+    /// When this was read.
+    pub at: i64,
+}
+
+/// An app's tasks at a glance, as its server's monitor last read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppHealth {
+    /// Running tasks of the app's stack that are meant to run, and how many are meant to.
+    pub running: i64,
+    pub desired: i64,
+    /// Tasks that failed or were rejected in the last hour (the swarm restarts them).
+    pub restarts: i64,
+    /// Since when it has been so (the reading that first saw it).
+    pub at: i64,
+}
+
+/// How an app looks at a glance: what its badge says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every task that should run runs and none failed lately.
+    Healthy,
+    /// Fewer running than desired, or a task failed in the last hour.
+    Degraded,
+    /// Its containers keep failing while no job runs, or its tasks keep restarting.
+    Failing,
+    /// Nothing is meant to run.
+    Stopped,
+    /// Not read yet (its server is not watched, or it was never deployed).
+    Unknown,
+}
+
+impl AppHealth {
+    /// From this many restarts in the last hour an app is failing, job or no job.
+    pub const FAILING_RESTARTS: i64 = 3;
+
+    /// The badge: `unhealthy` is the monitor's reason while the app's containers fail.
+    pub fn verdict(health: Option<&AppHealth>, unhealthy: Option<&str>) -> Verdict {
+        if unhealthy.is_some() {
+            return Verdict::Failing;
+        }
+        let Some(h) = health else { return Verdict::Unknown };
+        if h.restarts >= Self::FAILING_RESTARTS {
+            Verdict::Failing
+        } else if h.desired == 0 && h.running == 0 {
+            Verdict::Stopped
+        } else if h.running < h.desired || h.restarts > 0 {
+            Verdict::Degraded
+        } else {
+            Verdict::Healthy
+        }
+    }
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Failing => "failing",
+            Verdict::Stopped => "stopped",
+            Verdict::Unknown => "unknown",
+        }
+    }
 }
 
 /// What a job does to an app. Stored and sent by its lowercase name (`upgrade`).
@@ -230,6 +317,9 @@ pub struct AppSummary {
     /// Why it is failing, when its containers die while no job runs (seen on the engine's
     /// event stream; cleared once it runs whole and quiet again, or by a deploy).
     pub unhealthy: Option<String>,
+    /// Its tasks at a glance (none until its server's monitor read them).
+    #[serde(default)]
+    pub health: Option<AppHealth>,
     pub updated_at: i64,
 }
 
@@ -291,6 +381,15 @@ pub struct LiveService {
     pub update_state: String,
     pub version_label: String,
     pub tasks: Vec<TaskView>,
+}
+
+/// What the app page's live stream sends at each change: the app's row and its services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppLiveView {
+    pub app: AppSummary,
+    pub services: Vec<LiveService>,
+    pub live_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,8 +37,14 @@ pub fn ServersPage() -> impl IntoView {
                 let federation = me.as_ref().is_some_and(|m| m.is_federation_admin);
                 match list.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(list) => view! {
-                        <table id="servers">
+                    Ok(list) => {
+                    // Each row's connection and swarm follow the servers' live stream.
+                    let live = RwSignal::new(list.clone());
+                    let url = format!("/c/{}/live/servers", slug());
+                    #[cfg(feature = "hydrate")]
+                    crate::live::follow(url.clone(), "servers", live);
+                    view! {
+                        <table id="servers" data-live=url>
                             <thead><tr><th>"Server"</th><th>"Address"</th><th>"Engine"</th><th>"Swarm"</th><th>"Live"</th><th>"Host key · allowed"</th><th></th></tr></thead>
                             <tbody>
                                 {list.into_iter().map(|s| {
@@ -53,9 +59,10 @@ pub fn ServersPage() -> impl IntoView {
                                         <td><code>{format!("{}://{}", s.kind, s.address)}</code>{s.tls.then_some(" (TLS)")}</td>
                                         <td>{s.engine_version.clone().unwrap_or_default()} <span class="muted">" API " {s.api_version.clone().unwrap_or_default()}</span></td>
                                         <td>{if s.is_manager { format!("manager, {} node(s)", s.nodes) } else { "not a manager".into() }}</td>
-                                        <td class="live">{if s.connected { "connected" } else { "disconnected" }}
-                                            {s.last_event_at.map(|ms| view! { <div class="muted">"last event " <Time ms/></div> })}
-                                            {s.last_error.clone().map(|e| view! { <div class="error-text">{e}</div> })}</td>
+                                        <td class="live">{
+                                            let id = s.id;
+                                            move || live.read().iter().find(|l| l.id == id).cloned().map(|s| view! { <ServerGlance s/> })
+                                        }</td>
                                         <td class="guard">
                                             {s.host_key_fingerprints.iter().map(|f| view! { <div><code class="fingerprint">{f.clone()}</code></div> }).collect_view()}
                                             <div class="policy">{if allowed.is_empty() { "no host access allowed".to_string() } else { format!("allows {allowed}") }}</div>
@@ -118,10 +125,34 @@ pub fn ServersPage() -> impl IntoView {
                             </ActionForm>
                             <ActionResult value=add.value() ok="Server added."/>
                         })}
-                    }.into_any(),
+                    }.into_any()
+                    }
                 }
             })}
         </Suspense>
+    }
+}
+
+/// A server's connection and its swarm at a glance: nodes ready, services converged, tasks
+/// running, restarts in the last hour.
+#[component]
+fn ServerGlance(s: ServerView) -> impl IntoView {
+    let g = s.summary.clone();
+    view! {
+        <span class=if s.connected { "connected" } else { "disconnected" }>{if s.connected { "connected" } else { "disconnected" }}</span>
+        {s.last_event_at.map(|ms| view! { <div class="muted">"last event " <Time ms/></div> })}
+        {s.last_error.clone().map(|e| view! { <div class="error-text">{e}</div> })}
+        {g.map(|g| view! {
+            <div class="glance" data-nodes=format!("{}/{}", g.nodes_ready, g.nodes) data-tasks=format!("{}/{}", g.tasks_running, g.tasks_desired)>
+                <span>{format!("nodes {}/{} ready", g.nodes_ready, g.nodes)}</span>
+                <meter min="0" max=g.nodes.max(1).to_string() value=g.nodes_ready.to_string()></meter>
+                <span>{format!("services {}/{} converged", g.services_converged, g.services)}</span>
+                <meter min="0" max=g.services.max(1).to_string() value=g.services_converged.to_string()></meter>
+                <span>{format!("tasks {}/{} running", g.tasks_running, g.tasks_desired)}</span>
+                <meter min="0" max=g.tasks_desired.max(1).to_string() value=g.tasks_running.to_string()></meter>
+                {(g.restarts > 0).then(|| view! { <span class="error-text">{format!("{} restart(s) in the last hour", g.restarts)}</span> })}
+            </div>
+        })}
     }
 }
 
@@ -148,22 +179,7 @@ pub fn AppsPage() -> impl IntoView {
                 match apps.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                     Ok(list) => view! {
-                        <table id="apps">
-                            <thead><tr><th>"App"</th><th>"Recipe"</th><th>"Version"</th><th>"Server"</th><th>"Status"</th><th>"Changed"</th></tr></thead>
-                            <tbody>
-                                {list.into_iter().map(|a| view! {
-                                    <tr data-app=a.domain.clone()>
-                                        <td><a href=format!("/c/{}/apps/{}", a.collective, a.domain)>{a.domain.clone()}</a></td>
-                                        <td><a href=format!("/recipes/{}", a.recipe)>{a.recipe.clone()}</a></td>
-                                        <td><code>{a.version.clone().unwrap_or_default()}</code>{a.chaos.then_some(" (chaos)")}</td>
-                                        <td>{a.server.clone()}</td>
-                                        <td class=format!("status status-{}", a.status)>{a.status.as_str()}
-                                            <HealthBadge unhealthy=a.unhealthy.clone()/></td>
-                                        <td><Time ms=a.updated_at/></td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
+                        <AppsTable slug=slug() list/>
                         {manage.then(|| {
                             let server_options = servers.iter().map(|s| view! { <option value=s.name.clone()>{s.name.clone()}</option> }).collect_view();
                             let server_options2 = servers.iter().map(|s| view! { <option value=s.name.clone()>{s.name.clone()}</option> }).collect_view();
@@ -204,6 +220,33 @@ pub fn AppsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The collective's apps, updated in place from their live stream (status, version, health).
+#[component]
+fn AppsTable(slug: String, list: Vec<AppSummary>) -> impl IntoView {
+    let list = RwSignal::new(list);
+    let url = format!("/c/{slug}/live/apps");
+    #[cfg(feature = "hydrate")]
+    crate::live::follow(url.clone(), "apps", list);
+    view! {
+        <table id="apps" data-live=url>
+            <thead><tr><th>"App"</th><th>"Recipe"</th><th>"Version"</th><th>"Server"</th><th>"Status"</th><th>"Changed"</th></tr></thead>
+            <tbody>
+                {move || list.get().into_iter().map(|a| view! {
+                    <tr data-app=a.domain.clone()>
+                        <td><a href=format!("/c/{}/apps/{}", a.collective, a.domain)>{a.domain.clone()}</a></td>
+                        <td><a href=format!("/recipes/{}", a.recipe)>{a.recipe.clone()}</a></td>
+                        <td><code>{a.version.clone().unwrap_or_default()}</code>{a.chaos.then_some(" (chaos)")}</td>
+                        <td>{a.server.clone()}</td>
+                        <td class=format!("status status-{}", a.status)>{a.status.as_str()}
+                            " " <HealthBadge health=a.health unhealthy=a.unhealthy.clone()/></td>
+                        <td><Time ms=a.updated_at/></td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
     }
 }
 
@@ -273,6 +316,11 @@ pub fn AppPage() -> impl IntoView {
 fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
     let a = d.app.clone();
     let base = format!("/c/{}/apps/{}", a.collective, a.domain);
+    // The app's status, health and services follow its live stream once the page hydrated.
+    let live =
+        RwSignal::new(AppLiveView { app: a.clone(), services: d.services.clone(), live_error: d.live_error.clone() });
+    #[cfg(feature = "hydrate")]
+    crate::live::follow(format!("{base}/live"), "app", live);
     view! {
         <Title text=a.domain.clone()/>
         <h1 id="app-domain">{a.domain.clone()}</h1>
@@ -281,12 +329,17 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             <code id="app-version">{a.version.clone().unwrap_or_else(|| "—".into())}</code>{a.chaos.then_some(" (chaos)")}
             " on " <a href=format!("/c/{}/servers", a.collective)>{a.server.clone()}</a>
             " · stack " <code>{a.stack_name.clone()}</code>
-            " · " <span id="app-status" class=format!("status status-{}", a.status)>{a.status.as_str()}</span>
-            " " <HealthBadge unhealthy=a.unhealthy.clone()/>
+            " · " {move || {
+                let now = live.read().app.clone();
+                view! {
+                    <span id="app-status" class=format!("status status-{}", now.status)>{now.status.as_str()}</span>
+                    " " <HealthBadge health=now.health unhealthy=now.unhealthy/>
+                }
+            }}
             " · " <a href=format!("{base}/env") rel="external" id="export-env">"Download env file"</a>
         </p>
         {d.can_operate.then(|| view! { <Actions d=d.clone() actions/> })}
-        <Services d=d.clone()/>
+        <Services d=d.clone() live/>
         <Secrets d=d.clone() actions/>
         <Env d=d.clone() actions/>
         <crate::pages::backups::AppBackupsSection d=d.clone() start=actions.start/>
@@ -393,24 +446,28 @@ fn Preview(p: DeployPreview, slug: String, domain: String, start: ServerAction<S
 }
 
 #[component]
-fn Services(d: AppDetail) -> impl IntoView {
+fn Services(d: AppDetail, live: RwSignal<AppLiveView>) -> impl IntoView {
     let a = d.app.clone();
     let base = format!("/c/{}/apps/{}", a.collective, a.domain);
     let prefix = format!("{}_", a.stack_name);
     let short = move |n: &str| n.strip_prefix(&prefix).unwrap_or(n).to_string();
     let names: Vec<String> = d.services.iter().map(|s| short(&s.name)).collect();
+    let can_operate = d.can_operate;
+    let logs_base = base.clone();
     view! {
         <h2>"Services"</h2>
-        {d.live_error.clone().map(|e| view! { <p class="error-text">"Cannot read the swarm: " {e}</p> })}
-        {if d.services.is_empty() {
+        {move || live.read().live_error.clone().map(|e| view! { <p class="error-text">"Cannot read the swarm: " {e}</p> })}
+        {move || if live.read().services.is_empty() {
             view! { <p class="muted" id="no-services">"Nothing runs for this app."</p> }.into_any()
         } else {
+            let (short, base) = (short.clone(), logs_base.clone());
             view! {
                 <table id="services">
                     <thead><tr><th>"Service"</th><th>"Image"</th><th>"Replicas"</th><th>"Version"</th><th>"Tasks"</th><th></th></tr></thead>
                     <tbody>
-                        {d.services.iter().map(|s| {
+                        {live.read().services.iter().map(|s| {
                             let name = short(&s.name);
+                            let logs = format!("{base}/logs?service={name}&follow=1");
                             view! {
                                 <tr data-service=name.clone()>
                                     <td>{name.clone()}</td>
@@ -418,12 +475,12 @@ fn Services(d: AppDetail) -> impl IntoView {
                                     <td class="replicas">{format!("{}/{}", s.running, s.desired)} {(!s.update_state.is_empty()).then(|| format!(" ({})", s.update_state))}</td>
                                     <td><code>{s.version_label.clone()}</code></td>
                                     <td><ul class="plain">{s.tasks.iter().take(5).map(|t| view! {
-                                        <li class=format!("task-{}", t.state)>{format!("{} {} ", t.slot, t.state)}
+                                        <li class=format!("task-{}", t.state) data-task=t.id.clone()>{format!("{} {} ", t.slot, t.state)}
                                             {(!t.error.is_empty()).then(|| view! { <span class="error-text">{t.error.clone()}</span> })}
                                             <span class="muted">{t.message.clone()}</span></li>
                                     }).collect_view()}</ul></td>
-                                    <td>{d.can_operate.then(|| view! {
-                                        <a href=format!("{base}/logs?service={name}&follow=1") rel="external" target="_blank">"Logs"</a>
+                                    <td>{can_operate.then(|| view! {
+                                        <a href=logs rel="external" target="_blank">"Logs"</a>
                                     })}</td>
                                 </tr>
                             }
@@ -685,11 +742,32 @@ mod live {
     }
 }
 
-/// A red badge for an app whose containers keep failing while no job runs, with the reason.
+/// An app at a glance: how many of its tasks run of those meant to, restarts in the last hour,
+/// and red while its containers keep failing (the monitor's reason) or its tasks keep restarting.
 #[component]
-pub fn HealthBadge(unhealthy: Option<String>) -> impl IntoView {
-    unhealthy.map(|reason| {
-        let title = reason.clone();
-        view! { <span class="chip chip-undeclared health-badge" title=title>"failing: " {reason}</span> }
+pub fn HealthBadge(health: Option<AppHealth>, unhealthy: Option<String>) -> impl IntoView {
+    let verdict = AppHealth::verdict(health.as_ref(), unhealthy.as_deref());
+    let counts = health.map(|h| {
+        let restarts = match h.restarts {
+            0 => String::new(),
+            1 => ", 1 restart in the last hour".to_string(),
+            n => format!(", {n} restarts in the last hour"),
+        };
+        format!("{}/{} running{restarts}", h.running, h.desired)
+    });
+    let text = match (verdict, &unhealthy, &counts) {
+        (Verdict::Unknown, ..) => return None,
+        (Verdict::Failing, Some(reason), _) => format!("failing: {reason}"),
+        (Verdict::Failing, None, Some(c)) => format!("failing: {c}"),
+        (Verdict::Stopped, ..) => "nothing runs".to_string(),
+        (_, _, Some(c)) => c.clone(),
+        _ => return None,
+    };
+    let title = match (&unhealthy, &counts) {
+        (Some(reason), Some(c)) => format!("{reason} ({c})"),
+        _ => text.clone(),
+    };
+    Some(view! {
+        <span class=format!("chip health-badge health-{}", verdict.as_str()) data-health=verdict.as_str() title=title>{text}</span>
     })
 }

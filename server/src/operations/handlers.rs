@@ -2,7 +2,7 @@
 //! Each handler receives the capability its declaration's scope gives (see `authz`) and the
 //! input; `registry::Registry::check` fails when a declaration has no line here.
 
-use super::{catalogue, export, streams};
+use super::{catalogue, export, live, streams};
 use crate::domain::{apps, audit_service, collectives, identity, notify, recipes};
 use crate::operations::registry::Registry;
 use potluck_app::api::*;
@@ -94,6 +94,9 @@ pub fn register() -> Registry {
         Ok(RotatedSecret { secret, job })
     });
     r.raw::<JobEvents, _, _>(streams::job_events);
+    r.raw::<AppLive, _, _>(live::app);
+    r.raw::<AppsLive, _, _>(live::apps);
+    r.raw::<ServersLive, _, _>(live::servers);
     r.raw::<ServiceLogs, _, _>(streams::logs);
     r.raw::<RunCommand, _, _>(streams::run);
     r.raw::<DownloadEnv, _, _>(streams::env_file);

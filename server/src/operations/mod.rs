@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod export;
 mod handlers;
+pub mod live;
 pub mod registry;
 pub mod streams;
 

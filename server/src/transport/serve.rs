@@ -41,6 +41,8 @@ impl Running {
     }
 
     pub async fn stop(mut self) {
+        // Live streams last minutes; the graceful shutdown would wait for them.
+        self.state.live.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -38,11 +38,24 @@ pub struct AppRow {
     pub updated_at: i64,
     /// Why it is failing (`apps.unhealthy_reason`), while it is (see `health.rs`).
     pub unhealthy: Option<String>,
+    /// Its tasks as its server's monitor last read them (`live.rs`).
+    pub health: Option<AppHealth>,
+}
+
+/// `apps.live_*` of a row that selected them: none until the monitor first read the app.
+pub fn health_of(r: &sqlx::any::AnyRow) -> Result<Option<AppHealth>> {
+    let Some(at) = r.try_get::<Option<i64>, _>("live_at")? else { return Ok(None) };
+    Ok(Some(AppHealth {
+        running: r.try_get::<Option<i64>, _>("live_running")?.unwrap_or(0),
+        desired: r.try_get::<Option<i64>, _>("live_desired")?.unwrap_or(0),
+        restarts: r.try_get::<Option<i64>, _>("live_restarts")?.unwrap_or(0),
+        at,
+    }))
 }
 
 const SELECT: &str = "SELECT a.id, a.collective_id, c.slug, a.server_id, s.name AS server_name, a.recipe_id, r.name AS recipe_name, \
      a.domain, a.stack_name, a.env, a.version, a.chaos, a.chaos_version, a.status, a.updated_at, \
-     a.unhealthy_since, a.unhealthy_reason \
+     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at \
      FROM apps a JOIN collectives c ON c.id = a.collective_id JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id";
 
 impl AppRow {
@@ -66,6 +79,7 @@ impl AppRow {
             unhealthy: r
                 .try_get::<Option<i64>, _>("unhealthy_since")?
                 .map(|_| r.try_get::<Option<String>, _>("unhealthy_reason").ok().flatten().unwrap_or_default()),
+            health: health_of(r)?,
         })
     }
 
@@ -81,6 +95,7 @@ impl AppRow {
             chaos: self.chaos,
             status: self.status,
             unhealthy: self.unhealthy.clone(),
+            health: self.health,
             updated_at: self.updated_at,
         }
     }
@@ -227,7 +242,9 @@ pub async fn create(st: &AppState, access: &Cap<scope::Collective>, input: Creat
         .details(json!({ "app_id": id, "recipe": recipe_row.name, "server": server.name, "version": version }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
-    Ok(by_id(st, id).await?.ok_or_else(|| ApiError::not_found("app"))?.summary())
+    let created = by_id(st, id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    super::live::touch(st, created.server_id).await;
+    Ok(created.summary())
 }
 
 /// Replaces the env file (it must parse). Only keys are audited, never values.
@@ -507,6 +524,7 @@ pub async fn delete(st: &AppState, access: &Cap<scope::App>) -> Result<()> {
     )
     .await?;
     tx.commit().await?;
+    super::live::touch(st, app.server_id).await;
     Ok(())
 }
 

@@ -131,6 +131,9 @@ async fn app_failing(st: &AppState, server: ServerId, stack: &str, reason: &str)
             .await?;
     }
     notify::commit(st, tx, queued).await?;
+    if first {
+        super::live::touch(st, server).await;
+    }
     Ok(())
 }
 
@@ -178,6 +181,9 @@ pub async fn sweep(st: &AppState) -> Result<()> {
             queued = notify::emit(&mut tx, r.try_get("collective_id")?, &notice).await?;
         }
         notify::commit(st, tx, queued).await?;
+        if cleared {
+            super::live::touch(st, app.server_id).await;
+        }
     }
     Ok(())
 }

@@ -582,6 +582,8 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
         .details(json!({ "job_id": job_id, "target": target, "result": result }));
     tx.record(&origin, event).await?;
     tx.commit().await?;
+    // The apps list and the app page show the app's new status.
+    super::live::touch(st, app.server_id).await;
     if notified > 0 {
         notify::deliver::wake(st);
     }

@@ -9,6 +9,7 @@ pub mod drills;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
+pub mod live;
 pub mod plan;
 pub mod schedules;
 pub mod secrets;

@@ -6,7 +6,7 @@
 //! (SSH hands the key to `ssh` in a private temporary file that is removed once connected).
 //! Clients are cached by the server's `uid`, which is never reused, and evicted on failure.
 
-use super::health;
+use super::{health, live};
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::docker;
 use crate::adapters::engine::guard::Policy;
@@ -19,8 +19,8 @@ use bollard::Docker;
 use futures::StreamExt;
 use potluck_app::api::{AddServer, SetServerPolicy, TrustHostKey};
 use potluck_app::error::ApiError;
-use potluck_app::model::ServerView;
 use potluck_app::model::{CollectiveId, ServerId};
+use potluck_app::model::{ServerSummary, ServerView};
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
@@ -56,12 +56,14 @@ pub struct ServerRow {
     pub last_error: Option<String>,
     /// Whether the replica watching its event stream is connected (as it last recorded).
     pub monitor_connected: bool,
+    /// The swarm at a glance, as the replica watching it last read it (`live.rs`).
+    pub summary: Option<ServerSummary>,
 }
 
 const SELECT: &str =
     "SELECT s.id, s.uid, s.collective_id, c.slug, s.name, s.kind, s.address, s.tls_ca, s.tls_cert, s.private_key_enc, \
-     s.host_key, s.policy, s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error, s.monitor_connected \
-     FROM servers s JOIN collectives c ON c.id = s.collective_id";
+     s.host_key, s.policy, s.engine_version, s.api_version, s.is_manager, s.nodes, s.last_checked_at, s.last_error, s.monitor_connected, \
+     s.live_summary FROM servers s JOIN collectives c ON c.id = s.collective_id";
 
 impl ServerRow {
     /// What a client of this server is built from, as one SHA-256 digest.
@@ -104,6 +106,7 @@ impl ServerRow {
             nodes: r.try_get("nodes")?,
             last_checked_at: r.try_get("last_checked_at")?,
             last_error: r.try_get("last_error")?,
+            summary: r.try_get::<Option<String>, _>("live_summary")?.and_then(|j| serde_json::from_str(&j).ok()),
         })
     }
 }
@@ -365,6 +368,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
         last_checked_at: None,
         last_error: None,
         monitor_connected: false,
+        summary: None,
     };
     let (checked, host_key) = probe(st, &candidate).await?;
     if !checked.is_manager {
@@ -537,10 +541,11 @@ pub async fn view(st: &AppState, s: &ServerRow) -> Result<ServerView> {
         last_error: s.last_error.clone(),
         // Watched here, or by another replica that records it.
         connected: live.connected || s.monitor_connected,
-        last_event_at: live.last_event_at,
-        events_seen: live.events_seen,
+        last_event_at: live.last_event_at.or(s.summary.as_ref().and_then(|g| g.last_event_at)),
+        events_seen: live.events_seen.max(s.summary.as_ref().map_or(0, |g| g.events_seen)),
         host_key_fingerprints: s.host_key.as_deref().map(ssh::fingerprints).unwrap_or_default(),
         policy_allows: s.policy.allow.iter().map(|g| g.as_str().to_string()).collect(),
+        summary: s.summary.clone(),
     })
 }
 
@@ -592,12 +597,15 @@ pub async fn release_monitors(st: &AppState) -> Result<()> {
 
 /// Records whether this replica's watch of the server is connected, while it holds it.
 async fn record_connected(st: &AppState, server: ServerId, connected: bool) {
-    let _ = sqlx::query("UPDATE servers SET monitor_connected = $1 WHERE id = $2 AND monitor_holder = $3")
-        .bind(i64::from(connected))
-        .bind(server)
-        .bind(&st.replica)
-        .execute(st.db.pool())
-        .await;
+    // Live streams follow `live_seq`: the servers page shows the connection.
+    let _ = sqlx::query(
+        "UPDATE servers SET monitor_connected = $1, live_seq = live_seq + 1 WHERE id = $2 AND monitor_holder = $3",
+    )
+    .bind(i64::from(connected))
+    .bind(server)
+    .bind(&st.replica)
+    .execute(st.db.pool())
+    .await;
 }
 
 /// One watcher task per server, which watches only while this replica holds the server's
@@ -639,7 +647,8 @@ impl Monitors {
                 match reached {
                     Ok((docker, c)) => {
                         let _ = sqlx::query(
-                            "UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5, last_error = NULL WHERE id = $6",
+                            "UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5, last_error = NULL, \
+                             live_seq = live_seq + 1 WHERE id = $6",
                         )
                         .bind(&c.engine_version)
                         .bind(&c.api_version)
@@ -658,6 +667,11 @@ impl Monitors {
                         backoff = Duration::from_secs(1);
                         let mut renew = tokio::time::interval(st.lease() / 3);
                         renew.tick().await;
+                        // The swarm is read again after events (at most every READ_AFTER) and
+                        // every READ_ANYWAY regardless: tasks on other nodes, restarts ageing out.
+                        let mut reread = tokio::time::interval(live::READ_AFTER);
+                        reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        let (mut dirty, mut read_at, mut last) = (true, tokio::time::Instant::now(), None);
                         loop {
                             let ev = tokio::select! {
                                 ev = events.next() => ev,
@@ -668,10 +682,29 @@ impl Monitors {
                                     tracing::warn!(server = %server.name, "another replica took over this server's monitor");
                                     break;
                                 }
+                                _ = reread.tick() => {
+                                    if dirty || read_at.elapsed() >= live::READ_ANYWAY {
+                                        let seen = state.lock().await.get(&uid).cloned().unwrap_or_default();
+                                        match live::read(&docker).await {
+                                            Ok(mut reading) => {
+                                                reading.server.events_seen = seen.events_seen;
+                                                reading.server.last_event_at = seen.last_event_at;
+                                                match live::record(&st, id, &reading, last.as_ref()).await {
+                                                    Ok(_) => last = Some(reading),
+                                                    Err(e) => tracing::warn!(error = %e, server = %server.name, "cannot record a server's live state"),
+                                                }
+                                            }
+                                            Err(e) => tracing::debug!(error = %e, server = %server.name, "cannot read a swarm's state"),
+                                        }
+                                        (dirty, read_at) = (false, tokio::time::Instant::now());
+                                    }
+                                    continue;
+                                }
                             };
                             let Some(ev) = ev else { break };
                             match ev {
                                 Ok(ev) => {
+                                    dirty = true;
                                     {
                                         let mut s = state.lock().await;
                                         let live = s.entry(uid.clone()).or_default();
@@ -693,7 +726,7 @@ impl Monitors {
                         evict(&st, &uid).await;
                     }
                     Err(e) => {
-                        let _ = sqlx::query("UPDATE servers SET last_error = $1, last_checked_at = $2 WHERE id = $3")
+                        let _ = sqlx::query("UPDATE servers SET last_error = $1, last_checked_at = $2, live_seq = live_seq + 1 WHERE id = $3")
                             .bind(&e)
                             .bind(now_ms())
                             .bind(id)
