@@ -145,6 +145,33 @@ test('an operator deploys, upgrades, rolls back and undeploys an app from the br
   await carol.goto(appUrl);
   assert.equal(await carol.locator('#app-version').textContent(), '0.1.0+1.0');
 
+  // Live: the app page and the apps list follow the swarm without a reload. A container killed
+  // behind Potluck's back shows as a failed task on the page and as a restart on the badge.
+  await carol.goto(appUrl);
+  await hydrated(carol);
+  const stack = (await carol.locator('#app-stack').textContent()).trim();
+  const list = await carol.context().newPage();
+  list.on('pageerror', (e) => console.error('page error:', e));
+  await list.goto(`${base}/c/collective-a/apps`);
+  await hydrated(list);
+  const badge = list.locator(`#apps tr[data-app="${domain}"] .health-badge`);
+  await list.locator(`#apps tr[data-app="${domain}"] .health-badge[data-health=healthy]`).waitFor({ timeout: 30_000 });
+  assert.match(await badge.textContent(), /^1\/1 running$/);
+  for (const p of [carol, list]) await p.evaluate(() => { window.notReloaded = true; });
+  const container = execFileSync('docker', ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${stack}_app`], { encoding: 'utf8' }).trim().split('\n')[0];
+  execFileSync('docker', ['kill', container], { stdio: 'ignore' });
+  await carol.locator('#services tr[data-service=app] li.task-failed').waitFor({ timeout: 30_000 });
+  await list.locator(`#apps tr[data-app="${domain}"] .health-badge:not([data-health=healthy])`).waitFor({ timeout: 30_000 });
+  assert.match(await badge.textContent(), /restart/);
+  for (const p of [carol, list]) assert.equal(await p.evaluate(() => window.notReloaded), true, 'updated in place');
+  await shot(list, 'apps-live');
+  // The servers page shows the swarm at a glance.
+  await list.goto(`${base}/c/collective-a/servers`);
+  await list.locator('#servers tr[data-server=local] .glance').waitFor({ timeout: 30_000 });
+  assert.match(await list.locator('#servers tr[data-server=local] .live').textContent(), /connected.*nodes 1\/1 ready/s);
+  assert.doesNotMatch(await list.locator("#servers tr[data-server=local] .live").textContent(), /disconnected/);
+  await list.close();
+
   // Bob (viewer) sees the app and its services, without any control.
   const bobContext = await browser.newContext();
   const bob = await bobContext.newPage();

@@ -860,7 +860,7 @@ async fn the_live_streams_follow_the_swarm_through_the_replica_that_does_not_wat
     let World { app: first, admin: b, _recipes, docker } = world().await;
     let second = first.replica().await;
     let holder = first.texts("SELECT monitor_holder FROM servers WHERE name = 'local'").await;
-    assert_eq!(holder, [first.state.replica.clone()], "the first replica watches the server");
+    assert_eq!(holder, std::slice::from_ref(&first.state.replica), "the first replica watches the server");
     let other = Browser { base: second.base.clone(), client: b.client.clone(), jar: b.jar.clone() };
 
     let domain = unique_domain("live");

@@ -328,7 +328,7 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             <a href=format!("/recipes/{}", a.recipe)>{a.recipe.clone()}</a> " "
             <code id="app-version">{a.version.clone().unwrap_or_else(|| "—".into())}</code>{a.chaos.then_some(" (chaos)")}
             " on " <a href=format!("/c/{}/servers", a.collective)>{a.server.clone()}</a>
-            " · stack " <code>{a.stack_name.clone()}</code>
+            " · stack " <code id="app-stack">{a.stack_name.clone()}</code>
             " · " {move || {
                 let now = live.read().app.clone();
                 view! {

@@ -39,10 +39,7 @@ pub struct Reading {
 /// Reads a swarm's nodes, services and tasks (three calls, whatever the number of apps).
 pub async fn read(docker: &Docker) -> std::result::Result<Reading, String> {
     let nodes = docker.list_nodes(None::<ListNodesOptions>).await.map_err(|e| error_text(&e))?;
-    let services = docker
-        .list_services(Some(ListServicesOptions { status: Some(true), ..Default::default() }))
-        .await
-        .map_err(|e| error_text(&e))?;
+    let services = docker.list_services(None::<ListServicesOptions>).await.map_err(|e| error_text(&e))?;
     let tasks = docker.list_tasks(None::<ListTasksOptions>).await.map_err(|e| error_text(&e))?;
     Ok(summarize(&nodes, &services, &tasks, now_ms()))
 }
@@ -80,21 +77,18 @@ pub fn summarize(nodes: &[Node], services: &[Service], tasks: &[Task], now: i64)
         let mode = spec.and_then(|s| s.mode.as_ref());
         // One-off jobs complete; they are neither running nor desired once done.
         let job = mode.is_some_and(|m| m.replicated_job.is_some() || m.global_job.is_some());
-        let (running, desired) = match (&s.service_status, job) {
-            (_, true) => (0, 0),
-            (Some(st), false) => (st.running_tasks.unwrap_or(0) as i64, st.desired_tasks.unwrap_or(0) as i64),
-            (None, false) => {
-                let mine = tasks.iter().filter(|t| t.service_id.as_deref() == Some(id));
-                let desired = mine.clone().filter(|t| t.desired_state == Some(TaskState::RUNNING)).count() as i64;
-                let running = mine
-                    .filter(|t| {
-                        t.desired_state == Some(TaskState::RUNNING)
-                            && t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
-                    })
-                    .count() as i64;
-                (running, desired)
-            }
+        // Counted from the tasks, as the app page does: a task the swarm is still stopping
+        // (desired shutdown) is not running for the service.
+        let mine = tasks.iter().filter(|t| t.service_id.as_deref() == Some(id));
+        let meant = mine.clone().filter(|t| t.desired_state == Some(TaskState::RUNNING));
+        let running =
+            meant.clone().filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)).count()
+                as i64;
+        let desired = match mode.and_then(|m| m.replicated.as_ref()) {
+            Some(r) => r.replicas.unwrap_or(1),
+            None => meant.count() as i64,
         };
+        let (running, desired) = if job { (0, 0) } else { (running, desired) };
         server.services += 1;
         if running >= desired {
             server.services_converged += 1;
@@ -244,34 +238,27 @@ async fn poll(st: Weak<AppState>, tx: watch::Sender<Seqs>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::{
-        NodeStatus, ServiceServiceStatus, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskStatus,
-    };
+    use bollard::models::{NodeStatus, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskStatus};
 
-    fn service(id: &str, stack: &str, running: u64, desired: u64) -> Service {
+    fn service(id: &str, stack: &str, replicas: i64) -> Service {
         Service {
             id: Some(id.into()),
             spec: Some(ServiceSpec {
                 labels: Some([(NAMESPACE.to_string(), stack.to_string())].into()),
                 mode: Some(ServiceSpecMode {
-                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(desired as i64) }),
+                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(replicas) }),
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
-            service_status: Some(ServiceServiceStatus {
-                running_tasks: Some(running),
-                desired_tasks: Some(desired),
-                completed_tasks: None,
             }),
             ..Default::default()
         }
     }
 
-    fn task(service: &str, state: TaskState, at: &str) -> Task {
+    fn task(service: &str, desired: TaskState, state: TaskState, at: &str) -> Task {
         Task {
             service_id: Some(service.into()),
-            desired_state: Some(TaskState::SHUTDOWN),
+            desired_state: Some(desired),
             status: Some(TaskStatus { state: Some(state), timestamp: Some(at.into()), ..Default::default() }),
             ..Default::default()
         }
@@ -290,13 +277,18 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let services = [service("a", "shop", 1, 1), service("b", "shop", 0, 2), service("c", "blog", 1, 1)];
+        let services = [service("a", "shop", 1), service("b", "shop", 2), service("c", "blog", 1)];
+        use TaskState::{FAILED, REJECTED, RUNNING, SHUTDOWN};
         let tasks = [
-            task("b", TaskState::FAILED, "2026-12-06T11:30:00.123456789Z"),
-            task("b", TaskState::REJECTED, "2026-12-06T11:59:00Z"),
+            task("a", RUNNING, RUNNING, "2026-12-06T11:00:00Z"),
+            // The task an update replaced, still stopping: not running for the service.
+            task("a", SHUTDOWN, RUNNING, "2026-12-06T11:00:00Z"),
+            task("b", SHUTDOWN, FAILED, "2026-12-06T11:30:00.123456789Z"),
+            task("b", SHUTDOWN, REJECTED, "2026-12-06T11:59:00Z"),
             // Too old, and stopped by the swarm for an update: neither is a restart.
-            task("b", TaskState::FAILED, "2026-12-06T10:30:00Z"),
-            task("c", TaskState::SHUTDOWN, "2026-12-06T11:59:00Z"),
+            task("b", SHUTDOWN, FAILED, "2026-12-06T10:30:00Z"),
+            task("c", SHUTDOWN, SHUTDOWN, "2026-12-06T11:59:00Z"),
+            task("c", RUNNING, RUNNING, "2026-12-06T11:59:00Z"),
         ];
         let r = summarize(&nodes, &services, &tasks, now);
         assert_eq!(r.stacks["shop"], AppHealth { running: 1, desired: 3, restarts: 2, at: now });
