@@ -1,7 +1,7 @@
 //! The federation's fleet: which version of each recipe runs where, what is behind, and batch
 //! upgrades of several apps of one recipe.
 
-use super::{AppStatus, BatchId, DeployPreview, JobId};
+use super::{AppHealth, AppStatus, BatchId, DeployPreview, JobId};
 use serde::{Deserialize, Serialize};
 
 /// One app in the fleet.
@@ -16,6 +16,9 @@ pub struct FleetApp {
     pub status: AppStatus,
     /// Why it is failing, when its containers die while no job runs.
     pub unhealthy: Option<String>,
+    /// Its tasks at a glance (none until its server's monitor read them).
+    #[serde(default)]
+    pub health: Option<AppHealth>,
     /// Releases newer than the one it runs (none when it is not deployed or runs an unknown
     /// version).
     pub behind: Option<i64>,

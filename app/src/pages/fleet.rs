@@ -120,7 +120,11 @@ fn Overview(f: Fleet, recipe: String, only_behind: bool, sort: String) -> impl I
                                 Some(n) => format!("{n} releases behind"),
                                 None => "—".to_string(),
                             }}</td>
-                            <td><span class=chip>{words}</span></td>
+                            <td>{if a.status == AppStatus::Deployed && (a.health.is_some() || a.unhealthy.is_some()) {
+                                view! { <crate::pages::apps::HealthBadge health=a.health unhealthy=a.unhealthy.clone()/> }.into_any()
+                            } else {
+                                view! { <span class=chip>{words}</span> }.into_any()
+                            }}</td>
                         </tr>
                     }
                 })

@@ -37,7 +37,8 @@ pub async fn fleet(st: &AppState, access: &Cap<scope::SignedIn>) -> Result<Fleet
     let operable = access.collectives_with(&st.db, Permission::OperateApps).await?;
     let rows = sqlx::query(
         "SELECT a.id, a.collective_id, c.slug, a.domain, s.name AS server_name, r.name AS recipe_name, a.version, \
-         a.status, a.unhealthy_since, a.unhealthy_reason FROM apps a JOIN collectives c ON c.id = a.collective_id \
+         a.status, a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at \
+         FROM apps a JOIN collectives c ON c.id = a.collective_id \
          JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id ORDER BY r.name, c.slug, a.domain",
     )
     .fetch_all(st.db.pool())
@@ -58,6 +59,7 @@ pub async fn fleet(st: &AppState, access: &Cap<scope::SignedIn>) -> Result<Fleet
             unhealthy: r
                 .try_get::<Option<i64>, _>("unhealthy_since")?
                 .map(|_| r.try_get::<Option<String>, _>("unhealthy_reason").ok().flatten().unwrap_or_default()),
+            health: super::apps::health_of(r)?,
             behind: None,
             can_operate: sees(&operable, collective),
         });
