@@ -5,6 +5,7 @@
 //! ([`LiveHub`]), and its live streams (the app page, the apps list, the servers page) send what
 //! changed for them.
 
+use super::stack;
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::docker::error_text;
 use crate::error::Result;
@@ -77,16 +78,12 @@ pub fn summarize(nodes: &[Node], services: &[Service], tasks: &[Task], now: i64)
         let mode = spec.and_then(|s| s.mode.as_ref());
         // One-off jobs complete; they are neither running nor desired once done.
         let job = mode.is_some_and(|m| m.replicated_job.is_some() || m.global_job.is_some());
-        // Counted from the tasks, as the app page does: a task the swarm is still stopping
-        // (desired shutdown) is not running for the service.
+        // Counted from the tasks by the app page's rule (`stack::runs`).
         let mine = tasks.iter().filter(|t| t.service_id.as_deref() == Some(id));
-        let meant = mine.clone().filter(|t| t.desired_state == Some(TaskState::RUNNING));
-        let running =
-            meant.clone().filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)).count()
-                as i64;
+        let running = mine.clone().filter(|t| stack::runs(t)).count() as i64;
         let desired = match mode.and_then(|m| m.replicated.as_ref()) {
             Some(r) => r.replicas.unwrap_or(1),
-            None => meant.count() as i64,
+            None => mine.filter(|t| stack::meant_to_run(t)).count() as i64,
         };
         let (running, desired) = if job { (0, 0) } else { (running, desired) };
         server.services += 1;

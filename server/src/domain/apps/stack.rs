@@ -18,7 +18,7 @@ use crate::adapters::engine::deploy::{self, DeployError, DeployOptions, Deployed
 use crate::adapters::engine::docker::error_text;
 use crate::state::AppState;
 use bollard::container::LogOutput;
-use bollard::models::TaskState;
+use bollard::models::{Task, TaskState};
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
 use bollard::Docker;
 use futures::Stream;
@@ -34,6 +34,17 @@ pub struct Stack {
     app_id: AppId,
     collective: String,
     server: String,
+}
+
+/// A task the swarm means to run (desired state running).
+pub fn meant_to_run(t: &Task) -> bool {
+    t.desired_state == Some(TaskState::RUNNING)
+}
+
+/// A task that runs for its service: meant to run and running. A task the swarm is still
+/// stopping (desired shutdown, say the one an update replaced) does not, whatever its state.
+pub fn runs(t: &Task) -> bool {
+    meant_to_run(t) && t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
 }
 
 fn ns_filter(stack: &str) -> HashMap<String, Vec<String>> {
@@ -122,15 +133,9 @@ impl Stack {
             };
             let mut mine: Vec<_> = tasks.iter().filter(|t| t.service_id.as_deref() == Some(id.as_str())).collect();
             mine.sort_by_key(|t| std::cmp::Reverse(t.updated_at.clone().unwrap_or_default()));
-            let running = mine
-                .iter()
-                .filter(|t| {
-                    t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
-                        && t.desired_state == Some(TaskState::RUNNING)
-                })
-                .count() as i64;
+            let running = mine.iter().filter(|t| runs(t)).count() as i64;
             let desired = if desired < 0 {
-                mine.iter().filter(|t| t.desired_state == Some(TaskState::RUNNING)).count() as i64
+                mine.iter().filter(|t| meant_to_run(t)).count() as i64
             } else {
                 desired
             };
