@@ -164,6 +164,36 @@ async fn recipes_are_fetched_on_schedule() {
     app.stop().await;
 }
 
+/// Recipe clones are per replica: of two replicas whose schedules find a recipe stale at once,
+/// one fetches it from its remote; the other's clone catches up before it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_fetch_runs_on_one_replica_and_the_other_catches_up() {
+    use potluck_server::domain::recipes::store::fetch_stale;
+    // The schedules run when the test says.
+    let first = TestApp::spawn_with(|c| c.recipe_fetch_minutes = 0.0).await;
+    let fed = first.bootstrap_admin().await;
+    let second = first.replica().await;
+    let other = Browser { base: second.base.clone(), client: fed.client.clone(), jar: fed.jar.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let (work, remote) = publish(&fixture_recipe("hello"), dir.path(), "hello");
+    register(&fed, &remote, "").await.unwrap();
+    let cloned: RecipeDetail = other.call("get_recipe", &[("name", "hello")]).await.unwrap();
+    assert_eq!(cloned.versions[0].tag, "1.0.0+2.0", "the second replica cloned the recipe to read it");
+
+    release(&work, &remote, &[("release/1.0.1+2.0", "A fix.\n")], "1.0.1+2.0");
+    first.exec("UPDATE recipes SET last_fetched_at = 0").await;
+    let (a, b) = tokio::join!(fetch_stale(&first.state, 60_000), fetch_stale(&second.state, 60_000));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "one replica fetched the recipe from its remote");
+    for (replica, browser) in [("first", &fed), ("second", &other)] {
+        let d: RecipeDetail = browser.call("get_recipe", &[("name", "hello")]).await.unwrap();
+        assert_eq!(d.versions[0].tag, "1.0.1+2.0", "the {replica} replica reads the new release");
+        assert_eq!(d.versions[0].release_note.as_deref(), Some("A fix."));
+    }
+    assert_eq!(first.count("SELECT COUNT(*) FROM recipes WHERE fetch_error IS NULL").await, 1);
+    second.stop().await;
+    first.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_repositories_are_refused_and_leave_nothing() {
     let app = TestApp::spawn().await;

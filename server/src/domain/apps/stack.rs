@@ -134,11 +134,7 @@ impl Stack {
             let mut mine: Vec<_> = tasks.iter().filter(|t| t.service_id.as_deref() == Some(id.as_str())).collect();
             mine.sort_by_key(|t| std::cmp::Reverse(t.updated_at.clone().unwrap_or_default()));
             let running = mine.iter().filter(|t| runs(t)).count() as i64;
-            let desired = if desired < 0 {
-                mine.iter().filter(|t| meant_to_run(t)).count() as i64
-            } else {
-                desired
-            };
+            let desired = if desired < 0 { mine.iter().filter(|t| meant_to_run(t)).count() as i64 } else { desired };
             let labels = spec.labels.clone().unwrap_or_default();
             let version_label = labels.get(&format!("coop-cloud.{stack}.version")).cloned().unwrap_or_default();
             out.push(LiveService {

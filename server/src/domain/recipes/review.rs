@@ -674,7 +674,10 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
             let intent = Event::new(AuditAction::ReleasePublishIntent, format!("recipe {} {}", r.name, p.version))
                 .details(json!({ "proposal_id": p.id, "commit": p.commit, "tag": p.version }));
             audit::record_alone(&st.db, me.origin, intent).await?;
-            tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?
+            let pushed = tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?;
+            // Other replicas' clones fetch the new tag before they read the recipe.
+            store::note_refs(st, r.id).await?;
+            pushed
         }
     };
     let now = now_ms();

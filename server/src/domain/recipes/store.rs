@@ -32,6 +32,9 @@ pub struct RecipeRow {
     pub credential_kind: Option<String>,
     pub last_fetched_at: Option<i64>,
     pub fetch_error: Option<String>,
+    /// The branches and tags the newest fetch saw ([`refs_digest`]); a clone that differs is
+    /// behind (another replica fetched or published) and fetches before it is read.
+    pub refs_digest: Option<String>,
     pub required_approvals: i64,
     pub required_collectives: i64,
     /// A release is published only after a passed staging run of its current commit.
@@ -39,7 +42,7 @@ pub struct RecipeRow {
 }
 
 const COLUMNS: &str =
-    "id, name, repository, default_branch, credential_enc, credential_kind, last_fetched_at, fetch_error, \
+    "id, name, repository, default_branch, credential_enc, credential_kind, last_fetched_at, fetch_error, refs_digest, \
                        required_approvals, required_collectives, require_green_run";
 
 impl RecipeRow {
@@ -53,6 +56,7 @@ impl RecipeRow {
             credential_kind: r.try_get("credential_kind")?,
             last_fetched_at: r.try_get("last_fetched_at")?,
             fetch_error: r.try_get("fetch_error")?,
+            refs_digest: r.try_get("refs_digest")?,
             required_approvals: r.try_get("required_approvals")?,
             required_collectives: r.try_get("required_collectives")?,
             require_green_run: r.try_get::<i64, _>("require_green_run")? != 0,
@@ -85,18 +89,80 @@ pub fn clone_path(st: &AppState, id: RecipeId) -> PathBuf {
 /// The recipe's bare clone on this machine, cloned first where it is missing: each replica (and
 /// a Potluck whose data directory was replaced) keeps its own clones of the recipes registered
 /// in the shared database.
+///
+/// A clone whose branches and tags differ from what the newest fetch recorded (another replica
+/// fetched on schedule, or published a release) fetches first; when that fails, the clone is
+/// read as it is.
 pub async fn local_clone(st: &AppState, recipe: &RecipeRow) -> Result<PathBuf> {
     static CLONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let path = clone_path(st, recipe.id);
-    if path.exists() {
+    let behind = || async { recipe.refs_digest.is_some() && local_digest(&path).await != recipe.refs_digest };
+    if path.exists() && !behind().await {
         return Ok(path);
     }
     let _one_at_a_time = CLONING.lock().await;
     if !path.exists() {
         tracing::info!(recipe.name = %recipe.name, "no clone of the recipe on this machine: cloning it");
         fetch(st, recipe).await?.map_err(|e| ApiError::unavailable(format!("recipe {}: {e}", recipe.name)))?;
+    } else if behind().await {
+        tracing::info!(recipe.name = %recipe.name, "the recipe's clone on this machine is behind: fetching it");
+        if let Err(e) = fetch(st, recipe).await? {
+            tracing::warn!(recipe.name = %recipe.name, error = %e, "reading the recipe's clone as it is");
+        }
     }
     Ok(path)
+}
+
+/// Where a clone keeps the digest of its own branches and tags.
+const DIGEST_FILE: &str = "potluck-refs";
+
+async fn local_digest(clone: &Path) -> Option<String> {
+    tokio::fs::read_to_string(clone.join(DIGEST_FILE)).await.ok().map(|d| d.trim().to_string())
+}
+
+/// A digest of a clone's branches and tags, the same on every replica that fetched the same
+/// remote state (blocking). Potluck's own working refs are not part of it.
+pub fn refs_digest(repo: &Repository) -> std::result::Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let mut refs = Vec::new();
+    for glob in ["refs/heads/*", "refs/tags/*"] {
+        for r in repo.references_glob(glob).map_err(|e| e.message().to_string())? {
+            let r = r.map_err(|e| e.message().to_string())?;
+            let target =
+                r.target().map(|o| o.to_string()).or_else(|| r.symbolic_target().ok().flatten().map(String::from));
+            refs.push(format!("{} {}", r.name().unwrap_or_default(), target.unwrap_or_default()));
+        }
+    }
+    refs.sort();
+    Ok(hex::encode(Sha256::digest(refs.join("\n"))))
+}
+
+/// Records a clone's digest in the clone (blocking); returns it.
+fn keep_digest(repo: &Repository) -> std::result::Result<String, String> {
+    let digest = refs_digest(repo)?;
+    std::fs::write(repo.path().join(DIGEST_FILE), &digest).map_err(|e| format!("cannot write the digest: {e}"))?;
+    Ok(digest)
+}
+
+/// After Potluck changed a recipe's clone itself (a published release): records its branches and
+/// tags as the newest, so other replicas fetch them before they read.
+pub async fn note_refs(st: &AppState, recipe: RecipeId) -> Result<()> {
+    let path = clone_path(st, recipe);
+    let digest =
+        tokio::task::spawn_blocking(move || git::open(&path).map_err(|e| e.to_string()).and_then(|r| keep_digest(&r)))
+            .await
+            .map_err(Error::internal)?;
+    match digest {
+        Ok(d) => {
+            sqlx::query("UPDATE recipes SET refs_digest = $1 WHERE id = $2")
+                .bind(d)
+                .bind(recipe)
+                .execute(st.db.pool())
+                .await?;
+        }
+        Err(e) => tracing::warn!(recipe.id = %recipe, error = %e, "cannot read the recipe's clone"),
+    }
+    Ok(())
 }
 
 /// A recipe name: lower-case letters, digits, `-` and `_`, 1 to 64 characters.
@@ -408,7 +474,7 @@ pub async fn register(
     let staging = st.config.data_dir.join("recipes").join(format!("staging-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(staging.parent().unwrap_or(&staging)).map_err(Error::internal)?;
     let (url2, staging2, cred2) = (url.clone(), staging.clone(), credential.clone());
-    let checked = tokio::task::spawn_blocking(move || -> std::result::Result<String, String> {
+    let checked = tokio::task::spawn_blocking(move || -> std::result::Result<(String, String), String> {
         let repo = clone_bare(&url2, &staging2, cred2)?;
         let branch = default_branch(&repo);
         if !looks_like_a_recipe(&repo, &branch, &staging2) {
@@ -417,11 +483,11 @@ pub async fn register(
                 if branch.is_empty() { "its default branch" } else { &branch }
             ));
         }
-        Ok(branch)
+        Ok((branch, keep_digest(&repo)?))
     })
     .await
     .map_err(Error::internal)?;
-    let branch = match checked {
+    let (branch, digest) = match checked {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -432,8 +498,8 @@ pub async fn register(
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
     let id: RecipeId = sqlx::query(
-        "INSERT INTO recipes (name, repository, default_branch, credential_enc, credential_kind, created_by, created_at, last_fetched_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        "INSERT INTO recipes (name, repository, default_branch, credential_enc, credential_kind, created_by, created_at, last_fetched_at, refs_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id",
     )
     .bind(&name)
     .bind(&url)
@@ -442,6 +508,7 @@ pub async fn register(
     .bind(credential.as_ref().map(Credential::kind))
     .bind(registrar.user_id)
     .bind(now)
+    .bind(&digest)
     .fetch_one(&mut *tx)
     .await?
     .try_get("id")?;
@@ -479,28 +546,35 @@ pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Res
     let credential = credential_of(st, recipe);
     let url = recipe.repository.clone();
     let fetched = tokio::task::spawn_blocking(move || {
-        if path.exists() {
+        let (before, after) = if path.exists() {
             let before = super::review::latest_release(&path).ok().flatten();
             fetch_bare(&path, credential)?;
-            Ok((before, super::review::latest_release(&path).ok().flatten()))
+            (before, super::review::latest_release(&path).ok().flatten())
         } else {
-            clone_bare(&url, &path, credential).map(|_| (None, None))
-        }
+            clone_bare(&url, &path, credential)?;
+            (None, None)
+        };
+        let digest = git::open(&path).map_err(|e| e.to_string()).and_then(|r| keep_digest(&r))?;
+        Ok::<_, String>((before, after, digest))
     })
     .await
     .map_err(Error::internal)?;
     let result = fetched.as_ref().map(|_| ()).map_err(Clone::clone);
+    let digest = fetched.as_ref().ok().map(|(_, _, d)| d.clone());
     // A release that appeared on the remote (pushed by a maintainer with git, or by abra).
-    if let Ok((Some(before), Some(after))) = &fetched {
+    if let Ok((Some(before), Some(after), _)) = &fetched {
         if RecipeVersion::parse(after) > RecipeVersion::parse(before) {
             announce_release(st, recipe.id, &recipe.name, after, "").await?;
         }
     }
     let error = result.as_ref().err().cloned();
-    sqlx::query("UPDATE recipes SET last_fetched_at = $1, fetch_error = $2 WHERE id = $3")
-        .bind(now_ms())
-        .bind(&error)
-        .bind(recipe.id)
+    sqlx::query(
+        "UPDATE recipes SET last_fetched_at = $1, fetch_error = $2, refs_digest = COALESCE($3, refs_digest) WHERE id = $4",
+    )
+    .bind(now_ms())
+    .bind(&error)
+    .bind(&digest)
+    .bind(recipe.id)
         .execute(st.db.pool())
         .await?;
     if let Some(e) = &error {
@@ -634,17 +708,36 @@ const FETCH_CONCURRENCY: usize = 4;
 
 /// Fetches every recipe whose last fetch is older than `every` (the background schedule), a few
 /// at a time: each fetch is bounded in time and size, and one slow remote does not hold the rest.
+/// Each is claimed first (a compare-and-set on the last fetch's time), so of several replicas
+/// only one fetches a recipe from its remote; the others catch up before they read it
+/// ([`local_clone`]). Returns how many this replica fetched.
 pub async fn fetch_stale(st: &AppState, every_ms: i64) -> Result<usize> {
     use futures::StreamExt;
     let now = now_ms();
     let stale: Vec<RecipeRow> =
         all(st).await?.into_iter().filter(|r| r.last_fetched_at.is_none_or(|t| now - t >= every_ms)).collect();
-    let n = stale.len();
     let mut fetches = futures::stream::iter(stale)
-        .map(|r| async move { fetch(st, &r).await.map(|_| ()) })
+        .map(|r| async move {
+            let claimed = sqlx::query(
+                "UPDATE recipes SET last_fetched_at = $1 WHERE id = $2 AND COALESCE(last_fetched_at, -1) = $3",
+            )
+            .bind(now)
+            .bind(r.id)
+            .bind(r.last_fetched_at.unwrap_or(-1))
+            .execute(st.db.pool())
+            .await?
+            .rows_affected()
+                == 1;
+            if claimed {
+                // How it went is recorded on the recipe (and logged).
+                let _outcome = fetch(st, &r).await?;
+            }
+            Ok::<_, Error>(claimed as usize)
+        })
         .buffer_unordered(FETCH_CONCURRENCY);
+    let mut n = 0;
     while let Some(done) = fetches.next().await {
-        done?;
+        n += done?;
     }
     Ok(n)
 }
