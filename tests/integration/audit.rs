@@ -65,6 +65,44 @@ async fn verify_finds_the_first_edited_or_removed_event() {
     app.stop().await;
 }
 
+/// An append is one statement after the head this process last wrote; two replicas appending
+/// at once, and a transaction that appended and rolled back, move the head under it. The chain
+/// stays one: every event once, in sequence, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_from_two_replicas_and_a_rollback_keep_one_chain() {
+    use potluck_server::domain::audit::{self, AuditAction, Event, Origin};
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let before = app.count("SELECT COUNT(*) FROM audit_events").await;
+    let append = |db: potluck_server::adapters::db::Db, who: &'static str| async move {
+        for i in 0..30 {
+            let event = Event::new(AuditAction::RecipeFetch, format!("{who} {i}"));
+            audit::record_alone(&db, &Origin::system(who), event).await.unwrap();
+        }
+    };
+    // An append that does not land: this process's idea of the head is now ahead of the log.
+    let mut tx = audit::begin(&app.state.db).await.unwrap();
+    tx.record(&Origin::system("rolled back"), Event::new(AuditAction::RecipeFetch, "never")).await.unwrap();
+    drop(tx);
+    let handles = [
+        tokio::spawn(append(app.state.db.clone(), "first-a")),
+        tokio::spawn(append(app.state.db.clone(), "first-b")),
+        tokio::spawn(append(replica.state.db.clone(), "second-a")),
+        tokio::spawn(append(replica.state.db.clone(), "second-b")),
+    ];
+    for h in handles {
+        h.await.unwrap();
+    }
+    let after = app.count("SELECT COUNT(*) FROM audit_events").await;
+    assert_eq!(after - before, 120, "every append landed once, the rolled back one not at all");
+    assert_eq!(app.count("SELECT MAX(seq) FROM audit_events").await, after, "no gap, no fork");
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE target = 'never'").await, 0);
+    let (code, text) = verify(&app);
+    assert_eq!(code, 0, "{text}");
+    replica.stop().await;
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_notices_a_removed_tail() {
     let app = TestApp::spawn().await;

@@ -4,8 +4,9 @@
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -23,6 +24,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    audit_head: Arc<Mutex<Option<(i64, String)>>>,
+    sqlite_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +44,10 @@ impl Db {
     /// Connects (creating a SQLite file and its directory when missing).
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
+        let mut sqlite_path = None;
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let path = rest.split('?').next().unwrap_or(rest);
+            sqlite_path = (path != ":memory:" && !path.is_empty()).then(|| PathBuf::from(path));
             if path != ":memory:" {
                 if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
@@ -76,7 +81,7 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, audit_head: Arc::default(), sqlite_path })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -93,6 +98,18 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The SQLite database's file (for readers that go around the pool, such as the audit
+    /// chain's walk); `None` on PostgreSQL and for an in-memory database.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.sqlite_path.clone()
+    }
+
+    /// The audit chain's newest (seq, hash) as this process last appended it: a hint that saves
+    /// each append a read, which the append's own statement checks against the database.
+    pub fn audit_head(&self) -> Arc<Mutex<Option<(i64, String)>>> {
+        self.audit_head.clone()
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN

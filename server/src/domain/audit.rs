@@ -7,7 +7,7 @@
 //! [`verify`]. Events never carry secret values: constructors take only names and ids.
 
 use crate::adapters::crypto::SecretBox;
-use crate::adapters::db::{now_ms, Db, Tx};
+use crate::adapters::db::{now_ms, Backend, Db, Tx};
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
 pub use potluck_app::actions::AuditAction;
@@ -133,8 +133,10 @@ struct Sealed<'a> {
 }
 
 impl Sealed<'_> {
+    /// The SHA-256 of the event's fields as a JSON array (the canonical form every chain is
+    /// sealed with), written straight from the fields.
     fn hash(&self) -> String {
-        let canonical = json!([
+        let canonical = (
             self.seq,
             self.at,
             self.actor_kind,
@@ -148,9 +150,26 @@ impl Sealed<'_> {
             self.request_id,
             self.client_addr,
             self.details,
-            self.prev_hash
-        ]);
-        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+            self.prev_hash,
+        );
+        let mut hasher = Sha256::new();
+        // Writing JSON into a hasher cannot fail.
+        let _ = serde_json::to_writer(DigestWriter(&mut hasher), &canonical);
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Feeds what is written to a digest.
+struct DigestWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -175,17 +194,18 @@ pub async fn declared<F: std::future::Future>(
 pub struct Audited {
     tx: Tx,
     recorded: usize,
+    head: Head,
 }
 
 /// Begins a change.
 pub async fn begin(db: &Db) -> Result<Audited> {
-    Ok(Audited { tx: db.begin().await?, recorded: 0 })
+    Ok(Audited { tx: db.begin().await?, recorded: 0, head: Head { known: db.audit_head(), backend: db.backend() } })
 }
 
 impl Audited {
     /// Records `event`, done by `origin`; returns its sequence number.
     pub async fn record(&mut self, origin: &Origin, event: Event) -> Result<i64> {
-        let seq = append(&mut self.tx, origin, event).await?;
+        let seq = append(&mut self.tx, &self.head, origin, event).await?;
         self.recorded += 1;
         Ok(seq)
     }
@@ -241,16 +261,47 @@ fn check_declared(action: AuditAction) -> Result<()> {
     }
 }
 
+/// Where the chain ends, as this process last appended to it ([`Db::audit_head`]).
+struct Head {
+    known: std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>,
+    backend: Backend,
+}
+
+impl Head {
+    fn known(&self) -> Option<(i64, String)> {
+        self.known.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn set(&self, seq: i64, hash: &str) {
+        if let Ok(mut h) = self.known.lock() {
+            *h = Some((seq, hash.to_string()));
+        }
+    }
+}
+
+/// One statement appends an event after the head it names, and moves the head, or does nothing
+/// when the head is elsewhere. PostgreSQL: the head's row is updated first (its lock orders
+/// concurrent appenders; one that waited finds the head moved and does nothing). SQLite: the
+/// transaction already holds the write lock (`BEGIN IMMEDIATE`), and a trigger moves the head.
+/// Parameters: the event's 15 columns, then the head's seq.
+const APPEND_SQLITE: &str =
+    "INSERT INTO audit_events (seq, at, actor_kind, actor_id, actor_name, collective_id, collective, \
+     action, target, outcome, request_id, client_addr, details, prev_hash, hash) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+     WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = $16 AND hash = $14)";
+const APPEND_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $15 \
+     WHERE id = 1 AND seq = $16 AND hash = $14 RETURNING seq) \
+     INSERT INTO audit_events (seq, at, actor_kind, actor_id, actor_name, collective_id, collective, \
+     action, target, outcome, request_id, client_addr, details, prev_hash, hash) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM head";
+
 /// Appends `event` in `tx`. Returns the event's sequence number.
-async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
+///
+/// The chain's head as this process last left it is tried first: one statement in all. When
+/// another process (a replica, the command line) or a rolled-back transaction moved it, the
+/// head is read under the lock and the event sealed again.
+async fn append(tx: &mut Tx, head: &Head, origin: &Origin, event: Event) -> Result<i64> {
     check_declared(event.action)?;
-    // Taking the head row serializes appenders (a row lock on PostgreSQL; SQLite transactions
-    // already hold the write lock), so the chain never forks.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
     let mut details = event.details;
     if let (Some(token_id), Some(obj)) = (origin.actor.token_id, details.as_object_mut()) {
         obj.insert("api_token_id".into(), json!(token_id));
@@ -260,48 +311,70 @@ async fn append(tx: &mut Tx, origin: &Origin, event: Event) -> Result<i64> {
         Some((id, slug)) => (Some(*id), Some(slug.as_str())),
         None => (None, None),
     };
-    let sealed = Sealed {
-        seq,
-        at: now_ms(),
-        actor_kind: origin.actor.kind,
-        actor_id: origin.actor.id,
-        actor_name: &origin.actor.name,
-        collective_id,
-        collective,
-        action: event.action.as_str(),
-        target: &event.target,
-        outcome: event.outcome,
-        request_id: &origin.request_id,
-        client_addr: &origin.client_addr,
-        details: &details,
-        prev_hash: &prev_hash,
-    };
-    let hash = sealed.hash();
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, \
-         target, outcome, request_id, client_addr, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(sealed.seq)
-    .bind(sealed.at)
-    .bind(sealed.actor_kind)
-    .bind(sealed.actor_id)
-    .bind(sealed.actor_name)
-    .bind(sealed.collective_id)
-    .bind(sealed.collective)
-    .bind(sealed.action)
-    .bind(sealed.target)
-    .bind(sealed.outcome)
-    .bind(sealed.request_id)
-    .bind(sealed.client_addr)
-    .bind(sealed.details)
-    .bind(sealed.prev_hash)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **tx).await?;
-    tracing::info!(audit.seq = seq, audit.action = event.action.as_str(), audit.target = %event.target, "audit event recorded");
-    Ok(seq)
+    let mut after = head.known();
+    for attempt in 0..2 {
+        let (prev_seq, prev_hash) = match after.take() {
+            Some(known) if attempt == 0 => known,
+            _ => {
+                let lock = match head.backend {
+                    Backend::Postgres => " FOR UPDATE",
+                    Backend::Sqlite => "",
+                };
+                let row = sqlx::query(&format!("SELECT seq, hash FROM audit_head WHERE id = 1{lock}"))
+                    .fetch_one(&mut **tx)
+                    .await?;
+                (row.try_get("seq")?, row.try_get("hash")?)
+            }
+        };
+        let sealed = Sealed {
+            seq: prev_seq + 1,
+            at: now_ms(),
+            actor_kind: origin.actor.kind,
+            actor_id: origin.actor.id,
+            actor_name: &origin.actor.name,
+            collective_id,
+            collective,
+            action: event.action.as_str(),
+            target: &event.target,
+            outcome: event.outcome,
+            request_id: &origin.request_id,
+            client_addr: &origin.client_addr,
+            details: &details,
+            prev_hash: &prev_hash,
+        };
+        let hash = sealed.hash();
+        let statement = match head.backend {
+            Backend::Postgres => APPEND_POSTGRES,
+            Backend::Sqlite => APPEND_SQLITE,
+        };
+        let appended = sqlx::query(statement)
+            .bind(sealed.seq)
+            .bind(sealed.at)
+            .bind(sealed.actor_kind)
+            .bind(sealed.actor_id)
+            .bind(sealed.actor_name)
+            .bind(sealed.collective_id)
+            .bind(sealed.collective)
+            .bind(sealed.action)
+            .bind(sealed.target)
+            .bind(sealed.outcome)
+            .bind(sealed.request_id)
+            .bind(sealed.client_addr)
+            .bind(sealed.details)
+            .bind(sealed.prev_hash)
+            .bind(&hash)
+            .bind(prev_seq)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if appended {
+            head.set(sealed.seq, &hash);
+            tracing::info!(audit.seq = sealed.seq, audit.action = event.action.as_str(), audit.target = %event.target, "audit event recorded");
+            return Ok(sealed.seq);
+        }
+    }
+    Err(Error::internal("the audit chain's head moved while this transaction held it"))
 }
 
 /// The result of checking the whole chain.
@@ -447,74 +520,233 @@ pub async fn verify(db: &Db, secrets: Option<&SecretBox>, export: Option<&Path>)
     Ok(report)
 }
 
+/// An event as stored, owned (what the chain walk reads).
+struct Stored {
+    seq: i64,
+    at: i64,
+    actor_kind: String,
+    actor_id: Option<UserId>,
+    actor_name: String,
+    collective_id: Option<CollectiveId>,
+    collective: Option<String>,
+    action: String,
+    target: String,
+    outcome: String,
+    request_id: String,
+    client_addr: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+/// The columns of [`Stored`], in its order.
+const STORED_COLUMNS: &str = "seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, target, \
+     outcome, request_id, client_addr, details, prev_hash, hash";
+
+impl Stored {
+    fn seal(&self) -> Sealed<'_> {
+        Sealed {
+            seq: self.seq,
+            at: self.at,
+            actor_kind: &self.actor_kind,
+            actor_id: self.actor_id,
+            actor_name: &self.actor_name,
+            collective_id: self.collective_id,
+            collective: self.collective.as_deref(),
+            action: &self.action,
+            target: &self.target,
+            outcome: &self.outcome,
+            request_id: &self.request_id,
+            client_addr: &self.client_addr,
+            details: &self.details,
+            prev_hash: &self.prev_hash,
+        }
+    }
+}
+
+/// The walk along the chain, event by event in sequence order.
+struct Walk {
+    expected_seq: i64,
+    last_hash: String,
+    count: i64,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        Walk { expected_seq: 1, last_hash: GENESIS_HASH.to_string(), count: 0 }
+    }
+
+    /// Checks the next event's place in the chain; its own hash is checked apart
+    /// ([`hashes_match`]), so that many can be hashed at once.
+    fn link(&mut self, e: &Stored, hash_ok: bool) -> std::result::Result<(), VerifyReport> {
+        let broken = |seq: i64, reason: String| VerifyReport { events: seq - 1, broken: Some(Broken { seq, reason }) };
+        let seq = e.seq;
+        if seq != self.expected_seq {
+            let expected = self.expected_seq;
+            return Err(broken(expected, format!("event {expected} is missing (the next event is {seq})")));
+        }
+        if e.prev_hash != self.last_hash {
+            return Err(broken(
+                seq,
+                format!("event {seq} does not follow event {}: its previous-hash differs", seq - 1),
+            ));
+        }
+        if !hash_ok {
+            return Err(broken(seq, format!("event {seq} was modified: its content does not match its hash")));
+        }
+        self.last_hash.clone_from(&e.hash);
+        self.expected_seq += 1;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The report once every event was walked, against the head the log records.
+    fn finish(self, head_seq: i64, head_hash: &str) -> VerifyReport {
+        let count = self.count;
+        if head_seq != count || head_hash != self.last_hash {
+            let seq = count + 1;
+            return VerifyReport {
+                events: count,
+                broken: Some(Broken {
+                    seq,
+                    reason: format!("the log ends at event {count} but {head_seq} events were recorded: event {seq} and later were removed"),
+                }),
+            };
+        }
+        VerifyReport { events: count, broken: None }
+    }
+}
+
+/// Whether each event's content matches its hash, hashed on every core.
+fn hashes_match(events: &[Stored]) -> Vec<bool> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = events.len().div_ceil(cores).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = events
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(|e| e.seal().hash() == e.hash).collect::<Vec<bool>>()))
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+    })
+}
+
+/// How many events are read before they are hashed together.
+const WALK_BATCH: usize = 8192;
+
 /// Walks the chain alone.
 async fn verify_chain(db: &Db) -> Result<VerifyReport> {
-    let mut rows = sqlx::query(
-        "SELECT seq, at, actor_kind, actor_id, actor_name, collective_id, collective, action, target, outcome, \
-         request_id, client_addr, details, prev_hash, hash FROM audit_events ORDER BY seq",
-    )
-    .fetch(db.pool());
-    let mut expected_seq = 1i64;
-    let mut last_hash = GENESIS_HASH.to_string();
-    let mut count = 0i64;
-    let broken = |seq: i64, reason: String| Ok(VerifyReport { events: seq - 1, broken: Some(Broken { seq, reason }) });
-    while let Some(row) = rows.try_next().await? {
-        let seq: i64 = row.try_get("seq")?;
-        let prev_hash: String = row.try_get("prev_hash")?;
-        let stored: String = row.try_get("hash")?;
-        if seq != expected_seq {
-            return broken(expected_seq, format!("event {expected_seq} is missing (the next event is {seq})"));
+    if let Some(path) = db.sqlite_path() {
+        return tokio::task::spawn_blocking(move || verify_sqlite(&path)).await.map_err(Error::internal)?;
+    }
+    let sql = format!("SELECT {STORED_COLUMNS} FROM audit_events ORDER BY seq");
+    let mut rows = sqlx::query(&sql).fetch(db.pool());
+    let mut walk = Walk::new();
+    let mut batch = Vec::with_capacity(WALK_BATCH);
+    loop {
+        let row = rows.try_next().await?;
+        if let Some(r) = &row {
+            batch.push(Stored {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                actor_kind: r.try_get("actor_kind")?,
+                actor_id: r.try_get("actor_id")?,
+                actor_name: r.try_get("actor_name")?,
+                collective_id: r.try_get("collective_id")?,
+                collective: r.try_get("collective")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                outcome: r.try_get("outcome")?,
+                request_id: r.try_get("request_id")?,
+                client_addr: r.try_get("client_addr")?,
+                details: r.try_get("details")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            });
         }
-        if prev_hash != last_hash {
-            return broken(seq, format!("event {seq} does not follow event {}: its previous-hash differs", seq - 1));
+        if batch.len() == WALK_BATCH || (row.is_none() && !batch.is_empty()) {
+            let events = std::mem::take(&mut batch);
+            let (ok, events) =
+                tokio::task::spawn_blocking(move || (hashes_match(&events), events)).await.map_err(Error::internal)?;
+            for (e, ok) in events.iter().zip(ok) {
+                if let Err(report) = walk.link(e, ok) {
+                    return Ok(report);
+                }
+            }
         }
-        let actor_kind: String = row.try_get("actor_kind")?;
-        let actor_name: String = row.try_get("actor_name")?;
-        let collective: Option<String> = row.try_get("collective")?;
-        let action: String = row.try_get("action")?;
-        let target: String = row.try_get("target")?;
-        let outcome: String = row.try_get("outcome")?;
-        let request_id: String = row.try_get("request_id")?;
-        let client_addr: String = row.try_get("client_addr")?;
-        let details: String = row.try_get("details")?;
-        let sealed = Sealed {
-            seq,
-            at: row.try_get("at")?,
-            actor_kind: &actor_kind,
-            actor_id: row.try_get("actor_id")?,
-            actor_name: &actor_name,
-            collective_id: row.try_get("collective_id")?,
-            collective: collective.as_deref(),
-            action: &action,
-            target: &target,
-            outcome: &outcome,
-            request_id: &request_id,
-            client_addr: &client_addr,
-            details: &details,
-            prev_hash: &prev_hash,
-        };
-        if sealed.hash() != stored {
-            return broken(seq, format!("event {seq} was modified: its content does not match its hash"));
+        if row.is_none() {
+            break;
         }
-        last_hash = stored;
-        expected_seq += 1;
-        count += 1;
     }
     drop(rows);
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
-    let head_seq: i64 = head.try_get("seq")?;
-    let head_hash: String = head.try_get("hash")?;
-    if head_seq != count || head_hash != last_hash {
-        let seq = count + 1;
-        return Ok(VerifyReport {
-            events: count,
-            broken: Some(Broken {
-                seq,
-                reason: format!("the log ends at event {count} but {head_seq} events were recorded: event {seq} and later were removed"),
-            }),
+    Ok(walk.finish(head.try_get("seq")?, &head.try_get::<String, _>("hash")?))
+}
+
+/// Walks the chain of a SQLite database straight through SQLite's own interface, in one read
+/// transaction (the events and the head as of one moment), on its own connection: one thread
+/// reads batches while the others hash the previous one (blocking).
+fn verify_sqlite(path: &Path) -> Result<VerifyReport> {
+    use rusqlite::{Connection, OpenFlags};
+    let failed = |e: rusqlite::Error| Error::internal(format!("reading the audit log: {e}"));
+    let mut conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(failed)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(failed)?;
+    let tx = conn.transaction().map_err(failed)?;
+    let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<Stored>>(2);
+    let walked = std::thread::scope(|scope| -> Result<std::result::Result<Walk, VerifyReport>> {
+        let checker = scope.spawn(move || {
+            let mut walk = Walk::new();
+            for events in batches {
+                for (e, ok) in events.iter().zip(hashes_match(&events)) {
+                    walk.link(e, ok)?;
+                }
+            }
+            Ok(walk)
         });
-    }
-    Ok(VerifyReport { events: count, broken: None })
+        let mut statement =
+            tx.prepare(&format!("SELECT {STORED_COLUMNS} FROM audit_events ORDER BY seq")).map_err(failed)?;
+        let mut rows = statement.query([]).map_err(failed)?;
+        let mut batch = Vec::with_capacity(WALK_BATCH);
+        while let Some(r) = rows.next().map_err(failed)? {
+            batch.push(Stored {
+                seq: r.get(0).map_err(failed)?,
+                at: r.get(1).map_err(failed)?,
+                actor_kind: r.get(2).map_err(failed)?,
+                actor_id: r.get::<_, Option<i64>>(3).map_err(failed)?.map(UserId),
+                actor_name: r.get(4).map_err(failed)?,
+                collective_id: r.get::<_, Option<i64>>(5).map_err(failed)?.map(CollectiveId),
+                collective: r.get(6).map_err(failed)?,
+                action: r.get(7).map_err(failed)?,
+                target: r.get(8).map_err(failed)?,
+                outcome: r.get(9).map_err(failed)?,
+                request_id: r.get(10).map_err(failed)?,
+                client_addr: r.get(11).map_err(failed)?,
+                details: r.get(12).map_err(failed)?,
+                prev_hash: r.get(13).map_err(failed)?,
+                hash: r.get(14).map_err(failed)?,
+            });
+            if batch.len() == WALK_BATCH
+                && sender.send(std::mem::replace(&mut batch, Vec::with_capacity(WALK_BATCH))).is_err()
+            {
+                // The checker stopped at a broken link: nothing more to read.
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = sender.send(batch);
+        }
+        drop(sender);
+        checker.join().map_err(|_| Error::internal("the audit chain check panicked"))
+    })?;
+    let walk = match walked {
+        Ok(walk) => walk,
+        Err(report) => return Ok(report),
+    };
+    let (head_seq, head_hash): (i64, String) = tx
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(failed)?;
+    Ok(walk.finish(head_seq, &head_hash))
 }
 
 /// Which events a caller may read.
@@ -701,4 +933,51 @@ async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> Resul
     }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut **tx).await?;
     Ok(last_seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chains sealed before are checked with the same bytes: the fields as `json!` writes them.
+    #[test]
+    fn the_canonical_form_is_the_json_array_of_the_fields() {
+        for (actor_id, collective_id, collective) in
+            [(Some(UserId(7)), Some(CollectiveId(3)), Some("c-1")), (None, None, None)]
+        {
+            let s = Sealed {
+                seq: 42,
+                at: 1_765_000_000_000,
+                actor_kind: "user",
+                actor_id,
+                actor_name: "Zoë \"z\" \\ <admin>\n",
+                collective_id,
+                collective,
+                action: "app.deploy",
+                target: "app cloud.example.org",
+                outcome: "success",
+                request_id: "r-1",
+                client_addr: "203.0.113.9",
+                details: r#"{"version":"1.0.0+2.0","emoji":"🥘"}"#,
+                prev_hash: GENESIS_HASH,
+            };
+            let reference = json!([
+                s.seq,
+                s.at,
+                s.actor_kind,
+                s.actor_id,
+                s.actor_name,
+                s.collective_id,
+                s.collective,
+                s.action,
+                s.target,
+                s.outcome,
+                s.request_id,
+                s.client_addr,
+                s.details,
+                s.prev_hash
+            ]);
+            assert_eq!(s.hash(), hex::encode(Sha256::digest(reference.to_string().as_bytes())));
+        }
+    }
 }
