@@ -76,9 +76,7 @@ impl AppRow {
             chaos_version: r.try_get("chaos_version")?,
             status: crate::adapters::db::stored(r, "status")?,
             updated_at: r.try_get("updated_at")?,
-            unhealthy: r
-                .try_get::<Option<i64>, _>("unhealthy_since")?
-                .map(|_| r.try_get::<Option<String>, _>("unhealthy_reason").ok().flatten().unwrap_or_default()),
+            unhealthy: unhealthy_of(r)?,
             health: health_of(r)?,
         })
     }
@@ -127,11 +125,41 @@ pub async fn in_collective(st: &AppState, c: &CollectiveRef, domain: &str) -> Re
 }
 
 pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Vec<AppSummary>> {
-    let rows = sqlx::query(&format!("{SELECT} WHERE a.collective_id = $1 ORDER BY a.domain"))
+    let rows = sqlx::query(&format!("{SUMMARY_SELECT} WHERE a.collective_id = $1 ORDER BY a.domain"))
         .bind(access.collective().id)
         .fetch_all(st.db.pool())
         .await?;
-    rows.iter().map(|r| AppRow::from_row(r).map(|a| a.summary())).collect()
+    rows.iter().map(summary_of).collect()
+}
+
+/// What a list shows of each app: the row without its env file (which a list of hundreds would
+/// read whole for nothing).
+const SUMMARY_SELECT: &str = "SELECT a.id, c.slug, s.name AS server_name, r.name AS recipe_name, \
+     a.domain, a.stack_name, a.version, a.chaos, a.status, a.updated_at, \
+     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at \
+     FROM apps a JOIN collectives c ON c.id = a.collective_id JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id";
+
+fn summary_of(r: &sqlx::any::AnyRow) -> Result<AppSummary> {
+    Ok(AppSummary {
+        id: r.try_get("id")?,
+        collective: r.try_get("slug")?,
+        domain: r.try_get("domain")?,
+        recipe: r.try_get("recipe_name")?,
+        server: r.try_get("server_name")?,
+        stack_name: r.try_get("stack_name")?,
+        version: r.try_get("version")?,
+        chaos: r.try_get::<i64, _>("chaos")? != 0,
+        status: crate::adapters::db::stored(r, "status")?,
+        unhealthy: unhealthy_of(r)?,
+        health: health_of(r)?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Why the app is failing, while it is (`apps.unhealthy_*`).
+fn unhealthy_of(r: &sqlx::any::AnyRow) -> Result<Option<String>> {
+    Ok(r.try_get::<Option<i64>, _>("unhealthy_since")?
+        .map(|_| r.try_get::<Option<String>, _>("unhealthy_reason").ok().flatten().unwrap_or_default()))
 }
 
 /// Which apps run a recipe, in the collectives where the caller sees apps (all for federation
