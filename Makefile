@@ -33,7 +33,9 @@ services: setup-test
 stop-services:
 	@scripts/test-services.sh stop
 
-bench: setup-test
+bench:
+	@WITH_TEST_SERVICES=1 WITH_BENCH=1 scripts/setup.sh
+	@scripts/test-services.sh start
 	@scripts/bench.sh
 
 fuzz: setup

@@ -10,6 +10,7 @@
 #      target can be downloaded here) and installed where rustc already looks.
 #   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
 #   4. wasm-opt from npm's binaryen (Debian 12's binaryen 108 breaks wasm-bindgen output).
+#      With WITH_BENCH=1 (make bench): nginx-light and wrk, the page benchmark's baseline and load.
 #   5. With WITH_TEST_SERVICES=1: the test OIDC provider's and the browser tests' npm packages,
 #      and moto's S3 server from PyPI (in a venv under $TOOLS_ROOT/moto) for S3 repositories,
 #      and aiosmtpd (in $TOOLS_ROOT/aiosmtpd) for email notifications.
@@ -37,6 +38,10 @@ if [ "$WITH_TEST_SERVICES" = 1 ]; then
   pkgs+=(docker.io busybox-static postgresql chromium chromium-driver iproute2 openssl openssh-server openssh-client
          restic python3-venv haproxy)
 fi
+# make bench: nginx as the baseline of the page benchmark, wrk to load both.
+if [ "${WITH_BENCH:-0}" = 1 ]; then
+  pkgs+=(nginx-light wrk)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -52,6 +57,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   log "Debian packages present"
+fi
+# Debian starts the nginx it installs on :80 where systemd runs; the benchmark starts its own.
+if [ "${WITH_BENCH:-0}" = 1 ] && command -v systemctl >/dev/null && systemctl is-enabled nginx >/dev/null 2>&1; then
+  systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
 /usr/bin/rust-lld -flavor wasm --version >/dev/null
 

@@ -7,90 +7,19 @@
 
 use base64::Engine as _;
 use potluck_app::model::*;
+use potluck_tests::process::{bootstrap_token, free_port, haproxy, ready, Process};
 use potluck_tests::recipes::{fixture_recipe, publish};
-use potluck_tests::{backend, potluck_bin, swarm, workspace_root, Backend, Browser};
+use potluck_tests::{backend, potluck_bin, swarm, Backend, Browser};
 use sqlx::Row;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const SLUG: &str = "collective-a";
 
-/// A child process killed when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `potluck serve` with a configuration file of its own; its output goes to `<name>.log`.
+/// A replica as docs/DEPLOYING.md runs it, with short leases.
 fn serve(dir: &Path, name: &str, port: u16, proxy: u16, database: &str, key: &str) -> Process {
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = {database:?}\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{proxy}\"\n\
-             data_dir = {data:?}\nsecret_key = {key:?}\nsite_root = {site:?}\nlease_secs = 3.0\n\
-             login_attempts_per_minute = 10000\n\n[local_engines]\n{socket:?} = [\"*\"]\n",
-            data = dir.join(name).display().to_string(),
-            site = workspace_root().join("target/site").display().to_string(),
-            socket = swarm::SOCKET,
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(potluck_bin())
-        .args(["serve", "--config", &config.display().to_string()])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the potluck binary (make test builds it first)");
-    Process(child)
-}
-
-/// Waits until `url` answers 200.
-async fn ready(url: &str) {
-    for _ in 0..300 {
-        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} did not answer in 30 s");
-}
-
-/// HAProxy in front of both replicas: round robin, each checked every 500 ms on /healthz, a
-/// request to one that is down sent to the other.
-fn haproxy(dir: &Path, proxy: u16, ports: [u16; 2]) -> Process {
-    let config = dir.join("haproxy.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "global\n  maxconn 256\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5m\n  timeout server 5m\n  \
-             retries 3\n  option redispatch\n\nfrontend potluck\n  bind 127.0.0.1:{proxy}\n  default_backend replicas\n\n\
-             backend replicas\n  balance roundrobin\n  option httpchk GET /healthz\n  \
-             server r1 127.0.0.1:{} check inter 500ms fall 2 rise 1\n  server r2 127.0.0.1:{} check inter 500ms fall 2 rise 1\n",
-            ports[0], ports[1]
-        ),
-    )
-    .unwrap();
-    let child = Command::new("haproxy")
-        .args(["-db", "-f", &config.display().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
-        .spawn()
-        .expect("Debian's haproxy (scripts/setup.sh installs it)");
-    Process(child)
+    let extra = "lease_secs = 3.0\nlogin_attempts_per_minute = 10000";
+    potluck_tests::process::serve(&potluck_bin(), dir, name, port, proxy, database, key, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,18 +36,16 @@ async fn two_replicas_behind_haproxy_share_sessions_and_finish_a_deploy_whose_re
     ready(&format!("http://127.0.0.1:{}/healthz", ports[0])).await;
     replicas.push(Some(serve(dir.path(), "r2", ports[1], proxy, &database, &key)));
     ready(&format!("http://127.0.0.1:{}/healthz", ports[1])).await;
-    let _proxy = haproxy(dir.path(), proxy, ports);
+    let _proxy = haproxy(dir.path(), proxy, &ports);
     let base = format!("http://127.0.0.1:{proxy}");
     ready(&format!("{base}/healthz")).await;
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&database).await.unwrap();
 
     // The bootstrap link the first replica printed, claimed through the proxy.
-    let printed = std::fs::read_to_string(dir.path().join("r1.log")).unwrap();
-    let link = printed.lines().find(|l| l.contains("/bootstrap/")).expect("the first start prints a link").trim();
-    let token = link.rsplit('/').next().unwrap();
+    let token = bootstrap_token(dir.path(), "r1");
     let b = Browser::new(&base);
-    let claimed = b.post_form("/auth/bootstrap", &[("token", token)]).await;
+    let claimed = b.post_form("/auth/bootstrap", &[("token", &token)]).await;
     assert_eq!(claimed.status(), 303, "bootstrap claim");
 
     // Every request goes to either replica; the one session holds on both.

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness: a failed step is a failed test")]
 
+pub mod process;
 pub mod recipes;
 pub mod swarm;
 
@@ -347,7 +348,7 @@ impl Browser {
         Browser { base: base.to_string(), client, jar }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()
         } else {
