@@ -190,6 +190,16 @@ async fn a_scheduled_fetch_runs_on_one_replica_and_the_other_catches_up() {
         assert_eq!(d.versions[0].release_note.as_deref(), Some("A fix."));
     }
     assert_eq!(first.count("SELECT COUNT(*) FROM recipes WHERE fetch_error IS NULL").await, 1);
+
+    // The first replica fetches a newer release; then the remote goes out of reach. The second
+    // reads its clone as it is, and its failed catch-up is not the recipe's fetch error.
+    release(&work, &remote, &[("release/1.0.2+2.0", "Another fix.\n")], "1.0.2+2.0");
+    fed.call::<()>("fetch_recipe", &[("name", "hello")]).await.unwrap();
+    std::fs::remove_dir_all(&remote).unwrap();
+    let stale: RecipeDetail = other.call("get_recipe", &[("name", "hello")]).await.unwrap();
+    assert_eq!(stale.versions[0].tag, "1.0.1+2.0", "the second replica reads what it has");
+    let errors = first.texts("SELECT fetch_error FROM recipes").await;
+    assert_eq!(errors, [""], "the recipe's last fetch (the first replica's) went well");
     second.stop().await;
     first.stop().await;
 }

@@ -47,7 +47,6 @@ impl Db {
         let mut sqlite_path = None;
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let path = rest.split('?').next().unwrap_or(rest);
-            sqlite_path = (path != ":memory:" && !path.is_empty()).then(|| PathBuf::from(path));
             if path != ":memory:" {
                 if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
@@ -55,6 +54,12 @@ impl Db {
                 }
             }
             let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            // The file as sqlx reads the URL (percent-decoded), unless the database lives in memory.
+            let in_memory = path == ":memory:" || url.contains("mode=memory");
+            if !in_memory {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).map_err(DbError::Connect)?;
+                sqlite_path = Some(options.get_filename().to_path_buf());
+            }
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
@@ -81,6 +86,8 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
+        // Absolute, once the file exists: readers that open it apart find the same file.
+        let sqlite_path = sqlite_path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
         Ok(Db { pool, backend, audit_head: Arc::default(), sqlite_path })
     }
 

@@ -626,7 +626,8 @@ fn hashes_match(events: &[Stored]) -> Vec<bool> {
             .chunks(per)
             .map(|part| scope.spawn(move || part.iter().map(|e| e.seal().hash() == e.hash).collect::<Vec<bool>>()))
             .collect();
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+        // A part that panicked has no answers: the panic goes on rather than shift the rest.
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
 
@@ -638,8 +639,13 @@ async fn verify_chain(db: &Db) -> Result<VerifyReport> {
     if let Some(path) = db.sqlite_path() {
         return tokio::task::spawn_blocking(move || verify_sqlite(&path)).await.map_err(Error::internal)?;
     }
+    // The events and the head as of one moment: an append meanwhile is not a removed tail.
+    let mut snapshot = db.pool().begin().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *snapshot).await?;
+    }
     let sql = format!("SELECT {STORED_COLUMNS} FROM audit_events ORDER BY seq");
-    let mut rows = sqlx::query(&sql).fetch(db.pool());
+    let mut rows = sqlx::query(&sql).fetch(&mut *snapshot);
     let mut walk = Walk::new();
     let mut batch = Vec::with_capacity(WALK_BATCH);
     loop {
@@ -678,7 +684,8 @@ async fn verify_chain(db: &Db) -> Result<VerifyReport> {
         }
     }
     drop(rows);
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *snapshot).await?;
+    snapshot.rollback().await?;
     Ok(walk.finish(head.try_get("seq")?, &head.try_get::<String, _>("hash")?))
 }
 

@@ -638,8 +638,10 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
             .await?;
         (row.try_get("display_name")?, row.try_get("email")?)
     };
+    // This replica's clone, caught up: the proposal's commit may have been fetched elsewhere.
+    let clone = store::local_clone(st, r).await?;
     let job = super::publish::PublishJob {
-        path: store::clone_path(st, r.id),
+        path: clone.clone(),
         credential: store::credential_of(st, r),
         branch: r.default_branch.clone(),
         commit: p.commit.clone(),
@@ -651,8 +653,7 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
     };
     // What the review page shows as blocking does block: a proposal whose diff has errors
     // (e.g. a config changed without a new name) is not pushed.
-    let (path, branch, base, commit) =
-        (store::clone_path(st, r.id), r.default_branch.clone(), p.base_version.clone(), p.commit.clone());
+    let (path, branch, base, commit) = (clone, r.default_branch.clone(), p.base_version.clone(), p.commit.clone());
     let recipe_name = r.name.clone();
     let blocking = tokio::task::spawn_blocking(move || {
         read_versions(&path, &branch, base.as_deref(), &commit)
@@ -675,8 +676,11 @@ async fn publish_now(st: &AppState, me: &Person<'_>, p: &ProposalRow, r: &Recipe
                 .details(json!({ "proposal_id": p.id, "commit": p.commit, "tag": p.version }));
             audit::record_alone(&st.db, me.origin, intent).await?;
             let pushed = tokio::task::spawn_blocking(move || job.run()).await.map_err(Error::internal)?;
-            // Other replicas' clones fetch the new tag before they read the recipe.
-            store::note_refs(st, r.id).await?;
+            // Other replicas' clones fetch the new tag before they read the recipe. Whatever
+            // happens to that note, the push's outcome is recorded below.
+            if let Err(e) = store::note_refs(st, r.id).await {
+                tracing::warn!(recipe.name = %r.name, error = %e, "cannot note the published release's refs");
+            }
             pushed
         }
     };

@@ -91,26 +91,64 @@ pub fn clone_path(st: &AppState, id: RecipeId) -> PathBuf {
 /// in the shared database.
 ///
 /// A clone whose branches and tags differ from what the newest fetch recorded (another replica
-/// fetched on schedule, or published a release) fetches first; when that fails, the clone is
-/// read as it is.
+/// fetched on schedule, or published a release) fetches first. When that fails (the remote is
+/// down, or out of this replica's reach), the clone is read as it is, the failure is this
+/// replica's alone (not recorded on the recipe), and the next try waits
+/// [`CATCH_UP_AFTER_FAILURE`], so that reads do not queue behind a remote that does not answer.
 pub async fn local_clone(st: &AppState, recipe: &RecipeRow) -> Result<PathBuf> {
-    static CLONING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let path = clone_path(st, recipe.id);
     let behind = || async { recipe.refs_digest.is_some() && local_digest(&path).await != recipe.refs_digest };
     if path.exists() && !behind().await {
         return Ok(path);
     }
-    let _one_at_a_time = CLONING.lock().await;
+    let (lock, failed_at) = {
+        let mut clones = CLONES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = clones.entry(path.clone()).or_default();
+        (c.lock.clone(), c.failed_at)
+    };
+    if path.exists() && failed_at.is_some_and(|t| t.elapsed() < CATCH_UP_AFTER_FAILURE) {
+        return Ok(path);
+    }
+    let _one_at_a_time = lock.lock().await;
     if !path.exists() {
         tracing::info!(recipe.name = %recipe.name, "no clone of the recipe on this machine: cloning it");
         fetch(st, recipe).await?.map_err(|e| ApiError::unavailable(format!("recipe {}: {e}", recipe.name)))?;
     } else if behind().await {
         tracing::info!(recipe.name = %recipe.name, "the recipe's clone on this machine is behind: fetching it");
-        if let Err(e) = fetch(st, recipe).await? {
-            tracing::warn!(recipe.name = %recipe.name, error = %e, "reading the recipe's clone as it is");
+        let caught_up = fetch_as(st, recipe, Fetching::CatchUp).await?;
+        let mut clones = CLONES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = clones.entry(path.clone()).or_default();
+        match caught_up {
+            Ok(()) => c.failed_at = None,
+            Err(e) => {
+                c.failed_at = Some(std::time::Instant::now());
+                tracing::warn!(recipe.name = %recipe.name, error = %e, "reading the recipe's clone as it is");
+            }
         }
     }
     Ok(path)
+}
+
+/// After a failed catch-up, reads use the clone as it is this long before fetching again.
+const CATCH_UP_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Each clone on this machine (by path: several Potlucks may share a process in tests): one
+/// fetch at a time, and when its last catch-up failed.
+#[derive(Default)]
+struct CloneState {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    failed_at: Option<std::time::Instant>,
+}
+
+static CLONES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, CloneState>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Why a fetch runs: its failure is the recipe's news only when it was meant for the recipe
+/// (a person's, the schedule's, a first clone), not when a replica was catching up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fetching {
+    ForTheRecipe,
+    CatchUp,
 }
 
 /// Where a clone keeps the digest of its own branches and tags.
@@ -542,6 +580,10 @@ pub async fn register(
 
 /// Fetches a recipe's remote now; records when and how it went.
 pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Result<(), String>> {
+    fetch_as(st, recipe, Fetching::ForTheRecipe).await
+}
+
+async fn fetch_as(st: &AppState, recipe: &RecipeRow, why: Fetching) -> Result<std::result::Result<(), String>> {
     let path = clone_path(st, recipe.id);
     let credential = credential_of(st, recipe);
     let url = recipe.repository.clone();
@@ -568,6 +610,9 @@ pub async fn fetch(st: &AppState, recipe: &RecipeRow) -> Result<std::result::Res
         }
     }
     let error = result.as_ref().err().cloned();
+    if error.is_some() && why == Fetching::CatchUp {
+        return Ok(result);
+    }
     sqlx::query(
         "UPDATE recipes SET last_fetched_at = $1, fetch_error = $2, refs_digest = COALESCE($3, refs_digest) WHERE id = $4",
     )
