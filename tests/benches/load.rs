@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use potluck_app::model::*;
-use potluck_tests::process::{bootstrap_token, free_port, haproxy, ready, serve};
+use potluck_tests::process::{bootstrap_token, free_port, haproxy, ready, secret_key, serve};
 use potluck_tests::recipes::{fixture_recipe, publish};
 use potluck_tests::{swarm, workspace_root, Browser, Idp};
 use std::sync::{Arc, Mutex};
@@ -118,10 +118,7 @@ async fn main() {
         .unwrap_or_else(|| workspace_root().join("target/release/potluck"));
     let dir = tempfile::tempdir().unwrap();
     let database = potluck_tests::fresh_postgres_database().await;
-    let key = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
-    };
+    let key = secret_key();
     let (proxy, ports) = (free_port(), [free_port(), free_port()]);
     let extra = "login_attempts_per_minute = 100000\nrecipe_fetch_minutes = 0.0";
     let r1 = serve(&bin, dir.path(), "r1", ports[0], proxy, &database, &key, extra);

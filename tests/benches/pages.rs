@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark: a failed step ends the run")]
 
 use potluck_app::model::*;
-use potluck_tests::process::{bootstrap_token, free_port, ready, serve, Process};
+use potluck_tests::process::{bootstrap_token, free_port, ready, secret_key, serve, Process};
 use potluck_tests::recipes::{fixture_recipe, publish};
 use potluck_tests::{swarm, workspace_root, Browser};
 use std::path::Path;
@@ -119,10 +119,7 @@ async fn main() {
         .unwrap_or_else(|| workspace_root().join("target/release/potluck"));
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/potluck.db", dir.path().display());
-    let key = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
-    };
+    let key = secret_key();
     let port = free_port();
     // Recipes are fetched only when registered. "20 servers connected" are 20 servers on the
     // harness's one engine, each watched by its own monitor as a remote one would be.

@@ -5,9 +5,8 @@
 //! it is killed mid-deploy, the other takes the job over and finishes it once, the watcher sees
 //! every event in order, and the proxy keeps serving.
 
-use base64::Engine as _;
 use potluck_app::model::*;
-use potluck_tests::process::{bootstrap_token, free_port, haproxy, ready, Process};
+use potluck_tests::process::{bootstrap_token, free_port, haproxy, ready, secret_key, Process};
 use potluck_tests::recipes::{fixture_recipe, publish};
 use potluck_tests::{backend, potluck_bin, swarm, Backend, Browser};
 use sqlx::Row;
@@ -29,7 +28,7 @@ async fn two_replicas_behind_haproxy_share_sessions_and_finish_a_deploy_whose_re
         Backend::Sqlite => format!("sqlite://{}/potluck.db", dir.path().display()),
         Backend::Postgres => potluck_tests::fresh_postgres_database().await,
     };
-    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let key = secret_key();
     let (proxy, ports) = (free_port(), [free_port(), free_port()]);
     // The first replica migrates the database; then the second, then the proxy.
     let mut replicas = vec![Some(serve(dir.path(), "r1", ports[0], proxy, &database, &key))];

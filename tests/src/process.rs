@@ -33,6 +33,12 @@ impl Drop for Process {
     }
 }
 
+/// A new instance key (32 bytes, base64), as replicas of one Potluck share it.
+pub fn secret_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -132,7 +132,32 @@ struct Sealed<'a> {
     prev_hash: &'a str,
 }
 
-impl Sealed<'_> {
+impl<'a> Sealed<'a> {
+    /// `event`, done by `origin`, as the chain seals it at `seq` after `prev_hash`, with its
+    /// details as stored ([`stored_details`]).
+    fn of(seq: i64, at: i64, origin: &'a Origin, event: &'a Event, details: &'a str, prev_hash: &'a str) -> Self {
+        let (collective_id, collective) = match &event.collective {
+            Some((id, slug)) => (Some(*id), Some(slug.as_str())),
+            None => (None, None),
+        };
+        Sealed {
+            seq,
+            at,
+            actor_kind: origin.actor.kind,
+            actor_id: origin.actor.id,
+            actor_name: &origin.actor.name,
+            collective_id,
+            collective,
+            action: event.action.as_str(),
+            target: &event.target,
+            outcome: event.outcome,
+            request_id: &origin.request_id,
+            client_addr: &origin.client_addr,
+            details,
+            prev_hash,
+        }
+    }
+
     /// The SHA-256 of the event's fields as a JSON array (the canonical form every chain is
     /// sealed with), written straight from the fields.
     fn hash(&self) -> String {
@@ -295,6 +320,18 @@ const APPEND_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, has
      action, target, outcome, request_id, client_addr, details, prev_hash, hash) \
      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM head";
 
+/// An event's details as stored: with the API token that acted, when one did.
+fn stored_details(origin: &Origin, event: &Event) -> String {
+    match (origin.actor.token_id, event.details.as_object()) {
+        (Some(token_id), Some(obj)) => {
+            let mut obj = obj.clone();
+            obj.insert("api_token_id".into(), json!(token_id));
+            Value::Object(obj).to_string()
+        }
+        _ => event.details.to_string(),
+    }
+}
+
 /// Appends `event` in `tx`. Returns the event's sequence number.
 ///
 /// The chain's head as this process last left it is tried first: one statement in all. When
@@ -302,15 +339,7 @@ const APPEND_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, has
 /// head is read under the lock and the event sealed again.
 async fn append(tx: &mut Tx, head: &Head, origin: &Origin, event: Event) -> Result<i64> {
     check_declared(event.action)?;
-    let mut details = event.details;
-    if let (Some(token_id), Some(obj)) = (origin.actor.token_id, details.as_object_mut()) {
-        obj.insert("api_token_id".into(), json!(token_id));
-    }
-    let details = details.to_string();
-    let (collective_id, collective) = match &event.collective {
-        Some((id, slug)) => (Some(*id), Some(slug.as_str())),
-        None => (None, None),
-    };
+    let details = stored_details(origin, &event);
     let mut after = head.known();
     for attempt in 0..2 {
         let (prev_seq, prev_hash) = match after.take() {
@@ -326,22 +355,7 @@ async fn append(tx: &mut Tx, head: &Head, origin: &Origin, event: Event) -> Resu
                 (row.try_get("seq")?, row.try_get("hash")?)
             }
         };
-        let sealed = Sealed {
-            seq: prev_seq + 1,
-            at: now_ms(),
-            actor_kind: origin.actor.kind,
-            actor_id: origin.actor.id,
-            actor_name: &origin.actor.name,
-            collective_id,
-            collective,
-            action: event.action.as_str(),
-            target: &event.target,
-            outcome: event.outcome,
-            request_id: &origin.request_id,
-            client_addr: &origin.client_addr,
-            details: &details,
-            prev_hash: &prev_hash,
-        };
+        let sealed = Sealed::of(prev_seq + 1, now_ms(), origin, &event, &details, &prev_hash);
         let hash = sealed.hash();
         let statement = match head.backend {
             Backend::Postgres => APPEND_POSTGRES,
@@ -888,28 +902,12 @@ async fn append_batch(tx: &mut Tx, origin: &Origin, events: Vec<Event>) -> Resul
         let mut rows = Vec::with_capacity(chunk.len());
         for (i, event) in chunk.iter().enumerate() {
             seq += 1;
-            let details = event.details.to_string();
+            let details = stored_details(origin, event);
+            let hash = Sealed::of(seq, at, origin, event, &details, &prev_hash).hash();
             let (collective_id, collective) = match &event.collective {
                 Some((id, slug)) => (Some(*id), Some(slug.clone())),
                 None => (None, None),
             };
-            let hash = Sealed {
-                seq,
-                at,
-                actor_kind: origin.actor.kind,
-                actor_id: origin.actor.id,
-                actor_name: &origin.actor.name,
-                collective_id,
-                collective: collective.as_deref(),
-                action: event.action.as_str(),
-                target: &event.target,
-                outcome: event.outcome,
-                request_id: &origin.request_id,
-                client_addr: &origin.client_addr,
-                details: &details,
-                prev_hash: &prev_hash,
-            }
-            .hash();
             let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", i * COLUMNS + c)).collect();
             sql.push_str(if i == 0 { "(" } else { ", (" });
             sql.push_str(&placeholders.join(", "));
