@@ -557,6 +557,35 @@ operation! {
 }
 
 operation! {
+    /// What importing an abra `servers/` tree would do, without doing it. The tree is `archive`
+    /// (a tar.gz, base64) or the archive uploaded on the apps page (`upload`); `servers` maps a
+    /// directory to a Potluck server (default: the server of the same name).
+    fn preview_abra_tree(
+        slug: String,
+        #[server(default)] upload: Option<i64>,
+        #[server(default)] archive: String,
+        #[server(default)] servers: std::collections::BTreeMap<String, String>,
+    ) -> AbraTreePreview {
+        name: "preview_abra_tree", input: PreviewAbraTree, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [], http: Http::post("/collectives/{slug}/abra/preview"),
+    }
+}
+
+operation! {
+    /// Imports an abra `servers/` tree (as `preview_abra_tree` reads it): every env file that is
+    /// not refused becomes an app, all in one transaction.
+    fn import_abra_tree(
+        slug: String,
+        #[server(default)] upload: Option<i64>,
+        #[server(default)] archive: String,
+        #[server(default)] servers: std::collections::BTreeMap<String, String>,
+    ) -> AbraTreeImported {
+        name: "import_abra_tree", input: ImportAbraTree, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [AppImport], http: Http::post("/collectives/{slug}/abra/import"),
+    }
+}
+
+operation! {
     fn export_app(slug: String, domain: String) -> String {
         name: "export_app", input: ExportApp, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/apps/{domain}/export"),
@@ -1054,6 +1083,23 @@ raw_operation! {
 }
 
 raw_operation! {
+    /// Keeps an uploaded abra `servers/` tree (a tar.gz, a file field of a form) for its preview
+    /// page, and answers with a redirect to it.
+    struct UploadAbraTree { slug: String, archive: String } {
+        name: "upload_abra_tree", scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [], http: Http::post("/c/{slug}/abra/upload"),
+    }
+}
+
+raw_operation! {
+    /// The collective's apps as abra's `servers/<server>/<domain>.env` tree, a tar.gz archive.
+    struct ExportAbraTree { slug: String } {
+        name: "export_abra_tree", scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/c/{slug}/abra/servers.tar.gz"),
+    }
+}
+
+raw_operation! {
     /// A snapshot of the app as a tar archive, streamed out of its repository (operators: it
     /// holds the app's data).
     struct DownloadBackup { slug: String, domain: String, snapshot: String } {
@@ -1119,6 +1165,10 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         SetAppOverlays,
         ImportApp,
         ExportApp,
+        PreviewAbraTree,
+        ImportAbraTree,
+        UploadAbraTree,
+        ExportAbraTree,
         DeleteApp,
         PreviewJob,
         StartJob,

@@ -508,6 +508,14 @@ fn app_b(w: &World) -> Vec<(&'static str, String)> {
     vec![in_a(), ("domain", w.b_domain.clone())]
 }
 
+/// An abra servers tree of one app (base64 of its tar.gz, as the API takes it).
+fn abra_tree(server: &str, domain: &str) -> String {
+    use base64::Engine as _;
+    let env = format!("TYPE=hello:0.1.0+1.0\nDOMAIN={domain}\n");
+    let archive = potluck_server::domain::apps::tree::write_archive(&[(s(server), s(domain), env, 0)]).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(archive)
+}
+
 fn with(mut base: Vec<(&'static str, String)>, more: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     base.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
     base
@@ -640,6 +648,16 @@ fn rows() -> Vec<Row> {
                 ("content", s("TYPE=hello:0.1.0+1.0\nDOMAIN=elsewhere.example.org\n")),
             ]
         }),
+        row("preview_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "matrix-tree.example.org"))])
+            .foreign(|_| {
+                vec![in_a(), ("archive", abra_tree("there", "matrix-tree.example.org")), ("servers[there]", s("b-local"))]
+            }),
+        row("import_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "matrix-tree.example.org"))]).foreign(
+            |_| vec![in_a(), ("archive", abra_tree("there", "stolen-tree.example.org")), ("servers[there]", s("b-local"))],
+        ),
+        // Kept for its preview page, which the answer redirects to.
+        row("upload_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "uploaded.example.org"))]).answers(303),
+        row("export_abra_tree", |_| vec![in_a()]),
         row("export_app", app_a).foreign(app_b),
         row("download_env", app_a).foreign(app_b),
         row("delete_app", |_| vec![in_a(), ("domain", s("matrix-new.example.org"))]).foreign(app_b),

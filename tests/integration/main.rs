@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed step is a failed test")]
 
+mod abra;
 mod api;
 mod apps;
 mod audit;

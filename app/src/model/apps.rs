@@ -553,3 +553,57 @@ impl Default for JobOptions {
         }
     }
 }
+
+/// What importing an abra `servers/` tree would do: each server directory with the Potluck server
+/// it goes to, each env file with the app it becomes or why it is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AbraTreePreview {
+    /// The uploaded archive this preview read (pages), none when the archive came inline.
+    pub upload: Option<i64>,
+    /// When the upload was imported, and how many apps that created.
+    pub imported: Option<(i64, i64)>,
+    pub dirs: Vec<AbraTreeDir>,
+    pub apps: Vec<AbraTreeApp>,
+    /// Entries of the archive that are not apps (`path: why`), e.g. a README or a symlink.
+    pub ignored: Vec<String>,
+    /// The collective's servers, which a directory may be mapped to.
+    pub servers: Vec<String>,
+}
+
+impl AbraTreePreview {
+    /// How many apps importing it creates.
+    pub fn creates(&self) -> usize {
+        self.apps.iter().filter(|a| a.refused.is_none()).count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AbraTreeDir {
+    /// The directory's name in the tree (abra's server name).
+    pub dir: String,
+    /// The Potluck server its apps go to: the one chosen, else the one of the same name.
+    pub server: Option<String>,
+    pub apps: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AbraTreeApp {
+    pub dir: String,
+    pub file: String,
+    pub domain: String,
+    pub recipe: String,
+    pub version: Option<String>,
+    /// Why it will not be imported (unknown recipe, a domain the server already has…).
+    pub refused: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AbraTreeImported {
+    pub created: Vec<AppSummary>,
+    /// The env files that were not imported, with why.
+    pub refused: Vec<AbraTreeApp>,
+}

@@ -169,7 +169,8 @@ pub fn AppsPage() -> impl IntoView {
     view! {
         <Title text="Apps"/>
         <h1>"Apps of " <a href=move || format!("/c/{}", slug())>{slug}</a></h1>
-        <p class="muted"><a href=move || format!("/c/{}/servers", slug())>"Servers"</a></p>
+        <p class="muted"><a href=move || format!("/c/{}/servers", slug())>"Servers"</a>
+            " · " <a href=move || format!("/c/{}/abra/servers.tar.gz", slug()) download>"Download as an abra servers tree"</a></p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let me = me.await.ok().flatten();
@@ -214,9 +215,114 @@ pub fn AppsPage() -> impl IntoView {
                                     </ActionForm>
                                     <ActionResult value=import.value() ok="Imported."/>
                                 </details>
+                                <details>
+                                    <summary>"Import a whole abra servers tree"</summary>
+                                    <p class="muted">"A tar.gz of " <code>"~/.abra/servers"</code> " (" <code>"tar czf servers.tar.gz -C ~/.abra servers"</code>
+                                        "): you see what it creates and what it refuses before anything is imported."</p>
+                                    <form method="post" enctype="multipart/form-data" action=format!("/c/{}/abra/upload", slug()) id="upload-abra-tree">
+                                        <input type="hidden" name="slug" value=slug()/>
+                                        <label>"Archive " <input type="file" name="archive" required accept=".tar.gz,.tgz,.tar,application/gzip,application/x-tar"/></label>
+                                        <button type="submit">"Preview the import"</button>
+                                    </form>
+                                </details>
                             }
                         })}
                     }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The servers a preview maps directories to, from the page's query (`servers[<dir>]=<server>`).
+fn chosen_servers(q: &leptos_router::params::ParamsMap) -> std::collections::BTreeMap<String, String> {
+    q.latest_values()
+        .filter_map(|(k, v)| {
+            let dir = k.strip_prefix("servers[")?.strip_suffix(']')?;
+            Some((dir.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// An uploaded abra servers tree: which server each directory goes to (changeable), each env
+/// file as the app it becomes or why it is refused, and the button that imports them all.
+#[component]
+pub fn AbraImportPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = leptos_router::hooks::use_query_map();
+    let slug = slug_param();
+    let upload = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
+    let args = move || (slug(), upload(), chosen_servers(&query.read()));
+    let import = ServerAction::<ImportAbraTree>::new();
+    let preview = Resource::new(
+        move || (args(), import.version().get()),
+        |((slug, upload, servers), _)| api::preview_abra_tree(slug, upload, String::new(), servers),
+    );
+    view! {
+        <Title text="Import an abra tree"/>
+        <h1>"Import an abra servers tree into " <a href=move || format!("/c/{}/apps", slug())>{slug}</a></h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let (slug, upload, _) = args();
+                match preview.await {
+                    Err(e) => view! { <ErrorBox error=e/> <p><a href=format!("/c/{slug}/apps")>"Back to the apps"</a></p> }.into_any(),
+                    Ok(p) => {
+                        let creates = p.creates();
+                        let refused = p.apps.len() - creates;
+                        let mapping = p.dirs.iter().map(|d| (d.dir.clone(), d.server.clone().unwrap_or_default())).collect::<Vec<_>>();
+                        let done = p.imported.map(|(at, n)| view! {
+                            <p class="ok" role="status">"Imported " <Time ms=at/> ": " {format!("{n} apps created. ")}
+                                <a href=format!("/c/{slug}/apps")>"See the apps"</a></p>
+                        });
+                        view! {
+                            {done}
+                            <h2>"Servers"</h2>
+                            <form method="get" id="abra-servers">
+                                <table class="list">
+                                    <thead><tr><th>"Directory"</th><th>"Apps"</th><th>"Goes to"</th></tr></thead>
+                                    <tbody>{p.dirs.iter().map(|d| {
+                                        let chosen = d.server.clone().unwrap_or_default();
+                                        view! {
+                                            <tr><td><code>{d.dir.clone()}</code></td><td>{d.apps}</td>
+                                                <td><select name=format!("servers[{}]", d.dir)>
+                                                    <option value="" selected=chosen.is_empty()>"— none (not imported) —"</option>
+                                                    {p.servers.iter().map(|s| view! { <option value=s.clone() selected=*s == chosen>{s.clone()}</option> }).collect_view()}
+                                                </select></td></tr>
+                                        }
+                                    }).collect_view()}</tbody>
+                                </table>
+                                <button type="submit">"Preview again"</button>
+                            </form>
+                            <h2>{format!("Apps: {creates} to create, {refused} refused")}</h2>
+                            <table class="list" id="abra-apps">
+                                <thead><tr><th>"File"</th><th>"Domain"</th><th>"Recipe"</th><th>"Version"</th><th>"Outcome"</th></tr></thead>
+                                <tbody>{p.apps.iter().map(|a| view! {
+                                    <tr class=if a.refused.is_some() { "refused" } else { "creates" }>
+                                        <td><code>{format!("{}/{}", a.dir, a.file)}</code></td>
+                                        <td>{a.domain.clone()}</td><td>{a.recipe.clone()}</td>
+                                        <td>{a.version.clone().unwrap_or_default()}</td>
+                                        <td>{match a.refused.clone() {
+                                            Some(why) => view! { <span class="error-text">"refused: " {why}</span> }.into_any(),
+                                            None => view! { <span class="ok">"created"</span> }.into_any(),
+                                        }}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table>
+                            {(!p.ignored.is_empty()).then(|| view! {
+                                <details><summary>{format!("{} other entries of the archive, not apps", p.ignored.len())}</summary>
+                                    <ul>{p.ignored.iter().map(|i| view! { <li><code>{i.clone()}</code></li> }).collect_view()}</ul></details>
+                            })}
+                            {(p.imported.is_none() && creates > 0).then(|| view! {
+                                <ActionForm action=import attr:id="import-abra-tree">
+                                    <input type="hidden" name="slug" value=slug.clone()/>
+                                    <input type="hidden" name="upload" value=upload.map(|u| u.to_string()).unwrap_or_default()/>
+                                    {mapping.iter().map(|(dir, server)| view! { <input type="hidden" name=format!("servers[{dir}]") value=server.clone()/> }).collect_view()}
+                                    <button type="submit">{format!("Import {creates} apps")}</button>
+                                </ActionForm>
+                            })}
+                            <ActionResult value=import.value() ok="Imported."/>
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>

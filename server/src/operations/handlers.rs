@@ -2,7 +2,7 @@
 //! Each handler receives the capability its declaration's scope gives (see `authz`) and the
 //! input; `registry::Registry::check` fails when a declaration has no line here.
 
-use super::{catalogue, export, live, streams};
+use super::{abra, catalogue, export, live, streams};
 use crate::domain::{apps, audit_service, collectives, identity, notify, recipes};
 use crate::operations::registry::Registry;
 use potluck_app::api::*;
@@ -78,6 +78,14 @@ pub fn register() -> Registry {
     // Apps, secrets and jobs
     r.op::<ListApps, _, _>(|st, cap, _| async move { apps::apps::list(&st, &cap).await });
     r.op::<CreateApp, _, _>(|st, cap, i| async move { apps::apps::create(&st, &cap, i).await });
+    r.op::<PreviewAbraTree, _, _>(|st, cap, i| async move {
+        apps::tree::preview(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers }).await
+    });
+    r.op::<ImportAbraTree, _, _>(|st, cap, i| async move {
+        apps::tree::import(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers }).await
+    });
+    r.raw::<UploadAbraTree, _, _>(abra::upload);
+    r.raw::<ExportAbraTree, _, _>(abra::export);
     r.op::<GetApp, _, _>(|st, cap, _| async move { apps::detail(&st, &cap).await });
     r.op::<SetAppEnv, _, _>(|st, cap, i| async move { apps::apps::set_env(&st, &cap, i).await });
     r.op::<SetAppOverlays, _, _>(|st, cap, i| async move { apps::apps::set_overlays(&st, &cap, i).await });

@@ -6,6 +6,7 @@
 //!
 //! Imports run down only: transport → operations → domain → adapters (see docs/ARCHITECTURE.md).
 
+pub mod abra;
 pub mod catalogue;
 pub mod export;
 mod handlers;

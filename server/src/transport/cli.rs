@@ -2,6 +2,7 @@
 
 use super::backup_cli::{self, BackupCommand};
 use super::recipe_test_cli::{self, RecipeTestArgs};
+use super::remote_cli::{self, AbraCommand};
 use super::{recipe_cli, serve, stack_cli};
 use crate::adapters::crypto::SecretBox;
 use crate::adapters::db::Db;
@@ -63,6 +64,12 @@ pub enum Command {
     Stack {
         #[command(subcommand)]
         command: StackCommand,
+    },
+    /// A collective's apps as abra's `~/.abra/servers` tree, against a remote Potluck with an API
+    /// token (POTLUCK_URL, POTLUCK_TOKEN).
+    Abra {
+        #[command(subcommand)]
+        command: AbraCommand,
     },
     /// Backups of a running stack into a restic repository, without a database (DOCKER_HOST,
     /// RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).
@@ -173,6 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init("text");
             return backup_cli::run(command).await;
         }
+        Command::Abra { command } => return remote_cli::abra(command).await,
         Command::Recipe { command: RecipeCommand::Test(args) } => {
             telemetry::init("text");
             return recipe_test_cli::run(args).await;
@@ -202,6 +210,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{link}");
         }
         Command::Stack { .. }
+        | Command::Abra { .. }
         | Command::Backup { .. }
         | Command::Recipe { .. }
         | Command::Lint { .. }

@@ -408,134 +408,143 @@ pub async fn export(access: &Cap<scope::App>) -> Result<String> {
     Ok(access.app().env.clone())
 }
 
-/// Imports abra env files (`<domain>.env`): the recipe from `TYPE`/`RECIPE` (with the deployed
-/// version after `:`), the domain from `DOMAIN` or the file name. Returns the created apps.
+/// An abra env file read for import: the app it would become.
+pub struct Imported {
+    pub file: String,
+    pub text: String,
+    pub domain: String,
+    pub recipe: store::RecipeRow,
+    pub version: Option<String>,
+}
+
+/// Reads an abra env file (`<domain>.env`) for import: the recipe from `TYPE`/`RECIPE` (with the
+/// deployed version after `:`), the domain from `DOMAIN` or the file name. `Ok(Err(why))` when
+/// the file cannot be imported.
+pub async fn read_import(
+    st: &AppState,
+    access: &Cap<scope::Collective>,
+    file: &str,
+    text: String,
+) -> Result<std::result::Result<Imported, String>> {
+    let env = match EnvFile::parse(&text) {
+        Ok(env) => env,
+        Err(e) => return Ok(Err(format!("not an env file: {e}"))),
+    };
+    let values = env.values(&|_| None);
+    let domain = values
+        .get("DOMAIN")
+        .cloned()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| file.rsplit('/').next().unwrap_or(file).trim_end_matches(".env").to_string());
+    if let Err(e) = check_domain(&domain) {
+        return Ok(Err(e.to_string()));
+    }
+    let type_value = values.get("RECIPE").or_else(|| values.get("TYPE")).cloned().unwrap_or_default();
+    let (recipe, version) = match type_value.split_once(':') {
+        Some((r, v)) => (r.to_string(), Some(v.to_string()).filter(|v| !v.is_empty())),
+        None => (type_value.clone(), None),
+    };
+    if recipe.is_empty() {
+        return Ok(Err("no TYPE= or RECIPE= line names the recipe".into()));
+    }
+    let recipe_row = match store::find(st, &recipe).await? {
+        Some(r) if access.sees_recipe(st, &r).await? => r,
+        _ => return Ok(Err(format!("recipe {recipe:?} is not registered in Potluck yet"))),
+    };
+    Ok(Ok(Imported { file: file.to_string(), text, domain, recipe: recipe_row, version }))
+}
+
+/// The stacks that run on a server now (by Potluck's namespace label), asked before a write
+/// transaction: an unreachable or slow engine must not hold the database's write lock. Empty
+/// when the engine cannot be asked within 20 seconds.
+pub async fn running_stacks(st: &AppState, server: &servers::ServerRow) -> BTreeSet<String> {
+    let mut stacks = BTreeSet::new();
+    let Ok(d) = servers::docker_for(st, server).await else { return stacks };
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![crate::adapters::engine::convert::NAMESPACE_LABEL.to_string()],
+    )]);
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        d.list_services(Some(bollard::query_parameters::ListServicesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        })),
+    )
+    .await;
+    if let Ok(Ok(services)) = listed {
+        for s in services {
+            if let Some(ns) =
+                s.spec.and_then(|x| x.labels).and_then(|l| l.get(crate::adapters::engine::convert::NAMESPACE_LABEL).cloned())
+            {
+                stacks.insert(ns);
+            }
+        }
+    }
+    stacks
+}
+
+/// Inserts an imported app (in the caller's transaction): deployed when its stack runs, else
+/// undeployed when the file names a deployed version, else new.
+pub async fn insert_imported(
+    tx: &mut audit::Audited,
+    collective: CollectiveId,
+    server: &servers::ServerRow,
+    app: &Imported,
+    running: &BTreeSet<String>,
+) -> Result<AppId> {
+    let stack = stack_name_for(&app.domain);
+    let status = if running.contains(&stack) {
+        "deployed"
+    } else if app.version.is_some() {
+        "undeployed"
+    } else {
+        "new"
+    };
+    let id: AppId = sqlx::query(
+        "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+    )
+    .bind(collective)
+    .bind(server.id)
+    .bind(app.recipe.id)
+    .bind(&app.domain)
+    .bind(&stack)
+    .bind(&app.text)
+    .bind(&app.version)
+    .bind(status)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        if crate::adapters::db::is_unique_violation(&e) {
+            ApiError::conflict(format!("{}: server {} already has an app {}", app.file, server.name, app.domain)).into()
+        } else {
+            Error::from(e)
+        }
+    })?
+    .try_get("id")?;
+    Ok(id)
+}
+
+/// Imports one abra env file (`<domain>.env`, see [`read_import`]). Returns the created app.
 pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: ImportApp) -> Result<Vec<AppSummary>> {
     let c = access.collective();
     let server = servers::by_name(st, c, input.server.trim()).await?;
-    let files = vec![(input.file_name, input.content)];
-    if files.is_empty() {
-        return Err(ApiError::invalid("files", "choose at least one .env file").into());
-    }
-    struct Parsed {
-        file: String,
-        text: String,
-        domain: String,
-        recipe: store::RecipeRow,
-        version: Option<String>,
-    }
-    let mut parsed = Vec::new();
-    for (file, text) in files {
-        let env = EnvFile::parse(&text).map_err(|e| ApiError::invalid("files", format!("{file}: {e}")))?;
-        let values = env.values(&|_| None);
-        let domain = values
-            .get("DOMAIN")
-            .cloned()
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| file.rsplit('/').next().unwrap_or(&file).trim_end_matches(".env").to_string());
-        check_domain(&domain).map_err(|e| ApiError::invalid("files", format!("{file}: {e}")))?;
-        let type_value = values.get("RECIPE").or_else(|| values.get("TYPE")).cloned().unwrap_or_default();
-        let (recipe, version) = match type_value.split_once(':') {
-            Some((r, v)) => (r.to_string(), Some(v.to_string()).filter(|v| !v.is_empty())),
-            None => (type_value.clone(), None),
-        };
-        if recipe.is_empty() {
-            return Err(ApiError::invalid("files", format!("{file}: no TYPE= or RECIPE= line names the recipe")).into());
-        }
-        let recipe_row = match store::find(st, &recipe).await? {
-            Some(r) if access.sees_recipe(st, &r).await? => r,
-            _ => {
-                return Err(ApiError::invalid(
-                    "files",
-                    format!("{file}: recipe {recipe:?} is not registered in Potluck yet"),
-                )
-                .into())
-            }
-        };
-        parsed.push(Parsed { file, text, domain, recipe: recipe_row, version });
-    }
-    // Ask the engine which stacks already run before the transaction: an unreachable or slow
-    // engine must not hold the database's write lock.
-    let engine = servers::docker_for(st, &server).await.ok();
-    let mut deployed_stacks = BTreeSet::new();
-    if let Some(d) = &engine {
-        let filters = std::collections::HashMap::from([(
-            "label".to_string(),
-            vec![crate::adapters::engine::convert::NAMESPACE_LABEL.to_string()],
-        )]);
-        let listed = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            d.list_services(Some(bollard::query_parameters::ListServicesOptions {
-                filters: Some(filters),
-                ..Default::default()
-            })),
-        )
-        .await;
-        if let Ok(Ok(services)) = listed {
-            for s in services {
-                if let Some(ns) = s
-                    .spec
-                    .and_then(|x| x.labels)
-                    .and_then(|l| l.get(crate::adapters::engine::convert::NAMESPACE_LABEL).cloned())
-                {
-                    deployed_stacks.insert(ns);
-                }
-            }
-        }
-    }
-    let now = now_ms();
+    let file = input.file_name;
+    let app = read_import(st, access, &file, input.content)
+        .await?
+        .map_err(|why| ApiError::invalid("files", format!("{file}: {why}")))?;
+    let running = running_stacks(st, &server).await;
     let mut tx = audit::begin(&st.db).await?;
-    let mut ids = Vec::new();
-    for p in &parsed {
-        let stack = stack_name_for(&p.domain);
-        let deployed = deployed_stacks.contains(&stack);
-        let status = if deployed {
-            "deployed"
-        } else if p.version.is_some() {
-            "undeployed"
-        } else {
-            "new"
-        };
-        let id: AppId = sqlx::query(
-            "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-        )
-        .bind(c.id)
-        .bind(server.id)
-        .bind(p.recipe.id)
-        .bind(&p.domain)
-        .bind(&stack)
-        .bind(&p.text)
-        .bind(&p.version)
-        .bind(status)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if crate::adapters::db::is_unique_violation(&e) {
-                ApiError::conflict(format!("{}: server {} already has an app {}", p.file, server.name, p.domain)).into()
-            } else {
-                Error::from(e)
-            }
-        })?
-        .try_get("id")?;
-        ids.push(id);
-    }
-    let event = Event::new(AuditAction::AppImport, format!("{} app(s) on {}", ids.len(), server.name))
+    let id = insert_imported(&mut tx, c.id, &server, &app, &running).await?;
+    let event = Event::new(AuditAction::AppImport, format!("1 app(s) on {}", server.name))
         .in_collective(c.id, &c.slug)
-        .details(json!({
-            "app_ids": ids,
-            "domains": parsed.iter().map(|p| &p.domain).collect::<Vec<_>>(),
-        }));
+        .details(json!({ "app_ids": [id], "domains": [&app.domain] }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(a) = by_id(st, id).await? {
-            out.push(a.summary());
-        }
-    }
-    Ok(out)
+    super::live::touch(st, server.id).await;
+    Ok(by_id(st, id).await?.map(|a| vec![a.summary()]).unwrap_or_default())
 }
 
 pub async fn delete(st: &AppState, access: &Cap<scope::App>) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod servers;
 pub mod stack;
 pub mod target;
+pub mod tree;
 
 pub use apps::deployments_of;
 

@@ -70,14 +70,17 @@ fn input(
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
+    multipart: Option<Map<String, Value>>,
 ) -> Result<crate::operations::registry::Boxed, ApiError> {
     let json_body = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
     let bad = |e: String| ApiError::invalid("body", e);
-    if json_body {
-        let mut object = if body.iter().all(u8::is_ascii_whitespace) {
+    if json_body || multipart.is_some() {
+        let mut object = if let Some(fields) = multipart {
+            fields
+        } else if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {
             match serde_json::from_slice::<Value>(body).map_err(|e| bad(format!("not JSON: {e}")))? {
@@ -115,6 +118,48 @@ fn input(
     (entry.from_form)(&text).map_err(bad)
 }
 
+/// Most fields a form may send, and the most a text field may hold.
+const FORM_FIELDS: usize = 64;
+const FORM_TEXT: usize = 64 << 10;
+/// The most a file field may hold (an abra tree, `tree::MAX_ARCHIVE`).
+const FORM_FILE: usize = 1 << 20;
+
+/// A `multipart/form-data` body (an HTML form with a file) as the JSON object of its fields: a
+/// text field as its text, a file as base64 of its bytes. `None` for any other body.
+async fn multipart_fields(headers: &HeaderMap, body: Bytes) -> Result<Option<Map<String, Value>>, ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    if !ct.starts_with("multipart/form-data") {
+        return Ok(None);
+    }
+    use base64::Engine as _;
+    let bad = |e: String| ApiError::invalid("body", e);
+    let boundary = multer::parse_boundary(ct).map_err(|e| bad(format!("not a form: {e}")))?;
+    let limits = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().per_field(FORM_FILE as u64).whole_stream(2 * FORM_FILE as u64));
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut form = multer::Multipart::with_constraints(stream, boundary, limits);
+    let mut fields = Map::new();
+    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("not a form: {e}")))? {
+        if fields.len() >= FORM_FIELDS {
+            return Err(bad(format!("more than {FORM_FIELDS} fields")));
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        let file = field.file_name().is_some();
+        let name_for_error = name.clone();
+        let bytes = field.bytes().await.map_err(|e| ApiError::invalid(name_for_error, e.to_string()))?;
+        let value = if file {
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        } else {
+            if bytes.len() > FORM_TEXT {
+                return Err(ApiError::invalid(name, format!("longer than {} KiB", FORM_TEXT >> 10)));
+            }
+            String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid(name.clone(), "not UTF-8"))?
+        };
+        fields.insert(name, Value::String(value));
+    }
+    Ok(Some(fields))
+}
+
 async fn handle(
     name: &'static str,
     st: SharedState,
@@ -127,7 +172,11 @@ async fn handle(
     let Some(entry) = registry().get(name) else {
         return ErrorResponse(ApiError::Internal { request_id: caller.request_id.clone() }).into_response();
     };
-    let input = match input(entry, &params, query.as_deref(), &headers, &body) {
+    let multipart = match multipart_fields(&headers, body.clone()).await {
+        Ok(m) => m,
+        Err(e) => return ErrorResponse(e).into_response(),
+    };
+    let input = match input(entry, &params, query.as_deref(), &headers, &body, multipart) {
         Ok(i) => i,
         Err(e) => return ErrorResponse(e).into_response(),
     };
