@@ -303,7 +303,7 @@ pub fn AbraImportPage() -> impl IntoView {
                                         <td>{a.version.clone().unwrap_or_default()}</td>
                                         <td>{match a.refused.clone() {
                                             Some(why) => view! { <span class="error-text">"refused: " {why}</span> }.into_any(),
-                                            None => view! { <span class="ok">"created"</span> }.into_any(),
+                                            None => view! { <span class="ok">"to create"</span> }.into_any(),
                                         }}</td>
                                     </tr>
                                 }).collect_view()}</tbody>
@@ -317,7 +317,7 @@ pub fn AbraImportPage() -> impl IntoView {
                                     <input type="hidden" name="slug" value=slug.clone()/>
                                     <input type="hidden" name="upload" value=upload.map(|u| u.to_string()).unwrap_or_default()/>
                                     {mapping.iter().map(|(dir, server)| view! { <input type="hidden" name=format!("servers[{dir}]") value=server.clone()/> }).collect_view()}
-                                    <button type="submit">{format!("Import {creates} apps")}</button>
+                                    <button type="submit">{if creates == 1 { "Import 1 app".to_string() } else { format!("Import {creates} apps") }}</button>
                                 </ActionForm>
                             })}
                             <ActionResult value=import.value() ok="Imported."/>
