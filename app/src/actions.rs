@@ -100,6 +100,8 @@ pub enum AuditAction {
     AppEnvUpdate,
     #[strum(serialize = "app.import")]
     AppImport,
+    #[strum(serialize = "app.adopt")]
+    AppAdopt,
     #[strum(serialize = "app.delete")]
     AppDelete,
     #[strum(serialize = "app.run")]

@@ -593,6 +593,17 @@ operation! {
 }
 
 operation! {
+    /// Takes what the app's stack runs as Potluck's record after it was changed outside Potluck
+    /// (the app's `drift`): its version (a release of the recipe, or a chaos commit), status and
+    /// services. 409 when nothing differs, or when the stack runs no release of the recipe.
+    fn adopt_app(slug: String, domain: String) -> AppSummary {
+        name: "adopt_app", input: AdoptApp, scope: App, key: |o| (&o.slug, &o.domain),
+        need: perm(ManageApps), session_only: false, audit: [AppAdopt],
+        http: Http::post("/collectives/{slug}/apps/{domain}/adopt"),
+    }
+}
+
+operation! {
     fn delete_app(slug: String, domain: String) -> () {
         name: "delete_app", input: DeleteApp, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ManageApps), session_only: false, audit: [AppDelete], http: Http::delete("/collectives/{slug}/apps/{domain}"),
@@ -1165,6 +1176,7 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         SetAppOverlays,
         ImportApp,
         ExportApp,
+        AdoptApp,
         PreviewAbraTree,
         ImportAbraTree,
         UploadAbraTree,

@@ -27,18 +27,29 @@ async fn world() -> World {
         .unwrap();
     for name in ["local", "second"] {
         admin
-            .call::<ServerView>("add_server", &[("slug", SLUG), ("name", name), ("kind", "unix"), ("address", swarm::SOCKET)])
+            .call::<ServerView>(
+                "add_server",
+                &[("slug", SLUG), ("name", name), ("kind", "unix"), ("address", swarm::SOCKET)],
+            )
             .await
             .unwrap();
     }
     let recipes = tempfile::tempdir().unwrap();
     let (_, remote) = publish(&fixture_recipe("hello"), recipes.path(), "hello");
     admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
-    for (server, domain) in [("local", "one.a.example.org"), ("local", "two.a.example.org"), ("second", "three.a.example.org")] {
+    for (server, domain) in
+        [("local", "one.a.example.org"), ("local", "two.a.example.org"), ("second", "three.a.example.org")]
+    {
         admin
             .call::<AppSummary>(
                 "create_app",
-                &[("slug", SLUG), ("server", server), ("recipe", "hello"), ("domain", domain), ("version", "0.1.0+1.0")],
+                &[
+                    ("slug", SLUG),
+                    ("server", server),
+                    ("recipe", "hello"),
+                    ("domain", domain),
+                    ("version", "0.1.0+1.0"),
+                ],
             )
             .await
             .unwrap();
@@ -143,7 +154,10 @@ async fn an_abra_tree_is_previewed_and_imported_whole_through_the_page_form() {
     assert!(html.contains("Apps: 0 to create, 4 refused"), "laptop-server is no server of ours yet");
     assert!(html.contains("no server chosen for laptop-server"));
     assert!(html.contains("server local already has an app one.a.example.org"));
-    assert!(html.contains("recipe &quot;mystery&quot; is not registered") || html.contains("recipe \"mystery\" is not registered"));
+    assert!(
+        html.contains("recipe &quot;mystery&quot; is not registered")
+            || html.contains("recipe \"mystery\" is not registered")
+    );
     assert!(html.contains("servers/local/passwd.env: a link (links are not followed)"));
     assert!(html.contains("servers/local/notes.md: not an env file"));
 
@@ -202,7 +216,8 @@ async fn an_upload_is_its_uploaders_and_its_collectives_only() {
     b.call::<CollectiveSummary>("create_collective", &[("slug", "collective-b"), ("name", "B"), ("description", "")])
         .await
         .unwrap();
-    let tarball = tree::write_archive(&[("local".into(), "up.a.example.org".into(), "TYPE=hello\n".into(), 0)]).unwrap();
+    let tarball =
+        tree::write_archive(&[("local".into(), "up.a.example.org".into(), "TYPE=hello\n".into(), 0)]).unwrap();
     let form = reqwest::multipart::Form::new()
         .part("archive", reqwest::multipart::Part::bytes(tarball).file_name("servers.tar.gz"));
     let r = b.client.post(b.url(&format!("/c/{SLUG}/abra/upload"))).multipart(form).send().await.unwrap();

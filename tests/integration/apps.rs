@@ -922,3 +922,131 @@ async fn the_live_streams_follow_the_swarm_through_the_replica_that_does_not_wat
     second.stop().await;
     first.stop().await;
 }
+
+/// Polls the app until `pred` holds (the monitor reads the swarm after its events).
+async fn app_until(b: &Browser, domain: &str, what: &str, pred: impl Fn(&AppDetail) -> bool) -> AppDetail {
+    for _ in 0..240 {
+        let d = app_detail(b, domain).await;
+        if pred(&d) {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{domain}: {what} within 60 s: {:?}", app_detail(b, domain).await.app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_behind_potlucks_back_is_drift_until_adopted_or_redeployed() {
+    use potluck_server::adapters::engine::{self, envfile::EnvFile, load::RecipeFiles};
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("drift");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    let stack = app.stack_name.clone();
+    b.call::<Vec<GeneratedSecret>>("generate_secrets", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let (_, state, result) = run(b, &domain, "deploy", "").await;
+    assert_eq!(state, "succeeded", "{result}");
+    let none = b.call::<AppSummary>("adopt_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap_err();
+    assert_eq!(none.status, 409, "nothing to adopt: {}", none.body);
+
+    // An abra user upgrades it from a laptop: the real `docker stack deploy` of 0.2.0+1.1 with
+    // the app's env, which replaces the services without Potluck's labels.
+    let env_text: String = b.call("export_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    let files = RecipeFiles::from_dir(&fixture_recipe("hello").join("versions/0.2.0+1.1")).unwrap();
+    let env = engine::app_environment(&EnvFile::parse(&env_text).unwrap(), files.text("abra.sh").as_deref(), &stack);
+    let laptop_deploy = || swarm::cli_deploy(&files.root, &engine::compose_files(&env), &env, &stack).unwrap();
+    laptop_deploy();
+
+    let d = app_until(b, &domain, "drift seen", |d| d.app.drift.is_some()).await;
+    let drift = d.app.drift.clone().unwrap();
+    assert!(drift.changes.contains(&"runs 0.2.0+1.1, Potluck deployed 0.1.0+1.0".to_string()), "{drift:?}");
+    assert!(drift.changes.contains(&"service app changed".to_string()), "{drift:?}");
+    assert_eq!(drift.live_version.as_deref(), Some("0.2.0+1.1"));
+    let listed: Vec<AppSummary> = b.call("list_apps", &[("slug", SLUG)]).await.unwrap();
+    assert!(listed.iter().find(|a| a.domain == domain).unwrap().drift.is_some(), "the apps list shows it too");
+    let page = b.get(&format!("/c/{SLUG}/apps/{domain}")).await.text().await.unwrap();
+    assert!(page.contains("Changed outside Potluck") && page.contains("runs 0.2.0+1.1, Potluck deployed 0.1.0+1.0"));
+
+    // Potluck will not touch what another tool made unless told to take it over.
+    let (_, state, result) = run(b, &domain, "redeploy", "").await;
+    assert_eq!(state, "failed");
+    assert!(result.contains("not created by Potluck"), "{result}");
+    assert!(app_detail(b, &domain).await.app.drift.is_some(), "a refused redeploy leaves the drift standing");
+    let job = b
+        .call::<JobSummary>(
+            "start_job",
+            &[("slug", SLUG), ("domain", &domain), ("kind", "redeploy"), ("options[take_over]", "true")],
+        )
+        .await
+        .unwrap();
+    let (_, state, result) = b.watch_job(job.id).await;
+    assert_eq!(state, "succeeded", "{result}");
+    let d = app_detail(b, &domain).await;
+    assert!(d.app.drift.is_none(), "{:?}", d.app.drift);
+    assert_eq!(d.app.version.as_deref(), Some("0.1.0+1.0"), "Potluck's own version is back");
+    let labels = service_labels(&w.docker, &format!("{stack}_app")).await;
+    assert_eq!(labels.get(&format!("coop-cloud.{stack}.version")).map(String::as_str), Some("0.1.0+1.0"));
+    assert_eq!(labels.get("potluck.app"), Some(&app.id.to_string()), "and its labels");
+
+    // The laptop deploys again; this time the operator adopts it. Potluck records what runs,
+    // and the env's TYPE line says so (as abra's would).
+    laptop_deploy();
+    app_until(b, &domain, "the second drift seen", |d| d.app.drift.is_some()).await;
+    let adopted: AppSummary = b.call("adopt_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert_eq!(adopted.version.as_deref(), Some("0.2.0+1.1"));
+    assert!(adopted.drift.is_none());
+    let env_after: String = b.call("export_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert!(env_after.contains("TYPE=hello:0.2.0+1.1"), "{env_after}");
+    let audit = w.app.texts("SELECT details FROM audit_events WHERE action = 'app.adopt'").await;
+    assert!(audit.len() == 1 && audit[0].contains("0.2.0+1.1") && audit[0].contains("0.1.0+1.0"), "{audit:?}");
+    // What runs is now the record: a scale by hand is the only difference then.
+    swarm::docker(&["service", "scale", "--detach", &format!("{stack}_app=2")]);
+    let d = app_until(b, &domain, "the scale seen", |d| d.app.drift.is_some()).await;
+    assert_eq!(d.app.drift.unwrap().changes, ["service app changed"], "only the scale, not the adopted deploy");
+
+    // An adopted stack is Potluck's to redeploy, which ends the drift too.
+    let (_, state, result) = run(b, &domain, "redeploy", "").await;
+    assert_eq!(state, "succeeded", "{result}");
+    assert!(app_detail(b, &domain).await.app.drift.is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(app_detail(b, &domain).await.app.drift.is_none(), "and the monitor agrees");
+
+    // A stack removed behind Potluck's back.
+    swarm::remove_stack(&w.docker, &stack).await;
+    let d = app_until(b, &domain, "the removal seen", |d| d.app.drift.is_some()).await;
+    assert_eq!(d.app.drift.unwrap().changes, ["the stack is not running: removed outside Potluck"]);
+    let adopted: AppSummary = b.call("adopt_app", &[("slug", SLUG), ("domain", &domain)]).await.unwrap();
+    assert_eq!(adopted.status, AppStatus::Undeployed);
+    cleanup(&w.docker, &stack).await;
+    w.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_another_tools_objects_is_refused_on_an_engine_another_collective_shares() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("shared");
+    create(b, "hello", &domain, "0.1.0+1.0").await;
+    b.call::<CollectiveSummary>("create_collective", &[("slug", "collective-b"), ("name", "B"), ("description", "")])
+        .await
+        .unwrap();
+    b.call::<ServerView>(
+        "add_server",
+        &[("slug", "collective-b"), ("name", "b-local"), ("kind", "unix"), ("address", swarm::SOCKET)],
+    )
+    .await
+    .unwrap();
+    let jobs_before = w.app.count("SELECT COUNT(*) FROM jobs").await;
+    let e = b
+        .call::<JobSummary>(
+            "start_job",
+            &[("slug", SLUG), ("domain", &domain), ("kind", "deploy"), ("options[take_over]", "true")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 409, "{}", e.body);
+    assert!(e.body.contains("another collective has the engine of local registered too"), "{}", e.body);
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM jobs").await, jobs_before, "no job");
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM apps WHERE adopted_objects IS NOT NULL").await, 0, "nothing taken");
+    w.app.stop().await;
+}

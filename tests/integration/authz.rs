@@ -648,16 +648,29 @@ fn rows() -> Vec<Row> {
                 ("content", s("TYPE=hello:0.1.0+1.0\nDOMAIN=elsewhere.example.org\n")),
             ]
         }),
-        row("preview_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "matrix-tree.example.org"))])
-            .foreign(|_| {
-                vec![in_a(), ("archive", abra_tree("there", "matrix-tree.example.org")), ("servers[there]", s("b-local"))]
-            }),
+        row("preview_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "matrix-tree.example.org"))]).foreign(
+            |_| {
+                vec![
+                    in_a(),
+                    ("archive", abra_tree("there", "matrix-tree.example.org")),
+                    ("servers[there]", s("b-local")),
+                ]
+            },
+        ),
         row("import_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "matrix-tree.example.org"))]).foreign(
-            |_| vec![in_a(), ("archive", abra_tree("there", "stolen-tree.example.org")), ("servers[there]", s("b-local"))],
+            |_| {
+                vec![
+                    in_a(),
+                    ("archive", abra_tree("there", "stolen-tree.example.org")),
+                    ("servers[there]", s("b-local")),
+                ]
+            },
         ),
         // Kept for its preview page, which the answer redirects to.
         row("upload_abra_tree", |_| vec![in_a(), ("archive", abra_tree("local", "uploaded.example.org"))]).answers(303),
         row("export_abra_tree", |_| vec![in_a()]),
+        // Nothing changed outside Potluck: nothing to adopt (after the caller is checked).
+        row("adopt_app", app_a).answers(409).foreign(app_b),
         row("export_app", app_a).foreign(app_b),
         row("download_env", app_a).foreign(app_b),
         row("delete_app", |_| vec![in_a(), ("domain", s("matrix-new.example.org"))]).foreign(app_b),

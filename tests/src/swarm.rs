@@ -301,6 +301,7 @@ pub async fn remove_stack(docker: &bollard::Docker, ns: &str) {
         docker,
         ns,
         &BTreeMap::new(),
+        &Default::default(),
         Some(std::time::Duration::from_secs(60)),
         &|_| {},
     )
@@ -312,7 +313,15 @@ pub async fn remove_stack(docker: &bollard::Docker, ns: &str) {
         if empty {
             return;
         }
-        let _ = potluck_server::adapters::engine::deploy::remove(docker, ns, &BTreeMap::new(), None, &|_| {}).await;
+        let _ = potluck_server::adapters::engine::deploy::remove(
+            docker,
+            ns,
+            &BTreeMap::new(),
+            &Default::default(),
+            None,
+            &|_| {},
+        )
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     panic!("stack {ns} could not be removed");

@@ -320,7 +320,25 @@ pub struct AppSummary {
     /// Its tasks at a glance (none until its server's monitor read them).
     #[serde(default)]
     pub health: Option<AppHealth>,
+    /// What runs differs from what Potluck deployed (changed outside Potluck), while it does.
+    #[serde(default)]
+    pub drift: Option<AppDrift>,
     pub updated_at: i64,
+}
+
+/// The app's stack, changed outside Potluck: an `abra app deploy` from a laptop, a `docker
+/// service update`, a stack removed or started by hand. Seen by its server's monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppDrift {
+    /// Since when (the first reading that saw it).
+    pub since: i64,
+    /// Each difference, in words ("runs 0.2.0+1.1, Potluck deployed 0.1.0+1.0", "service app changed").
+    pub changes: Vec<String>,
+    /// The version the stack's labels say runs (`coop-cloud.<stack>.version`), when they say one.
+    pub live_version: Option<String>,
+    /// The chaos version the labels say runs, when the stack is a chaos deploy.
+    pub live_chaos: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -519,6 +537,11 @@ pub struct JobOptions {
     /// collective has a repository).
     #[serde(default)]
     pub skip_backup: bool,
+    /// deploys: take over the objects of the stack that another tool made (an `abra app
+    /// deploy`), which Potluck otherwise refuses to touch. Refused while another collective has
+    /// the same engine registered.
+    #[serde(default)]
+    pub take_over: bool,
     /// backup: fired by the app's schedule (its keep rules apply after it). Set by Potluck's
     /// scheduler only: a request that sets it is refused.
     #[serde(default)]
@@ -547,6 +570,7 @@ impl Default for JobOptions {
             snapshot: None,
             from_app: None,
             skip_backup: false,
+            take_over: false,
             scheduled: false,
             drill: false,
             no_rollback: false,

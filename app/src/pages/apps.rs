@@ -347,7 +347,8 @@ fn AppsTable(slug: String, list: Vec<AppSummary>) -> impl IntoView {
                         <td><code>{a.version.clone().unwrap_or_default()}</code>{a.chaos.then_some(" (chaos)")}</td>
                         <td>{a.server.clone()}</td>
                         <td class=format!("status status-{}", a.status)>{a.status.as_str()}
-                            " " <HealthBadge health=a.health unhealthy=a.unhealthy.clone()/></td>
+                            " " <HealthBadge health=a.health unhealthy=a.unhealthy.clone()/>
+                            {a.drift.as_ref().map(|d| view! { " " <span class="chip drift-badge" title=d.changes.join("; ")>"changed outside Potluck"</span> })}</td>
                         <td><Time ms=a.updated_at/></td>
                     </tr>
                 }).collect_view()}
@@ -366,6 +367,7 @@ struct AppActions {
     preview: ServerAction<PreviewJob>,
     start: ServerAction<StartJob>,
     delete: ServerAction<DeleteApp>,
+    adopt: ServerAction<AdoptApp>,
 }
 
 #[component]
@@ -384,6 +386,7 @@ pub fn AppPage() -> impl IntoView {
         preview: ServerAction::new(),
         start: ServerAction::new(),
         delete: ServerAction::new(),
+        adopt: ServerAction::new(),
     };
     let detail = Resource::new(
         move || {
@@ -395,6 +398,7 @@ pub fn AppPage() -> impl IntoView {
                 actions.insert.version().get(),
                 actions.rotate.version().get(),
                 actions.start.version().get(),
+                actions.adopt.version().get(),
             )
         },
         |((slug, domain), ..)| api::get_app(slug, domain),
@@ -444,6 +448,7 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             }}
             " · " <a href=format!("{base}/env") rel="external" id="export-env">"Download env file"</a>
         </p>
+        <Drift d=d.clone() live actions/>
         {d.can_operate.then(|| view! { <Actions d=d.clone() actions/> })}
         <Services d=d.clone() live/>
         <Secrets d=d.clone() actions/>
@@ -475,6 +480,48 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             </ActionForm>
             <ActionResult value=actions.delete.value() ok="Deleted."/>
         })}
+    }
+}
+
+/// "Changed outside Potluck": what differs, live, and (for those who manage the app) adopting
+/// what runs. Redeploying Potluck's own is the Redeploy action.
+#[component]
+fn Drift(d: AppDetail, live: RwSignal<AppLiveView>, actions: AppActions) -> impl IntoView {
+    let (slug, domain) = (d.app.collective.clone(), d.app.domain.clone());
+    let (can_manage, can_operate) = (d.can_manage, d.can_operate);
+    move || {
+        let drift = live.read().app.drift.clone()?;
+        let (slug, domain) = (slug.clone(), domain.clone());
+        let (slug2, domain2) = (slug.clone(), domain.clone());
+        Some(view! {
+            <section id="drift" class="drift" role="status">
+                <h2>"Changed outside Potluck"</h2>
+                <p>"Since " <Time ms=drift.since/> ", the stack is not what Potluck deployed (an " <code>"abra app deploy"</code>
+                    " from a laptop, or a change by hand):"</p>
+                <ul>{drift.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul>
+                {can_manage.then(|| view! {
+                    <p class="muted">"Adopt it to make what runs Potluck's record"
+                        {drift.live_version.clone().map(|v| format!(" (version {v})"))} "."</p>
+                    <ActionForm action=actions.adopt attr:id="adopt-app">
+                        <input type="hidden" name="slug" value=slug/>
+                        <input type="hidden" name="domain" value=domain/>
+                        <button type="submit">"Adopt what runs"</button>
+                    </ActionForm>
+                    <ActionResult value=actions.adopt.value() ok="Adopted."/>
+                })}
+                {can_operate.then(|| view! {
+                    <p class="muted">"Or put Potluck's version back: a redeploy that takes over what the other tool made
+                        (which Potluck otherwise refuses to touch)."</p>
+                    <ActionForm action=actions.start attr:id="take-over">
+                        <input type="hidden" name="slug" value=slug2/>
+                        <input type="hidden" name="domain" value=domain2/>
+                        <input type="hidden" name="kind" value="redeploy"/>
+                        <input type="hidden" name="options[take_over]" value="true"/>
+                        <button type="submit">"Take over and redeploy Potluck's"</button>
+                    </ActionForm>
+                })}
+            </section>
+        })
     }
 }
 

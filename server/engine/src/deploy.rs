@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::future::{try_join_all, BoxFuture};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// `--resolve-image`: whether image tags are pinned to registry digests.
@@ -49,6 +49,9 @@ pub struct DeployOptions {
     pub registry_timeout: Duration,
     /// Restart every task even when nothing changed (a forced redeploy).
     pub force: bool,
+    /// Objects of the stack that another tool made (an abra deploy) and whose app's operator
+    /// took them over, by id: accepted without the ownership labels (and given them when updated).
+    pub adopted: BTreeSet<String>,
 }
 
 impl Default for DeployOptions {
@@ -59,6 +62,7 @@ impl Default for DeployOptions {
             ownership: BTreeMap::new(),
             registry_timeout: Duration::from_secs(20),
             force: false,
+            adopted: BTreeSet::new(),
         }
     }
 }
@@ -109,13 +113,19 @@ fn ns_filter(ns: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{NAMESPACE_LABEL}={ns}")])])
 }
 
-/// Refuses objects of the stack that Potluck did not create for this owner.
+/// Refuses objects of the stack that Potluck did not create for this owner, unless its operator
+/// took them over (`adopted`, by id).
 fn check_owner(
     kind: &str,
     name: &str,
+    id: Option<&str>,
     labels: Option<&HashMap<String, String>>,
     ownership: &BTreeMap<String, String>,
+    adopted: &BTreeSet<String>,
 ) -> Result<(), DeployError> {
+    if id.is_some_and(|id| adopted.contains(id)) {
+        return Ok(());
+    }
     for (k, v) in ownership {
         let found = labels.and_then(|l| l.get(k));
         if found != Some(v) {
@@ -233,7 +243,14 @@ pub async fn deploy(
             existing.iter().filter(|(n, _)| !wanted.contains(&n.as_str())).collect();
         stale.sort_by_key(|(n, _)| n.as_str());
         for (name, svc) in stale {
-            check_owner("service", name, svc.spec.as_ref().and_then(|s| s.labels.as_ref()), &opts.ownership)?;
+            check_owner(
+                "service",
+                name,
+                svc.id.as_deref(),
+                svc.spec.as_ref().and_then(|s| s.labels.as_ref()),
+                &opts.ownership,
+                &opts.adopted,
+            )?;
             report(Step::Removed { object: "service".into(), name: name.clone() });
             docker.delete_service(name).await.map_err(|e| engine(&format!("cannot remove service {name}"), e))?;
         }
@@ -270,7 +287,7 @@ pub async fn deploy(
         }
         if have.contains(&net.name) {
             if let Some(n) = stack_networks.iter().find(|n| n.name.as_deref() == Some(&net.name)) {
-                check_owner("network", &net.name, n.labels.as_ref(), &opts.ownership)?;
+                check_owner("network", &net.name, n.id.as_deref(), n.labels.as_ref(), &opts.ownership, &opts.adopted)?;
             }
             continue;
         }
@@ -309,7 +326,14 @@ pub async fn deploy(
         let spec: SecretSpec = typed(with_labels(s.spec.clone(), &["Labels"], &opts.ownership), "secret")?;
         match found_secrets.remove(&s.name) {
             Some(found) => {
-                check_owner("secret", &s.name, found.spec.as_ref().and_then(|sp| sp.labels.as_ref()), &opts.ownership)?;
+                check_owner(
+                    "secret",
+                    &s.name,
+                    found.id.as_deref(),
+                    found.spec.as_ref().and_then(|sp| sp.labels.as_ref()),
+                    &opts.ownership,
+                    &opts.adopted,
+                )?;
                 let version = found.version.and_then(|v| v.index).unwrap_or(0);
                 let id = found.id.unwrap_or_default();
                 steps.push(Box::pin(async move {
@@ -336,7 +360,14 @@ pub async fn deploy(
         let spec: ConfigSpec = typed(with_labels(c.spec.clone(), &["Labels"], &opts.ownership), "config")?;
         match found_configs.remove(&c.name) {
             Some(found) => {
-                check_owner("config", &c.name, found.spec.as_ref().and_then(|sp| sp.labels.as_ref()), &opts.ownership)?;
+                check_owner(
+                    "config",
+                    &c.name,
+                    found.id.as_deref(),
+                    found.spec.as_ref().and_then(|sp| sp.labels.as_ref()),
+                    &opts.ownership,
+                    &opts.adopted,
+                )?;
                 let version = found.version.and_then(|v| v.index).unwrap_or(0);
                 let id = found.id.unwrap_or_default();
                 steps.push(Box::pin(async move {
@@ -388,7 +419,7 @@ pub async fn deploy(
         let current = existing.get(&svc.name);
         if let Some(current) = current {
             let labels = current.spec.as_ref().and_then(|s| s.labels.as_ref());
-            check_owner("service", &svc.name, labels, &opts.ownership)?;
+            check_owner("service", &svc.name, current.id.as_deref(), labels, &opts.ownership, &opts.adopted)?;
         }
         steps.push(Box::pin(deploy_service(docker, svc, spec, current, opts, report)));
     }
@@ -480,6 +511,7 @@ pub async fn remove(
     docker: &Docker,
     ns: &str,
     ownership: &BTreeMap<String, String>,
+    adopted: &BTreeSet<String>,
     wait: Option<Duration>,
     report: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<bool, DeployError> {
@@ -507,8 +539,10 @@ pub async fn remove(
         check_owner(
             "service",
             s.spec.as_ref().and_then(|x| x.name.as_deref()).unwrap_or("?"),
+            s.id.as_deref(),
             s.spec.as_ref().and_then(|x| x.labels.as_ref()),
             ownership,
+            adopted,
         )?;
     }
     services.sort_by_key(|s| s.spec.as_ref().and_then(|x| x.name.clone()).unwrap_or_default());
@@ -522,7 +556,16 @@ pub async fn remove(
     }
     for s in &secrets {
         let name = s.spec.as_ref().and_then(|x| x.name.clone()).unwrap_or_default();
-        if check_owner("secret", &name, s.spec.as_ref().and_then(|x| x.labels.as_ref()), ownership).is_err() {
+        if check_owner(
+            "secret",
+            &name,
+            s.id.as_deref(),
+            s.spec.as_ref().and_then(|x| x.labels.as_ref()),
+            ownership,
+            adopted,
+        )
+        .is_err()
+        {
             continue;
         }
         report(Step::Removed { object: "secret".into(), name: name.clone() });
@@ -532,7 +575,16 @@ pub async fn remove(
     }
     for c in &configs {
         let name = c.spec.as_ref().and_then(|x| x.name.clone()).unwrap_or_default();
-        if check_owner("config", &name, c.spec.as_ref().and_then(|x| x.labels.as_ref()), ownership).is_err() {
+        if check_owner(
+            "config",
+            &name,
+            c.id.as_deref(),
+            c.spec.as_ref().and_then(|x| x.labels.as_ref()),
+            ownership,
+            adopted,
+        )
+        .is_err()
+        {
             continue;
         }
         report(Step::Removed { object: "config".into(), name: name.clone() });
@@ -542,7 +594,7 @@ pub async fn remove(
     }
     for n in &networks {
         let name = n.name.clone().unwrap_or_default();
-        if check_owner("network", &name, n.labels.as_ref(), ownership).is_err() {
+        if check_owner("network", &name, n.id.as_deref(), n.labels.as_ref(), ownership, adopted).is_err() {
             continue;
         }
         report(Step::Removed { object: "network".into(), name: name.clone() });

@@ -78,11 +78,14 @@ pub fn register() -> Registry {
     // Apps, secrets and jobs
     r.op::<ListApps, _, _>(|st, cap, _| async move { apps::apps::list(&st, &cap).await });
     r.op::<CreateApp, _, _>(|st, cap, i| async move { apps::apps::create(&st, &cap, i).await });
+    r.op::<AdoptApp, _, _>(|st, cap, _| async move { apps::drift::adopt(&st, &cap).await });
     r.op::<PreviewAbraTree, _, _>(|st, cap, i| async move {
-        apps::tree::preview(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers }).await
+        apps::tree::preview(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers })
+            .await
     });
     r.op::<ImportAbraTree, _, _>(|st, cap, i| async move {
-        apps::tree::import(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers }).await
+        apps::tree::import(&st, &cap, apps::tree::Source { upload: i.upload, archive: i.archive, servers: i.servers })
+            .await
     });
     r.raw::<UploadAbraTree, _, _>(abra::upload);
     r.raw::<ExportAbraTree, _, _>(abra::export);

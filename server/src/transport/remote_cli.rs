@@ -137,7 +137,8 @@ pub async fn abra(command: AbraCommand) -> anyhow::Result<ExitCode> {
                 "servers": servers.into_iter().collect::<BTreeMap<_, _>>(),
             });
             let slug = &remote.collective;
-            let preview: AbraTreePreview = client.post(&format!("/collectives/{slug}/abra/preview"), body.clone()).await?;
+            let preview: AbraTreePreview =
+                client.post(&format!("/collectives/{slug}/abra/preview"), body.clone()).await?;
             print_preview(&preview);
             if !yes {
                 println!("\nNothing imported yet: run again with --yes to create these {} apps.", preview.creates());

@@ -105,7 +105,10 @@ pub async fn run(command: StackCommand) -> anyhow::Result<ExitCode> {
             let endpoint = Endpoint::from_env()?;
             let docker = docker::connect(&endpoint, 120).await?;
             let wait = if detach { None } else { Some(Duration::from_secs(120)) };
-            let found = deploy::remove(&docker, &stack, &BTreeMap::new(), wait, &|step| println!("{step}")).await?;
+            let found = deploy::remove(&docker, &stack, &BTreeMap::new(), &Default::default(), wait, &|step| {
+                println!("{step}")
+            })
+            .await?;
             if !found {
                 eprintln!("Nothing found in stack: {stack}");
             }

@@ -17,7 +17,7 @@ use potluck_app::model::*;
 use potluck_app::ops::scope;
 use serde_json::json;
 use sqlx::Row;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
 pub struct AppRow {
@@ -40,6 +40,10 @@ pub struct AppRow {
     pub unhealthy: Option<String>,
     /// Its tasks as its server's monitor last read them (`live.rs`).
     pub health: Option<AppHealth>,
+    /// Its stack, changed outside Potluck (`drift.rs`).
+    pub drift: Option<AppDrift>,
+    /// Objects of its stack another tool made that its operator took over (ids, `drift.rs`).
+    pub adopted: BTreeSet<String>,
 }
 
 /// `apps.live_*` of a row that selected them: none until the monitor first read the app.
@@ -55,7 +59,7 @@ pub fn health_of(r: &sqlx::any::AnyRow) -> Result<Option<AppHealth>> {
 
 const SELECT: &str = "SELECT a.id, a.collective_id, c.slug, a.server_id, s.name AS server_name, a.recipe_id, r.name AS recipe_name, \
      a.domain, a.stack_name, a.env, a.version, a.chaos, a.chaos_version, a.status, a.updated_at, \
-     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at \
+     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at, a.drift, a.adopted_objects \
      FROM apps a JOIN collectives c ON c.id = a.collective_id JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id";
 
 impl AppRow {
@@ -78,6 +82,11 @@ impl AppRow {
             updated_at: r.try_get("updated_at")?,
             unhealthy: unhealthy_of(r)?,
             health: health_of(r)?,
+            drift: drift_of(r)?,
+            adopted: r
+                .try_get::<Option<String>, _>("adopted_objects")?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
         })
     }
 
@@ -94,6 +103,7 @@ impl AppRow {
             status: self.status,
             unhealthy: self.unhealthy.clone(),
             health: self.health,
+            drift: self.drift.clone(),
             updated_at: self.updated_at,
         }
     }
@@ -136,7 +146,7 @@ pub async fn list(st: &AppState, access: &Cap<scope::Collective>) -> Result<Vec<
 /// read whole for nothing).
 const SUMMARY_SELECT: &str = "SELECT a.id, c.slug, s.name AS server_name, r.name AS recipe_name, \
      a.domain, a.stack_name, a.version, a.chaos, a.status, a.updated_at, \
-     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at \
+     a.unhealthy_since, a.unhealthy_reason, a.live_running, a.live_desired, a.live_restarts, a.live_at, a.drift \
      FROM apps a JOIN collectives c ON c.id = a.collective_id JOIN servers s ON s.id = a.server_id JOIN recipes r ON r.id = a.recipe_id";
 
 fn summary_of(r: &sqlx::any::AnyRow) -> Result<AppSummary> {
@@ -152,8 +162,14 @@ fn summary_of(r: &sqlx::any::AnyRow) -> Result<AppSummary> {
         status: crate::adapters::db::stored(r, "status")?,
         unhealthy: unhealthy_of(r)?,
         health: health_of(r)?,
+        drift: drift_of(r)?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+/// `apps.drift` (JSON), while the stack differs from what Potluck deployed.
+fn drift_of(r: &sqlx::any::AnyRow) -> Result<Option<AppDrift>> {
+    Ok(r.try_get::<Option<String>, _>("drift")?.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// Why the app is failing, while it is (`apps.unhealthy_*`).
@@ -454,12 +470,11 @@ pub async fn read_import(
     Ok(Ok(Imported { file: file.to_string(), text, domain, recipe: recipe_row, version }))
 }
 
-/// The stacks that run on a server now (by Potluck's namespace label), asked before a write
+/// The stacks that run on a server now (by their namespace label), asked before a write
 /// transaction: an unreachable or slow engine must not hold the database's write lock. Empty
 /// when the engine cannot be asked within 20 seconds.
-pub async fn running_stacks(st: &AppState, server: &servers::ServerRow) -> BTreeSet<String> {
-    let mut stacks = BTreeSet::new();
-    let Ok(d) = servers::docker_for(st, server).await else { return stacks };
+pub async fn running_stacks(st: &AppState, server: &servers::ServerRow) -> BTreeMap<String, super::drift::Live> {
+    let Ok(d) = servers::docker_for(st, server).await else { return BTreeMap::new() };
     let filters = std::collections::HashMap::from([(
         "label".to_string(),
         vec![crate::adapters::engine::convert::NAMESPACE_LABEL.to_string()],
@@ -472,29 +487,27 @@ pub async fn running_stacks(st: &AppState, server: &servers::ServerRow) -> BTree
         })),
     )
     .await;
-    if let Ok(Ok(services)) = listed {
-        for s in services {
-            if let Some(ns) =
-                s.spec.and_then(|x| x.labels).and_then(|l| l.get(crate::adapters::engine::convert::NAMESPACE_LABEL).cloned())
-            {
-                stacks.insert(ns);
-            }
-        }
+    match listed {
+        Ok(Ok(services)) => super::drift::stacks(&services),
+        _ => BTreeMap::new(),
     }
-    stacks
 }
 
-/// Inserts an imported app (in the caller's transaction): deployed when its stack runs, else
-/// undeployed when the file names a deployed version, else new.
+/// Inserts an imported app (in the caller's transaction): deployed when its stack runs (taken as
+/// it runs, with the objects another tool made that it takes over, `claimed`), else undeployed
+/// when the file names a deployed version, else new.
 pub async fn insert_imported(
     tx: &mut audit::Audited,
     collective: CollectiveId,
     server: &servers::ServerRow,
     app: &Imported,
-    running: &BTreeSet<String>,
+    running: &BTreeMap<String, super::drift::Live>,
+    claimed: &BTreeSet<String>,
 ) -> Result<AppId> {
     let stack = stack_name_for(&app.domain);
-    let status = if running.contains(&stack) {
+    // A running stack is taken as it runs: what changes after the import is drift.
+    let services = running.get(&stack).filter(|l| !l.services.is_empty()).map(super::drift::services_json);
+    let status = if services.is_some() {
         "deployed"
     } else if app.version.is_some() {
         "undeployed"
@@ -502,8 +515,8 @@ pub async fn insert_imported(
         "new"
     };
     let id: AppId = sqlx::query(
-        "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        "INSERT INTO apps (collective_id, server_id, recipe_id, domain, stack_name, env, version, status, created_at, updated_at, deployed_services, adopted_objects) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
     )
     .bind(collective)
     .bind(server.id)
@@ -514,6 +527,8 @@ pub async fn insert_imported(
     .bind(&app.version)
     .bind(status)
     .bind(now_ms())
+    .bind(services)
+    .bind((!claimed.is_empty()).then(|| serde_json::to_string(claimed).unwrap_or_default()))
     .fetch_one(&mut **tx)
     .await
     .map_err(|e| {
@@ -536,8 +551,14 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
         .await?
         .map_err(|why| ApiError::invalid("files", format!("{file}: {why}")))?;
     let running = running_stacks(st, &server).await;
+    let stack = stack_name_for(&app.domain);
+    let claimed = if running.contains_key(&stack) {
+        super::drift::claim_for_import(st, &server, &stack).await
+    } else {
+        BTreeSet::new()
+    };
     let mut tx = audit::begin(&st.db).await?;
-    let id = insert_imported(&mut tx, c.id, &server, &app, &running).await?;
+    let id = insert_imported(&mut tx, c.id, &server, &app, &running, &claimed).await?;
     let event = Event::new(AuditAction::AppImport, format!("1 app(s) on {}", server.name))
         .in_collective(c.id, &c.slug)
         .details(json!({ "app_ids": [id], "domains": [&app.domain] }));

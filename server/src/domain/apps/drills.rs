@@ -134,8 +134,11 @@ pub async fn run(
         // runs again): everything of it carries this job's label, and goes first. Anything
         // else is not the drill's: neither deployed over nor cleaned up.
         let step = lines.step.clone();
-        let ours =
-            stack.remove(&ownership(&drill, job), Some(Duration::from_secs(180)), &|s| step(s.to_string())).await;
+        let ours = stack
+            .remove(&ownership(&drill, job), &Default::default(), Some(Duration::from_secs(180)), &|s| {
+                step(s.to_string())
+            })
+            .await;
         if let Err(e) = ours {
             return Err(format!(
                 "a stack named {} exists already ({e}): the drill does not touch it",
@@ -153,8 +156,9 @@ pub async fn run(
     (lines.step)(format!("removing the drill's stack {}", drill.stack_name));
     let step = lines.step.clone();
     let mut cleanup = Vec::new();
-    if let Err(e) =
-        stack.remove(&ownership(&drill, job), Some(Duration::from_secs(180)), &|s| step(s.to_string())).await
+    if let Err(e) = stack
+        .remove(&ownership(&drill, job), &Default::default(), Some(Duration::from_secs(180)), &|s| step(s.to_string()))
+        .await
     {
         cleanup.push(e.to_string());
     }

@@ -150,9 +150,14 @@ pub async fn enqueue(
         backups::check_request(st, app, kind, &options).await?;
         app.version.clone()
     };
+    // Taking over another tool's objects asks the engine, before the transaction.
+    let claimed = if options.take_over && kind.is_deploy() { Some(super::drift::claim(st, app).await?) } else { None };
     let actor = &origin.actor;
     let now = now_ms();
     let mut tx = audit::begin(&st.db).await?;
+    if let Some(claimed) = &claimed {
+        super::drift::record_claim(&mut tx, app, claimed).await?;
+    }
     let inserted = sqlx::query(
         "INSERT INTO jobs (app_id, collective_id, kind, state, requested_by, requested_by_name, target_version, options, created_at) \
          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) RETURNING id",
@@ -475,6 +480,12 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
     };
     let rolled_back = outcome.as_ref().err().is_some_and(|f| f.rolled_back);
     let done = outcome.as_ref().ok();
+    // What a deploy left on the swarm (read before the transaction): what the monitor measures
+    // changes outside Potluck against (`drift.rs`). Unreadable, the previous record stays; so
+    // does a failed deploy's when the stack had changed outside Potluck (a deploy refused to
+    // touch another tool's objects leaves that change standing).
+    let record_left = kind.is_deploy() && (ok || app.drift.is_none());
+    let left = if record_left { super::drift::observe(st, &app).await.ok() } else { None };
     // The job's last event and outcome, the app's new state and their audit event commit
     // together: nothing reads "deployed" without the event that says who did it.
     let now = now_ms();
@@ -540,6 +551,13 @@ async fn run(st: &Arc<AppState>, job_id: JobId) -> Result<()> {
         sqlx::query("UPDATE apps SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(if rolled_back { AppStatus::Deployed } else { AppStatus::Failed }.as_str())
             .bind(now)
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(left) = &left {
+        sqlx::query("UPDATE apps SET deployed_services = $1, drift = NULL WHERE id = $2")
+            .bind(super::drift::services_json(left))
             .bind(app.id)
             .execute(&mut *tx)
             .await?;
@@ -667,7 +685,7 @@ async fn execute(
     if kind == JobKind::Undeploy {
         em.emit("step", format!("removing stack {}", app.stack_name));
         let found = stack
-            .remove(&app.ownership(), Some(Duration::from_secs(180)), &|s| em.emit("step", s.to_string()))
+            .remove(&app.ownership(), &app.adopted, Some(Duration::from_secs(180)), &|s| em.emit("step", s.to_string()))
             .await
             .map_err(|e| e.to_string())?;
         if !found {
@@ -772,6 +790,7 @@ async fn execute(
         resolve_image: resolve,
         ownership: app.ownership(),
         force: kind == JobKind::Redeploy,
+        adopted: app.adopted.clone(),
         ..DeployOptions::default()
     };
     // An upgrade runs once a backup of what it changes is safe (a resumed one already has it).

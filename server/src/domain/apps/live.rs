@@ -5,7 +5,7 @@
 //! ([`LiveHub`]), and its live streams (the app page, the apps list, the servers page) send what
 //! changed for them.
 
-use super::stack;
+use super::{drift, stack};
 use crate::adapters::db::now_ms;
 use crate::adapters::engine::docker::error_text;
 use crate::error::Result;
@@ -13,7 +13,7 @@ use crate::state::AppState;
 use bollard::models::{Node, NodeState, Service, Task, TaskState};
 use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions};
 use bollard::Docker;
-use potluck_app::model::{AppHealth, ServerId, ServerSummary};
+use potluck_app::model::{AppDrift, AppHealth, ServerId, ServerSummary};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, Weak};
@@ -35,6 +35,8 @@ pub const READ_ANYWAY: Duration = Duration::from_secs(30);
 pub struct Reading {
     pub server: ServerSummary,
     pub stacks: BTreeMap<String, AppHealth>,
+    /// Each stack's services and labels, for what changed outside Potluck (`drift.rs`).
+    pub specs: BTreeMap<String, super::drift::Live>,
 }
 
 /// Reads a swarm's nodes, services and tasks (three calls, whatever the number of apps).
@@ -107,43 +109,77 @@ pub fn summarize(nodes: &[Node], services: &[Service], tasks: &[Task], now: i64)
             }
         }
     }
-    Reading { server, stacks }
+    Reading { server, stacks, specs: super::drift::stacks(services) }
 }
 
 /// Writes a reading of a server: what differs from `last` (the reading this monitor wrote
 /// before; everything when none), bumping the server's `live_seq` when anything did. An app whose
 /// stack runs nothing reads as nothing running. An app's `at` is the reading that first saw it so.
+/// Each app's drift (`drift.rs`) is compared too, except while a job of it runs or when it
+/// changed after the reading began (the job's end records what it left).
 pub async fn record(st: &AppState, server: ServerId, reading: &Reading, last: Option<&Reading>) -> Result<bool> {
     let glance = |s: &ServerSummary| ServerSummary { at: 0, events_seen: 0, last_event_at: None, ..s.clone() };
     let of = |r: &Reading, stack: &str| r.stacks.get(stack).map(|h| AppHealth { at: 0, ..*h }).unwrap_or_default();
     let stacks_same = |l: &Reading| {
-        l.stacks.len() == reading.stacks.len() && reading.stacks.keys().all(|k| of(l, k) == of(reading, k))
+        l.stacks.len() == reading.stacks.len()
+            && reading.stacks.keys().all(|k| of(l, k) == of(reading, k))
+            && l.specs == reading.specs
     };
     if last.is_some_and(|l| glance(&l.server) == glance(&reading.server) && stacks_same(l)) {
         return Ok(false);
     }
     let mut tx = st.db.pool().begin().await?;
-    let apps = sqlx::query("SELECT id, stack_name, live_at FROM apps WHERE server_id = $1")
-        .bind(server)
-        .fetch_all(&mut *tx)
-        .await?;
+    let apps = sqlx::query(
+        "SELECT a.id, a.stack_name, a.live_at, a.status, a.version, a.chaos, a.chaos_version, a.deployed_services, \
+         a.drift, a.updated_at, \
+         (SELECT COUNT(*) FROM jobs j WHERE j.app_id = a.id AND j.state IN ('queued', 'running')) AS busy \
+         FROM apps a WHERE a.server_id = $1",
+    )
+    .bind(server)
+    .fetch_all(&mut *tx)
+    .await?;
     for a in apps {
+        let id: i64 = a.try_get("id")?;
         let stack: String = a.try_get("stack_name")?;
         let read_before = a.try_get::<Option<i64>, _>("live_at")?.is_some();
-        if read_before && last.is_some_and(|l| of(l, &stack) == of(reading, &stack)) {
+        if !(read_before && last.is_some_and(|l| of(l, &stack) == of(reading, &stack))) {
+            let h = AppHealth { at: reading.server.at, ..of(reading, &stack) };
+            sqlx::query(
+                "UPDATE apps SET live_running = $1, live_desired = $2, live_restarts = $3, live_at = $4 WHERE id = $5",
+            )
+            .bind(h.running)
+            .bind(h.desired)
+            .bind(h.restarts)
+            .bind(h.at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let busy = a.try_get::<i64, _>("busy")? > 0;
+        if busy || a.try_get::<i64, _>("updated_at")? >= reading.server.at {
             continue;
         }
-        let h = AppHealth { at: reading.server.at, ..of(reading, &stack) };
-        sqlx::query(
-            "UPDATE apps SET live_running = $1, live_desired = $2, live_restarts = $3, live_at = $4 WHERE id = $5",
-        )
-        .bind(h.running)
-        .bind(h.desired)
-        .bind(h.restarts)
-        .bind(h.at)
-        .bind(a.try_get::<i64, _>("id")?)
-        .execute(&mut *tx)
-        .await?;
+        let stored: Option<AppDrift> =
+            a.try_get::<Option<String>, _>("drift")?.and_then(|t| serde_json::from_str(&t).ok());
+        let services = drift::parse_services(a.try_get::<Option<String>, _>("deployed_services")?.as_deref());
+        let version: Option<String> = a.try_get("version")?;
+        let chaos_version: Option<String> = a.try_get("chaos_version")?;
+        let recorded = drift::Recorded {
+            status: crate::adapters::db::stored(&a, "status")?,
+            version: version.as_deref(),
+            chaos: a.try_get::<i64, _>("chaos")? != 0,
+            chaos_version: chaos_version.as_deref(),
+            services: services.as_ref(),
+        };
+        let live = reading.specs.get(&stack);
+        let next = drift::next(stored.as_ref(), drift::differences(recorded, live), live, reading.server.at);
+        if next.as_ref().map(|d| &d.changes) != stored.as_ref().map(|d| &d.changes) {
+            sqlx::query("UPDATE apps SET drift = $1 WHERE id = $2")
+                .bind(next.map(|d| serde_json::to_string(&d).unwrap_or_default()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     sqlx::query("UPDATE servers SET live_summary = $1, live_seq = live_seq + 1 WHERE id = $2")
         .bind(serde_json::to_string(&reading.server).unwrap_or_default())

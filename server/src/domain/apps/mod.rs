@@ -4,6 +4,7 @@
 #[allow(clippy::module_inception)]
 pub mod apps;
 pub mod backups;
+pub mod drift;
 pub mod drill_schedules;
 pub mod drills;
 pub mod fleet;

@@ -368,14 +368,16 @@ impl Stack {
         deploy::deploy(&self.docker, plan, opts, report).await
     }
 
-    /// `docker stack rm`, for objects that carry the app's ownership labels.
+    /// `docker stack rm`, for objects that carry the app's ownership labels or that its
+    /// operator took over (`adopted`, by id).
     pub async fn remove(
         &self,
         ownership: &BTreeMap<String, String>,
+        adopted: &std::collections::BTreeSet<String>,
         wait: Option<Duration>,
         report: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<bool, DeployError> {
-        deploy::remove(&self.docker, &self.name, ownership, wait, report).await
+        deploy::remove(&self.docker, &self.name, ownership, adopted, wait, report).await
     }
 
     pub async fn converge(

@@ -146,7 +146,7 @@ fn tree_path(raw: &str) -> Option<Vec<String>> {
         return None;
     }
     let parts: Vec<&str> = raw.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if parts.iter().any(|p| *p == "..") || parts.is_empty() {
+    if parts.contains(&"..") || parts.is_empty() {
         return None;
     }
     let below = match parts.iter().position(|p| *p == "servers") {
@@ -223,10 +223,10 @@ pub async fn export(st: &AppState, access: &Cap<scope::Collective>) -> Result<Ve
     for r in rows {
         apps.push((r.try_get("server_name")?, r.try_get("domain")?, r.try_get("env")?, r.try_get("updated_at")?));
     }
-    Ok(tokio::task::spawn_blocking(move || write_archive(&apps))
+    tokio::task::spawn_blocking(move || write_archive(&apps))
         .await
         .map_err(|e| crate::error::Error::internal(e.to_string()))?
-        .map_err(|e| crate::error::Error::internal(format!("writing the archive: {e}")))?)
+        .map_err(|e| crate::error::Error::internal(format!("writing the archive: {e}")))
 }
 
 /// Keeps an uploaded tree (checked first: a broken archive is refused here, not on the preview
@@ -266,7 +266,9 @@ fn decode(archive: &str) -> Result<Vec<u8>> {
         return Err(ApiError::invalid("archive", "choose a tar.gz of an abra servers directory").into());
     }
     if archive.len() > MAX_ARCHIVE / 3 * 4 + 8 {
-        return Err(ApiError::invalid("archive", format!("the archive is larger than {} KiB", MAX_ARCHIVE >> 10)).into());
+        return Err(
+            ApiError::invalid("archive", format!("the archive is larger than {} KiB", MAX_ARCHIVE >> 10)).into()
+        );
     }
     base64::engine::general_purpose::STANDARD
         .decode(archive)
@@ -361,7 +363,8 @@ async fn plan(st: &AppState, access: &Cap<scope::Collective>, source: &Source) -
         };
         let server = dirs.get(&f.dir).and_then(|d| d.server.as_deref()).and_then(|n| by_name.get(n).copied());
         let Some(server) = server else {
-            app.refused = Some(format!("no server chosen for {}: register a server of that name, or choose one", f.dir));
+            app.refused =
+                Some(format!("no server chosen for {}: register a server of that name, or choose one", f.dir));
             apps.push(app);
             continue;
         };
@@ -412,13 +415,22 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, source: Sour
         return Err(ApiError::conflict("this tree was imported already").into());
     }
     if create.is_empty() {
-        return Err(ApiError::conflict("nothing to import: every env file of the tree is refused (see the preview)").into());
+        return Err(
+            ApiError::conflict("nothing to import: every env file of the tree is refused (see the preview)").into()
+        );
     }
     // Which stacks already run, asked of each engine before the write transaction.
-    let mut running: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut running: BTreeMap<i64, BTreeMap<String, super::drift::Live>> = BTreeMap::new();
     for (_, server) in &create {
-        if !running.contains_key(&server.id.0) {
-            running.insert(server.id.0, app_rows::running_stacks(st, server).await);
+        if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(server.id.0) {
+            slot.insert(app_rows::running_stacks(st, server).await);
+        }
+    }
+    let mut claimed: BTreeMap<(i64, String), BTreeSet<String>> = BTreeMap::new();
+    for (app, server) in &create {
+        let stack = crate::adapters::engine::stack_name_for(&app.domain);
+        if running.get(&server.id.0).is_some_and(|r| r.contains_key(&stack)) {
+            claimed.insert((server.id.0, app.domain.clone()), super::drift::claim_for_import(st, server, &stack).await);
         }
     }
     let mut tx = audit::begin(&st.db).await?;
@@ -426,16 +438,18 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, source: Sour
     let mut ids = Vec::new();
     for (app, server) in &create {
         let stacks = running.get(&server.id.0).cloned().unwrap_or_default();
-        let id = app_rows::insert_imported(&mut tx, c.id, server, app, &stacks).await?;
+        let taken = claimed.get(&(server.id.0, app.domain.clone())).cloned().unwrap_or_default();
+        let id = app_rows::insert_imported(&mut tx, c.id, server, app, &stacks, &taken).await?;
         let e = per_server.entry(server.name.clone()).or_default();
         e.0.push(id.0);
         e.1.push(app.domain.clone());
         ids.push(id);
     }
     for (server, (app_ids, domains)) in per_server {
-        let event = Event::new(AuditAction::AppImport, format!("{} app(s) on {server} from an abra tree", app_ids.len()))
-            .in_collective(c.id, &c.slug)
-            .details(json!({ "app_ids": app_ids, "domains": domains, "server": server }));
+        let event =
+            Event::new(AuditAction::AppImport, format!("{} app(s) on {server} from an abra tree", app_ids.len()))
+                .in_collective(c.id, &c.slug)
+                .details(json!({ "app_ids": app_ids, "domains": domains, "server": server }));
         tx.record(access.origin(), event).await?;
     }
     if let Some(upload) = source.upload {
@@ -500,7 +514,12 @@ mod tests {
     #[test]
     fn export_reads_back_as_the_same_files() {
         let apps = vec![
-            ("a.example".to_string(), "cloud.a.example".to_string(), "TYPE=nextcloud:1.0.0\n# kept\n".to_string(), 5_000),
+            (
+                "a.example".to_string(),
+                "cloud.a.example".to_string(),
+                "TYPE=nextcloud:1.0.0\n# kept\n".to_string(),
+                5_000,
+            ),
             ("a.example".to_string(), "wiki.a.example".to_string(), "TYPE=mediawiki\n".to_string(), 0),
             ("b.example".to_string(), "x.b.example".to_string(), String::new(), 0),
         ];
@@ -582,11 +601,13 @@ mod tests {
 
         let e = read_archive(&vec![7u8; MAX_ARCHIVE + 1]).unwrap_err();
         assert!(e.contains("larger than 1024 KiB"), "{e}");
-        let e = read_archive(b"definitely not a tar archive, but long enough to be read as a header block").unwrap_err();
+        let e =
+            read_archive(b"definitely not a tar archive, but long enough to be read as a header block").unwrap_err();
         assert!(e.starts_with("not a tar or tar.gz archive"), "{e}");
 
-        let many: Vec<(String, tar::EntryType, &[u8])> =
-            (0..MAX_ENTRIES + 1).map(|i| (format!("servers/s/{i}.env"), tar::EntryType::Regular, &b"TYPE=x\n"[..])).collect();
+        let many: Vec<(String, tar::EntryType, &[u8])> = (0..MAX_ENTRIES + 1)
+            .map(|i| (format!("servers/s/{i}.env"), tar::EntryType::Regular, &b"TYPE=x\n"[..]))
+            .collect();
         let refs: Vec<(&str, tar::EntryType, &[u8])> = many.iter().map(|(p, k, d)| (p.as_str(), *k, *d)).collect();
         let e = read_archive(&gz(&tar_of(&refs))).unwrap_err();
         assert!(e.contains("more than 5000 entries"), "{e}");

@@ -450,7 +450,10 @@ async fn round_trip(
 /// answers what is left, if anything.
 pub async fn clean(docker: &Docker, stack: &str, say: Say<'_>) -> Vec<String> {
     if let Err(e) =
-        deploy::remove(docker, stack, &BTreeMap::new(), Some(Duration::from_secs(120)), &|s| say(s.to_string())).await
+        deploy::remove(docker, stack, &BTreeMap::new(), &Default::default(), Some(Duration::from_secs(120)), &|s| {
+            say(s.to_string())
+        })
+        .await
     {
         say(format!("removing {stack}: {e}"));
     }

@@ -1,0 +1,7 @@
+-- Changed outside Potluck: the stack's services as Potluck left them after its last job (JSON,
+-- service name to the swarm's spec version), and what differs now (JSON, NULL when nothing).
+ALTER TABLE apps ADD COLUMN deployed_services TEXT;
+ALTER TABLE apps ADD COLUMN drift TEXT;
+-- Objects of the stack another tool made (an abra deploy) that the app's operator took over
+-- (JSON list of ids): Potluck touches them though they lack its labels.
+ALTER TABLE apps ADD COLUMN adopted_objects TEXT;
