@@ -135,3 +135,92 @@ async fn bad_input_gets_a_clear_4xx() {
     assert_eq!(app.count("SELECT COUNT(*) FROM collectives WHERE slug = 'evil'").await, 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_with_an_idempotency_key_runs_once() {
+    use potluck_app::model::{AppSummary, RecipeSummary, ServerView};
+    use potluck_tests::recipes::{fixture_recipe, publish};
+    let app = TestApp::spawn().await;
+    let admin = app.bootstrap_admin().await;
+    admin
+        .call::<CollectiveSummary>("create_collective", &[("slug", "collective-a"), ("name", "A"), ("description", "")])
+        .await
+        .unwrap();
+    admin
+        .call::<ServerView>(
+            "add_server",
+            &[("slug", "collective-a"), ("name", "local"), ("kind", "unix"), ("address", potluck_tests::swarm::SOCKET)],
+        )
+        .await
+        .unwrap();
+    let recipes = tempfile::tempdir().unwrap();
+    let (_, remote) = publish(&fixture_recipe("hello"), recipes.path(), "hello");
+    admin.call::<RecipeSummary>("register_recipe", &[("repository", &remote.display().to_string())]).await.unwrap();
+    let token: CreatedApiToken = admin
+        .call(
+            "create_api_token",
+            &[("name", "ci"), ("collective", "collective-a"), ("role", "operator"), ("expires_in_days", "1")],
+        )
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/collectives/collective-a/apps", app.base);
+    let create = |key: &str, domain: &str| {
+        client
+            .post(&url)
+            .bearer_auth(&token.token.0)
+            .header("idempotency-key", key)
+            .json(
+                &serde_json::json!({ "server": "local", "recipe": "hello", "domain": domain, "version": "0.1.0+1.0" }),
+            )
+            .send()
+    };
+
+    // Two retries racing, then a third after the answer: one app, one audit event, one answer.
+    let (a, b) = tokio::join!(create("try-1", "once.example.org"), create("try-1", "once.example.org"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "the loser hears the first still runs: {statuses:?}");
+    let first: AppSummary = if a.status() == 200 { a.json().await.unwrap() } else { b.json().await.unwrap() };
+    let again = create("try-1", "once.example.org").await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let replayed: AppSummary = again.json().await.unwrap();
+    assert_eq!(replayed, first, "the first answer, again");
+    assert_eq!(app.count("SELECT COUNT(*) FROM apps").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.create'").await, 1);
+
+    // Without a key, a retry is a second request (and this one conflicts).
+    let plain = client
+        .post(&url)
+        .bearer_auth(&token.token.0)
+        .json(&serde_json::json!({ "server": "local", "recipe": "hello", "domain": "once.example.org" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 409);
+    // The same key with another request is refused; a malformed key too.
+    let other = create("try-1", "other.example.org").await.unwrap();
+    assert_eq!(other.status(), 422);
+    assert!(other.text().await.unwrap().contains("came first with another request"));
+    let bad = create("has spaces", "bad.example.org").await.unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(app.count("SELECT COUNT(*) FROM apps").await, 1);
+
+    // Keys are the caller's own: the admin's session using the same key runs its own request.
+    let own = admin
+        .client
+        .post(&url)
+        .header("idempotency-key", "try-1")
+        .json(&serde_json::json!({ "server": "local", "recipe": "hello", "domain": "mine.example.org" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM apps").await, 2);
+    let doc: serde_json::Value = admin.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let params = doc["paths"]["/api/v1/collectives/{slug}/apps"]["post"]["parameters"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_service;
 pub mod authz;
 pub mod collectives;
+pub mod idempotency;
 pub mod identity;
 pub mod notify;
 pub mod recipes;

@@ -5,6 +5,7 @@
 //! plk_…`) or a browser session. The OpenAPI document (`/api/v1/openapi.json`) is generated from
 //! the same declarations.
 
+use crate::domain::idempotency;
 use crate::operations::registry::{registry, Entry, Run};
 use crate::operations::ErrorResponse;
 use crate::state::SharedState;
@@ -16,7 +17,7 @@ use axum::routing::{get, MethodFilter, MethodRouter};
 use axum::{Extension, Json, Router};
 use potluck_app::error::ApiError;
 use potluck_app::ops::{Need, OpInfo};
-use potluck_app::ports::Caller;
+use potluck_app::ports::{Caller, Principal};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use utoipa::OpenApi;
@@ -180,16 +181,91 @@ async fn handle(
         Ok(i) => i,
         Err(e) => return ErrorResponse(e).into_response(),
     };
-    match &entry.run {
-        Run::Raw(run) => run(st, caller, input).await,
-        Run::Value(run) => match run(st, caller, input).await {
-            Ok(out) => match (entry.to_json)(out) {
-                Value::Null => StatusCode::NO_CONTENT.into_response(),
-                v => Json(v).into_response(),
-            },
-            Err(e) => ErrorResponse(e).into_response(),
+    let run = match &entry.run {
+        Run::Raw(run) => return run(st, caller, input).await,
+        Run::Value(run) => run,
+    };
+    // A retried POST with the same Idempotency-Key gets the first answer (see `idempotency`).
+    let keyed = match (headers.get(IDEMPOTENCY_KEY), entry.info.http, caller_key(&caller)) {
+        (Some(key), Some(http), Some(who)) if http.method == "POST" => {
+            let key = match key.to_str().ok().filter(|k| idempotency::valid(k)) {
+                Some(k) => k.to_string(),
+                None => {
+                    return ErrorResponse(ApiError::invalid(
+                        "Idempotency-Key",
+                        format!("give 1 to {} printable ASCII characters", idempotency::MAX_KEY),
+                    ))
+                    .into_response()
+                }
+            };
+            let params_text: String = params.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let request = idempotency::fingerprint(
+                name,
+                &[params_text.as_bytes(), query.as_deref().unwrap_or_default().as_bytes(), &body],
+            );
+            match idempotency::begin(&st, &who, &key, &request).await {
+                Ok(idempotency::Seen::First) => Some((who, key)),
+                Ok(idempotency::Seen::Answered(status, body)) => return replay(status, body),
+                Ok(idempotency::Seen::Running) => {
+                    return ErrorResponse(ApiError::conflict(
+                        "a request with this Idempotency-Key is still running: ask again once it answered",
+                    ))
+                    .into_response()
+                }
+                Ok(idempotency::Seen::Mismatch) => {
+                    return ErrorResponse(ApiError::invalid(
+                        "Idempotency-Key",
+                        "this key came first with another request: use a new key for a new request",
+                    ))
+                    .into_response()
+                }
+                Err(e) => return ErrorResponse(e.into_api(&caller.request_id)).into_response(),
+            }
+        }
+        _ => None,
+    };
+    let request_id = caller.request_id.clone();
+    let (json, response) = match run(st.clone(), caller, input).await {
+        Ok(out) => match (entry.to_json)(out) {
+            Value::Null => (String::new(), StatusCode::NO_CONTENT.into_response()),
+            v => {
+                let json = v.to_string();
+                (json.clone(), answer(StatusCode::OK, json))
+            }
         },
+        Err(e) => (serde_json::to_string(&e).unwrap_or_default(), ErrorResponse(e).into_response()),
+    };
+    if let Some((who, key)) = keyed {
+        if let Err(e) = idempotency::finish(&st, &who, &key, response.status().as_u16(), &json).await {
+            tracing::warn!(request.id = %request_id, error = %e, "the idempotency key's answer was not kept");
+        }
     }
+    response
+}
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whose keys a request's are: a person's, or one token's.
+fn caller_key(caller: &Caller) -> Option<String> {
+    match &caller.principal {
+        Principal::Anonymous => None,
+        Principal::User(u) => Some(format!("user:{}", u.user_id)),
+        Principal::Token(t) => Some(format!("token:{}", t.token_id)),
+    }
+}
+
+fn answer(status: StatusCode, json: String) -> Response {
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+/// The kept answer of an earlier request with the same key, marked as such.
+fn replay(status: u16, json: String) -> Response {
+    let mut r = answer(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), json);
+    r.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    r
 }
 
 #[derive(OpenApi)]
@@ -257,6 +333,17 @@ pub fn document() -> Value {
                 "422": error("invalid input"),
             },
         });
+        if http.method == "POST" && !info.raw {
+            if let Some(list) = op["parameters"].as_array_mut() {
+                list.push(json!({
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "schema": { "type": "string", "maxLength": idempotency::MAX_KEY },
+                    "description": "A retry with the same key (yours, for a day) gets the first answer instead of running again \
+                                    (marked `Idempotent-Replayed: true`); the same key with another request is refused (422), \
+                                    and while the first still runs the retry gets 409.",
+                }));
+            }
+        }
         if http.method != "GET" && http.method != "DELETE" {
             op["requestBody"] = json!({ "content": {
                 "application/json": { "schema": { "type": "object" } },
