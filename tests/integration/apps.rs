@@ -1050,3 +1050,91 @@ async fn taking_over_another_tools_objects_is_refused_on_an_engine_another_colle
     assert_eq!(w.app.count("SELECT COUNT(*) FROM apps WHERE adopted_objects IS NOT NULL").await, 0, "nothing taken");
     w.app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn potluck_remote_deploys_upgrades_and_undeploys_an_app_with_abras_verbs() {
+    let w = world().await;
+    let b = &w.admin;
+    let domain = unique_domain("remote");
+    let app = create(b, "hello", &domain, "0.1.0+1.0").await;
+    let stack = app.stack_name.clone();
+    let token = |role: &str| {
+        let role = role.to_string();
+        async move {
+            let t: CreatedApiToken = b
+                .call(
+                    "create_api_token",
+                    &[("name", "cli"), ("collective", SLUG), ("role", &role), ("expires_in_days", "1")],
+                )
+                .await
+                .unwrap();
+            t.token.0
+        }
+    };
+    let operator = token("operator").await;
+    let viewer = token("viewer").await;
+    let potluck = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(potluck_tests::potluck_bin())
+            .arg("remote")
+            .arg("app")
+            .args(["-c", SLUG])
+            .args(args)
+            .env("POTLUCK_URL", &w.app.base)
+            .env("POTLUCK_TOKEN", token)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains(token), "the token is never printed");
+        (out.status.code(), text)
+    };
+
+    let (code, text) = potluck(&operator, &["secret", "generate", &domain]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("db_password") && text.contains("shown this once"), "{text}");
+    let (code, text) = potluck(&operator, &["deploy", &domain]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("add --yes"), "no terminal to ask: {text}");
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM jobs").await, 0);
+
+    let (code, text) = potluck(&operator, &["deploy", &domain, "--yes"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("deploy {domain}: 0.1.0+1.0 → 0.1.0+1.0")), "the preview first: {text}");
+    assert!(text.contains("started") && text.contains("succeeded"), "{text}");
+    assert!(text.contains("waiting up to"), "the job's steps as they come: {text}");
+    // The monitor reads the swarm after the deploy's events; ls shows what it read.
+    app_until(b, &domain, "its task seen running", |d| d.app.health.is_some_and(|h| h.running == 1)).await;
+    let (code, text) = potluck(&viewer, &["ls"]);
+    assert_eq!(code, Some(0), "{text}");
+    let line = text.lines().find(|l| l.starts_with(&domain)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("0.1.0+1.0") && line.contains("deployed 1/1"), "{line}");
+
+    let (code, text) = potluck(&operator, &["upgrade", &domain, "0.2.0+1.1", "--yes"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("0.1.0+1.0 → 0.2.0+1.1"), "{text}");
+    assert_eq!(app_detail(b, &domain).await.app.version.as_deref(), Some("0.2.0+1.1"));
+    let (code, text) = potluck(&operator, &["logs", &domain, "--tail", "20"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = potluck(&operator, &["rollback", &domain, "--yes"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(app_detail(b, &domain).await.app.version.as_deref(), Some("0.1.0+1.0"));
+
+    // A viewer's token may look, not deploy; the refusal is said plainly.
+    let (code, text) = potluck(&viewer, &["redeploy", &domain, "--yes"]);
+    assert_ne!(code, Some(0));
+    assert!(text.contains("403"), "{text}");
+
+    let (code, text) = potluck(&operator, &["undeploy", &domain, "--yes", "--volumes", "--secrets"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(app_detail(b, &domain).await.app.status, AppStatus::Undeployed);
+    assert_eq!(swarm::services_of(&w.docker, &stack).await, 0);
+    assert!(secret_names(&w.docker, &format!("{stack}_")).await.is_empty());
+    let jobs = w.app.texts("SELECT kind || '|' || state FROM jobs ORDER BY id").await;
+    assert_eq!(
+        jobs,
+        ["deploy|succeeded", "upgrade|succeeded", "rollback|succeeded", "undeploy|succeeded"],
+        "each verb ran once"
+    );
+    cleanup(&w.docker, &stack).await;
+    w.app.stop().await;
+}

@@ -2,7 +2,7 @@
 
 use super::backup_cli::{self, BackupCommand};
 use super::recipe_test_cli::{self, RecipeTestArgs};
-use super::remote_cli::{self, AbraCommand};
+use super::remote_cli::{self, AbraCommand, RemoteCommand};
 use super::{recipe_cli, serve, stack_cli};
 use crate::adapters::crypto::SecretBox;
 use crate::adapters::db::Db;
@@ -70,6 +70,11 @@ pub enum Command {
     Abra {
         #[command(subcommand)]
         command: AbraCommand,
+    },
+    /// A remote Potluck with an API token (POTLUCK_URL, POTLUCK_TOKEN), with abra's verbs.
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
     },
     /// Backups of a running stack into a restic repository, without a database (DOCKER_HOST,
     /// RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).
@@ -181,6 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return backup_cli::run(command).await;
         }
         Command::Abra { command } => return remote_cli::abra(command).await,
+        Command::Remote { command } => return remote_cli::remote(command).await,
         Command::Recipe { command: RecipeCommand::Test(args) } => {
             telemetry::init("text");
             return recipe_test_cli::run(args).await;
@@ -211,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stack { .. }
         | Command::Abra { .. }
+        | Command::Remote { .. }
         | Command::Backup { .. }
         | Command::Recipe { .. }
         | Command::Lint { .. }
