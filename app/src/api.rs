@@ -78,6 +78,24 @@ macro_rules! operation {
                 let $o = self;
                 $key
             }
+            #[cfg(feature = "ssr")]
+            fn schemas() -> crate::ops::OpSchemas {
+                use utoipa::{PartialSchema, ToSchema};
+                #[allow(unused_mut)]
+                let mut components = Vec::new();
+                #[allow(unused_mut)]
+                let mut request = utoipa::openapi::schema::ObjectBuilder::new();
+                $(
+                    request = request.property(stringify!($arg), <$ty as PartialSchema>::schema());
+                    <$ty as ToSchema>::schemas(&mut components);
+                )*
+                <$out as ToSchema>::schemas(&mut components);
+                crate::ops::OpSchemas {
+                    request: Some(request.into()),
+                    response: Some(<$out as PartialSchema>::schema()),
+                    components,
+                }
+            }
         }
     };
 }

@@ -113,6 +113,22 @@ pub trait Op: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// The resource the input names.
     fn key(&self) -> <Self::Scope as scope::Scope>::Key<'_>;
+    /// The request's and the answer's JSON schemas, for the OpenAPI document (none for an
+    /// endpoint that answers with its own stream or file).
+    #[cfg(feature = "ssr")]
+    fn schemas() -> OpSchemas {
+        OpSchemas::default()
+    }
+}
+
+/// An operation's schemas: its request (an object of its inputs), its answer, and the named
+/// schemas they refer to (`#/components/schemas/…`).
+#[cfg(feature = "ssr")]
+#[derive(Default)]
+pub struct OpSchemas {
+    pub request: Option<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    pub response: Option<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    pub components: Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
 }
 
 /// What the registry and the matrix test know of an operation without its types.
@@ -125,6 +141,9 @@ pub struct OpInfo {
     pub audit: &'static [AuditAction],
     pub http: Option<Http>,
     pub raw: bool,
+    /// The operation's schemas (see [`Op::schemas`]).
+    #[cfg(feature = "ssr")]
+    pub schemas: fn() -> OpSchemas,
 }
 
 impl OpInfo {
@@ -137,6 +156,8 @@ impl OpInfo {
             audit: O::AUDIT,
             http: O::HTTP,
             raw: O::RAW,
+            #[cfg(feature = "ssr")]
+            schemas: O::schemas,
         }
     }
 

@@ -224,3 +224,34 @@ async fn a_retried_post_with_an_idempotency_key_runs_once() {
     assert!(params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
     app.stop().await;
 }
+
+/// Everything the pages can do (every operation they call) has a REST route in the served
+/// OpenAPI document, with its answer's schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_action_has_a_documented_api_route() {
+    // Operations the pages use that the API has in another form, and why.
+    let elsewhere = [("me", "the API's `GET /api/v1/me` (whoami) answers the same for tokens and sessions")];
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.browser().get("/api/v1/openapi.json").await.json().await.unwrap();
+    let mut missing = Vec::new();
+    for op in potluck_app::api::all_operations() {
+        if elsewhere.iter().any(|(name, _)| *name == op.name) {
+            continue;
+        }
+        let Some(http) = op.http else {
+            missing.push(format!("{}: no HTTP route", op.name));
+            continue;
+        };
+        let path = if op.raw { http.path.to_string() } else { format!("/api/v1{}", http.path) };
+        let route = &doc["paths"][&path][http.method.to_ascii_lowercase()];
+        if !route.is_object() {
+            missing.push(format!("{}: {} {path} is not in the document", op.name, http.method));
+        } else if !op.raw && !route["responses"]["200"]["content"]["application/json"]["schema"].is_object() {
+            missing.push(format!("{}: {} {path} has no answer schema", op.name, http.method));
+        } else if route["operationId"] != op.name {
+            missing.push(format!("{}: {} {path} is documented as {}", op.name, http.method, route["operationId"]));
+        }
+    }
+    assert!(missing.is_empty(), "page actions without a documented API route:\n{}", missing.join("\n"));
+    app.stop().await;
+}

@@ -305,19 +305,26 @@ fn describe(info: &OpInfo) -> String {
 /// The OpenAPI document, generated from the operation registry.
 pub fn document() -> Value {
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut components: BTreeMap<String, Value> = BTreeMap::new();
     for entry in registry().entries() {
         let info = &entry.info;
         let Some(http) = info.http else { continue };
         let path = if info.raw { http.path.to_string() } else { format!("/api/v1{}", http.path) };
-        let parameters: Vec<Value> = http
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        let in_path: Vec<&str> =
+            http.path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+        let parameters: Vec<Value> = in_path
+            .iter()
             .map(|p| {
                 json!({ "name": p, "in": "path", "required": true,
                         "schema": { "type": if is_id(p) { "integer" } else { "string" } } })
             })
             .collect();
+        let schemas = (info.schemas)();
+        for (name, schema) in &schemas.components {
+            components.entry(name.clone()).or_insert_with(|| serde_json::to_value(schema).unwrap_or_default());
+        }
+        let request = schemas.request.as_ref().and_then(|r| serde_json::to_value(r).ok());
+        let response = schemas.response.as_ref().and_then(|r| serde_json::to_value(r).ok());
         let error = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ApiError" } } } });
         let mut op = json!({
             "operationId": info.name,
@@ -333,6 +340,19 @@ pub fn document() -> Value {
                 "422": error("invalid input"),
             },
         });
+        if let Some(ok) = &response {
+            op["responses"]["200"]["content"] = json!({ "application/json": { "schema": ok } });
+        }
+        // A GET's or DELETE's other inputs are its query.
+        if matches!(http.method, "GET" | "DELETE") {
+            if let Some(props) = request.as_ref().and_then(|r| r["properties"].as_object()) {
+                if let Some(list) = op["parameters"].as_array_mut() {
+                    for (name, schema) in props.iter().filter(|(n, _)| !in_path.contains(&n.as_str())) {
+                        list.push(json!({ "name": name, "in": "query", "required": false, "schema": schema }));
+                    }
+                }
+            }
+        }
         if http.method == "POST" && !info.raw {
             if let Some(list) = op["parameters"].as_array_mut() {
                 list.push(json!({
@@ -345,9 +365,16 @@ pub fn document() -> Value {
             }
         }
         if http.method != "GET" && http.method != "DELETE" {
+            // Path parameters are not in the body.
+            let mut body = request.clone().unwrap_or_else(|| json!({ "type": "object" }));
+            if let Some(props) = body["properties"].as_object_mut() {
+                for p in &in_path {
+                    props.remove(*p);
+                }
+            }
             op["requestBody"] = json!({ "content": {
-                "application/json": { "schema": { "type": "object" } },
-                "application/x-www-form-urlencoded": { "schema": { "type": "object" } },
+                "application/json": { "schema": body.clone() },
+                "application/x-www-form-urlencoded": { "schema": body },
             } });
         }
         paths.entry(path).or_default().insert(http.method.to_ascii_lowercase(), op);
@@ -359,6 +386,11 @@ pub fn document() -> Value {
         "description": "Automation API of a Potluck federation. Authenticate with an API token: `Authorization: Bearer plk_…`.",
     });
     doc["paths"] = json!(paths);
+    if let Some(named) = doc["components"]["schemas"].as_object_mut() {
+        for (name, schema) in components {
+            named.entry(name).or_insert(schema);
+        }
+    }
     doc["components"]["securitySchemes"] = json!({ "bearer": { "type": "http", "scheme": "bearer" } });
     doc["security"] = json!([{ "bearer": [] }]);
     doc
@@ -386,6 +418,43 @@ mod tests {
             }
         }
         assert_eq!(doc["info"]["title"], "Potluck API");
+    }
+
+    /// Every `$ref` of a value, recursively.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn requests_and_answers_have_schemas_whose_references_resolve() {
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}: not a component"));
+            assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+        }
+        let create = &doc["paths"]["/api/v1/collectives/{slug}/apps"]["post"];
+        let body = &create["requestBody"]["content"]["application/json"]["schema"]["properties"];
+        for field in ["server", "recipe", "domain", "version"] {
+            assert!(body[field].is_object(), "create_app's body names {field}: {body}");
+        }
+        assert!(body.get("slug").is_none(), "the path's parameters are not in the body");
+        let answer = &create["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(answer["properties"]["domain"].is_object(), "create_app answers an app: {answer}");
+        let list = &doc["paths"]["/api/v1/collectives/{slug}/apps"]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(list["type"], "array", "{list}");
     }
 
     #[test]
