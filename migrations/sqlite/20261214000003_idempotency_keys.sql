@@ -6,6 +6,8 @@ CREATE TABLE idempotency_keys (
     request TEXT NOT NULL,
     status BIGINT,
     body TEXT,
+    -- 1: answered, but the answer is not kept (it held secrets shown once, or was too large).
+    withheld BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (caller, idem_key)
 );

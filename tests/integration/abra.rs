@@ -270,8 +270,12 @@ async fn potluck_abra_exports_to_and_imports_from_a_directory_with_a_token() {
     let added = one.replace("one.a.example.org", "cli.a.example.org");
     std::fs::write(abra.join("servers/laptop/cli.a.example.org.env"), &added).unwrap();
 
+    // A link in the tree (to a key, say) is not followed, nor uploaded.
+    std::os::unix::fs::symlink("/etc/hostname", abra.join("servers/laptop/leak.a.example.org.env")).unwrap();
     let (code, text) = potluck(&["abra", "import", "-c", SLUG, abra.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("leak.a.example.org.env: not a regular file (links are not followed)"), "{text}");
+    assert!(!text.contains("  laptop/leak"), "not in the preview: {text}");
     assert!(text.contains("laptop/ → no server"), "{text}");
     assert!(text.contains("0 to create, 4 refused"), "{text}");
     let (code, text) = potluck(&["abra", "import", "-c", SLUG, abra.to_str().unwrap(), "--server", "laptop=local"]);

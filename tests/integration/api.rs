@@ -191,6 +191,13 @@ async fn a_retried_post_with_an_idempotency_key_runs_once() {
     assert_eq!(app.count("SELECT COUNT(*) FROM apps").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'app.create'").await, 1);
 
+    // A first request whose replica stopped before it answered frees its key after a while:
+    // the retry runs (here it finds the app made, and says so).
+    app.exec("UPDATE idempotency_keys SET status = NULL, body = NULL, created_at = 0 WHERE idem_key = 'try-1'").await;
+    let taken_over = create("try-1", "once.example.org").await.unwrap();
+    assert_eq!(taken_over.status(), 409, "ran again");
+    assert!(taken_over.headers().get("idempotent-replayed").is_none());
+
     // Without a key, a retry is a second request (and this one conflicts).
     let plain = client
         .post(&url)
@@ -219,6 +226,27 @@ async fn a_retried_post_with_an_idempotency_key_runs_once() {
         .unwrap();
     assert_eq!(own.status(), 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM apps").await, 2);
+    // An answer holding a value shown once (a new token) is never kept: its retry hears that it
+    // was answered, and nothing of it is stored.
+    let mint = || {
+        admin
+            .client
+            .post(format!("{}/api/v1/tokens", app.base))
+            .header("idempotency-key", "mint-1")
+            .json(&serde_json::json!({ "name": "deploys", "collective": "collective-a", "role": "viewer", "expires_in_days": 1 }))
+            .send()
+    };
+    let minted = mint().await.unwrap();
+    assert_eq!(minted.status(), 200);
+    let minted: CreatedApiToken = minted.json().await.unwrap();
+    let again = mint().await.unwrap();
+    assert_eq!(again.status(), 409);
+    let said = again.text().await.unwrap();
+    assert!(said.contains("its answer is not kept") && !said.contains(&minted.token.0), "{said}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM api_tokens WHERE name = 'deploys'").await, 1, "minted once");
+    let kept = app.texts("SELECT COALESCE(body, '') FROM idempotency_keys").await.join("\n");
+    assert!(!kept.contains("plk_"), "no token in the kept answers");
+
     let doc: serde_json::Value = admin.get("/api/v1/openapi.json").await.json().await.unwrap();
     let params = doc["paths"]["/api/v1/collectives/{slug}/apps"]["post"]["parameters"].as_array().unwrap();
     assert!(params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));

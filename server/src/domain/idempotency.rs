@@ -13,6 +13,10 @@ use sqlx::Row;
 
 /// How long a key is remembered (milliseconds).
 const KEPT_MS: i64 = 24 * 3600 * 1000;
+/// A first request that never finished (its replica stopped) frees its key after this long.
+const ABANDONED_MS: i64 = 10 * 60 * 1000;
+/// The largest answer kept for replays; a larger one is answered 409 on a replay.
+const MAX_BODY: usize = 256 << 10;
 /// The longest key taken.
 pub const MAX_KEY: usize = 255;
 
@@ -23,6 +27,9 @@ pub enum Seen {
     First,
     /// Answered before: the same answer (status, JSON body; empty for 204).
     Answered(u16, String),
+    /// Answered before, with an answer that is not kept: it held secrets (shown once) or was
+    /// too large.
+    Withheld,
     /// The first request with this key is still running.
     Running,
     /// The key came first with another request.
@@ -63,7 +70,7 @@ pub async fn begin(st: &AppState, caller: &str, key: &str, request: &str) -> Res
         Ok(_) => Ok(Seen::First),
         Err(e) if is_unique_violation(&e) => {
             let row =
-                sqlx::query("SELECT request, status, body FROM idempotency_keys WHERE caller = $1 AND idem_key = $2")
+                sqlx::query("SELECT request, status, body, withheld, created_at FROM idempotency_keys WHERE caller = $1 AND idem_key = $2")
                     .bind(caller)
                     .bind(key)
                     .fetch_optional(pool)
@@ -73,7 +80,27 @@ pub async fn begin(st: &AppState, caller: &str, key: &str, request: &str) -> Res
                 return Ok(Seen::Mismatch);
             }
             Ok(match row.try_get::<Option<i64>, _>("status")? {
+                None if row.try_get::<i64, _>("created_at")? < now - ABANDONED_MS => {
+                    // Its replica stopped before it answered: this retry takes the key over.
+                    let taken = sqlx::query(
+                        "UPDATE idempotency_keys SET created_at = $1 WHERE caller = $2 AND idem_key = $3 \
+                         AND status IS NULL AND created_at < $4",
+                    )
+                    .bind(now)
+                    .bind(caller)
+                    .bind(key)
+                    .bind(now - ABANDONED_MS)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        Seen::First
+                    } else {
+                        Seen::Running
+                    }
+                }
                 None => Seen::Running,
+                Some(_) if row.try_get::<i64, _>("withheld")? != 0 => Seen::Withheld,
                 Some(status) => {
                     Seen::Answered(status as u16, row.try_get::<Option<String>, _>("body")?.unwrap_or_default())
                 }
@@ -84,17 +111,28 @@ pub async fn begin(st: &AppState, caller: &str, key: &str, request: &str) -> Res
 }
 
 /// Keeps the answer for the retries; a server error is forgotten instead, so a retry runs again.
-pub async fn finish(st: &AppState, caller: &str, key: &str, status: u16, body: &str) -> Result<()> {
-    let q = if status >= 500 {
-        sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND idem_key = $2").bind(caller).bind(key)
-    } else {
-        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE caller = $1 AND idem_key = $2")
+/// An answer that holds secrets (`secret`: shown once, never stored) or is larger than
+/// [`MAX_BODY`] is not kept: a retry hears it was answered.
+pub async fn finish(st: &AppState, caller: &str, key: &str, status: u16, body: &str, secret: bool) -> Result<()> {
+    if status >= 500 {
+        sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND idem_key = $2")
             .bind(caller)
             .bind(key)
-            .bind(status as i64)
-            .bind(body)
-    };
-    q.execute(st.db.pool()).await?;
+            .execute(st.db.pool())
+            .await?;
+        return Ok(());
+    }
+    let withheld = secret || body.len() > MAX_BODY;
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = $1, body = $2, withheld = $3 WHERE caller = $4 AND idem_key = $5",
+    )
+    .bind(status as i64)
+    .bind((!withheld).then_some(body))
+    .bind(withheld as i64)
+    .bind(caller)
+    .bind(key)
+    .execute(st.db.pool())
+    .await?;
     Ok(())
 }
 

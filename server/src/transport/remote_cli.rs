@@ -186,21 +186,32 @@ fn pack_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let root = if dir.join("servers").is_dir() { dir.join("servers") } else { dir.to_path_buf() };
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
+    // Links inside the tree are not followed (a link to ~/.ssh would upload it): only regular
+    // files of real directories. The tree's root itself may be a link (a synced repository).
+    let kind = |e: &std::fs::DirEntry| e.file_type().ok();
     let mut servers: Vec<_> = std::fs::read_dir(&root)
         .with_context(|| format!("reading {}", root.display()))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| kind(e).is_some_and(|t| t.is_dir()) && !e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     servers.sort_by_key(|e| e.file_name());
     for server in servers {
         let mut files: Vec<_> = std::fs::read_dir(server.path())?
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file() && e.file_name().to_string_lossy().ends_with(".env"))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".env"))
             .collect();
         files.sort_by_key(|e| e.file_name());
         for f in files {
+            if !kind(&f).is_some_and(|t| t.is_file()) {
+                eprintln!("skipping {}: not a regular file (links are not followed)", f.path().display());
+                continue;
+            }
             let name = format!("servers/{}/{}", server.file_name().to_string_lossy(), f.file_name().to_string_lossy());
-            tar.append_path_with_name(f.path(), &name).with_context(|| format!("reading {}", f.path().display()))?;
+            let text = std::fs::read(f.path()).with_context(|| format!("reading {}", f.path().display()))?;
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(text.len() as u64);
+            tar.append_data(&mut h, &name, text.as_slice())?;
         }
     }
     Ok(tar.into_inner()?.finish()?)
@@ -426,15 +437,25 @@ async fn run_job(
                 .http
                 .post(format!("{}/api/v1{app_path}/jobs", client.base))
                 .header("idempotency-key", &key)
-                .json(&body),
+                .json(&body)
+                .timeout(ANSWER),
         )
     };
-    // A lost answer is asked again with the same key: the job starts once.
-    let res = match start().await {
-        Ok(r) => r,
-        Err(e) if e.to_string().starts_with("cannot reach") => start().await?,
-        Err(e) => return Err(e),
-    };
+    // A lost answer is asked again with the same key: the job starts once. While the first
+    // request still runs on the server, the retry hears 409 and waits for its answer.
+    let mut res = start().await;
+    let mut wait = std::time::Duration::from_millis(500);
+    for _ in 0..8 {
+        match &res {
+            Err(e) if e.to_string().starts_with("cannot reach") || e.to_string().contains("is still running") => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                res = start().await;
+            }
+            _ => break,
+        }
+    }
+    let res = res?;
     let started: JobSummary = res.json().await?;
     println!("job {} started: {}/jobs/{}", started.id, client.base, started.id);
     if job.detach {

@@ -210,46 +210,81 @@ pub async fn claim_for_import(st: &AppState, server: &ServerRow, stack: &str) ->
 }
 
 async fn claim_on(st: &AppState, server: &ServerRow, stack: &str, app: Option<AppId>) -> Result<BTreeSet<String>> {
-    let shared =
-        sqlx::query("SELECT COUNT(*) AS n FROM servers WHERE kind = $1 AND address = $2 AND collective_id <> $3")
-            .bind(&server.kind)
-            .bind(&server.address)
-            .bind(server.collective_id)
-            .fetch_one(st.db.pool())
-            .await?
-            .try_get::<i64, _>("n")?;
-    if shared > 0 {
-        return Err(ApiError::conflict(format!(
-            "another collective has the engine of {} registered too: its objects cannot be taken over",
-            server.name
-        ))
-        .into());
-    }
     let docker = servers::docker_for(st, server).await?;
+    let answer = |what: &str| ApiError::conflict(format!("cannot take the stack over: {what}"));
+    let swarm = tokio::time::timeout(Duration::from_secs(20), docker.info())
+        .await
+        .map_err(|_| answer("the engine did not answer within 20 s"))?
+        .map_err(|e| answer(&crate::adapters::engine::docker::error_text(&e)))?
+        .swarm
+        .and_then(|s| s.cluster)
+        .and_then(|c| c.id)
+        .filter(|id| !id.is_empty());
+    // Another collective on the same swarm (by its cluster id, else by the same address) could
+    // have planted what lacks Potluck's labels.
+    let address = canonical_address(&server.kind, &server.address);
+    let mut shared = false;
+    for r in sqlx::query("SELECT kind, address, swarm_id FROM servers WHERE collective_id <> $1")
+        .bind(server.collective_id)
+        .fetch_all(st.db.pool())
+        .await?
+    {
+        let their_swarm: Option<String> = r.try_get("swarm_id")?;
+        let same_swarm = swarm.is_some() && their_swarm == swarm;
+        let same_address = r.try_get::<String, _>("kind")? == server.kind
+            && canonical_address(&server.kind, &r.try_get::<String, _>("address")?) == address;
+        shared |= same_swarm || same_address;
+    }
+    if shared {
+        return Err(answer("its engine is registered in more than one collective").into());
+    }
+    // What other apps took over stays theirs.
+    let mut taken_elsewhere = BTreeSet::new();
+    for r in sqlx::query("SELECT adopted_objects FROM apps WHERE adopted_objects IS NOT NULL AND id <> $1")
+        .bind(app.map(|a| a.0).unwrap_or(0))
+        .fetch_all(st.db.pool())
+        .await?
+    {
+        let ids: BTreeSet<String> =
+            serde_json::from_str(&r.try_get::<String, _>("adopted_objects")?).unwrap_or_default();
+        taken_elsewhere.extend(ids);
+    }
     let objects = tokio::time::timeout(Duration::from_secs(20), stack_objects(&docker, stack))
         .await
-        .map_err(|_| ApiError::conflict("the engine did not answer within 20 s"))?
-        .map_err(|e| ApiError::conflict(format!("cannot read the stack: {e}")))?;
+        .map_err(|_| answer("the engine did not answer within 20 s"))?
+        .map_err(|e| answer(&e))?;
     let mine = app.map(|a| a.to_string());
     let mut claimed = BTreeSet::new();
     for (kind, name, id, owner) in objects {
+        if taken_elsewhere.contains(&id) {
+            if mine.is_some() {
+                return Err(answer(&format!("{kind} {name} was taken over by another app")).into());
+            }
+            continue;
+        }
         match (owner, &mine) {
             (None, _) => {
                 claimed.insert(id);
             }
             (Some(o), Some(m)) if &o == m => {}
-            (Some(_), Some(_)) => {
-                return Err(
-                    ApiError::conflict(format!("{kind} {name} belongs to another Potluck app: not taken over")).into()
-                )
-            }
+            (Some(_), Some(_)) => return Err(answer(&format!("{kind} {name} belongs to another Potluck app")).into()),
             (Some(_), None) => {}
         }
     }
     Ok(claimed)
 }
 
-/// Every object of a stack: (kind, name, id, its `potluck.app` label).
+/// An engine's address as compared between servers: a socket's path resolved.
+fn canonical_address(kind: &str, address: &str) -> String {
+    if kind == "unix" {
+        let path = address.trim_start_matches("unix://");
+        return std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string());
+    }
+    address.trim().to_ascii_lowercase()
+}
+
+/// Every object of a stack: (kind, name, id, its `potluck.app` label). Secrets are those its
+/// services use (abra makes them without the stack's label).
 async fn stack_objects(
     docker: &bollard::Docker,
     stack: &str,
@@ -259,12 +294,15 @@ async fn stack_objects(
     let err = |e: bollard::errors::Error| crate::adapters::engine::docker::error_text(&e);
     let mut out = Vec::new();
     let owner = |l: Option<&HashMap<String, String>>| l.and_then(|l| l.get("potluck.app").cloned());
+    let mut used_secrets = BTreeSet::new();
     for s in docker
         .list_services(Some(ListServicesOptions { filters: filters(), ..Default::default() }))
         .await
         .map_err(err)?
     {
         let spec = s.spec.unwrap_or_default();
+        let refs = spec.task_template.as_ref().and_then(|t| t.container_spec.as_ref()).and_then(|c| c.secrets.as_ref());
+        used_secrets.extend(refs.into_iter().flatten().filter_map(|r| r.secret_id.clone()));
         out.push(("service", spec.name.unwrap_or_default(), s.id.unwrap_or_default(), owner(spec.labels.as_ref())));
     }
     for n in docker.list_networks(Some(ListNetworksOptions { filters: filters() })).await.map_err(err)? {
@@ -274,28 +312,42 @@ async fn stack_objects(
         let spec = c.spec.unwrap_or_default();
         out.push(("config", spec.name.unwrap_or_default(), c.id.unwrap_or_default(), owner(spec.labels.as_ref())));
     }
-    // Secrets abra made for the app carry no namespace label: by name.
-    let all = docker.list_secrets(None::<ListSecretsOptions>).await.map_err(err)?;
-    for s in all {
-        let spec = s.spec.unwrap_or_default();
-        let name = spec.name.unwrap_or_default();
-        let in_stack = spec.labels.as_ref().and_then(|l| l.get(NAMESPACE_LABEL)).is_some_and(|n| n == stack);
-        if in_stack || name.starts_with(&format!("{stack}_")) {
-            out.push(("secret", name, s.id.unwrap_or_default(), owner(spec.labels.as_ref())));
+    if !used_secrets.is_empty() {
+        for s in docker.list_secrets(None::<ListSecretsOptions>).await.map_err(err)? {
+            let id = s.id.unwrap_or_default();
+            if used_secrets.contains(&id) {
+                let spec = s.spec.unwrap_or_default();
+                out.push(("secret", spec.name.unwrap_or_default(), id, owner(spec.labels.as_ref())));
+            }
         }
     }
     Ok(out)
 }
 
-/// Adds taken-over objects to the app's record (in the caller's transaction).
+/// Adds taken-over objects to the app's record (in the caller's transaction), merged with what
+/// the row holds now (a compare-and-set, so two take-overs at once lose nothing).
 pub async fn record_claim(tx: &mut audit::Audited, app: &AppRow, claimed: &BTreeSet<String>) -> Result<()> {
-    let all: BTreeSet<&String> = app.adopted.iter().chain(claimed.iter()).collect();
-    sqlx::query("UPDATE apps SET adopted_objects = $1 WHERE id = $2")
-        .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
-        .bind(app.id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    for _ in 0..5 {
+        let now: Option<String> = sqlx::query("SELECT adopted_objects FROM apps WHERE id = $1")
+            .bind(app.id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("adopted_objects")?;
+        let held: BTreeSet<String> = now.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let all: BTreeSet<&String> = held.iter().chain(claimed.iter()).collect();
+        let changed =
+            sqlx::query("UPDATE apps SET adopted_objects = $1 WHERE id = $2 AND COALESCE(adopted_objects, '') = $3")
+                .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
+                .bind(app.id)
+                .bind(now.unwrap_or_default())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+        if changed == 1 {
+            return Ok(());
+        }
+    }
+    Err(ApiError::conflict("the app's record changed meanwhile: try again").into())
 }
 
 /// Takes what runs as the app's record: its version (a release of the recipe, or a chaos
@@ -342,6 +394,15 @@ pub async fn adopt(st: &AppState, access: &Cap<scope::App>) -> Result<AppSummary
     let now = now_ms();
     let c = access.collective();
     let mut tx = audit::begin(&st.db).await?;
+    // A job under way would change what runs while it is recorded.
+    let busy: i64 = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE app_id = $1 AND state IN ('queued', 'running')")
+        .bind(app.id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    if busy > 0 {
+        return Err(ApiError::conflict(format!("{} is being changed by a job: adopt once it ended", app.domain)).into());
+    }
     sqlx::query(
         "UPDATE apps SET status = $1, version = $2, chaos = $3, chaos_version = $4, env = $5, deployed_services = $6, \
          drift = NULL, updated_at = $7 WHERE id = $8",

@@ -41,10 +41,12 @@ pub struct Reading {
 
 /// Reads a swarm's nodes, services and tasks (three calls, whatever the number of apps).
 pub async fn read(docker: &Docker) -> std::result::Result<Reading, String> {
+    // The reading's time is when it began: a change recorded after it is newer (`record`).
+    let at = now_ms();
     let nodes = docker.list_nodes(None::<ListNodesOptions>).await.map_err(|e| error_text(&e))?;
     let services = docker.list_services(None::<ListServicesOptions>).await.map_err(|e| error_text(&e))?;
     let tasks = docker.list_tasks(None::<ListTasksOptions>).await.map_err(|e| error_text(&e))?;
-    Ok(summarize(&nodes, &services, &tasks, now_ms()))
+    Ok(summarize(&nodes, &services, &tasks, at))
 }
 
 fn millis(date: Option<&String>) -> Option<i64> {

@@ -240,6 +240,8 @@ pub struct Checked {
     pub api_version: String,
     pub is_manager: bool,
     pub nodes: i64,
+    /// The swarm's cluster id (managers see it).
+    pub swarm_id: Option<String>,
 }
 
 pub async fn check(docker: &Docker) -> std::result::Result<Checked, String> {
@@ -251,12 +253,16 @@ pub async fn check(docker: &Docker) -> std::result::Result<Checked, String> {
         api_version: version.api_version.unwrap_or_default(),
         is_manager: swarm.control_available.unwrap_or(false),
         nodes: swarm.nodes.unwrap_or(0),
+        swarm_id: swarm.cluster.and_then(|c| c.id).filter(|id| !id.is_empty()),
     })
 }
 
 fn check_server_name(name: &str) -> std::result::Result<(), ApiError> {
-    let ok =
-        !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+    // It names a directory of abra's tree: not `.`, `..` or hidden.
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
     if ok {
         Ok(())
     } else {
@@ -399,8 +405,8 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
     let mut tx = audit::begin(&st.db).await?;
     let id: ServerId = sqlx::query(
         "INSERT INTO servers (uid, collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, host_key, \
-         engine_version, api_version, is_manager, nodes, last_checked_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+         engine_version, api_version, is_manager, nodes, last_checked_at, created_at, swarm_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING id",
     )
     .bind(&candidate.uid)
     .bind(c.id)
@@ -416,6 +422,7 @@ pub async fn add(st: &Arc<AppState>, access: &Cap<scope::Collective>, input: Add
     .bind(i64::from(checked.is_manager))
     .bind(checked.nodes)
     .bind(now)
+    .bind(&checked.swarm_id)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
@@ -648,13 +655,14 @@ impl Monitors {
                     Ok((docker, c)) => {
                         let _ = sqlx::query(
                             "UPDATE servers SET engine_version = $1, api_version = $2, is_manager = $3, nodes = $4, last_checked_at = $5, last_error = NULL, \
-                             live_seq = live_seq + 1 WHERE id = $6",
+                             live_seq = live_seq + 1, swarm_id = COALESCE($6, swarm_id) WHERE id = $7",
                         )
                         .bind(&c.engine_version)
                         .bind(&c.api_version)
                         .bind(i64::from(c.is_manager))
                         .bind(c.nodes)
                         .bind(now_ms())
+                        .bind(&c.swarm_id)
                         .bind(id)
                         .execute(st.db.pool())
                         .await;

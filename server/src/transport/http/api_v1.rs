@@ -206,6 +206,13 @@ async fn handle(
             match idempotency::begin(&st, &who, &key, &request).await {
                 Ok(idempotency::Seen::First) => Some((who, key)),
                 Ok(idempotency::Seen::Answered(status, body)) => return replay(status, body),
+                Ok(idempotency::Seen::Withheld) => {
+                    return ErrorResponse(ApiError::conflict(
+                        "a request with this Idempotency-Key was answered already; its answer is not kept \
+                         (it held values shown once, or was too large): look the result up instead",
+                    ))
+                    .into_response()
+                }
                 Ok(idempotency::Seen::Running) => {
                     return ErrorResponse(ApiError::conflict(
                         "a request with this Idempotency-Key is still running: ask again once it answered",
@@ -225,22 +232,55 @@ async fn handle(
         _ => None,
     };
     let request_id = caller.request_id.clone();
-    let (json, response) = match run(st.clone(), caller, input).await {
-        Ok(out) => match (entry.to_json)(out) {
-            Value::Null => (String::new(), StatusCode::NO_CONTENT.into_response()),
-            v => {
-                let json = v.to_string();
-                (json.clone(), answer(StatusCode::OK, json))
+    let run = run.clone();
+    let to_json = entry.to_json;
+    let secret = answers_secrets(name);
+    // Run to the end even when the client goes away (the lost answer a key is for): the
+    // operation and the keeping of its answer are a task of their own.
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let (json, response) = match run(st.clone(), caller, input).await {
+                Ok(out) => match to_json(out) {
+                    Value::Null => (String::new(), StatusCode::NO_CONTENT.into_response()),
+                    v => {
+                        let json = v.to_string();
+                        (json.clone(), answer(StatusCode::OK, json))
+                    }
+                },
+                Err(e) => (serde_json::to_string(&e).unwrap_or_default(), ErrorResponse(e).into_response()),
+            };
+            if let Some((who, key)) = keyed {
+                if let Err(e) = idempotency::finish(&st, &who, &key, response.status().as_u16(), &json, secret).await {
+                    tracing::warn!(request.id = %request_id, error = %e, "the idempotency key's answer was not kept");
+                }
             }
+            response
         },
-        Err(e) => (serde_json::to_string(&e).unwrap_or_default(), ErrorResponse(e).into_response()),
-    };
-    if let Some((who, key)) = keyed {
-        if let Err(e) = idempotency::finish(&st, &who, &key, response.status().as_u16(), &json).await {
-            tracing::warn!(request.id = %request_id, error = %e, "the idempotency key's answer was not kept");
-        }
-    }
-    response
+        tracing::Span::current(),
+    ));
+    task.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Whether an operation's answer holds values shown once (`OneTimeSecret`: a token, a secret,
+/// a password), which an idempotency key must not keep. Read from its answer's schema.
+fn answers_secrets(name: &str) -> bool {
+    static SECRET: std::sync::OnceLock<BTreeMap<&'static str, bool>> = std::sync::OnceLock::new();
+    let map = SECRET.get_or_init(|| {
+        registry()
+            .entries()
+            .map(|e| {
+                let s = (e.info.schemas)();
+                let named = s.components.iter().any(|(n, _)| n == "OneTimeSecret");
+                let inline = s
+                    .response
+                    .as_ref()
+                    .and_then(|r| serde_json::to_string(r).ok())
+                    .is_some_and(|t| t.contains("OneTimeSecret"));
+                (e.info.name, named || inline)
+            })
+            .collect()
+    });
+    map.get(name).copied().unwrap_or(true)
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -455,6 +495,16 @@ mod tests {
         let list = &doc["paths"]["/api/v1/collectives/{slug}/apps"]["get"]["responses"]["200"]["content"]
             ["application/json"]["schema"];
         assert_eq!(list["type"], "array", "{list}");
+    }
+
+    #[test]
+    fn answers_with_values_shown_once_are_known() {
+        for op in ["generate_secrets", "create_api_token", "create_invitation", "rotate_secret"] {
+            assert!(answers_secrets(op), "{op} answers a OneTimeSecret");
+        }
+        for op in ["list_apps", "create_app", "start_job", "whoami"] {
+            assert!(!answers_secrets(op), "{op} answers no secret");
+        }
     }
 
     #[test]
