@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { hydrated, launch, shot, startPotluck, submit, runAction, watchJob } from './harness.mjs';
+import { adminWithCollective, hydrated, launch, shot, startPotluck, submit, runAction, watchJob } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const domain = `bk-${Date.now().toString(36)}.example.org`;
@@ -67,25 +67,7 @@ function publishBackedUp() {
 
 test('an operator backs up, restores and drills an app, and sees its coverage', async () => {
   const { base } = potluck;
-  const page = await (await browser.newContext()).newPage();
-  page.on('pageerror', (e) => console.error('page error:', e));
-  await page.goto(potluck.bootstrapLink);
-  await page.locator('#bootstrap-confirm').click();
-  await page.waitForURL(`${base}/admin/providers`);
-  await page.goto(`${base}/collectives`);
-  await hydrated(page);
-  await submit(page, '#create-collective', { slug: 'collective-a', name: 'Collective A' });
-  await page.locator('#collectives a', { hasText: 'Collective A' }).waitFor();
-
-  await page.goto(`${base}/recipes`);
-  await hydrated(page);
-  await page.locator('details summary', { hasText: 'Register a recipe' }).click();
-  await submit(page, '#register-recipe', { repository: publishBackedUp(), collective: 'collective-a' });
-  await page.getByText('Recipe registered.').waitFor();
-  await page.goto(`${base}/c/collective-a/servers`);
-  await hydrated(page);
-  await submit(page, '#add-server', { name: 'local', kind: 'unix', address: '/var/run/docker.sock' });
-  await page.getByText('Server added.').waitFor();
+  const page = await adminWithCollective(browser, potluck, { name: 'Collective A', repository: publishBackedUp() });
   await page.goto(`${base}/c/collective-a/apps`);
   await hydrated(page);
   await submit(page, '#create-app', { recipe: 'backed-up', server: 'local', domain, version: '1.0.0+1' });

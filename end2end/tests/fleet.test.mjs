@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { hydrated, launch, runAction, shot, startPotluck, submit } from './harness.mjs';
+import { adminWithCollective, hydrated, launch, runAction, shot, startPotluck, submit } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 let potluck;
@@ -38,24 +38,7 @@ test('the fleet shows what is behind and a batch upgrades two apps one after ano
   const { base } = potluck;
   const out = execFileSync(join(root, 'target/debug/fixture-recipes'), [recipes, 'hello'], { encoding: 'utf8' });
   const hello = out.trim().split('\t')[2];
-  const admin = await (await browser.newContext()).newPage();
-  admin.on('pageerror', (e) => console.error('page error:', e));
-  await admin.goto(potluck.bootstrapLink);
-  await admin.locator('#bootstrap-confirm').click();
-  await admin.waitForURL(`${base}/admin/providers`);
-  await admin.goto(`${base}/collectives`);
-  await hydrated(admin);
-  await submit(admin, '#create-collective', { slug: 'collective-a', name: 'Fleet A' });
-  await admin.locator('#collectives a', { hasText: 'Fleet A' }).waitFor();
-  await admin.goto(`${base}/recipes`);
-  await hydrated(admin);
-  await admin.locator('details summary', { hasText: 'Register a recipe' }).click();
-  await submit(admin, '#register-recipe', { repository: hello, collective: 'collective-a' });
-  await admin.getByText('Recipe registered.').waitFor();
-  await admin.goto(`${base}/c/collective-a/servers`);
-  await hydrated(admin);
-  await submit(admin, '#add-server', { name: 'local', kind: 'unix', address: '/var/run/docker.sock' });
-  await admin.getByText('Server added.').waitFor();
+  const admin = await adminWithCollective(browser, potluck, { name: 'Fleet A', repository: hello });
 
   const domains = [];
   for (const n of [1, 2]) {

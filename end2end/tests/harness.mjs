@@ -198,3 +198,29 @@ export async function watchJob(page) {
     events: await page.locator('#job-events li').allTextContents(),
   };
 }
+
+/** As the federation admin (through the bootstrap link): collective-a named `name`, the recipe
+ * at `repository` registered for it, and the test swarm's manager as its server `local`.
+ * Returns the signed-in page. */
+export async function adminWithCollective(browser, potluck, { name, repository, contextOptions = {} }) {
+  const { base } = potluck;
+  const page = await (await browser.newContext(contextOptions)).newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await page.goto(potluck.bootstrapLink);
+  await page.locator('#bootstrap-confirm').click();
+  await page.waitForURL(`${base}/admin/providers`);
+  await page.goto(`${base}/collectives`);
+  await hydrated(page);
+  await submit(page, '#create-collective', { slug: 'collective-a', name });
+  await page.locator('#collectives a', { hasText: name }).waitFor();
+  await page.goto(`${base}/recipes`);
+  await hydrated(page);
+  await page.locator('details summary', { hasText: 'Register a recipe' }).click();
+  await submit(page, '#register-recipe', { repository, collective: 'collective-a' });
+  await page.getByText('Recipe registered.').waitFor();
+  await page.goto(`${base}/c/collective-a/servers`);
+  await hydrated(page);
+  await submit(page, '#add-server', { name: 'local', kind: 'unix', address: '/var/run/docker.sock' });
+  await page.getByText('Server added.').waitFor();
+  return page;
+}

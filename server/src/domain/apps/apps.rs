@@ -470,27 +470,10 @@ pub async fn read_import(
     Ok(Ok(Imported { file: file.to_string(), text, domain, recipe: recipe_row, version }))
 }
 
-/// The stacks that run on a server now (by their namespace label), asked before a write
-/// transaction: an unreachable or slow engine must not hold the database's write lock. Empty
-/// when the engine cannot be asked within 20 seconds.
+/// The stacks that run on a server now, asked before a write transaction: an unreachable or
+/// slow engine must not hold the database's write lock. Empty when the engine cannot be asked.
 pub async fn running_stacks(st: &AppState, server: &servers::ServerRow) -> BTreeMap<String, super::drift::Live> {
-    let Ok(d) = servers::docker_for(st, server).await else { return BTreeMap::new() };
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![crate::adapters::engine::convert::NAMESPACE_LABEL.to_string()],
-    )]);
-    let listed = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        d.list_services(Some(bollard::query_parameters::ListServicesOptions {
-            filters: Some(filters),
-            ..Default::default()
-        })),
-    )
-    .await;
-    match listed {
-        Ok(Ok(services)) => super::drift::stacks(&services),
-        _ => BTreeMap::new(),
-    }
+    super::drift::read(st, server, None).await.unwrap_or_default()
 }
 
 /// Inserts an imported app (in the caller's transaction): deployed when its stack runs (taken as

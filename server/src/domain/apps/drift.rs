@@ -165,11 +165,18 @@ pub fn next(stored: Option<&AppDrift>, changes: Vec<String>, live: Option<&Live>
     })
 }
 
-/// One stack as its server's engine lists it now, within 20 seconds.
-pub async fn observe(st: &AppState, app: &AppRow) -> std::result::Result<Live, String> {
-    let server = servers::by_id(st, app.server_id).await.map_err(|e| e.to_string())?;
-    let docker = servers::docker_for(st, &server).await.map_err(|e| e.to_string())?;
-    let filters = HashMap::from([("label".to_string(), vec![format!("{NAMESPACE_LABEL}={}", app.stack_name)])]);
+/// The stacks a server's engine runs now (`stack`: only that one), within 20 seconds.
+pub async fn read(
+    st: &AppState,
+    server: &ServerRow,
+    stack: Option<&str>,
+) -> std::result::Result<BTreeMap<String, Live>, String> {
+    let docker = servers::docker_for(st, server).await.map_err(|e| e.to_string())?;
+    let label = match stack {
+        Some(stack) => format!("{NAMESPACE_LABEL}={stack}"),
+        None => NAMESPACE_LABEL.to_string(),
+    };
+    let filters = HashMap::from([("label".to_string(), vec![label])]);
     let listed = tokio::time::timeout(
         Duration::from_secs(20),
         docker.list_services(Some(ListServicesOptions { filters: Some(filters), ..Default::default() })),
@@ -177,7 +184,13 @@ pub async fn observe(st: &AppState, app: &AppRow) -> std::result::Result<Live, S
     .await
     .map_err(|_| "the engine did not answer within 20 s".to_string())?
     .map_err(|e| crate::adapters::engine::docker::error_text(&e))?;
-    Ok(stacks(&listed).remove(&app.stack_name).unwrap_or_default())
+    Ok(stacks(&listed))
+}
+
+/// The app's stack as its server's engine lists it now.
+pub async fn observe(st: &AppState, app: &AppRow) -> std::result::Result<Live, String> {
+    let server = servers::by_id(st, app.server_id).await.map_err(|e| e.to_string())?;
+    Ok(read(st, &server, Some(&app.stack_name)).await?.remove(&app.stack_name).unwrap_or_default())
 }
 
 /// The services record as stored (`apps.deployed_services`).
