@@ -104,6 +104,18 @@ pub enum AuditAction {
     AppAdopt,
     #[strum(serialize = "app.delete")]
     AppDelete,
+    #[strum(serialize = "sync.configure")]
+    SyncConfigure,
+    #[strum(serialize = "sync.remove")]
+    SyncRemove,
+    #[strum(serialize = "sync.push")]
+    SyncPush,
+    #[strum(serialize = "sync.incoming")]
+    SyncIncoming,
+    #[strum(serialize = "sync.incoming.apply")]
+    SyncApply,
+    #[strum(serialize = "sync.incoming.reject")]
+    SyncReject,
     #[strum(serialize = "app.run")]
     AppRun,
     #[strum(serialize = "app.secret.generate.intent")]

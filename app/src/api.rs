@@ -622,6 +622,77 @@ operation! {
 }
 
 operation! {
+    /// The collective's operator sync through git: its remote, each app file's state (synced,
+    /// outgoing, incoming, conflict), the remote's changes waiting, and recent activity.
+    fn get_sync(slug: String) -> SyncView {
+        name: "get_sync", input: GetSync, scope: Collective, key: |o| &o.slug,
+        need: perm(ViewApps), session_only: false, audit: [], http: Http::get("/collectives/{slug}/sync"),
+    }
+}
+
+operation! {
+    /// Keeps the collective's apps in a git remote in abra's layout (`servers/<server>/<domain>.env`):
+    /// `url` is `https://`, `ssh://` or `user@host:path` (a path on the Potluck machine for
+    /// federation admins), `branch` `main` when empty; `credential_kind` `https` (a token) or `ssh`
+    /// (a private key), sealed; left empty when changing the settings, the kept one stays.
+    /// With `auto_apply`, the remote's changes to an existing app's env are applied as they
+    /// arrive. The remote is reached before anything is kept. The webhook's secret is in the
+    /// answer when sync is first set up, and never again.
+    fn set_sync(
+        slug: String,
+        url: String,
+        #[server(default)] branch: String,
+        #[server(default)] credential_kind: String,
+        #[server(default)] credential_username: String,
+        #[server(default)] credential_secret: String,
+        #[server(default)] auto_apply: bool,
+    ) -> SyncConfigured {
+        name: "set_sync", input: SetSync, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageServers), session_only: false, audit: [SyncConfigure],
+        http: Http::put("/collectives/{slug}/sync"),
+    }
+}
+
+operation! {
+    /// Stops syncing: forgets the remote, its credential and the changes waiting (the remote stays).
+    fn remove_sync(slug: String) -> () {
+        name: "remove_sync", input: RemoveSync, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageServers), session_only: false, audit: [SyncRemove],
+        http: Http::delete("/collectives/{slug}/sync"),
+    }
+}
+
+operation! {
+    /// Syncs now: fetches the remote, pushes Potluck's changes as commits, and brings in the
+    /// remote's as incoming changes (applying env changes when the collective auto-applies).
+    fn sync_now(slug: String) -> SyncView {
+        name: "sync_now", input: SyncNow, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [SyncPush, SyncIncoming, SyncApply],
+        http: Http::post("/collectives/{slug}/sync/run"),
+    }
+}
+
+operation! {
+    /// Takes the remote's change: the app's env becomes the remote's file (a new file imports
+    /// an app, a removed one deletes the app, which must be undeployed). Deploying is separate.
+    fn apply_incoming(slug: String, id: IncomingId) -> () {
+        name: "apply_incoming", input: ApplyIncoming, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [SyncApply],
+        http: Http::post("/collectives/{slug}/sync/incoming/{id}/apply"),
+    }
+}
+
+operation! {
+    /// Keeps Potluck's file: the next sync pushes it over the remote's change (which stays in
+    /// the remote's history).
+    fn reject_incoming(slug: String, id: IncomingId) -> () {
+        name: "reject_incoming", input: RejectIncoming, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [SyncReject],
+        http: Http::post("/collectives/{slug}/sync/incoming/{id}/reject"),
+    }
+}
+
+operation! {
     fn delete_app(slug: String, domain: String) -> () {
         name: "delete_app", input: DeleteApp, scope: App, key: |o| (&o.slug, &o.domain),
         need: perm(ManageApps), session_only: false, audit: [AppDelete], http: Http::delete("/collectives/{slug}/apps/{domain}"),
@@ -1200,6 +1271,12 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         UploadAbraTree,
         ExportAbraTree,
         DeleteApp,
+        GetSync,
+        SetSync,
+        RemoveSync,
+        SyncNow,
+        ApplyIncoming,
+        RejectIncoming,
         PreviewJob,
         StartJob,
         GetJob,

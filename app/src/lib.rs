@@ -112,6 +112,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("c/:slug/notifications") view=pages::notifications::NotificationsPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/apps/:domain") view=pages::apps::AppPage ssr=SsrMode::Async/>
                         <Route path=path!("c/:slug/abra/:id") view=pages::apps::AbraImportPage ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/sync") view=pages::sync::SyncPage ssr=SsrMode::Async/>
                         <Route path=path!("jobs/:id") view=pages::apps::JobPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>
                         <Route path=path!("recipes/:name") view=pages::recipes::RecipePage ssr=SsrMode::Async/>

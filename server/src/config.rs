@@ -82,6 +82,9 @@ pub struct Config {
     pub log_format: String,
     /// Fetch every recipe's remote this often, in minutes (fractions allowed; 0: only on request).
     pub recipe_fetch_minutes: f64,
+    /// Fetch each collective's git sync remote this often, in minutes, besides its webhook and
+    /// Potluck's own changes (fractions allowed; 0: only on those).
+    pub sync_fetch_minutes: f64,
     /// Sign a checkpoint of the audit chain's head this often, in minutes (0: only by `potluck
     /// audit checkpoint`).
     pub audit_checkpoint_minutes: f64,
@@ -122,6 +125,7 @@ impl Default for Config {
             notify_after_job_secs: 30,
             log_format: "text".into(),
             recipe_fetch_minutes: 30.0,
+            sync_fetch_minutes: 5.0,
             audit_checkpoint_minutes: 10.0,
             audit_checkpoint_export: None,
             background: true,
@@ -182,6 +186,9 @@ impl Config {
         }
         if !(self.audit_checkpoint_minutes >= 0.0 && self.audit_checkpoint_minutes.is_finite()) {
             return Err(ConfigError::Invalid("audit_checkpoint_minutes must be 0 (off) or positive".into()));
+        }
+        if !(self.sync_fetch_minutes >= 0.0 && self.sync_fetch_minutes.is_finite()) {
+            return Err(ConfigError::Invalid("sync_fetch_minutes must be 0 (off) or positive".into()));
         }
         if !(self.recipe_fetch_minutes >= 0.0 && self.recipe_fetch_minutes.is_finite()) {
             return Err(ConfigError::Invalid("recipe_fetch_minutes must be 0 (off) or positive".into()));

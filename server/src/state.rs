@@ -36,6 +36,8 @@ pub struct AppState {
     pub batches: tokio::sync::Notify,
     /// Wakes the staging runner when a run is queued or a staging server designated.
     pub staging: tokio::sync::Notify,
+    /// Wakes the git sync worker (a webhook, a rejected change, new settings).
+    pub sync: tokio::sync::Notify,
     /// Catalogue entries by recipe id, with the fingerprint of the refs they were built from.
     pub catalogue: std::sync::Mutex<
         std::collections::HashMap<
@@ -76,6 +78,7 @@ impl AppState {
             notifications: Default::default(),
             batches: Default::default(),
             staging: Default::default(),
+            sync: Default::default(),
             catalogue: Default::default(),
         }))
     }

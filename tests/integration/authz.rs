@@ -141,6 +141,9 @@ struct World {
     /// Each collective's email channel.
     channel_a: potluck_app::model::ChannelId,
     channel_b: potluck_app::model::ChannelId,
+    /// A change waiting from each collective's git remote (to a's app; to b's).
+    incoming_a: IncomingId,
+    incoming_b: IncomingId,
     stack: String,
     dir: tempfile::TempDir,
     /// Every test of the matrix deploys the stack: it goes when the world does, pass or fail.
@@ -383,6 +386,17 @@ async fn world() -> World {
     }
     let admin_name = browsers.iter().find(|(w, _, _)| *w == Who::Admin).unwrap().2.clone();
     browsers.push((Who::Token, app.browser(), admin_name));
+    let mut incoming = Vec::new();
+    for (slug, server, domain) in [(A, "local", &a_domain), (B, "b-local", &b_domain)] {
+        app.exec(&format!(
+            "INSERT INTO git_sync_incoming (collective_id, path, server, domain, kind, content, blob, commit_id, author, \
+             summary, committed_at, status, created_at) SELECT id, 'servers/{server}/{domain}.env', '{server}', '{domain}', \
+             'change', 'DOMAIN={domain}', 'b10b', 'c0ffee', 'Lu <lu@example.org>', 'a laptop edit', 0, 'pending', 0 \
+             FROM collectives WHERE slug = '{slug}'"
+        ))
+        .await;
+        incoming.push(IncomingId(app.count("SELECT MAX(id) FROM git_sync_incoming").await));
+    }
     World {
         app,
         browsers,
@@ -409,6 +423,8 @@ async fn world() -> World {
         host_fingerprint,
         channel_a,
         channel_b,
+        incoming_a: incoming[0],
+        incoming_b: incoming[1],
         _cleanup: swarm::StackGuard(a_app.stack_name.clone()),
         stack: a_app.stack_name,
         dir,
@@ -445,6 +461,9 @@ async fn snapshot(app: &TestApp) -> Vec<String> {
         "SELECT name || '|' || test_env || '|' || smoke_check || '|' || CAST(require_green_run AS TEXT) FROM recipes ORDER BY 1",
         "SELECT host || '|' || sender FROM mail_settings",
         "SELECT CAST(id AS TEXT) || '|' || CAST(notify_reviews AS TEXT) FROM users ORDER BY 1",
+        "SELECT CAST(collective_id AS TEXT) || '|' || url || '|' || branch FROM git_sync ORDER BY 1",
+        "SELECT CAST(id AS TEXT) || '|' || status FROM git_sync_incoming ORDER BY 1",
+        "SELECT CAST(COUNT(*) AS TEXT) FROM git_sync_base",
         "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events",
     ] {
         out.extend(app.texts(q).await);
@@ -671,6 +690,17 @@ fn rows() -> Vec<Row> {
         row("export_abra_tree", |_| vec![in_a()]),
         // Nothing changed outside Potluck: nothing to adopt (after the caller is checked).
         row("adopt_app", app_a).answers(409).foreign(app_b),
+        // Git sync: no remote answers at port 1 (refused after the caller is checked); another
+        // collective's incoming change is not found.
+        row("get_sync", |_| vec![in_a()]),
+        row("set_sync", |_| vec![in_a(), ("url", s("https://127.0.0.1:1/ops.git"))]).answers(422),
+        row("sync_now", |_| vec![in_a()]).answers(409),
+        row("remove_sync", |_| vec![in_a()]).answers(404),
+        row("reject_incoming", |w| vec![in_a(), ("id", w.incoming_a.to_string())])
+            .foreign(|w| vec![in_a(), ("id", w.incoming_b.to_string())]),
+        row("apply_incoming", |w| vec![in_a(), ("id", w.incoming_a.to_string())])
+            .answers(409)
+            .foreign(|w| vec![in_a(), ("id", w.incoming_b.to_string())]),
         row("export_app", app_a).foreign(app_b),
         row("download_env", app_a).foreign(app_b),
         row("delete_app", |_| vec![in_a(), ("domain", s("matrix-new.example.org"))]).foreign(app_b),

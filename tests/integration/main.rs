@@ -23,5 +23,6 @@ mod releases;
 mod replicas;
 mod servers;
 mod staging;
+mod sync;
 mod tenant;
 mod web;

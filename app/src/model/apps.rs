@@ -488,6 +488,8 @@ pub struct AppDetail {
     /// The collective's backup repositories, by name.
     pub backup_repos: Vec<String>,
     pub backup_schedule: Option<super::backups::BackupScheduleView>,
+    /// Changes to the app's file waiting in the collective's git remote (or in conflict with it).
+    pub incoming: Vec<super::sync::IncomingChange>,
     pub can_manage: bool,
     pub can_operate: bool,
     pub can_manage_secrets: bool,

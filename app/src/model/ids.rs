@@ -66,6 +66,8 @@ ids! {
     BatchId;
     /// A staging run of a release proposal (`staging_runs.id`).
     StagingRunId;
+    /// A change the collective's git remote has that Potluck has not taken (`git_sync_incoming.id`).
+    IncomingId;
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod people;
 mod recipes;
 mod roles;
 mod staging;
+mod sync;
 
 pub use apps::*;
 pub use audit::*;
@@ -24,6 +25,7 @@ pub use people::*;
 pub use recipes::*;
 pub use roles::*;
 pub use staging::*;
+pub use sync::*;
 
 #[cfg(test)]
 mod tests {

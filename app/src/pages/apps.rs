@@ -170,7 +170,8 @@ pub fn AppsPage() -> impl IntoView {
         <Title text="Apps"/>
         <h1>"Apps of " <a href=move || format!("/c/{}", slug())>{slug}</a></h1>
         <p class="muted"><a href=move || format!("/c/{}/servers", slug())>"Servers"</a>
-            " · " <a href=move || format!("/c/{}/abra/servers.tar.gz", slug()) download>"Download as an abra servers tree"</a></p>
+            " · " <a href=move || format!("/c/{}/abra/servers.tar.gz", slug()) download>"Download as an abra servers tree"</a>
+            " · " <a href=move || format!("/c/{}/sync", slug()) id="sync-link">"Git sync"</a></p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let me = me.await.ok().flatten();
@@ -368,6 +369,8 @@ struct AppActions {
     start: ServerAction<StartJob>,
     delete: ServerAction<DeleteApp>,
     adopt: ServerAction<AdoptApp>,
+    apply: ServerAction<ApplyIncoming>,
+    reject: ServerAction<RejectIncoming>,
 }
 
 #[component]
@@ -387,6 +390,8 @@ pub fn AppPage() -> impl IntoView {
         start: ServerAction::new(),
         delete: ServerAction::new(),
         adopt: ServerAction::new(),
+        apply: ServerAction::new(),
+        reject: ServerAction::new(),
     };
     let detail = Resource::new(
         move || {
@@ -399,6 +404,8 @@ pub fn AppPage() -> impl IntoView {
                 actions.rotate.version().get(),
                 actions.start.version().get(),
                 actions.adopt.version().get(),
+                actions.apply.version().get(),
+                actions.reject.version().get(),
             )
         },
         |((slug, domain), ..)| api::get_app(slug, domain),
@@ -449,6 +456,15 @@ fn AppView(d: AppDetail, actions: AppActions) -> impl IntoView {
             " · " <a href=format!("{base}/env") rel="external" id="export-env">"Download env file"</a>
         </p>
         <Drift d=d.clone() live actions/>
+        {(!d.incoming.is_empty()).then(|| view! {
+            <section id="incoming" class="drift" role="status">
+                <h2>"Waiting in git"</h2>
+                <p class="muted">"The collective's " <a href=format!("/c/{}/sync", d.app.collective)>"git remote"</a>
+                    " has a change to this app's file that Potluck has not taken. Applying it changes the env; deploying is up to you."</p>
+                <crate::pages::sync::IncomingChanges changes=d.incoming.clone() slug=d.app.collective.clone()
+                    can_apply=d.can_manage apply=actions.apply reject=actions.reject/>
+            </section>
+        })}
         {d.can_operate.then(|| view! { <Actions d=d.clone() actions/> })}
         <Services d=d.clone() live/>
         <Secrets d=d.clone() actions/>

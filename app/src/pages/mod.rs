@@ -11,6 +11,7 @@ pub mod home;
 pub mod notifications;
 pub mod recipes;
 pub mod releases;
+pub mod sync;
 
 use leptos::prelude::*;
 

@@ -95,6 +95,12 @@ pub fn register() -> Registry {
     r.op::<ImportApp, _, _>(|st, cap, i| async move { apps::apps::import(&st, &cap, i).await });
     r.op::<ExportApp, _, _>(|_, cap, _| async move { apps::apps::export(&cap).await });
     r.op::<DeleteApp, _, _>(|st, cap, _| async move { apps::apps::delete(&st, &cap).await });
+    r.op::<GetSync, _, _>(|st, cap, _| async move { apps::sync::view(&st, &cap).await });
+    r.op::<SetSync, _, _>(|st, cap, i| async move { apps::sync::configure(&st, &cap, i).await });
+    r.op::<RemoveSync, _, _>(|st, cap, _| async move { apps::sync::remove(&st, &cap).await });
+    r.op::<SyncNow, _, _>(|st, cap, _| async move { apps::sync::sync_now(&st, &cap).await });
+    r.op::<ApplyIncoming, _, _>(|st, cap, i| async move { apps::sync::apply(&st, &cap, i.id).await });
+    r.op::<RejectIncoming, _, _>(|st, cap, i| async move { apps::sync::reject(&st, &cap, i.id).await });
     r.op::<PreviewJob, _, _>(|st, cap, i| async move { apps::preview(&st, &cap, i).await });
     r.op::<StartJob, _, _>(|st, cap, i| async move { apps::jobs::start(&st, &cap, i).await });
     r.op::<GetJob, _, _>(|st, cap, _| async move { apps::jobs::detail(&st, &cap).await });

@@ -69,6 +69,7 @@ pub async fn start_background(state: &SharedState) -> anyhow::Result<Vec<tokio::
         crate::domain::apps::health::spawn_sweeper(state.clone()),
         crate::domain::apps::fleet::spawn_runner(state.clone()),
         crate::domain::recipes::staging::spawn_runner(state.clone()),
+        crate::domain::apps::sync::spawn_worker(state.clone()),
     ];
     for server in crate::domain::apps::servers::all(state).await? {
         state.monitors.start(state.clone(), server.uid).await;

@@ -296,20 +296,28 @@ pub async fn set_env(st: &AppState, access: &Cap<scope::App>, input: SetAppEnv) 
     write_env(st, access, &input.env).await
 }
 
-async fn write_env(st: &AppState, access: &Cap<scope::App>, text: &str) -> Result<()> {
-    let app = access.app();
-    let text = text.replace("\r\n", "\n");
-    let new = EnvFile::parse(&text).map_err(|e| ApiError::invalid("env", e.to_string()))?;
+/// A new env file for `app`, checked: it must parse and keep the app's domain. Returns the keys
+/// whose values change (what the audit log names, never the values).
+pub fn check_env(app: &AppRow, text: &str) -> std::result::Result<BTreeSet<String>, ApiError> {
+    let new = EnvFile::parse(text).map_err(|e| ApiError::invalid("env", e.to_string()))?;
     let old = EnvFile::parse(&app.env).unwrap_or_default();
     let old_values = old.values(&|_| None);
     let new_values = new.values(&|_| None);
     if new_values.get("DOMAIN").is_some_and(|d| *d != app.domain) {
-        return Err(
-            ApiError::invalid("env", "DOMAIN is the app's identity; create a new app for another domain").into()
-        );
+        return Err(ApiError::invalid("env", "DOMAIN is the app's identity; create a new app for another domain"));
     }
-    let changed: BTreeSet<&String> =
-        old_values.keys().chain(new_values.keys()).filter(|k| old_values.get(*k) != new_values.get(*k)).collect();
+    Ok(old_values
+        .keys()
+        .chain(new_values.keys())
+        .filter(|k| old_values.get(*k) != new_values.get(*k))
+        .cloned()
+        .collect())
+}
+
+async fn write_env(st: &AppState, access: &Cap<scope::App>, text: &str) -> Result<()> {
+    let app = access.app();
+    let text = text.replace("\r\n", "\n");
+    let changed = check_env(app, &text)?;
     let mut tx = audit::begin(&st.db).await?;
     sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
         .bind(&text)

@@ -16,6 +16,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod servers;
 pub mod stack;
+pub mod sync;
 pub mod target;
 pub mod tree;
 
@@ -71,6 +72,7 @@ pub async fn detail(st: &AppState, access: &Cap<scope::App>) -> Result<AppDetail
         backups: backups::for_app(st, app.id).await?,
         backup_repos: backups::repo_names(st, app.collective_id).await?,
         backup_schedule: schedules::of_app(st, app.id).await?,
+        incoming: sync::incoming_for_app(st, &app).await?,
         can_manage: role.grants(Permission::ManageApps),
         can_operate: role.grants(Permission::OperateApps),
         can_manage_secrets: role.grants(Permission::ManageSecrets),

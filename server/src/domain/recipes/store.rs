@@ -236,9 +236,14 @@ pub enum Credential {
 impl Credential {
     /// The credential a maintainer typed in, if any.
     pub fn from_input(input: &RegisterRecipe) -> std::result::Result<Option<Credential>, ApiError> {
-        let username = input.credential_username.trim().to_string();
-        let secret = input.credential_secret.clone();
-        match input.credential_kind.trim() {
+        Credential::new(&input.credential_kind, &input.credential_username, &input.credential_secret)
+    }
+
+    /// A credential from a form's kind (`https`, `ssh`, or none), user name and secret.
+    pub fn new(kind: &str, username: &str, secret: &str) -> std::result::Result<Option<Credential>, ApiError> {
+        let username = username.trim().to_string();
+        let secret = secret.to_string();
+        match kind.trim() {
             "" | "none" => Ok(None),
             _ if secret.trim().is_empty() => Err(ApiError::invalid("credential", "give the token or the private key")),
             "https" => Ok(Some(Credential::Https {
@@ -262,7 +267,7 @@ impl Credential {
         }
     }
 
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         match self {
             Credential::Https { username, token } => {
                 json!({ "kind": "https", "username": username, "secret": token }).to_string()
@@ -273,7 +278,7 @@ impl Credential {
         }
     }
 
-    fn decode(text: &str) -> Option<Credential> {
+    pub fn decode(text: &str) -> Option<Credential> {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
         let username = v["username"].as_str()?.to_string();
         let secret = v["secret"].as_str()?.to_string();

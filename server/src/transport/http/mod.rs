@@ -92,6 +92,11 @@ pub fn router(state: SharedState) -> Router {
     let site = site_files(&state);
     let rest: Router = Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/hooks/git/{slug}",
+            axum::routing::post(git_webhook)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::domain::apps::sync::MAX_WEBHOOK_BODY)),
+        )
         .merge(auth::routes())
         .merge(api_v1::raw_routes())
         .nest("/api/v1", api_v1::routes())
@@ -196,6 +201,24 @@ async fn server_fn_status(req: axum::extract::Request, next: axum::middleware::N
         }
     }
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A git remote's push webhook for a collective's sync: 202 when its signature holds (a sync is
+/// asked for), 401 otherwise, an unknown collective included (nothing to learn by guessing).
+async fn git_webhook(
+    State(state): State<SharedState>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    match crate::domain::apps::sync::webhook(&state, &slug, &headers, &body).await {
+        Ok(true) => (StatusCode::ACCEPTED, "a sync is on its way\n"),
+        Ok(false) => (StatusCode::UNAUTHORIZED, "the signature does not hold\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "git webhook");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again\n")
+        }
+    }
 }
 
 async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {

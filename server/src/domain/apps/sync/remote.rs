@@ -1,0 +1,343 @@
+//! The git side of a sync, blocking (run it with `spawn_blocking`): one bare clone per
+//! collective under `data/sync/<id>.git`, fetched from and pushed to the collective's remote.
+//! Everything read from the remote is untrusted and bounded: the transfer (size and time, as
+//! for recipes), the files (how many, each one's size, all of them), the commits walked.
+
+use super::{decide, split_path, FileState};
+use crate::domain::apps::tree::{MAX_ENTRIES, MAX_FILE, MAX_UNPACKED};
+use crate::domain::recipes::store::{self, Credential};
+use git2::{build::TreeUpdateBuilder, FetchOptions, FileMode, ObjectType, Oid, PushOptions, Repository, Signature};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// How many commits are walked back to find who changed a file.
+const WALK_LIMIT: usize = 1_000;
+/// Where Potluck's commits wait for their push.
+const OUTGOING_REF: &str = "refs/potluck/outgoing";
+
+/// A collective's remote, as the sync reaches it.
+#[derive(Clone)]
+pub struct Remote {
+    pub url: String,
+    pub branch: String,
+    pub credential: Option<Credential>,
+}
+
+/// A file of the remote's tree: its blob id and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteFile {
+    pub blob: String,
+    pub text: String,
+}
+
+/// One commit Potluck makes: the files it writes (`None` removes one), by whom and why.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub files: Vec<(String, Option<String>)>,
+    pub author: String,
+    pub email: String,
+    /// When the change was made (milliseconds).
+    pub at: i64,
+    pub message: String,
+}
+
+/// The commit on the remote that last changed a file, for an incoming change.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub commit: String,
+    pub author: String,
+    pub summary: String,
+    /// Seconds.
+    pub at: i64,
+}
+
+/// What one round with the remote found and did.
+pub struct Round {
+    /// The remote's head after the round (Potluck's last commit when it pushed).
+    pub head: Option<String>,
+    /// The remote's files before Potluck's commits.
+    pub remote: BTreeMap<String, RemoteFile>,
+    /// Each path's state.
+    pub states: BTreeMap<String, FileState>,
+    /// The commits pushed: (commit id, the paths it wrote).
+    pub pushed: Vec<(String, Vec<String>)>,
+    /// Who last changed each incoming or conflicting path on the remote.
+    pub origins: BTreeMap<String, Origin>,
+    /// The push was refused (someone pushed first): fetch and try again.
+    pub refused: Option<String>,
+}
+
+/// The sides Potluck knows before a round: its own files and the base, as blob ids.
+pub struct Sides {
+    pub potluck: BTreeMap<String, String>,
+    pub base: BTreeMap<String, String>,
+    /// Paths whose remote change is already waiting with this blob (no need to walk again).
+    pub known: BTreeSet<(String, String)>,
+}
+
+pub fn blob_id(text: &str) -> String {
+    Oid::hash_object(ObjectType::Blob, text.as_bytes()).map(|o| o.to_string()).unwrap_or_default()
+}
+
+fn open(dir: &Path, remote: &Remote) -> Result<Repository, String> {
+    let repo = match Repository::open_bare(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+            Repository::init_bare(dir).map_err(|e| e.message().to_string())?
+        }
+    };
+    if repo.find_remote("origin").is_ok() {
+        repo.remote_set_url("origin", &remote.url).map_err(|e| e.message().to_string())?;
+    } else {
+        repo.remote("origin", &remote.url).map_err(|e| e.message().to_string())?;
+    }
+    Ok(repo)
+}
+
+fn fetch_options(credential: Option<Credential>) -> FetchOptions<'static> {
+    let mut cb = store::callbacks(credential);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(store::MAX_TRANSFER_SECS);
+    cb.transfer_progress(move |p| {
+        p.received_bytes() <= store::MAX_TRANSFER_BYTES && std::time::Instant::now() < deadline
+    });
+    let mut fo = FetchOptions::new();
+    fo.remote_callbacks(cb);
+    fo.download_tags(git2::AutotagOption::None);
+    fo
+}
+
+/// Reaches the remote with the credential and lists its branches: set-up checks this before
+/// anything is kept. `Ok` names whether the branch exists.
+pub fn probe(remote: &Remote) -> Result<bool, String> {
+    let mut r = git2::Remote::create_detached(remote.url.as_str()).map_err(|e| e.message().to_string())?;
+    let conn = r
+        .connect_auth(git2::Direction::Fetch, Some(store::callbacks(remote.credential.clone())), None)
+        .map_err(|e| format!("cannot reach {}: {}", remote.url, e.message()))?;
+    let wanted = format!("refs/heads/{}", remote.branch);
+    let listed = conn.list().map_err(|e| e.message().to_string())?.iter().any(|h| h.name() == wanted);
+    Ok(listed)
+}
+
+/// Fetches the branch; its head, or `None` while the remote has no such branch.
+fn fetch(repo: &Repository, remote: &Remote) -> Result<Option<Oid>, String> {
+    let tracking = format!("refs/remotes/origin/{}", remote.branch);
+    // A branch removed at the remote must not be read from a stale tracking ref.
+    if let Ok(mut r) = repo.find_reference(&tracking) {
+        let _ = r.delete();
+    }
+    let mut origin = repo.find_remote("origin").map_err(|e| e.message().to_string())?;
+    let spec = format!("+refs/heads/{}:{tracking}", remote.branch);
+    origin
+        .fetch(&[spec.as_str()], Some(&mut fetch_options(remote.credential.clone())), None)
+        .map_err(|e| format!("cannot fetch {}: {}", remote.url, e.message()))?;
+    Ok(repo.refname_to_id(&tracking).ok())
+}
+
+/// The app files of a commit's tree (`servers/<server>/<domain>.env`), bounded; anything else
+/// in the tree is left alone.
+pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, RemoteFile>, String> {
+    let mut out = BTreeMap::new();
+    let Some(commit) = commit else { return Ok(out) };
+    let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
+    let Ok(servers) = tree.get_path(Path::new("servers")) else { return Ok(out) };
+    let Ok(servers) = repo.find_tree(servers.id()) else { return Ok(out) };
+    let mut total = 0u64;
+    for dir in servers.iter() {
+        if dir.kind() != Some(ObjectType::Tree) {
+            continue;
+        }
+        let Ok(sub) = repo.find_tree(dir.id()) else { continue };
+        for f in sub.iter() {
+            let path = format!("servers/{}/{}", dir.name().unwrap_or(""), f.name().unwrap_or(""));
+            if f.kind() != Some(ObjectType::Blob)
+                || f.filemode() == i32::from(FileMode::Link)
+                || split_path(&path).is_none()
+            {
+                continue;
+            }
+            if out.len() >= MAX_ENTRIES {
+                return Err(format!("the remote holds more than {MAX_ENTRIES} app files"));
+            }
+            let blob = repo.find_blob(f.id()).map_err(|e| e.message().to_string())?;
+            if blob.size() as u64 > MAX_FILE {
+                return Err(format!("the remote's {path} is larger than {} KiB", MAX_FILE >> 10));
+            }
+            total += blob.size() as u64;
+            if total > MAX_UNPACKED {
+                return Err(format!("the remote's app files are larger than {} MiB", MAX_UNPACKED >> 20));
+            }
+            let Ok(text) = std::str::from_utf8(blob.content()) else {
+                return Err(format!("the remote's {path} is not UTF-8 text"));
+            };
+            out.insert(path, RemoteFile { blob: f.id().to_string(), text: text.to_string() });
+        }
+    }
+    Ok(out)
+}
+
+fn blob_at(commit: &git2::Commit, path: &str) -> Option<Oid> {
+    commit.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id())
+}
+
+/// The newest commit (from `head`, not below `since`) that gave `path` the content it has.
+fn origin_of(repo: &Repository, head: Oid, since: Option<Oid>, path: &str) -> Origin {
+    let describe = |c: &git2::Commit| {
+        let a = c.author();
+        Origin {
+            commit: c.id().to_string(),
+            author: format!(
+                "{} <{}>",
+                String::from_utf8_lossy(a.name_bytes()).chars().take(100).collect::<String>(),
+                String::from_utf8_lossy(a.email_bytes()).chars().take(100).collect::<String>()
+            ),
+            summary: String::from_utf8_lossy(c.message_bytes())
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect(),
+            at: c.time().seconds(),
+        }
+    };
+    let Ok(mut walk) = repo.revwalk() else { return Origin::default() };
+    let _ = walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME);
+    let _ = walk.push(head);
+    if let Some(s) = since {
+        let _ = walk.hide(s);
+    }
+    for oid in walk.take(WALK_LIMIT).flatten() {
+        let Ok(c) = repo.find_commit(oid) else { continue };
+        let mine = blob_at(&c, path);
+        let parent = c.parent(0).ok().and_then(|p| blob_at(&p, path));
+        if mine != parent {
+            return describe(&c);
+        }
+    }
+    repo.find_commit(head).map(|c| describe(&c)).unwrap_or_default()
+}
+
+/// One round: fetch, compare the three sides, write Potluck's changes as commits on the
+/// remote's head and push them (not forced: a refusal is reported for another round).
+/// `outgoing` turns the outgoing paths into commits (attribution is the caller's).
+pub fn round(
+    dir: &Path,
+    remote: &Remote,
+    since: Option<&str>,
+    sides: &Sides,
+    outgoing: impl FnOnce(&BTreeMap<String, FileState>) -> Vec<Outgoing>,
+    committer: &str,
+) -> Result<Round, String> {
+    let repo = open(dir, remote)?;
+    let head = fetch(&repo, remote)?;
+    let remote_files = files(&repo, head)?;
+    let paths: BTreeSet<&String> = sides.potluck.keys().chain(sides.base.keys()).chain(remote_files.keys()).collect();
+    let states: BTreeMap<String, FileState> = paths
+        .into_iter()
+        .map(|p| {
+            let state = decide(
+                sides.potluck.get(p).map(String::as_str),
+                sides.base.get(p).map(String::as_str),
+                remote_files.get(p).map(|f| f.blob.as_str()),
+            );
+            (p.clone(), state)
+        })
+        .collect();
+    let since = since.and_then(|s| Oid::from_str(s).ok()).filter(|s| repo.find_commit(*s).is_ok());
+    let mut origins = BTreeMap::new();
+    if let Some(h) = head {
+        for (path, state) in &states {
+            if matches!(state, FileState::Incoming | FileState::Conflict) {
+                let blob = remote_files.get(path).map(|f| f.blob.clone()).unwrap_or_default();
+                if !sides.known.contains(&(path.clone(), blob)) {
+                    origins.insert(path.clone(), origin_of(&repo, h, since, path));
+                }
+            }
+        }
+    }
+    let commits = outgoing(&states);
+    let mut round = Round {
+        head: head.map(|h| h.to_string()),
+        remote: remote_files,
+        states,
+        pushed: Vec::new(),
+        origins,
+        refused: None,
+    };
+    if commits.is_empty() {
+        return Ok(round);
+    }
+    let mut parent = head.map(|h| repo.find_commit(h)).transpose().map_err(|e| e.message().to_string())?;
+    let mut tree = match &parent {
+        Some(p) => p.tree().map_err(|e| e.message().to_string())?,
+        None => {
+            let empty = repo.treebuilder(None).and_then(|b| b.write()).map_err(|e| e.message().to_string())?;
+            repo.find_tree(empty).map_err(|e| e.message().to_string())?
+        }
+    };
+    let now = git2::Time::new(time::OffsetDateTime::now_utc().unix_timestamp(), 0);
+    let committer = Signature::new("Potluck", committer, &now).map_err(|e| e.message().to_string())?;
+    let mut pushed = Vec::new();
+    for c in &commits {
+        let mut update = TreeUpdateBuilder::new();
+        for (path, text) in &c.files {
+            match text {
+                Some(text) => {
+                    let blob = repo.blob(text.as_bytes()).map_err(|e| e.message().to_string())?;
+                    update.upsert(path.as_str(), blob, FileMode::Blob);
+                }
+                None => {
+                    update.remove(path.as_str());
+                }
+            }
+        }
+        let new_tree = update.create_updated(&repo, &tree).map_err(|e| e.message().to_string())?;
+        let new_tree = repo.find_tree(new_tree).map_err(|e| e.message().to_string())?;
+        let when = git2::Time::new(c.at.div_euclid(1000), 0);
+        let author = Signature::new(&c.author, &c.email, &when).map_err(|e| e.message().to_string())?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let oid = repo
+            .commit(None, &author, &committer, &c.message, &new_tree, &parents)
+            .map_err(|e| e.message().to_string())?;
+        pushed.push((oid.to_string(), c.files.iter().map(|(p, _)| p.clone()).collect()));
+        parent = Some(repo.find_commit(oid).map_err(|e| e.message().to_string())?);
+        tree = new_tree;
+    }
+    let last = parent.map(|p| p.id()).ok_or("no commit")?;
+    repo.reference(OUTGOING_REF, last, true, "potluck sync").map_err(|e| e.message().to_string())?;
+    match push(&repo, remote) {
+        Ok(()) => {
+            round.head = Some(last.to_string());
+            round.pushed = pushed;
+        }
+        Err(why) => round.refused = Some(why),
+    }
+    Ok(round)
+}
+
+/// Pushes the outgoing commits to the branch, never forced; `Err` says why the remote refused.
+fn push(repo: &Repository, remote: &Remote) -> Result<(), String> {
+    let mut origin = repo.find_remote("origin").map_err(|e| e.message().to_string())?;
+    let refused = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut cb = store::callbacks(remote.credential.clone());
+    let seen = refused.clone();
+    cb.push_update_reference(move |name, status| {
+        if let Some(why) = status {
+            if let Ok(mut s) = seen.lock() {
+                s.push(format!("{name}: {why}"));
+            }
+        }
+        Ok(())
+    });
+    let mut options = PushOptions::new();
+    options.remote_callbacks(cb);
+    let spec = format!("{OUTGOING_REF}:refs/heads/{}", remote.branch);
+    origin.push(&[spec.as_str()], Some(&mut options)).map_err(|e| e.message().to_string())?;
+    let refused = refused.lock().map(|r| r.clone()).unwrap_or_default();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused.join("; "))
+    }
+}
