@@ -18,8 +18,10 @@ CREATE TABLE git_sync (
     started_at BIGINT,
     synced_at BIGINT,
     last_error TEXT,
-    -- The replica running a sync of the collective, until then.
+    -- The sync running (a token of its own), until then; `generation` moves when the remote
+    -- changes or sync stops, so a sync that began before cannot record into the new one.
     holder TEXT,
+    generation BIGINT NOT NULL DEFAULT 0,
     lease_until BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
@@ -46,6 +48,7 @@ CREATE TABLE git_sync_incoming (
     kind TEXT NOT NULL,
     content TEXT,
     blob TEXT,
+    -- Potluck's file (its blob) when the change was recorded: applying it replaces exactly that.
     base_blob TEXT,
     commit_id TEXT NOT NULL,
     author TEXT NOT NULL,

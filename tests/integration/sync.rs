@@ -25,7 +25,10 @@ struct World {
 /// collective-a with a server `local`, the fixture recipe `hello`, two apps, and a bare remote
 /// an abra user already keeps the collective's notes in (a README on `main`).
 async fn world() -> World {
-    let app = TestApp::spawn().await;
+    world_with(TestApp::spawn().await).await
+}
+
+async fn world_with(app: TestApp) -> World {
     let admin = app.bootstrap_admin().await;
     admin
         .call::<CollectiveSummary>("create_collective", &[("slug", SLUG), ("name", "A"), ("description", "")])
@@ -380,6 +383,14 @@ async fn a_refused_push_over_ssh_is_fetched_and_rebased_onto_what_won_the_race()
         .0;
     let key_line = key.lines().nth(1).unwrap();
     assert!(!serde_json::to_string(&sync_view(b).await).unwrap().contains(key_line), "the key is never shown");
+    // The kept key goes to no other remote (here the same sshd, which would take it).
+    let elsewhere = w.dir.path().join("elsewhere.git");
+    git(w.dir.path(), &["init", "-q", "--bare", "-b", "main", elsewhere.to_str().unwrap()]);
+    let moved = format!("ssh://{destination}{}", elsewhere.display());
+    let e = b.call::<SyncConfigured>("set_sync", &[("slug", SLUG), ("url", &moved)]).await.unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.body);
+    assert!(e.body.contains("give the credential again"), "{}", e.body);
+    assert_eq!(sync_view(b).await.url, url);
 
     // The first push lost the race to the hook's laptop commit, and went on top of it.
     wait_for("the push after the race", async || remote_file(&w.remote, ONE)).await;
@@ -425,6 +436,83 @@ async fn a_refused_push_over_ssh_is_fetched_and_rebased_onto_what_won_the_race()
     wait_for("the change applied", async || (env_of(b, "one.a.example.org").await == blue).then_some(())).await;
     let by = w.app.texts("SELECT actor_name FROM audit_events WHERE action = 'sync.incoming.apply' ORDER BY seq").await;
     assert_eq!(by.last().map(String::as_str), Some("git sync (auto-apply)"));
+    w.app.stop().await;
+}
+
+/// Applying a change replaces exactly the file Potluck had when it arrived: after an edit in
+/// Potluck, applying it is refused (the edit is kept), and the next sync shows both as a
+/// conflict. (No background worker here: each sync is the operator's "sync now".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_a_change_never_loses_an_edit_made_in_potluck_after_it_arrived() {
+    let w = world_with(TestApp::spawn_with(|c| c.background = false).await).await;
+    let b = &w.admin;
+    let url = w.remote.display().to_string();
+    b.call::<SyncConfigured>("set_sync", &[("slug", SLUG), ("url", &url)]).await.unwrap();
+    let v: SyncView = b.call("sync_now", &[("slug", SLUG)]).await.unwrap();
+    assert!(v.files.iter().all(|f| f.state == "synced"), "{:?}", v.files);
+    let two = env_of(b, "two.a.example.org").await;
+
+    let laptop = clone(w.dir.path(), &w.remote, "laptop");
+    std::fs::write(laptop.join(TWO), format!("{two}FROM=laptop\n")).unwrap();
+    git(&laptop, &["commit", "-q", "-am", "two: laptop"]);
+    git(&laptop, &["push", "-q", "origin", "main"]);
+    let v: SyncView = b.call("sync_now", &[("slug", SLUG)]).await.unwrap();
+    let change = v.incoming.iter().find(|c| c.path == TWO).expect("the laptop's change").clone();
+    assert_eq!(change.kind, "change");
+
+    let ours = format!("{two}FROM=potluck\n");
+    b.call::<()>("set_app_env", &[("slug", SLUG), ("domain", "two.a.example.org"), ("env", &ours)]).await.unwrap();
+    let e = b.call::<()>("apply_incoming", &[("slug", SLUG), ("id", &change.id.to_string())]).await.unwrap_err();
+    assert_eq!(e.status, 409, "{}", e.body);
+    assert!(e.body.contains("changed in Potluck since"), "{}", e.body);
+    assert_eq!(env_of(b, "two.a.example.org").await, ours, "the edit made in Potluck is kept");
+
+    let v: SyncView = b.call("sync_now", &[("slug", SLUG)]).await.unwrap();
+    let kinds: Vec<(&str, &str)> = v.incoming.iter().map(|c| (c.path.as_str(), c.kind.as_str())).collect();
+    assert_eq!(kinds, [(TWO, "conflict")]);
+    assert_eq!(remote_file(&w.remote, TWO), Some(format!("{two}FROM=laptop\n")), "the laptop's side is kept");
+    w.app.stop().await;
+}
+
+/// Changing the remote while a sync of the old one is still pushing: that sync's findings are
+/// not recorded into the new remote's (which would take Potluck's own apps for removed ones);
+/// the new remote gets the apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_began_before_the_remote_changed_records_nothing_into_the_new_one() {
+    let w = world().await;
+    let b = &w.admin;
+    let key = std::fs::read_to_string(potluck_tests::required_env("POTLUCK_TEST_SSH_KEY")).unwrap();
+    let destination = potluck_tests::required_env("POTLUCK_TEST_SSH");
+    let hook = w.remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\ntouch \"$GIT_DIR/pushing\"\nsleep 4\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let old = format!("ssh://{destination}{}", w.remote.display());
+    b.call::<SyncConfigured>(
+        "set_sync",
+        &[
+            ("slug", SLUG),
+            ("url", &old),
+            ("credential_kind", "ssh"),
+            ("credential_username", "root"),
+            ("credential_secret", &key),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_for("the old remote's push under way", async || w.remote.join("pushing").exists().then_some(())).await;
+
+    let new = w.dir.path().join("new.git");
+    git(w.dir.path(), &["init", "-q", "--bare", "-b", "main", new.to_str().unwrap()]);
+    let url = new.display().to_string();
+    b.call::<SyncConfigured>("set_sync", &[("slug", SLUG), ("url", &url), ("credential_kind", "none")]).await.unwrap();
+    wait_for("the new remote's apps", async || remote_file(&new, TWO)).await;
+    let v = wait_for("every file in sync", async || {
+        let v = sync_view(b).await;
+        v.files.iter().all(|f| f.state == "synced").then_some(v)
+    })
+    .await;
+    assert!(v.incoming.is_empty(), "nothing of the old remote's sync: {:?}", v.incoming);
+    assert_eq!(remote_file(&new, ONE), Some(env_of(b, "one.a.example.org").await));
     w.app.stop().await;
 }
 

@@ -48,14 +48,14 @@ pub fn SyncPage() -> impl IntoView {
     }
 }
 
-/// A file's state in words.
-fn state_label(state: &str) -> &'static str {
+/// A file's state in words: short for the legend's counts, long for a chip's title.
+fn state_label(state: &str) -> (&'static str, &'static str) {
     match state {
-        "synced" => "in sync",
-        "outgoing" => "Potluck's change on its way",
-        "incoming" => "the remote's change waiting",
-        "conflict" => "changed on both sides",
-        _ => "not synced yet",
+        "synced" => ("in sync", "the same in Potluck and in git"),
+        "outgoing" => ("to push", "Potluck's change, on its way to git"),
+        "incoming" => ("waiting", "a change from git, waiting for an operator"),
+        "conflict" => ("in conflict", "changed in Potluck and in git"),
+        _ => ("not synced yet", "not synced yet"),
     }
 }
 
@@ -83,7 +83,7 @@ fn Overview(
         });
         view! {
             <section id="sync-status">
-                <dl class="facts">
+                <dl class="meta">
                     <dt>"Remote"</dt><dd><code id="sync-url">{v.url.clone()}</code> " · branch " <code>{v.branch.clone()}</code></dd>
                     <dt>"Credential"</dt><dd>{v.credential_kind.clone().unwrap_or_else(|| "none".into())}</dd>
                     <dt>"Remote changes"</dt><dd>{if v.auto_apply { "env changes applied as they arrive" } else { "applied by an operator" }}</dd>
@@ -105,7 +105,7 @@ fn Overview(
             <section id="sync-files">
                 <h2>"Files"</h2>
                 <p class="legend">{counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| view! {
-                    <span class=format!("sync-file sync-{s}")>{format!("{n} {}", state_label(s))}</span> " "
+                    <span class=format!("sync-file sync-{s}")>{format!("{n} {}", state_label(s).0)}</span> " "
                 }).collect_view()}</p>
                 {servers.into_iter().map(|server| {
                     let mine: Vec<SyncFile> = v.files.iter().filter(|f| f.server == server).cloned().collect();
@@ -114,7 +114,7 @@ fn Overview(
                             <h3><code>{format!("servers/{server}/")}</code></h3>
                             <ul class="sync-files">{mine.into_iter().map(|f| view! {
                                 <li class=format!("sync-file sync-{}", f.state) data-path=f.path.clone() data-state=f.state.clone()
-                                    title=format!("{}: {}", f.path, state_label(&f.state))>{f.domain.clone()}</li>
+                                    title=format!("{}: {}", f.path, state_label(&f.state).1)>{f.domain.clone()}</li>
                             }).collect_view()}</ul>
                         </div>
                     }

@@ -45,9 +45,13 @@ const LEASE_MS: i64 = 15 * 60 * 1000;
 /// After a failed sync, the next scheduled one waits this long (asking still runs one).
 const RETRY_MS: i64 = 60 * 1000;
 /// At most one sync of a collective this often, however many changes arrive.
-const PACE_MS: i64 = 1000;
+const PACE_MS: i64 = 2000;
+/// Collectives synced at once by one replica.
+const CONCURRENCY: usize = 4;
 /// Decided and superseded changes are kept this long.
 const DECIDED_KEPT_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Files longer than this are not diffed on a page.
+const DIFF_INPUT_LINES: usize = 5_000;
 /// Lines of a diff shown at most.
 const DIFF_LINES: usize = 400;
 /// The largest webhook body read.
@@ -110,8 +114,17 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("servers/")?;
     let (server, file) = rest.split_once('/')?;
     let domain = file.strip_suffix(".env")?;
-    let fine = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains('/');
-    (fine(server) && fine(domain)).then_some((server, domain))
+    // What Potluck's server names and abra's domains may be: a path of the remote that is
+    // neither is not an app's file.
+    let server_ok = !server.is_empty()
+        && server.len() <= 100
+        && !server.starts_with('.')
+        && server.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+    let domain_ok = !domain.is_empty()
+        && domain.len() <= 253
+        && !domain.starts_with('.')
+        && domain.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+    (server_ok && domain_ok).then_some((server, domain))
 }
 
 /// A collective's sync settings and bookkeeping.
@@ -126,6 +139,7 @@ struct Settings {
     auto_apply: bool,
     remote_head: Option<String>,
     audit_seq: i64,
+    generation: i64,
     synced_at: Option<i64>,
     last_error: Option<String>,
 }
@@ -150,6 +164,7 @@ async fn settings(st: &AppState, collective: CollectiveId) -> Result<Option<Sett
         auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
         remote_head: r.try_get("remote_head")?,
         audit_seq: r.try_get("audit_seq")?,
+        generation: r.try_get("generation")?,
         synced_at: r.try_get("synced_at")?,
         last_error: r.try_get("last_error")?,
     }))
@@ -194,6 +209,8 @@ struct IncomingRow {
     kind: String,
     content: Option<String>,
     blob: Option<String>,
+    /// Potluck's file when the change was recorded.
+    base_blob: Option<String>,
     commit: String,
     author: String,
     summary: String,
@@ -212,6 +229,7 @@ impl IncomingRow {
             kind: r.try_get("kind")?,
             content: r.try_get("content")?,
             blob: r.try_get("blob")?,
+            base_blob: r.try_get("base_blob")?,
             commit: r.try_get("commit_id")?,
             author: r.try_get("author")?,
             summary: r.try_get("summary")?,
@@ -252,7 +270,14 @@ async fn pending(st: &AppState, collective: CollectiveId, path: Option<&str>) ->
 
 /// Potluck's file → the remote's, line by line, with three lines of context around changes.
 pub fn diff(potluck: &str, remote: &str) -> Vec<DiffLine> {
-    let d = similar::TextDiff::from_lines(potluck, remote);
+    if potluck.lines().count() > DIFF_INPUT_LINES || remote.lines().count() > DIFF_INPUT_LINES {
+        return vec![DiffLine {
+            tag: "…".into(),
+            text: format!("(a file of more than {DIFF_INPUT_LINES} lines: compare it in git)"),
+        }];
+    }
+    // Bounded in time too: past the deadline the diff is approximate, never slow.
+    let d = similar::TextDiff::configure().timeout(Duration::from_millis(100)).diff_lines(potluck, remote);
     let mut out = Vec::new();
     for (i, group) in d.grouped_ops(3).iter().enumerate() {
         if i > 0 {
@@ -324,6 +349,9 @@ pub async fn view(st: &AppState, access: &Cap<scope::Collective>) -> Result<Sync
         });
     }
     v.incoming = waiting.iter().map(|r| r.view(potluck.get(&r.path).map(String::as_str))).collect();
+    if !role.grants(Permission::ViewAudit) {
+        return Ok(v);
+    }
     let rows = sqlx::query(
         "SELECT at, action, actor_name, target FROM audit_events WHERE collective_id = $1 AND action LIKE 'sync.%' \
          ORDER BY seq DESC LIMIT 20",
@@ -376,6 +404,10 @@ pub async fn configure(
     }
     let existing = settings(st, c.id).await?;
     let credential = match input.credential_kind.trim() {
+        // The kept credential goes only to the remote it was given for.
+        "" if existing.as_ref().is_some_and(|s| s.credential.is_some() && s.url != url) => {
+            return Err(ApiError::invalid("credential_kind", "give the credential again for another remote").into())
+        }
         "" => existing.as_ref().and_then(|s| s.credential.clone()),
         kind => Credential::new(kind, &input.credential_username, &input.credential_secret)?,
     };
@@ -422,7 +454,9 @@ pub async fn configure(
         .bind(c.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE git_sync SET remote_head = NULL, audit_seq = $1 WHERE collective_id = $2")
+        sqlx::query(
+            "UPDATE git_sync SET remote_head = NULL, audit_seq = $1, generation = generation + 1 WHERE collective_id = $2",
+        )
             .bind(newest)
             .bind(c.id)
             .execute(&mut *tx)
@@ -436,9 +470,7 @@ pub async fn configure(
         }));
     tx.record(access.origin(), event).await?;
     tx.commit().await?;
-    if starts_over {
-        let _ = std::fs::remove_dir_all(clone_dir(st, c.id));
-    }
+    // The clone stays: a sync may be using it, and each fetch names its remote anew.
     st.sync.notify_one();
     Ok(SyncConfigured { sync: view(st, access).await?, webhook_secret: fresh_secret.map(OneTimeSecret) })
 }
@@ -492,12 +524,20 @@ struct Change {
     actor_id: Option<i64>,
     actor: String,
     target: String,
+    /// The domains an import names (its target names the server).
+    domains: Vec<String>,
+}
+
+impl Change {
+    fn touches(&self, domain: &str) -> bool {
+        self.target == format!("app {domain}") || self.domains.iter().any(|d| d == domain)
+    }
 }
 
 async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<Vec<Change>> {
     let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
     let rows = sqlx::query(&format!(
-        "SELECT seq, at, action, actor_id, actor_name, target FROM audit_events \
+        "SELECT seq, at, action, actor_id, actor_name, target, details FROM audit_events \
          WHERE collective_id = $1 AND seq > $2 AND action IN ({}) ORDER BY seq LIMIT 10000",
         actions.join(", ")
     ))
@@ -514,6 +554,10 @@ async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Res
                 actor_id: r.try_get("actor_id")?,
                 actor: r.try_get("actor_name")?,
                 target: r.try_get("target")?,
+                domains: serde_json::from_str::<serde_json::Value>(&r.try_get::<String, _>("details")?)
+                    .ok()
+                    .and_then(|d| serde_json::from_value(d["domains"].clone()).ok())
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -526,7 +570,6 @@ fn commits_for(
     states: &BTreeMap<String, FileState>,
     potluck: &BTreeMap<String, String>,
     changes: &[Change],
-    emails: &BTreeMap<i64, String>,
     host: &str,
 ) -> Vec<Outgoing> {
     let mut by_app: Vec<(i64, Outgoing)> = Vec::new();
@@ -537,8 +580,7 @@ fn commits_for(
         }
         let file = (path.clone(), potluck.get(path).cloned());
         let Some((server, domain)) = split_path(path) else { continue };
-        let target = format!("app {domain}");
-        let mine: Vec<&Change> = changes.iter().filter(|c| c.target == target).collect();
+        let mine: Vec<&Change> = changes.iter().filter(|c| c.touches(domain)).collect();
         let Some(last) = mine.last() else {
             unexplained.push(file);
             continue;
@@ -551,8 +593,10 @@ fn commits_for(
             message.push_str(&format!("Potluck audit event #{}: {} by {}\n", c.seq, c.action, c.actor));
         }
         message.push_str(&format!("\nPotluck-Audit-Event: {}\nPotluck-Action: {}\n", last.seq, last.action));
+        // Not the person's own address: the remote may be public, and their identity
+        // provider's address is theirs to give.
         let email = match last.actor_id {
-            Some(id) => emails.get(&id).cloned().unwrap_or_else(|| format!("user-{id}@{host}")),
+            Some(id) => format!("user-{id}@{host}"),
             None => format!("potluck@{host}"),
         };
         by_app
@@ -581,11 +625,13 @@ fn commits_for(
 /// `last_error` (and logged) for the page; it is not an error of the caller's.
 pub async fn run(st: &AppState, collective: CollectiveId, origin: &Origin) -> Result<bool> {
     let now = now_ms();
+    // A token of this run's own: not even another run of this replica takes the collective.
+    let token = format!("{}:{}", st.replica, uuid::Uuid::new_v4().simple());
     let claimed = sqlx::query(
         "UPDATE git_sync SET holder = $1, lease_until = $2, started_at = $3 \
-         WHERE collective_id = $4 AND (holder IS NULL OR lease_until < $3 OR holder = $1)",
+         WHERE collective_id = $4 AND (holder IS NULL OR lease_until < $3)",
     )
-    .bind(&st.replica)
+    .bind(&token)
     .bind(now + LEASE_MS)
     .bind(now)
     .bind(collective)
@@ -596,7 +642,7 @@ pub async fn run(st: &AppState, collective: CollectiveId, origin: &Origin) -> Re
     if !claimed {
         return Ok(false);
     }
-    let outcome = rounds(st, collective, origin).await;
+    let outcome = rounds(st, collective, origin, &token).await;
     let error = match &outcome {
         Ok(None) => None,
         Ok(Some(why)) => Some(why.clone()),
@@ -610,14 +656,14 @@ pub async fn run(st: &AppState, collective: CollectiveId, origin: &Origin) -> Re
     )
     .bind(&error)
     .bind(collective)
-    .bind(&st.replica)
+    .bind(&token)
     .execute(st.db.pool())
     .await?;
     outcome.map(|_| true)
 }
 
 /// The rounds of a sync; `Ok(Some(why))` when the remote could not be synced with.
-async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin) -> Result<Option<String>> {
+async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin, token: &str) -> Result<Option<String>> {
     for round_no in 1..=ROUNDS {
         let Some(s) = settings(st, collective).await? else { return Ok(None) };
         // The events first: a change that lands after them is pushed by the next sync.
@@ -626,18 +672,6 @@ async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin) -> Res
         let potluck = potluck_files(st, collective).await?;
         let base = base_of(st, collective).await?;
         let waiting = pending(st, collective, None).await?;
-        let mut emails = BTreeMap::new();
-        for id in changes.iter().filter_map(|c| c.actor_id).collect::<BTreeSet<_>>() {
-            let email: Option<String> = sqlx::query("SELECT email FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(st.db.pool())
-                .await?
-                .and_then(|r| r.try_get("email").ok())
-                .flatten();
-            if let Some(e) = email.filter(|e| !e.trim().is_empty()) {
-                emails.insert(id, e);
-            }
-        }
         let sides = Sides {
             potluck: potluck.iter().map(|(p, t)| (p.clone(), remote::blob_id(t))).collect(),
             base,
@@ -658,7 +692,7 @@ async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin) -> Res
                 &target,
                 since.as_deref(),
                 &sides,
-                |states| commits_for(states, &texts, &changes, &emails, &host),
+                |states| commits_for(states, &texts, &changes, &host),
                 &committer,
             )
             .map(|r| (r, sides))
@@ -676,7 +710,10 @@ async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin) -> Res
             tracing::info!(collective = collective.0, why = %why, "git sync: the push was refused; fetching again");
             continue;
         }
-        let fresh = record(st, &s, origin, &round, &sides, &potluck, &waiting, accounted).await?;
+        let Some(fresh) = record(st, &s, token, origin, &round, &sides, &potluck, &waiting, accounted).await? else {
+            // The remote changed or sync stopped meanwhile: this round's findings are not theirs.
+            return Ok(None);
+        };
         if s.auto_apply {
             let system = Origin::system("git sync (auto-apply)");
             let c = CollectiveRef { id: collective, slug: s.slug.clone(), name: String::new() };
@@ -699,13 +736,14 @@ async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin) -> Res
 async fn record(
     st: &AppState,
     s: &Settings,
+    token: &str,
     origin: &Origin,
     round: &remote::Round,
     sides: &Sides,
     potluck: &BTreeMap<String, String>,
     waiting: &[IncomingRow],
     accounted: i64,
-) -> Result<Vec<IncomingRow>> {
+) -> Result<Option<Vec<IncomingRow>>> {
     let now = now_ms();
     let pushed: BTreeSet<&String> = round.pushed.iter().flat_map(|(_, paths)| paths).collect();
     let mut agreed: Vec<(&String, Option<&String>)> = Vec::new();
@@ -725,7 +763,11 @@ async fn record(
                     _ => "change",
                 };
                 let blob = remote.map(|f| f.blob.clone());
-                if let Some(w) = waiting.iter().find(|w| &w.path == path && w.blob == blob && w.kind == kind) {
+                let base_blob = sides.potluck.get(path).cloned();
+                if let Some(w) = waiting
+                    .iter()
+                    .find(|w| &w.path == path && w.blob == blob && w.kind == kind && w.base_blob == base_blob)
+                {
                     keep.insert(w.id);
                     continue;
                 }
@@ -745,10 +787,11 @@ async fn record(
                     kind: kind.into(),
                     content: remote.map(|f| f.text.clone()),
                     blob,
+                    base_blob,
                     commit: o.commit,
                     author: o.author,
                     summary: o.summary,
-                    committed_at: o.at * 1000,
+                    committed_at: o.at.saturating_mul(1000),
                     created_at: now,
                     status: "pending".into(),
                 });
@@ -780,7 +823,25 @@ async fn record(
         }
         e
     };
-    let write = async |conn: &mut sqlx::AnyConnection| -> Result<Vec<IncomingRow>> {
+    let write = async |conn: &mut sqlx::AnyConnection| -> Result<Option<Vec<IncomingRow>>> {
+        // First, and fenced: only the run holding the collective, on the settings it read.
+        let current = sqlx::query(
+            "UPDATE git_sync SET remote_head = $1, audit_seq = $2, synced_at = $3, updated_at = $3 \
+             WHERE collective_id = $4 AND holder = $5 AND generation = $6",
+        )
+        .bind(&round.head)
+        .bind(accounted)
+        .bind(now)
+        .bind(s.collective)
+        .bind(token)
+        .bind(s.generation)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if !current {
+            return Ok(None);
+        }
         for (path, blob) in &agreed {
             match blob {
                 Some(blob) => {
@@ -823,9 +884,9 @@ async fn record(
         let mut added = Vec::new();
         for r in &arriving {
             let id: IncomingId = sqlx::query(
-                "INSERT INTO git_sync_incoming (collective_id, path, server, domain, kind, content, blob, commit_id, \
-                 author, summary, committed_at, status, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) RETURNING id",
+                "INSERT INTO git_sync_incoming (collective_id, path, server, domain, kind, content, blob, base_blob, \
+                 commit_id, author, summary, committed_at, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13) RETURNING id",
             )
             .bind(s.collective)
             .bind(&r.path)
@@ -834,6 +895,7 @@ async fn record(
             .bind(&r.kind)
             .bind(&r.content)
             .bind(&r.blob)
+            .bind(&r.base_blob)
             .bind(&r.commit)
             .bind(&r.author)
             .bind(&r.summary)
@@ -844,28 +906,22 @@ async fn record(
             .try_get("id")?;
             added.push(IncomingRow { id, ..r.clone() });
         }
-        sqlx::query(
-            "UPDATE git_sync SET remote_head = $1, audit_seq = $2, synced_at = $3, updated_at = $3 \
-             WHERE collective_id = $4",
-        )
-        .bind(&round.head)
-        .bind(accounted)
-        .bind(now)
-        .bind(s.collective)
-        .execute(&mut *conn)
-        .await?;
-        Ok(added)
+        Ok(Some(added))
     };
     if events.is_empty() {
         let mut tx = st.db.begin().await?;
         let added = write(&mut tx).await?;
-        tx.commit().await?;
+        if added.is_some() {
+            tx.commit().await?;
+        }
         Ok(added)
     } else {
         let mut tx = audit::begin(&st.db).await?;
         let added = write(&mut tx).await?;
-        tx.record_all(origin, events).await?;
-        tx.commit().await?;
+        if added.is_some() {
+            tx.record_all(origin, events).await?;
+            tx.commit().await?;
+        }
         Ok(added)
     }
 }
@@ -928,6 +984,17 @@ async fn apply_row(
         return Err(ApiError::conflict(format!(
             "{} is on server {} in Potluck, not {}: move the file at the remote, or reject the change",
             app.domain, app.server, row.server
+        ))
+        .into());
+    }
+    // The change replaces the file Potluck had when it was recorded, and no later edit: that
+    // would be lost. The next sync shows the two as a conflict instead.
+    let current = app.as_ref().map(|a| remote::blob_id(&a.env));
+    if current != row.base_blob {
+        st.sync.notify_one();
+        return Err(ApiError::conflict(format!(
+            "{} changed in Potluck since this change arrived: the next sync shows both sides",
+            row.path
         ))
         .into());
     }
@@ -1120,11 +1187,18 @@ pub fn spawn_worker(st: std::sync::Arc<AppState>) -> tokio::task::JoinHandle<()>
         loop {
             match due(&st, every_ms).await {
                 Ok(ids) => {
-                    for id in ids {
-                        if let Err(e) = run(&st, id, &Origin::system("git sync")).await {
-                            tracing::warn!(collective = id.0, error = %e, "git sync failed");
-                        }
-                    }
+                    use futures::StreamExt;
+                    // A few at a time: one slow remote does not hold the others.
+                    futures::stream::iter(ids)
+                        .for_each_concurrent(CONCURRENCY, |id| {
+                            let st = st.clone();
+                            async move {
+                                if let Err(e) = run(&st, id, &Origin::system("git sync")).await {
+                                    tracing::warn!(collective = id.0, error = %e, "git sync failed");
+                                }
+                            }
+                        })
+                        .await;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot list the collectives to sync"),
             }
@@ -1216,6 +1290,10 @@ mod tests {
             "servers/.hidden/x.env",
             "servers/a/b/c.env",
             "other/local/x.env",
+            "servers/local/a b.env",
+            "servers/local/x;rm -rf.env",
+            "servers/lo cal/x.env",
+            "servers/local/.env.env",
         ] {
             assert_eq!(split_path(not), None, "{not}");
         }

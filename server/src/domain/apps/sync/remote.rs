@@ -10,8 +10,12 @@ use git2::{build::TreeUpdateBuilder, FetchOptions, FileMode, ObjectType, Oid, Pu
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// How many commits are walked back to find who changed a file.
+/// How many commits are walked back to find who changed a file ...
 const WALK_LIMIT: usize = 1_000;
+/// ... for at most this many files a round (the others name the head).
+const ORIGINS: usize = 100;
+/// A collective's clone is made again from nothing when it grows beyond this.
+const MAX_CLONE_BYTES: u64 = 512 << 20;
 /// Where Potluck's commits wait for their push.
 const OUTGOING_REF: &str = "refs/potluck/outgoing";
 
@@ -79,7 +83,24 @@ pub fn blob_id(text: &str) -> String {
     Oid::hash_object(ObjectType::Blob, text.as_bytes()).map(|o| o.to_string()).unwrap_or_default()
 }
 
+/// How much a directory holds on disk.
+fn size_of(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_of(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn open(dir: &Path, remote: &Remote) -> Result<Repository, String> {
+    // Each fetch may bring up to its bound of objects: a clone that grew too big starts over.
+    if size_of(dir) > MAX_CLONE_BYTES {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let repo = match Repository::open_bare(dir) {
         Ok(r) => r,
         Err(_) => {
@@ -134,20 +155,33 @@ fn fetch(repo: &Repository, remote: &Remote) -> Result<Option<Oid>, String> {
     Ok(repo.refname_to_id(&tracking).ok())
 }
 
-/// The app files of a commit's tree (`servers/<server>/<domain>.env`), bounded; anything else
-/// in the tree is left alone.
+/// The app files of a commit's tree (`servers/<server>/<domain>.env`), bounded: every entry
+/// under `servers/` counts, and an object's size is read from its header before the object;
+/// anything that is not an app file is left alone.
 pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, RemoteFile>, String> {
     let mut out = BTreeMap::new();
     let Some(commit) = commit else { return Ok(out) };
+    let odb = repo.odb().map_err(|e| e.message().to_string())?;
+    let size = |id: Oid| odb.read_header(id).map(|(n, _)| n as u64).map_err(|e| e.message().to_string());
     let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
     let Ok(servers) = tree.get_path(Path::new("servers")) else { return Ok(out) };
+    if servers.kind() != Some(ObjectType::Tree) || size(servers.id())? > MAX_FILE {
+        return Err("the remote's servers/ directory is not a directory of server directories".into());
+    }
     let Ok(servers) = repo.find_tree(servers.id()) else { return Ok(out) };
-    let mut total = 0u64;
+    let (mut total, mut entries) = (0u64, servers.len());
     for dir in servers.iter() {
         if dir.kind() != Some(ObjectType::Tree) {
             continue;
         }
+        if size(dir.id())? > MAX_FILE {
+            return Err(format!("the remote's servers/{} holds too many entries", dir.name().unwrap_or("?")));
+        }
         let Ok(sub) = repo.find_tree(dir.id()) else { continue };
+        entries += sub.len();
+        if entries > MAX_ENTRIES {
+            return Err(format!("the remote holds more than {MAX_ENTRIES} entries under servers/"));
+        }
         for f in sub.iter() {
             let path = format!("servers/{}/{}", dir.name().unwrap_or(""), f.name().unwrap_or(""));
             if f.kind() != Some(ObjectType::Blob)
@@ -156,19 +190,18 @@ pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, 
             {
                 continue;
             }
-            if out.len() >= MAX_ENTRIES {
-                return Err(format!("the remote holds more than {MAX_ENTRIES} app files"));
-            }
-            let blob = repo.find_blob(f.id()).map_err(|e| e.message().to_string())?;
-            if blob.size() as u64 > MAX_FILE {
+            let n = size(f.id())?;
+            if n > MAX_FILE {
                 return Err(format!("the remote's {path} is larger than {} KiB", MAX_FILE >> 10));
             }
-            total += blob.size() as u64;
+            total += n;
             if total > MAX_UNPACKED {
                 return Err(format!("the remote's app files are larger than {} MiB", MAX_UNPACKED >> 20));
             }
-            let Ok(text) = std::str::from_utf8(blob.content()) else {
-                return Err(format!("the remote's {path} is not UTF-8 text"));
+            let blob = repo.find_blob(f.id()).map_err(|e| e.message().to_string())?;
+            let text = match std::str::from_utf8(blob.content()) {
+                Ok(t) if !t.contains('\0') => t,
+                _ => return Err(format!("the remote's {path} is not a text file (UTF-8, no NUL bytes)")),
             };
             out.insert(path, RemoteFile { blob: f.id().to_string(), text: text.to_string() });
         }
@@ -201,8 +234,9 @@ fn origin_of(repo: &Repository, head: Oid, since: Option<Oid>, path: &str) -> Or
             at: c.time().seconds(),
         }
     };
+    // Unsorted and along first parents: libgit2 yields as it walks, so the limit holds.
     let Ok(mut walk) = repo.revwalk() else { return Origin::default() };
-    let _ = walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME);
+    let _ = walk.simplify_first_parent();
     let _ = walk.push(head);
     if let Some(s) = since {
         let _ = walk.hide(s);
@@ -251,7 +285,12 @@ pub fn round(
             if matches!(state, FileState::Incoming | FileState::Conflict) {
                 let blob = remote_files.get(path).map(|f| f.blob.clone()).unwrap_or_default();
                 if !sides.known.contains(&(path.clone(), blob)) {
-                    origins.insert(path.clone(), origin_of(&repo, h, since, path));
+                    let origin = if origins.len() < ORIGINS {
+                        origin_of(&repo, h, since, path)
+                    } else {
+                        origin_of(&repo, h, Some(h), path)
+                    };
+                    origins.insert(path.clone(), origin);
                 }
             }
         }
@@ -277,6 +316,7 @@ pub fn round(
         }
     };
     let now = git2::Time::new(time::OffsetDateTime::now_utc().unix_timestamp(), 0);
+    let committer_email = committer;
     let committer = Signature::new("Potluck", committer, &now).map_err(|e| e.message().to_string())?;
     let mut pushed = Vec::new();
     for c in &commits {
@@ -295,7 +335,11 @@ pub fn round(
         let new_tree = update.create_updated(&repo, &tree).map_err(|e| e.message().to_string())?;
         let new_tree = repo.find_tree(new_tree).map_err(|e| e.message().to_string())?;
         let when = git2::Time::new(c.at.div_euclid(1000), 0);
-        let author = Signature::new(&c.author, &c.email, &when).map_err(|e| e.message().to_string())?;
+        // Names come from identity providers: what git cannot take in a signature is dropped,
+        // and a name it still refuses is Potluck's (attribution never stops a sync).
+        let author = Signature::new(&signable(&c.author, "Potluck"), &signable(&c.email, committer_email), &when)
+            .or_else(|_| Signature::new("Potluck", committer_email, &when))
+            .map_err(|e| e.message().to_string())?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         let oid = repo
             .commit(None, &author, &committer, &c.message, &new_tree, &parents)
@@ -314,6 +358,23 @@ pub fn round(
         Err(why) => round.refused = Some(why),
     }
     Ok(round)
+}
+
+/// A name or address as a signature may hold it: no angle brackets or control characters,
+/// at most 200 characters, `fallback` when nothing is left.
+fn signable(text: &str, fallback: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control() && *c != '<' && *c != '>')
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string();
+    if kept.is_empty() {
+        fallback.to_string()
+    } else {
+        kept
+    }
 }
 
 /// Pushes the outgoing commits to the branch, never forced; `Err` says why the remote refused.
@@ -339,5 +400,59 @@ fn push(repo: &Repository, remote: &Remote) -> Result<(), String> {
         Ok(())
     } else {
         Err(refused.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository whose one commit holds `files` (path, bytes).
+    fn repo_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Repository, Oid) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let empty = repo.treebuilder(None).unwrap().write().unwrap();
+        let mut update = TreeUpdateBuilder::new();
+        for (path, bytes) in files {
+            update.upsert(*path, repo.blob(bytes).unwrap(), FileMode::Blob);
+        }
+        let tree = update.create_updated(&repo, &repo.find_tree(empty).unwrap()).unwrap();
+        let sig = Signature::now("Lu", "lu@example.org").unwrap();
+        let commit = repo.commit(None, &sig, &sig, "files", &repo.find_tree(tree).unwrap(), &[]).unwrap();
+        (dir, repo, commit)
+    }
+
+    #[test]
+    fn only_app_files_are_read_and_each_is_bounded() {
+        let env: &[u8] = b"TYPE=hello:0.1.0+1.0\n";
+        let (_d, repo, c) = repo_with(&[
+            ("README.md", b"notes"),
+            ("servers/local/cloud.example.org.env", env),
+            ("servers/local/notes.md", b"not an app"),
+            ("servers/local/bad name.env", env),
+            ("servers/.hidden/x.example.org.env", env),
+            ("elsewhere/local/x.example.org.env", env),
+        ]);
+        let read = files(&repo, Some(c)).unwrap();
+        assert_eq!(read.keys().collect::<Vec<_>>(), ["servers/local/cloud.example.org.env"]);
+        assert_eq!(read["servers/local/cloud.example.org.env"].blob, blob_id("TYPE=hello:0.1.0+1.0\n"));
+
+        // A megabyte of zeros packs small; its size is read before its content, and refused.
+        let zeros = vec![b'0'; 1 << 20];
+        let (_d, repo, c) = repo_with(&[("servers/local/bomb.example.org.env", &zeros)]);
+        assert!(files(&repo, Some(c)).unwrap_err().contains("larger than 256 KiB"));
+        let (_d, repo, c) = repo_with(&[("servers/local/nul.example.org.env", b"A=1\0")]);
+        assert!(files(&repo, Some(c)).unwrap_err().contains("not a text file"));
+        let (_d, repo, c) = repo_with(&[("servers/local/latin.example.org.env", b"A=\xe9")]);
+        assert!(files(&repo, Some(c)).unwrap_err().contains("not a text file"));
+    }
+
+    #[test]
+    fn names_from_identity_providers_are_made_signable() {
+        assert_eq!(signable("Ada <Lovelace>\nInjected: header", "x"), "Ada LovelaceInjected: header");
+        assert_eq!(signable(" <> ", "Potluck"), "Potluck");
+        assert_eq!(signable(&"a".repeat(500), "x").len(), 200);
+        let when = git2::Time::new(0, 0);
+        assert!(Signature::new(&signable("Eve <evil>", "x"), &signable("e<v>e@example.org", "x"), &when).is_ok());
     }
 }
