@@ -1054,6 +1054,62 @@ async fn taking_over_another_tools_objects_is_refused_on_an_engine_another_colle
     w.app.stop().await;
 }
 
+/// What one app took over stays its own: a laptop deploys a second stack whose service uses the
+/// first app's secret (made by abra, so without Potluck's labels, and taken over when the first
+/// app adopted its stack); adopting the second stack is refused rather than claiming the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_one_app_took_over_are_not_taken_over_again_by_another() {
+    use potluck_server::adapters::engine::{self, envfile::EnvFile, load::RecipeFiles};
+    let w = world().await;
+    let b = &w.admin;
+    let (first, second) = (unique_domain("first"), unique_domain("second"));
+    let one = create(b, "hello", &first, "0.1.0+1.0").await;
+    let two = create(b, "hello", &second, "0.1.0+1.0").await;
+    let secret = format!("{}_db_password_v1", one.stack_name);
+    let _guards = (swarm::StackGuard(two.stack_name.clone()), swarm::StackGuard(one.stack_name.clone()));
+    let version = fixture_recipe("hello").join("versions/0.1.0+1.0");
+    let laptop = |text: &str, stack: &str, dir: &std::path::Path| {
+        let files = RecipeFiles::from_dir(dir).unwrap();
+        let env = engine::app_environment(&EnvFile::parse(text).unwrap(), files.text("abra.sh").as_deref(), stack);
+        swarm::cli_deploy(&files.root, &engine::compose_files(&env), &env, stack).unwrap();
+    };
+    let env_of =
+        async |domain: &str| -> String { b.call("export_app", &[("slug", SLUG), ("domain", domain)]).await.unwrap() };
+
+    // abra's secret (no labels) and its deploy of the first app, which the operator adopts.
+    let made = std::process::Command::new("sh")
+        .args(["-c", &format!("printf pw | {} secret create {secret} -", swarm::docker_cli().display())])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    laptop(&env_of(&first).await, &one.stack_name, &version);
+    app_until(b, &first, "the first stack seen", |d| d.app.drift.is_some()).await;
+    b.call::<AppSummary>("adopt_app", &[("slug", SLUG), ("domain", &first)]).await.unwrap();
+    let secret_id = swarm::docker(&["secret", "inspect", "--format", "{{.ID}}", &secret]).trim().to_string();
+    let taken = w.app.texts(&format!("SELECT adopted_objects FROM apps WHERE id = {}", one.id)).await;
+    assert!(taken[0].contains(&secret_id), "the first app took the secret over: {taken:?}");
+
+    // The second stack's service uses the first app's secret by its name.
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&version).unwrap().flatten() {
+        std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
+    }
+    let compose = std::fs::read_to_string(dir.path().join("compose.yml")).unwrap();
+    let hostile = compose.replace("${STACK_NAME}_db_password_${SECRET_DB_PASSWORD_VERSION}", &secret);
+    assert_ne!(compose, hostile);
+    std::fs::write(dir.path().join("compose.yml"), hostile).unwrap();
+    laptop(&env_of(&second).await, &two.stack_name, dir.path());
+    app_until(b, &second, "the second stack seen", |d| d.app.drift.is_some()).await;
+    let e = b.call::<AppSummary>("adopt_app", &[("slug", SLUG), ("domain", &second)]).await.unwrap_err();
+    assert_eq!(e.status, 409, "{}", e.body);
+    assert!(e.body.contains(&format!("secret {secret} was taken over by another app")), "{}", e.body);
+    let left = w.app.texts(&format!("SELECT COALESCE(adopted_objects, '-') FROM apps WHERE id = {}", two.id)).await;
+    assert_eq!(left, ["-"], "nothing taken");
+    drop(_guards);
+    let _ = std::process::Command::new(swarm::docker_cli()).args(["secret", "rm", &secret]).output();
+    w.app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn potluck_remote_deploys_upgrades_and_undeploys_an_app_with_abras_verbs() {
     let w = world().await;
