@@ -683,6 +683,17 @@ operation! {
 }
 
 operation! {
+    /// Takes every change waiting from the remote at once (a whole abra tree pushed to it becomes
+    /// the collective's apps), each as `apply_incoming` would; what cannot be applied is listed
+    /// with why and keeps waiting.
+    fn apply_all_incoming(slug: String) -> AppliedChanges {
+        name: "apply_all_incoming", input: ApplyAllIncoming, scope: Collective, key: |o| &o.slug,
+        need: perm(ManageApps), session_only: false, audit: [SyncApply],
+        http: Http::post("/collectives/{slug}/sync/incoming/apply"),
+    }
+}
+
+operation! {
     /// Keeps Potluck's file: the next sync pushes it over the remote's change (which stays in
     /// the remote's history).
     fn reject_incoming(slug: String, id: IncomingId) -> () {
@@ -1276,6 +1287,7 @@ pub fn all_operations() -> Vec<crate::ops::OpInfo> {
         RemoveSync,
         SyncNow,
         ApplyIncoming,
+        ApplyAllIncoming,
         RejectIncoming,
         PreviewJob,
         StartJob,

@@ -397,6 +397,14 @@ async fn world() -> World {
         .await;
         incoming.push(IncomingId(app.count("SELECT MAX(id) FROM git_sync_incoming").await));
     }
+    // And a file the remote removed whose app Potluck no longer has: applying it only decides it.
+    app.exec(&format!(
+        "INSERT INTO git_sync_incoming (collective_id, path, server, domain, kind, commit_id, author, summary, \
+         committed_at, status, created_at) SELECT id, 'servers/local/gone.example.org.env', 'local', \
+         'gone.example.org', 'removed', 'c0ffee', 'Lu <lu@example.org>', 'gone', 0, 'pending', 0 \
+         FROM collectives WHERE slug = '{A}'"
+    ))
+    .await;
     World {
         app,
         browsers,
@@ -698,6 +706,7 @@ fn rows() -> Vec<Row> {
         row("remove_sync", |_| vec![in_a()]).answers(404),
         row("reject_incoming", |w| vec![in_a(), ("id", w.incoming_a.to_string())])
             .foreign(|w| vec![in_a(), ("id", w.incoming_b.to_string())]),
+        row("apply_all_incoming", |_| vec![in_a()]),
         row("apply_incoming", |w| vec![in_a(), ("id", w.incoming_a.to_string())])
             .answers(409)
             .foreign(|w| vec![in_a(), ("id", w.incoming_b.to_string())]),

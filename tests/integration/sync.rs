@@ -284,13 +284,15 @@ async fn potluck_commits_each_change_and_an_abra_users_push_arrives_to_apply_or_
     let v: SyncView = b.call("sync_now", &[("slug", SLUG)]).await.unwrap();
     let kinds: Vec<(&str, &str)> = v.incoming.iter().map(|c| (c.path.as_str(), c.kind.as_str())).collect();
     assert_eq!(kinds, [(misnamed, "new"), (new_app, "new"), (TWO, "removed")]);
+    // All at once: what can be applied is, the misnamed file is refused with why and waits.
+    let all: AppliedChanges = b.call("apply_all_incoming", &[("slug", SLUG)]).await.unwrap();
+    assert_eq!(all.applied, [new_app, TWO]);
+    assert_eq!(all.refused.len(), 1);
+    assert_eq!(all.refused[0].path, misnamed);
+    assert!(all.refused[0].reason.contains("DOMAIN is five.a.example.org"), "{:?}", all.refused);
     let e = b.call::<()>("apply_incoming", &[("slug", SLUG), ("id", &v.incoming[0].id.to_string())]).await.unwrap_err();
     assert_eq!(e.status, 422, "{}", e.body);
-    assert!(e.body.contains("DOMAIN is five.a.example.org"), "{}", e.body);
     b.call::<()>("reject_incoming", &[("slug", SLUG), ("id", &v.incoming[0].id.to_string())]).await.unwrap();
-    for c in &v.incoming[1..] {
-        b.call::<()>("apply_incoming", &[("slug", SLUG), ("id", &c.id.to_string())]).await.unwrap();
-    }
     let apps: Vec<AppSummary> = b.call("list_apps", &[("slug", SLUG)]).await.unwrap();
     let domains: Vec<&str> = apps.iter().map(|a| a.domain.as_str()).collect();
     assert_eq!(domains, ["one.a.example.org", "three.a.example.org"]);

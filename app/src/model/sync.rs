@@ -92,3 +92,18 @@ pub struct SyncConfigured {
     pub sync: SyncView,
     pub webhook_secret: Option<OneTimeSecret>,
 }
+
+/// What "apply all" did: the files applied, and those refused with why (they keep waiting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AppliedChanges {
+    pub applied: Vec<String>,
+    pub refused: Vec<RefusedChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct RefusedChange {
+    pub path: String,
+    pub reason: String,
+}

@@ -17,6 +17,7 @@ pub fn SyncPage() -> impl IntoView {
     let remove = ServerAction::<RemoveSync>::new();
     let run = ServerAction::<SyncNow>::new();
     let apply = ServerAction::<ApplyIncoming>::new();
+    let apply_all = ServerAction::<ApplyAllIncoming>::new();
     let reject = ServerAction::<RejectIncoming>::new();
     let data = Resource::new(
         move || {
@@ -26,6 +27,7 @@ pub fn SyncPage() -> impl IntoView {
                 remove.version().get(),
                 run.version().get(),
                 apply.version().get(),
+                apply_all.version().get(),
                 reject.version().get(),
             )
         },
@@ -41,7 +43,7 @@ pub fn SyncPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(v) => view! { <Overview v set remove run apply reject/> }.into_any(),
+                    Ok(v) => view! { <Overview v set remove run apply apply_all reject/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -66,6 +68,7 @@ fn Overview(
     remove: ServerAction<RemoveSync>,
     run: ServerAction<SyncNow>,
     apply: ServerAction<ApplyIncoming>,
+    apply_all: ServerAction<ApplyAllIncoming>,
     reject: ServerAction<RejectIncoming>,
 ) -> impl IntoView {
     let slug = use_params_map().read_untracked().get("slug").unwrap_or_default();
@@ -122,9 +125,34 @@ fn Overview(
             </section>
         }
     });
+    let waiting = v.incoming.len();
+    let all_form = (v.can_apply && waiting > 1).then(|| {
+        let slug = slug.clone();
+        view! {
+            <ActionForm action=apply_all attr:id="apply-all">
+                <input type="hidden" name="slug" value=slug/>
+                <button type="submit">{format!("Apply all {waiting} changes")}</button>
+            </ActionForm>
+        }
+    });
+    let all_result = move || {
+        match apply_all.value().get() {
+        Some(Ok(done)) => view! {
+            <div class="ok" role="status" id="applied-all">
+                {format!("{} applied.", done.applied.len())}
+                <ul>{done.refused.into_iter().map(|r| view! { <li class="error"><code>{r.path}</code> ": " {r.reason}</li> }).collect_view()}</ul>
+            </div>
+        }
+        .into_any(),
+        Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+        None => ().into_any(),
+    }
+    };
     let incoming = v.configured.then(|| {
         view! {
             <h2>"Waiting from the remote"</h2>
+            {all_form}
+            {all_result}
             {v.incoming.is_empty().then(|| view! { <p class="muted" id="no-incoming">"Nothing: Potluck has every change the remote has."</p> })}
             <IncomingChanges changes=v.incoming.clone() slug=slug.clone() can_apply=v.can_apply apply reject/>
         }

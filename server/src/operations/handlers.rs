@@ -100,6 +100,7 @@ pub fn register() -> Registry {
     r.op::<RemoveSync, _, _>(|st, cap, _| async move { apps::sync::remove(&st, &cap).await });
     r.op::<SyncNow, _, _>(|st, cap, _| async move { apps::sync::sync_now(&st, &cap).await });
     r.op::<ApplyIncoming, _, _>(|st, cap, i| async move { apps::sync::apply(&st, &cap, i.id).await });
+    r.op::<ApplyAllIncoming, _, _>(|st, cap, _| async move { apps::sync::apply_all(&st, &cap).await });
     r.op::<RejectIncoming, _, _>(|st, cap, i| async move { apps::sync::reject(&st, &cap, i.id).await });
     r.op::<PreviewJob, _, _>(|st, cap, i| async move { apps::preview(&st, &cap, i).await });
     r.op::<StartJob, _, _>(|st, cap, i| async move { apps::jobs::start(&st, &cap, i).await });

@@ -963,6 +963,20 @@ pub async fn apply(st: &AppState, access: &Cap<scope::Collective>, id: IncomingI
     apply_row(st, access.collective(), access.origin(), id, Some(access), access.origin()).await
 }
 
+/// `apply_all_incoming`: every change waiting, oldest first, each in its own transaction.
+pub async fn apply_all(st: &AppState, access: &Cap<scope::Collective>) -> Result<AppliedChanges> {
+    let c = access.collective();
+    let mut done = AppliedChanges { applied: Vec::new(), refused: Vec::new() };
+    for row in pending(st, c.id, None).await? {
+        match apply_row(st, c, access.origin(), row.id, Some(access), access.origin()).await {
+            Ok(()) => done.applied.push(row.path),
+            Err(Error::Api(e)) => done.refused.push(RefusedChange { path: row.path, reason: e.to_string() }),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// Takes the remote's file: the app's env becomes it, a file Potluck has no app for is imported
 /// (as `import_app` does; only by an operator, `access`), a removed file deletes the app (which
 /// must be undeployed). `by` names who decided (the operator, or the sync that auto-applied).
