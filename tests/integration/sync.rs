@@ -286,7 +286,7 @@ async fn potluck_commits_each_change_and_an_abra_users_push_arrives_to_apply_or_
     assert_eq!(kinds, [(misnamed, "new"), (new_app, "new"), (TWO, "removed")]);
     // All at once: what can be applied is, the misnamed file is refused with why and waits.
     let all: AppliedChanges = b.call("apply_all_incoming", &[("slug", SLUG)]).await.unwrap();
-    assert_eq!(all.applied, [new_app, TWO]);
+    assert_eq!(all.applied, [TWO, new_app], "removals first");
     assert_eq!(all.refused.len(), 1);
     assert_eq!(all.refused[0].path, misnamed);
     assert!(all.refused[0].reason.contains("DOMAIN is five.a.example.org"), "{:?}", all.refused);

@@ -412,7 +412,8 @@ pub async fn configure(
         kind => Credential::new(kind, &input.credential_username, &input.credential_secret)?,
     };
     let probe = Remote { url: url.clone(), branch: branch.clone(), credential: credential.clone() };
-    tokio::task::spawn_blocking(move || remote::probe(&probe))
+    let scratch = st.config.data_dir.join("sync");
+    tokio::task::spawn_blocking(move || remote::probe(&probe, &scratch))
         .await
         .map_err(|e| Error::internal(e.to_string()))?
         .map_err(|why| ApiError::invalid("url", why))?;
@@ -496,14 +497,14 @@ pub async fn remove(st: &AppState, access: &Cap<scope::Collective>) -> Result<()
 }
 
 /// `sync_now`: one sync, by the caller, waiting for another replica's to end first.
-pub async fn sync_now(st: &AppState, access: &Cap<scope::Collective>) -> Result<SyncView> {
+pub async fn sync_now(st: &std::sync::Arc<AppState>, access: &Cap<scope::Collective>) -> Result<SyncView> {
     let c = access.collective();
     if settings(st, c.id).await?.is_none() {
         return Err(ApiError::conflict("the collective has no git remote to sync with: set one up first").into());
     }
     let mut ran = false;
     for _ in 0..120 {
-        if run(st, c.id, access.origin()).await? {
+        if run_to_end(st, c.id, access.origin().clone()).await? {
             ran = true;
             break;
         }
@@ -534,18 +535,30 @@ impl Change {
     }
 }
 
-async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<Vec<Change>> {
+/// The changes to the collective's apps after `seq`, and the newest event of the collective
+/// they were read up to (what the sync then accounts for, relevant or not).
+async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<(Vec<Change>, i64)> {
+    let newest: i64 =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM audit_events WHERE collective_id = $1 AND seq > $2")
+            .bind(collective)
+            .bind(seq)
+            .fetch_one(st.db.pool())
+            .await?
+            .try_get("seq")?;
+    let newest = newest.max(seq);
     let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
     let rows = sqlx::query(&format!(
         "SELECT seq, at, action, actor_id, actor_name, target, details FROM audit_events \
-         WHERE collective_id = $1 AND seq > $2 AND action IN ({}) ORDER BY seq LIMIT 10000",
+         WHERE collective_id = $1 AND seq > $2 AND seq <= $3 AND action IN ({}) ORDER BY seq",
         actions.join(", ")
     ))
     .bind(collective)
     .bind(seq)
+    .bind(newest)
     .fetch_all(st.db.pool())
     .await?;
-    rows.iter()
+    let changes = rows
+        .iter()
         .map(|r| {
             Ok(Change {
                 seq: r.try_get("seq")?,
@@ -560,7 +573,23 @@ async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Res
                     .unwrap_or_default(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((changes, newest))
+}
+
+/// Whether the audit log has a change to the collective's apps after `seq` (its index on
+/// (collective, seq) reads only what came since the last sync).
+async fn changed_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<bool> {
+    let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
+    Ok(sqlx::query(&format!(
+        "SELECT seq FROM audit_events WHERE collective_id = $1 AND seq > $2 AND action IN ({}) LIMIT 1",
+        actions.join(", ")
+    ))
+    .bind(collective)
+    .bind(seq)
+    .fetch_optional(st.db.pool())
+    .await?
+    .is_some())
 }
 
 /// Potluck's outgoing files as commits: one per app, authored by the person whose audit event
@@ -620,6 +649,15 @@ fn commits_for(
     out
 }
 
+/// [`run`] as a task of its own: a caller that goes away (a closed page) or a panic does not
+/// leave the collective held until its lease runs out.
+async fn run_to_end(st: &std::sync::Arc<AppState>, collective: CollectiveId, origin: Origin) -> Result<bool> {
+    let st = st.clone();
+    tokio::spawn(async move { run(&st, collective, &origin).await })
+        .await
+        .map_err(|e| Error::internal(format!("the sync stopped: {e}")))?
+}
+
 /// One sync of a collective: claims it (`Ok(false)` when another replica holds it), runs up to
 /// [`ROUNDS`] rounds with the remote, and records what came of it. A failure is kept in
 /// `last_error` (and logged) for the page; it is not an error of the caller's.
@@ -665,10 +703,16 @@ pub async fn run(st: &AppState, collective: CollectiveId, origin: &Origin) -> Re
 /// The rounds of a sync; `Ok(Some(why))` when the remote could not be synced with.
 async fn rounds(st: &AppState, collective: CollectiveId, origin: &Origin, token: &str) -> Result<Option<String>> {
     for round_no in 1..=ROUNDS {
+        // Each round renews the lease (a round is bounded well below it).
+        sqlx::query("UPDATE git_sync SET lease_until = $1 WHERE collective_id = $2 AND holder = $3")
+            .bind(now_ms() + LEASE_MS)
+            .bind(collective)
+            .bind(token)
+            .execute(st.db.pool())
+            .await?;
         let Some(s) = settings(st, collective).await? else { return Ok(None) };
         // The events first: a change that lands after them is pushed by the next sync.
-        let changes = changes_since(st, collective, s.audit_seq).await?;
-        let accounted = changes.last().map_or(s.audit_seq, |c| c.seq);
+        let (changes, accounted) = changes_since(st, collective, s.audit_seq).await?;
         let potluck = potluck_files(st, collective).await?;
         let base = base_of(st, collective).await?;
         let waiting = pending(st, collective, None).await?;
@@ -967,11 +1011,18 @@ pub async fn apply(st: &AppState, access: &Cap<scope::Collective>, id: IncomingI
 pub async fn apply_all(st: &AppState, access: &Cap<scope::Collective>) -> Result<AppliedChanges> {
     let c = access.collective();
     let mut done = AppliedChanges { applied: Vec::new(), refused: Vec::new() };
-    for row in pending(st, c.id, None).await? {
+    let mut rows = pending(st, c.id, None).await?;
+    // Removals first (an app moved to another server's directory is removed, then imported).
+    rows.sort_by_key(|r| (r.kind != "removed", r.id));
+    for row in rows {
+        if row.kind == "conflict" {
+            let reason = "changed in Potluck too: decide it on its own".to_string();
+            done.refused.push(RefusedChange { path: row.path, reason });
+            continue;
+        }
         match apply_row(st, c, access.origin(), row.id, Some(access), access.origin()).await {
             Ok(()) => done.applied.push(row.path),
-            Err(Error::Api(e)) => done.refused.push(RefusedChange { path: row.path, reason: e.to_string() }),
-            Err(e) => return Err(e),
+            Err(e) => done.refused.push(RefusedChange { path: row.path, reason: e.to_string() }),
         }
     }
     Ok(done)
@@ -1005,12 +1056,7 @@ async fn apply_row(
     // would be lost. The next sync shows the two as a conflict instead.
     let current = app.as_ref().map(|a| remote::blob_id(&a.env));
     if current != row.base_blob {
-        st.sync.notify_one();
-        return Err(ApiError::conflict(format!(
-            "{} changed in Potluck since this change arrived: the next sync shows both sides",
-            row.path
-        ))
-        .into());
+        return Err(moved(st, &row));
     }
     let event = |details: serde_json::Value| {
         Event::new(AuditAction::SyncApply, format!("app {}", row.domain)).in_collective(c.id, &c.slug).details(json!({
@@ -1022,12 +1068,18 @@ async fn apply_row(
         (Some(text), Some(app)) => {
             let changed = app_rows::check_env(&app, text)?;
             let mut tx = audit::begin(&st.db).await?;
-            sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3")
+            // Only over the env compared above: an edit that lands meanwhile is kept.
+            let written = sqlx::query("UPDATE apps SET env = $1, updated_at = $2 WHERE id = $3 AND env = $4")
                 .bind(text)
                 .bind(now_ms())
                 .bind(app.id)
+                .bind(&app.env)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if written != 1 {
+                return Err(moved(st, &row));
+            }
             decide_row(&mut tx, &row, "applied", &by.actor.name).await?;
             tx.record(origin, event(json!({ "changed_keys": changed }))).await?;
             tx.commit().await?;
@@ -1081,11 +1133,18 @@ async fn apply_row(
                 .into());
             }
             let mut tx = audit::begin(&st.db).await?;
-            sqlx::query("DELETE FROM apps WHERE id = $1 AND collective_id = $2")
-                .bind(app.id)
-                .bind(c.id)
-                .execute(&mut *tx)
-                .await?;
+            let removed = sqlx::query(
+                "DELETE FROM apps WHERE id = $1 AND collective_id = $2 AND env = $3 AND status <> 'deployed'",
+            )
+            .bind(app.id)
+            .bind(c.id)
+            .bind(&app.env)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if removed != 1 {
+                return Err(moved(st, &row));
+            }
             decide_row(&mut tx, &row, "applied", &by.actor.name).await?;
             tx.record(origin, event(json!({ "deleted": app.id }))).await?;
             tx.commit().await?;
@@ -1100,6 +1159,17 @@ async fn apply_row(
     }
     st.sync.notify_one();
     Ok(())
+}
+
+/// The refusal of a change whose file moved in Potluck since it arrived (the next sync, asked
+/// for here, shows both sides as a conflict).
+fn moved(st: &AppState, row: &IncomingRow) -> Error {
+    st.sync.notify_one();
+    ApiError::conflict(format!(
+        "{} changed in Potluck since this change arrived: the next sync shows both sides",
+        row.path
+    ))
+    .into()
 }
 
 /// `reject_incoming`: keeps Potluck's file. The remote's blob becomes the base, so the next
@@ -1207,7 +1277,7 @@ pub fn spawn_worker(st: std::sync::Arc<AppState>) -> tokio::task::JoinHandle<()>
                         .for_each_concurrent(CONCURRENCY, |id| {
                             let st = st.clone();
                             async move {
-                                if let Err(e) = run(&st, id, &Origin::system("git sync")).await {
+                                if let Err(e) = run_to_end(&st, id, Origin::system("git sync")).await {
                                     tracing::warn!(collective = id.0, error = %e, "git sync failed");
                                 }
                             }
@@ -1233,37 +1303,19 @@ async fn due(st: &AppState, every_ms: i64) -> Result<Vec<CollectiveId>> {
     .bind(now)
     .fetch_all(st.db.pool())
     .await?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The newest change to each collective's apps, in one query for every collective.
-    let oldest: i64 = rows.iter().filter_map(|r| r.try_get::<i64, _>("audit_seq").ok()).min().unwrap_or(0);
-    let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
-    let newest: BTreeMap<i64, i64> = sqlx::query(&format!(
-        "SELECT collective_id, MAX(seq) AS seq FROM audit_events WHERE seq > $1 AND action IN ({}) \
-         AND collective_id IS NOT NULL GROUP BY collective_id",
-        actions.join(", ")
-    ))
-    .bind(oldest)
-    .fetch_all(st.db.pool())
-    .await?
-    .iter()
-    .filter_map(|r| Some((r.try_get::<i64, _>("collective_id").ok()?, r.try_get::<i64, _>("seq").ok()?)))
-    .collect();
     let mut out = Vec::new();
     for r in rows {
         let id: CollectiveId = r.try_get("collective_id")?;
         let started: i64 = r.try_get::<Option<i64>, _>("started_at")?.unwrap_or(0);
         let wanted = r.try_get::<Option<i64>, _>("wanted_at")?.is_some_and(|w| w >= started);
         let failing = r.try_get::<Option<String>, _>("last_error")?.is_some();
-        let changed = newest.get(&id.0).is_some_and(|seq| *seq > r.try_get::<i64, _>("audit_seq").unwrap_or(0));
         let since = now - started;
         if since < PACE_MS {
             continue;
         }
         let scheduled = every_ms > 0 && since >= every_ms;
         let resting = failing && since < RETRY_MS;
-        if wanted || (!resting && (scheduled || changed)) {
+        if wanted || (!resting && (scheduled || changed_since(st, id, r.try_get("audit_seq")?).await?)) {
             out.push(id);
         }
     }

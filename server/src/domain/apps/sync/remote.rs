@@ -14,6 +14,10 @@ use std::path::Path;
 const WALK_LIMIT: usize = 1_000;
 /// ... for at most this many files a round (the others name the head).
 const ORIGINS: usize = 100;
+/// A tree of the remote read at most this big (an entry is about 30 bytes and its name).
+const MAX_TREE: u64 = (MAX_ENTRIES as u64) * 300;
+/// A commit object read at most this big (its message is shown, cut, on a page).
+const MAX_COMMIT: u64 = 1 << 20;
 /// A collective's clone is made again from nothing when it grows beyond this.
 const MAX_CLONE_BYTES: u64 = 512 << 20;
 /// Where Potluck's commits wait for their push.
@@ -96,7 +100,7 @@ fn size_of(dir: &Path) -> u64 {
         .sum()
 }
 
-fn open(dir: &Path, remote: &Remote) -> Result<Repository, String> {
+fn open(dir: &Path) -> Result<Repository, String> {
     // Each fetch may bring up to its bound of objects: a clone that grew too big starts over.
     if size_of(dir) > MAX_CLONE_BYTES {
         let _ = std::fs::remove_dir_all(dir);
@@ -108,11 +112,9 @@ fn open(dir: &Path, remote: &Remote) -> Result<Repository, String> {
             Repository::init_bare(dir).map_err(|e| e.message().to_string())?
         }
     };
-    if repo.find_remote("origin").is_ok() {
-        repo.remote_set_url("origin", &remote.url).map_err(|e| e.message().to_string())?;
-    } else {
-        repo.remote("origin", &remote.url).map_err(|e| e.message().to_string())?;
-    }
+    // No remote is kept in the clone's configuration: every fetch and push names the URL of its
+    // own run, so a run never sends its credential to a URL another run set.
+    let _ = repo.remote_delete("origin");
     Ok(repo)
 }
 
@@ -125,19 +127,18 @@ fn fetch_options(credential: Option<Credential>) -> FetchOptions<'static> {
     let mut fo = FetchOptions::new();
     fo.remote_callbacks(cb);
     fo.download_tags(git2::AutotagOption::None);
+    // The credential goes to the URL given, never where a redirect points.
+    fo.follow_redirects(git2::RemoteRedirect::None);
     fo
 }
 
-/// Reaches the remote with the credential and lists its branches: set-up checks this before
-/// anything is kept. `Ok` names whether the branch exists.
-pub fn probe(remote: &Remote) -> Result<bool, String> {
-    let mut r = git2::Remote::create_detached(remote.url.as_str()).map_err(|e| e.message().to_string())?;
-    let conn = r
-        .connect_auth(git2::Direction::Fetch, Some(store::callbacks(remote.credential.clone())), None)
-        .map_err(|e| format!("cannot reach {}: {}", remote.url, e.message()))?;
-    let wanted = format!("refs/heads/{}", remote.branch);
-    let listed = conn.list().map_err(|e| e.message().to_string())?.iter().any(|h| h.name() == wanted);
-    Ok(listed)
+/// Reaches the remote with the credential (a fetch of the branch into a throw-away clone, so
+/// redirects are refused as in a sync): set-up checks this before anything is kept.
+pub fn probe(remote: &Remote, scratch: &Path) -> Result<(), String> {
+    let dir = scratch.join(format!("probe-{}", uuid::Uuid::new_v4().simple()));
+    let outcome = open(&dir).and_then(|repo| fetch(&repo, remote).map(|_| ()));
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
 }
 
 /// Fetches the branch; its head, or `None` while the remote has no such branch.
@@ -147,7 +148,7 @@ fn fetch(repo: &Repository, remote: &Remote) -> Result<Option<Oid>, String> {
     if let Ok(mut r) = repo.find_reference(&tracking) {
         let _ = r.delete();
     }
-    let mut origin = repo.find_remote("origin").map_err(|e| e.message().to_string())?;
+    let mut origin = repo.remote_anonymous(&remote.url).map_err(|e| e.message().to_string())?;
     let spec = format!("+refs/heads/{}:{tracking}", remote.branch);
     origin
         .fetch(&[spec.as_str()], Some(&mut fetch_options(remote.credential.clone())), None)
@@ -163,9 +164,10 @@ pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, 
     let Some(commit) = commit else { return Ok(out) };
     let odb = repo.odb().map_err(|e| e.message().to_string())?;
     let size = |id: Oid| odb.read_header(id).map(|(n, _)| n as u64).map_err(|e| e.message().to_string());
-    let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
+    let commit = checked_commit(repo, commit)?;
+    let tree = checked_tree(repo, commit.tree_id())?;
     let Ok(servers) = tree.get_path(Path::new("servers")) else { return Ok(out) };
-    if servers.kind() != Some(ObjectType::Tree) || size(servers.id())? > MAX_FILE {
+    if servers.kind() != Some(ObjectType::Tree) || size(servers.id())? > MAX_TREE {
         return Err("the remote's servers/ directory is not a directory of server directories".into());
     }
     let Ok(servers) = repo.find_tree(servers.id()) else { return Ok(out) };
@@ -174,7 +176,7 @@ pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, 
         if dir.kind() != Some(ObjectType::Tree) {
             continue;
         }
-        if size(dir.id())? > MAX_FILE {
+        if size(dir.id())? > MAX_TREE {
             return Err(format!("the remote's servers/{} holds too many entries", dir.name().unwrap_or("?")));
         }
         let Ok(sub) = repo.find_tree(dir.id()) else { continue };
@@ -209,11 +211,49 @@ pub fn files(repo: &Repository, commit: Option<Oid>) -> Result<BTreeMap<String, 
     Ok(out)
 }
 
-fn blob_at(commit: &git2::Commit, path: &str) -> Option<Oid> {
-    commit.tree().ok()?.get_path(Path::new(path)).ok().map(|e| e.id())
+/// A commit of the remote, its size checked before it is read.
+fn checked_commit(repo: &Repository, id: Oid) -> Result<git2::Commit<'_>, String> {
+    let odb = repo.odb().map_err(|e| e.message().to_string())?;
+    match odb.read_header(id) {
+        Ok((n, ObjectType::Commit)) if n as u64 <= MAX_COMMIT => {
+            repo.find_commit(id).map_err(|e| e.message().to_string())
+        }
+        Ok(_) => Err(format!("the remote's commit {id} is not a commit of at most {} KiB", MAX_COMMIT >> 10)),
+        Err(e) => Err(e.message().to_string()),
+    }
 }
 
-/// The newest commit (from `head`, not below `since`) that gave `path` the content it has.
+/// A tree of the remote, its size checked before it is read.
+fn checked_tree(repo: &Repository, id: Oid) -> Result<git2::Tree<'_>, String> {
+    let odb = repo.odb().map_err(|e| e.message().to_string())?;
+    match odb.read_header(id) {
+        Ok((n, ObjectType::Tree)) if n as u64 <= MAX_TREE => repo.find_tree(id).map_err(|e| e.message().to_string()),
+        Ok(_) => Err(format!("the remote's tree {id} is larger than {} KiB", MAX_TREE >> 10)),
+        Err(e) => Err(e.message().to_string()),
+    }
+}
+
+/// The blob at `servers/<server>/<file>` of a commit, each tree on the way checked.
+fn blob_at(repo: &Repository, commit: &git2::Commit, path: &str) -> Option<Oid> {
+    let mut tree = checked_tree(repo, commit.tree_id()).ok()?;
+    let parts: Vec<&str> = path.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let entry = tree.get_name(part)?;
+        if i + 1 == parts.len() {
+            return Some(entry.id());
+        }
+        if entry.kind() != Some(ObjectType::Tree) {
+            return None;
+        }
+        let id = entry.id();
+        drop(entry);
+        tree = checked_tree(repo, id).ok()?;
+    }
+    None
+}
+
+/// The newest commit (from `head`, back to `since` and at most [`WALK_LIMIT`] commits along
+/// first parents) that gave `path` the content it has; the head when none is found.
 fn origin_of(repo: &Repository, head: Oid, since: Option<Oid>, path: &str) -> Origin {
     let describe = |c: &git2::Commit| {
         let a = c.author();
@@ -234,22 +274,25 @@ fn origin_of(repo: &Repository, head: Oid, since: Option<Oid>, path: &str) -> Or
             at: c.time().seconds(),
         }
     };
-    // Unsorted and along first parents: libgit2 yields as it walks, so the limit holds.
-    let Ok(mut walk) = repo.revwalk() else { return Origin::default() };
+    let head_origin = || checked_commit(repo, head).map(|c| describe(&c)).unwrap_or_default();
+    // No `hide` and no sorting: either makes libgit2 walk the whole range before the first
+    // commit, and the limit would hold nothing.
+    let Ok(mut walk) = repo.revwalk() else { return head_origin() };
     let _ = walk.simplify_first_parent();
     let _ = walk.push(head);
-    if let Some(s) = since {
-        let _ = walk.hide(s);
-    }
     for oid in walk.take(WALK_LIMIT).flatten() {
-        let Ok(c) = repo.find_commit(oid) else { continue };
-        let mine = blob_at(&c, path);
-        let parent = c.parent(0).ok().and_then(|p| blob_at(&p, path));
+        if Some(oid) == since {
+            break;
+        }
+        let Ok(c) = checked_commit(repo, oid) else { break };
+        let mine = blob_at(repo, &c, path);
+        let parent =
+            c.parent_id(0).ok().and_then(|p| checked_commit(repo, p).ok()).and_then(|p| blob_at(repo, &p, path));
         if mine != parent {
             return describe(&c);
         }
     }
-    repo.find_commit(head).map(|c| describe(&c)).unwrap_or_default()
+    head_origin()
 }
 
 /// One round: fetch, compare the three sides, write Potluck's changes as commits on the
@@ -263,7 +306,7 @@ pub fn round(
     outgoing: impl FnOnce(&BTreeMap<String, FileState>) -> Vec<Outgoing>,
     committer: &str,
 ) -> Result<Round, String> {
-    let repo = open(dir, remote)?;
+    let repo = open(dir)?;
     let head = fetch(&repo, remote)?;
     let remote_files = files(&repo, head)?;
     let paths: BTreeSet<&String> = sides.potluck.keys().chain(sides.base.keys()).chain(remote_files.keys()).collect();
@@ -379,7 +422,7 @@ fn signable(text: &str, fallback: &str) -> String {
 
 /// Pushes the outgoing commits to the branch, never forced; `Err` says why the remote refused.
 fn push(repo: &Repository, remote: &Remote) -> Result<(), String> {
-    let mut origin = repo.find_remote("origin").map_err(|e| e.message().to_string())?;
+    let mut origin = repo.remote_anonymous(&remote.url).map_err(|e| e.message().to_string())?;
     let refused = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut cb = store::callbacks(remote.credential.clone());
     let seen = refused.clone();
@@ -393,6 +436,7 @@ fn push(repo: &Repository, remote: &Remote) -> Result<(), String> {
     });
     let mut options = PushOptions::new();
     options.remote_callbacks(cb);
+    options.follow_redirects(git2::RemoteRedirect::None);
     let spec = format!("{OUTGOING_REF}:refs/heads/{}", remote.branch);
     origin.push(&[spec.as_str()], Some(&mut options)).map_err(|e| e.message().to_string())?;
     let refused = refused.lock().map(|r| r.clone()).unwrap_or_default();
