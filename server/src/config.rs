@@ -91,6 +91,9 @@ pub struct Config {
     /// Also append each checkpoint to this file, outside the database (where someone who can
     /// write to the database cannot remove it).
     pub audit_checkpoint_export: Option<PathBuf>,
+    /// Keep rendered pages, per person and at the version of the data they show, in at most
+    /// this many MiB (0: render every request).
+    pub page_cache_mb: u64,
     /// Run background work (the deploy job worker, server monitors, recipe fetches). Only tests
     /// that drive one piece at a time turn it off.
     pub background: bool,
@@ -128,6 +131,7 @@ impl Default for Config {
             sync_fetch_minutes: 5.0,
             audit_checkpoint_minutes: 10.0,
             audit_checkpoint_export: None,
+            page_cache_mb: 16,
             background: true,
         }
     }

@@ -4,7 +4,7 @@
 //! public start page and the pages that send a visitor to sign in; the built site's files
 //! under fingerprinted names, precompressed and cached for good.
 
-use potluck_app::model::{CollectiveSummary, Me};
+use potluck_app::model::{CollectiveSummary, GroupMapping, Me};
 use potluck_tests::{location, Idp, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,4 +246,140 @@ async fn the_sites_files_are_fingerprinted_precompressed_and_cached_for_good() {
     let missing = plain.get(format!("{}/pkg/potluck.0123456789abcdef.wasm", app.base)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["cache-control"], "no-cache");
+}
+
+async fn page(b: &potluck_tests::Browser, path: &str) -> (String, String, String) {
+    let r = b.get(path).await;
+    assert_eq!(r.status(), 200, "{path}");
+    let kept = r.headers().get("x-potluck-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let headers = r.headers().clone();
+    let body = r.text().await.unwrap();
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    let at = policy.find("'nonce-").expect("the policy names a nonce") + "'nonce-".len();
+    let named = policy[at..].split('\'').next().unwrap().to_string();
+    let carried: Vec<&str> =
+        body.match_indices(" nonce=\"").map(|(i, m)| body[i + m.len()..].split('"').next().unwrap()).collect();
+    assert!(!carried.is_empty() && carried.iter().all(|n| *n == named), "every script carries the policy's nonce");
+    let body = body.replace(&named, "NONCE");
+    (kept, named, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_page_shows_every_change_to_its_own_person_with_a_nonce_of_its_own() {
+    let app = TestApp::spawn().await;
+    let fed = app.bootstrap_admin().await;
+    fed.call::<CollectiveSummary>("create_collective", &[("slug", "kept"), ("name", "Kept"), ("description", "")])
+        .await
+        .unwrap();
+    let provider = app.add_provider(&fed, &Idp::a(), &["kept"]).await;
+    fed.call::<GroupMapping>(
+        "add_group_mapping",
+        &[
+            ("slug", "kept"),
+            ("provider_id", &provider.to_string()),
+            ("value", "collective-a-members"),
+            ("role", "viewer"),
+        ],
+    )
+    .await
+    .unwrap();
+    let bob = app.login(provider, "bob", "bob-pw").await;
+
+    // Rendered once, then served again with a nonce of its own each time.
+    let (kept, first_nonce, first) = page(&fed, "/c/kept").await;
+    assert_eq!(kept, "miss");
+    let (kept, second_nonce, second) = page(&fed, "/c/kept").await;
+    assert_eq!(kept, "hit", "the same page at the same version is served again");
+    assert_ne!(first_nonce, second_nonce, "each response has its own nonce");
+    assert_eq!(first, second, "the same page, but for its nonce");
+
+    // Another person never gets it: bob renders his own, without the admin's forms.
+    let (kept, _, bobs) = page(&bob, "/c/kept").await;
+    assert_eq!(kept, "miss", "another person's copy is not served to bob");
+    assert!(first.contains("Edit name and description") && !bobs.contains("Edit name and description"));
+
+    // A write no Potluck code made (and no audit event records) shows on the next request.
+    app.exec("UPDATE collectives SET name = 'Renamed behind its back' WHERE slug = 'kept'").await;
+    let (kept, _, after) = page(&fed, "/c/kept").await;
+    assert_eq!(kept, "miss");
+    assert!(after.contains("Renamed behind its back"), "the page shows the write");
+    let (kept, _, bobs) = page(&bob, "/c/kept").await;
+    assert_eq!(kept, "miss");
+    assert!(bobs.contains("Renamed behind its back"));
+
+    // A change through Potluck shows too; so does a role taken away (bob's page is gone).
+    fed.call::<CollectiveSummary>(
+        "update_collective",
+        &[("slug", "kept"), ("name", "Kept again"), ("description", "")],
+    )
+    .await
+    .unwrap();
+    assert!(page(&fed, "/c/kept").await.2.contains("Kept again"));
+    app.exec("DELETE FROM memberships WHERE user_id IN (SELECT user_id FROM identities WHERE subject = 'a-bob')").await;
+    let r = bob.get("/c/kept").await;
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("Kept again"), "a person without a role no longer sees the collective");
+
+    // Pages that send a visitor elsewhere are not kept.
+    let anonymous = app.browser();
+    let r = anonymous.get("/c/kept").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["x-potluck-cache"], "pass");
+    app.stop().await;
+}
+
+/// Tables no page shows, whose writes leave the pages' version alone (the audit tables move
+/// the audit head, which the version includes).
+const UNWATCHED: [&str; 7] = [
+    "sessions",
+    "login_attempts",
+    "login_states",
+    "idempotency_keys",
+    "audit_events",
+    "audit_head",
+    "audit_checkpoints",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_a_page_may_show_moves_the_pages_version() {
+    let app = TestApp::spawn().await;
+    let (tables, watched) = match potluck_tests::backend() {
+        potluck_tests::Backend::Sqlite => (
+            app.texts("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'")
+                .await,
+            app.texts("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'page_version_%' GROUP BY tbl_name HAVING COUNT(*) = 3")
+                .await,
+        ),
+        potluck_tests::Backend::Postgres => (
+            app.texts("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE '_sqlx%'")
+                .await,
+            app.texts("SELECT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'page_version'")
+                .await,
+        ),
+    };
+    let missing: Vec<&String> = tables
+        .iter()
+        .filter(|t| t.as_str() != "page_version" && !UNWATCHED.contains(&t.as_str()) && !watched.contains(t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tables whose writes would leave kept pages stale (give them page_version triggers): {missing:?}"
+    );
+    assert!(watched.len() > 30, "{watched:?}");
+
+    // And a write to one moves it, once per transaction.
+    let before = app.state.db.page_version().await.unwrap();
+    let mut tx = app.state.db.begin().await.unwrap();
+    for slug in ["v-one", "v-two"] {
+        sqlx::query("INSERT INTO collectives (slug, name, description, created_at) VALUES ($1, $1, '', 0)")
+            .bind(slug)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    assert_eq!(app.state.db.page_version().await.unwrap(), before, "not before the transaction commits");
+    tx.commit().await.unwrap();
+    let after = app.state.db.page_version().await.unwrap();
+    assert!(after.0 > before.0 && after.1 == before.1, "{before:?} → {after:?}");
+    app.stop().await;
 }

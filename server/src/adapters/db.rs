@@ -129,6 +129,17 @@ impl Db {
         }
     }
 
+    /// The version of what the pages show: moved by every write to a table a page reads (the
+    /// `page_version` triggers) and by every audit event. Read before a page renders, it is a
+    /// version the page shows at least.
+    pub async fn page_version(&self) -> Result<(i64, i64), sqlx::Error> {
+        let row =
+            sqlx::query("SELECT p.v, h.seq FROM page_version p CROSS JOIN audit_head h WHERE p.id = 1 AND h.id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }

@@ -622,12 +622,41 @@ async fn record_connected(st: &AppState, server: ServerId, connected: bool) {
 #[derive(Default)]
 pub struct Monitors {
     tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
-    state: Arc<Mutex<HashMap<String, Live>>>,
+    state: Arc<LiveStates>,
+}
+
+/// What this replica's watchers know and the database does not (connection, events seen), with
+/// a count of its changes: the pages that show it are as new as that count.
+#[derive(Default)]
+struct LiveStates {
+    map: Mutex<HashMap<String, Live>>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl LiveStates {
+    async fn get(&self, uid: &str) -> Live {
+        self.map.lock().await.get(uid).cloned().unwrap_or_default()
+    }
+
+    async fn update(&self, uid: &str, change: impl FnOnce(&mut Live)) {
+        change(self.map.lock().await.entry(uid.to_string()).or_default());
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn remove(&self, uid: &str) {
+        self.map.lock().await.remove(uid);
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Monitors {
     pub async fn state(&self, uid: &str) -> Live {
-        self.state.lock().await.get(uid).cloned().unwrap_or_default()
+        self.state.get(uid).await
+    }
+
+    /// Moves whenever a watcher's state here changes (part of the pages' version).
+    pub fn changes(&self) -> u64 {
+        self.state.changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub async fn start(&self, st: Arc<AppState>, uid: String) {
@@ -643,7 +672,7 @@ impl Monitors {
                 let id = server.id;
                 // One replica at a time watches a server; the others wait to take over.
                 if !hold_monitor(&st, id).await {
-                    state.lock().await.entry(uid.clone()).or_default().connected = false;
+                    state.update(&uid, |l| l.connected = false).await;
                     tokio::time::sleep(st.lease() / 3).await;
                     continue;
                 }
@@ -669,7 +698,7 @@ impl Monitors {
                         if let Err(e) = health::server_reachable(&st, id).await {
                             tracing::warn!(error = %e, server = %server.name, "cannot record a server's reachability");
                         }
-                        state.lock().await.entry(uid.clone()).or_default().connected = true;
+                        state.update(&uid, |l| l.connected = true).await;
                         record_connected(&st, id, true).await;
                         let mut events = docker.events(None::<bollard::query_parameters::EventsOptions>);
                         backoff = Duration::from_secs(1);
@@ -692,7 +721,7 @@ impl Monitors {
                                 }
                                 _ = reread.tick() => {
                                     if dirty || read_at.elapsed() >= live::READ_ANYWAY {
-                                        let seen = state.lock().await.get(&uid).cloned().unwrap_or_default();
+                                        let seen = state.get(&uid).await;
                                         match live::read(&docker).await {
                                             Ok(mut reading) => {
                                                 reading.server.events_seen = seen.events_seen;
@@ -713,20 +742,20 @@ impl Monitors {
                             match ev {
                                 Ok(ev) => {
                                     dirty = true;
-                                    {
-                                        let mut s = state.lock().await;
-                                        let live = s.entry(uid.clone()).or_default();
-                                        live.connected = true;
-                                        live.last_event_at = Some(now_ms());
-                                        live.events_seen += 1;
-                                    }
+                                    state
+                                        .update(&uid, |live| {
+                                            live.connected = true;
+                                            live.last_event_at = Some(now_ms());
+                                            live.events_seen += 1;
+                                        })
+                                        .await;
                                     if let Some(f) = health::failure(&ev) {
                                         tokio::spawn(health::on_failure(st.clone(), id, docker.clone(), f));
                                     }
                                 }
                                 Err(e) => {
-                                    state.lock().await.entry(uid.clone()).or_default().last_error =
-                                        Some(docker::error_text(&e));
+                                    let error = docker::error_text(&e);
+                                    state.update(&uid, |l| l.last_error = Some(error)).await;
                                     break;
                                 }
                             }
@@ -746,10 +775,7 @@ impl Monitors {
                         }
                     }
                 }
-                {
-                    let mut s = state.lock().await;
-                    s.entry(uid.clone()).or_default().connected = false;
-                }
+                state.update(&uid, |l| l.connected = false).await;
                 record_connected(&st, id, false).await;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -764,7 +790,7 @@ impl Monitors {
         if let Some(h) = self.tasks.lock().await.remove(uid) {
             h.abort();
         }
-        self.state.lock().await.remove(uid);
+        self.state.remove(uid).await;
     }
 
     pub async fn stop_all(&self) {

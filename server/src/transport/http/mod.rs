@@ -4,6 +4,7 @@
 pub mod api_v1;
 pub mod auth;
 pub mod context;
+pub mod page_cache;
 
 use crate::operations::registry::Dispatcher;
 use crate::state::SharedState;
@@ -88,6 +89,10 @@ pub fn router(state: SharedState) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .layer(axum::middleware::from_fn(page_csp));
+    let pages = match page_cache::PageCache::new(state.config.page_cache_mb) {
+        Some(cache) => pages.layer(axum::middleware::from_fn_with_state((state.clone(), cache), page_cache::serve)),
+        None => pages,
+    };
 
     let site = site_files(&state);
     let rest: Router = Router::new()
