@@ -533,6 +533,23 @@ pub async fn insert_imported(
     Ok(id)
 }
 
+/// What an import of one app asks the server's engine before its write transaction: the stacks
+/// that run there, and the objects of the app's own stack the import may take over.
+pub async fn engine_before_import(
+    st: &AppState,
+    server: &servers::ServerRow,
+    domain: &str,
+) -> (BTreeMap<String, super::drift::Live>, BTreeSet<String>) {
+    let running = running_stacks(st, server).await;
+    let stack = stack_name_for(domain);
+    let claimed = if running.contains_key(&stack) {
+        super::drift::claim_for_import(st, server, &stack).await
+    } else {
+        BTreeSet::new()
+    };
+    (running, claimed)
+}
+
 /// Imports one abra env file (`<domain>.env`, see [`read_import`]). Returns the created app.
 pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: ImportApp) -> Result<Vec<AppSummary>> {
     let c = access.collective();
@@ -541,13 +558,7 @@ pub async fn import(st: &AppState, access: &Cap<scope::Collective>, input: Impor
     let app = read_import(st, access, &file, input.content)
         .await?
         .map_err(|why| ApiError::invalid("files", format!("{file}: {why}")))?;
-    let running = running_stacks(st, &server).await;
-    let stack = stack_name_for(&app.domain);
-    let claimed = if running.contains_key(&stack) {
-        super::drift::claim_for_import(st, &server, &stack).await
-    } else {
-        BTreeSet::new()
-    };
+    let (running, claimed) = engine_before_import(st, &server, &app.domain).await;
     let mut tx = audit::begin(&st.db).await?;
     let id = insert_imported(&mut tx, c.id, &server, &app, &running, &claimed).await?;
     let event = Event::new(AuditAction::AppImport, format!("1 app(s) on {}", server.name))

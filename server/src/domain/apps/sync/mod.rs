@@ -537,6 +537,11 @@ impl Change {
 
 /// The changes to the collective's apps after `seq`, and the newest event of the collective
 /// they were read up to (what the sync then accounts for, relevant or not).
+/// `CHANGES` as an SQL list (`'app.create', …`): fixed names, never input.
+fn change_actions() -> String {
+    CHANGES.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
+}
+
 async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<(Vec<Change>, i64)> {
     let newest: i64 =
         sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM audit_events WHERE collective_id = $1 AND seq > $2")
@@ -546,11 +551,10 @@ async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Res
             .await?
             .try_get("seq")?;
     let newest = newest.max(seq);
-    let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
     let rows = sqlx::query(&format!(
         "SELECT seq, at, action, actor_id, actor_name, target, details FROM audit_events \
          WHERE collective_id = $1 AND seq > $2 AND seq <= $3 AND action IN ({}) ORDER BY seq",
-        actions.join(", ")
+        change_actions()
     ))
     .bind(collective)
     .bind(seq)
@@ -580,10 +584,9 @@ async fn changes_since(st: &AppState, collective: CollectiveId, seq: i64) -> Res
 /// Whether the audit log has a change to the collective's apps after `seq` (its index on
 /// (collective, seq) reads only what came since the last sync).
 async fn changed_since(st: &AppState, collective: CollectiveId, seq: i64) -> Result<bool> {
-    let actions: Vec<String> = CHANGES.iter().map(|a| format!("'{a}'")).collect();
     Ok(sqlx::query(&format!(
         "SELECT seq FROM audit_events WHERE collective_id = $1 AND seq > $2 AND action IN ({}) LIMIT 1",
-        actions.join(", ")
+        change_actions()
     ))
     .bind(collective)
     .bind(seq)
@@ -887,26 +890,7 @@ async fn record(
             return Ok(None);
         }
         for (path, blob) in &agreed {
-            match blob {
-                Some(blob) => {
-                    sqlx::query(
-                        "INSERT INTO git_sync_base (collective_id, path, blob) VALUES ($1, $2, $3) \
-                         ON CONFLICT (collective_id, path) DO UPDATE SET blob = $3",
-                    )
-                    .bind(s.collective)
-                    .bind(path.as_str())
-                    .bind(blob.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM git_sync_base WHERE collective_id = $1 AND path = $2")
-                        .bind(s.collective)
-                        .bind(path.as_str())
-                        .execute(&mut *conn)
-                        .await?;
-                }
-            }
+            set_base(&mut *conn, s.collective, path, blob.map(String::as_str)).await?;
         }
         // Decided changes are kept a month (the audit log keeps who decided what for good).
         sqlx::query(
@@ -1110,13 +1094,7 @@ async fn apply_row(
                 )
                 .into());
             }
-            let running = app_rows::running_stacks(st, &server).await;
-            let stack = crate::adapters::engine::stack_name_for(&imported.domain);
-            let claimed = if running.contains_key(&stack) {
-                super::drift::claim_for_import(st, &server, &stack).await
-            } else {
-                BTreeSet::new()
-            };
+            let (running, claimed) = app_rows::engine_before_import(st, &server, &imported.domain).await;
             let mut tx = audit::begin(&st.db).await?;
             let app_id = app_rows::insert_imported(&mut tx, c.id, &server, &imported, &running, &claimed).await?;
             decide_row(&mut tx, &row, "applied", &by.actor.name).await?;
@@ -1172,32 +1150,35 @@ fn moved(st: &AppState, row: &IncomingRow) -> Error {
     .into()
 }
 
+/// What both sides last agreed a file holds: a blob, or nothing (the file is gone on both).
+async fn set_base(
+    conn: &mut sqlx::AnyConnection,
+    collective: CollectiveId,
+    path: &str,
+    blob: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let query = match blob {
+        Some(blob) => sqlx::query(
+            "INSERT INTO git_sync_base (collective_id, path, blob) VALUES ($1, $2, $3) \
+             ON CONFLICT (collective_id, path) DO UPDATE SET blob = $3",
+        )
+        .bind(collective)
+        .bind(path)
+        .bind(blob),
+        None => {
+            sqlx::query("DELETE FROM git_sync_base WHERE collective_id = $1 AND path = $2").bind(collective).bind(path)
+        }
+    };
+    query.execute(conn).await.map(|_| ())
+}
+
 /// `reject_incoming`: keeps Potluck's file. The remote's blob becomes the base, so the next
 /// sync finds only Potluck changed the file and pushes it back (attributed to who rejected).
 pub async fn reject(st: &AppState, access: &Cap<scope::Collective>, id: IncomingId) -> Result<()> {
     let c = access.collective();
     let row = incoming_row(st, c, id).await?;
     let mut tx = audit::begin(&st.db).await?;
-    match &row.blob {
-        Some(blob) => {
-            sqlx::query(
-                "INSERT INTO git_sync_base (collective_id, path, blob) VALUES ($1, $2, $3) \
-                 ON CONFLICT (collective_id, path) DO UPDATE SET blob = $3",
-            )
-            .bind(c.id)
-            .bind(&row.path)
-            .bind(blob)
-            .execute(&mut *tx)
-            .await?;
-        }
-        None => {
-            sqlx::query("DELETE FROM git_sync_base WHERE collective_id = $1 AND path = $2")
-                .bind(c.id)
-                .bind(&row.path)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
+    set_base(&mut tx, c.id, &row.path, row.blob.as_deref()).await?;
     decide_row(&mut tx, &row, "rejected", &access.origin().actor.name).await?;
     let event = Event::new(AuditAction::SyncReject, format!("app {}", row.domain))
         .in_collective(c.id, &c.slug)
