@@ -3,7 +3,10 @@
 -- before it shows at least that version's data. The audit log moves its own head
 -- (`audit_head.seq`), which the version query reads beside this row. Not watched: sessions,
 -- sign-in state and rate limits, idempotency keys (no page shows them), and the audit tables.
--- A table added later needs its triggers too: tests/integration/pages.rs checks every table.
+-- Lease renewals (a holder saying every few seconds that it still runs a job, a server's
+-- monitor, a staging run or a sync) change nothing a page shows: on those tables an update moves
+-- the version only when it sets another column, so every column but the lease's is listed.
+-- A table or column added later needs its triggers too: tests/integration/web.rs checks them all.
 CREATE TABLE page_version (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     v BIGINT NOT NULL
@@ -38,7 +41,7 @@ CREATE TRIGGER page_version_drill_schedules_i AFTER INSERT ON drill_schedules BE
 CREATE TRIGGER page_version_drill_schedules_u AFTER UPDATE ON drill_schedules BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_drill_schedules_d AFTER DELETE ON drill_schedules BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_git_sync_i AFTER INSERT ON git_sync BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
-CREATE TRIGGER page_version_git_sync_u AFTER UPDATE ON git_sync BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER page_version_git_sync_u AFTER UPDATE OF collective_id, url, branch, credential_kind, credential_enc, webhook_enc, auto_apply, remote_head, audit_seq, wanted_at, started_at, synced_at, last_error, generation, created_at, updated_at ON git_sync BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_git_sync_d AFTER DELETE ON git_sync BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_git_sync_base_i AFTER INSERT ON git_sync_base BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_git_sync_base_u AFTER UPDATE ON git_sync_base BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
@@ -62,7 +65,7 @@ CREATE TRIGGER page_version_job_events_i AFTER INSERT ON job_events BEGIN UPDATE
 CREATE TRIGGER page_version_job_events_u AFTER UPDATE ON job_events BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_job_events_d AFTER DELETE ON job_events BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_jobs_i AFTER INSERT ON jobs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
-CREATE TRIGGER page_version_jobs_u AFTER UPDATE ON jobs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER page_version_jobs_u AFTER UPDATE OF id, app_id, collective_id, kind, state, requested_by, requested_by_name, target_version, options, attempts, result, created_at, started_at, finished_at ON jobs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_jobs_d AFTER DELETE ON jobs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_mail_settings_i AFTER INSERT ON mail_settings BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_mail_settings_u AFTER UPDATE ON mail_settings BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
@@ -92,13 +95,13 @@ CREATE TRIGGER page_version_release_reviews_i AFTER INSERT ON release_reviews BE
 CREATE TRIGGER page_version_release_reviews_u AFTER UPDATE ON release_reviews BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_release_reviews_d AFTER DELETE ON release_reviews BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_servers_i AFTER INSERT ON servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
-CREATE TRIGGER page_version_servers_u AFTER UPDATE ON servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER page_version_servers_u AFTER UPDATE OF id, collective_id, name, kind, address, tls_ca, tls_cert, private_key_enc, engine_version, api_version, is_manager, nodes, last_checked_at, last_error, created_at, uid, host_key, policy, unreachable_since, unreachable_notified, monitor_connected, live_seq, live_summary, swarm_id ON servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_servers_d AFTER DELETE ON servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_run_lines_i AFTER INSERT ON staging_run_lines BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_run_lines_u AFTER UPDATE ON staging_run_lines BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_run_lines_d AFTER DELETE ON staging_run_lines BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_runs_i AFTER INSERT ON staging_runs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
-CREATE TRIGGER page_version_staging_runs_u AFTER UPDATE ON staging_runs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
+CREATE TRIGGER page_version_staging_runs_u AFTER UPDATE OF id, recipe_id, proposal_id, commit_id, version, upgrade_from, state, server_id, stack_name, requested_by_name, failure, details, left_behind, created_at, started_at, finished_at ON staging_runs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_runs_d AFTER DELETE ON staging_runs BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_servers_i AFTER INSERT ON staging_servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;
 CREATE TRIGGER page_version_staging_servers_u AFTER UPDATE ON staging_servers BEGIN UPDATE page_version SET v = v + 1 WHERE id = 1; END;

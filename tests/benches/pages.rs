@@ -199,5 +199,22 @@ async fn main() {
     if !ours.errors.is_empty() {
         println!("  potluck errors : {}", ours.errors);
     }
+    // What a change costs: the next request renders the page again, the ones after get the copy.
+    b.call::<CollectiveSummary>("update_collective", &[("slug", SLUG), ("name", "Bench again"), ("description", "")])
+        .await
+        .unwrap();
+    let timed = |b: &Browser| {
+        let (b, path) = (b.clone(), path.clone());
+        async move {
+            let at = std::time::Instant::now();
+            let page = b.get(&path).await;
+            let kept = page.headers().get("x-potluck-cache").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            page.text().await.unwrap();
+            (at.elapsed().as_secs_f64() * 1000.0, kept)
+        }
+    };
+    let (render, first) = timed(&b).await;
+    let (again, second) = timed(&b).await;
+    println!("  after a change : rendered in {render:.1} ms ({first}), then served in {again:.1} ms ({second})");
     drop(potluck);
 }

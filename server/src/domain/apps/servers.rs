@@ -626,7 +626,7 @@ pub struct Monitors {
 }
 
 /// What this replica's watchers know and the database does not (connection, events seen), with
-/// a count of its changes: the pages that show it are as new as that count.
+/// a count of its changes: the pages that show the connection are as new as that count.
 #[derive(Default)]
 struct LiveStates {
     map: Mutex<HashMap<String, Live>>,
@@ -638,9 +638,16 @@ impl LiveStates {
         self.map.lock().await.get(uid).cloned().unwrap_or_default()
     }
 
+    /// Counts a change of the connection or its error; events seen and the last event's time
+    /// come and go with every engine event, and pages show them as of their render.
     async fn update(&self, uid: &str, change: impl FnOnce(&mut Live)) {
-        change(self.map.lock().await.entry(uid.to_string()).or_default());
-        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut map = self.map.lock().await;
+        let live = map.entry(uid.to_string()).or_default();
+        let before = (live.connected, live.last_error.clone());
+        change(live);
+        if (live.connected, &live.last_error) != (before.0, &before.1) {
+            self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     async fn remove(&self, uid: &str) {

@@ -152,9 +152,10 @@ async fn page_csp(req: axum::extract::Request, next: axum::middleware::Next) -> 
     let mut response = next.run(req).await;
     let is_html =
         response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
-    // A page names the fingerprinted files of the build that served it: always asked again.
+    // A page names the fingerprinted files of the build that served it: always asked again; and
+    // it is rendered for one person: never kept by a shared cache on the way.
     if is_html && !response.headers().contains_key(axum::http::header::CACHE_CONTROL) {
-        response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response.headers_mut().insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     }
     if !is_html || response.headers().contains_key(CONTENT_SECURITY_POLICY) {
         return response;

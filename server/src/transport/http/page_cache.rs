@@ -1,7 +1,7 @@
 //! Rendered pages, kept for the person who asked for them at the version of the data they show.
 //!
 //! A page's key is its path and query, who asks (the signed-in person as the session names them,
-//! or anonymous; API tokens are never served from here) and the version of what pages show:
+//! or anonymous without a query; API tokens are never served from here) and the version of what pages show:
 //! `page_version`, which every write to a table a page reads moves (migration
 //! `20261216000001_page_version`), the audit chain's head, and this replica's count of its
 //! watchers' changes. The version is read before a page renders, so a page is kept under a
@@ -31,13 +31,21 @@ use std::time::{Duration, Instant};
 
 /// How long a kept page is served before it is rendered again (without a write in between).
 pub const FRESH: Duration = Duration::from_secs(5);
-/// A larger page is served as it renders and not kept.
-const MAX_PAGE: usize = 4 << 20;
+/// While one request renders a page again, the others get the kept copy up to this age; after it
+/// (a render that hangs) each renders its own.
+const STALE: Duration = Duration::from_secs(30);
+/// How long a request waits for another's first render of the same page before rendering its own.
+const WAIT: Duration = Duration::from_secs(10);
 /// Says whether a page came from here (`hit`), was rendered and kept (`miss`) or not (`pass`).
 pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-potluck-cache");
 
 #[derive(Clone)]
-pub struct PageCache(Arc<quick_cache::sync::Cache<Key, Arc<Entry>, Weight>>);
+pub struct PageCache {
+    pages: Arc<quick_cache::sync::Cache<Key, Arc<Entry>, Weight>>,
+    /// A larger page is served as it renders and not kept (quick_cache splits its capacity into
+    /// shards and refuses an entry heavier than a shard holds).
+    max_page: usize,
+}
 
 impl PageCache {
     /// A cache of at most `mib` MiB of pages; `None` when it is switched off (0).
@@ -45,7 +53,8 @@ impl PageCache {
         let bytes = mib.checked_mul(1 << 20).filter(|b| *b > 0)?;
         // quick_cache wants an estimate of the number of entries: pages of ~64 KiB.
         let items = usize::try_from(bytes / (64 << 10)).unwrap_or(usize::MAX).max(16);
-        Some(PageCache(Arc::new(quick_cache::sync::Cache::with_weighter(items, bytes, Weight))))
+        let max_page = usize::try_from(bytes / 16).unwrap_or(usize::MAX).min(4 << 20);
+        Some(PageCache { pages: Arc::new(quick_cache::sync::Cache::with_weighter(items, bytes, Weight)), max_page })
     }
 }
 
@@ -87,16 +96,18 @@ impl quick_cache::Weighter<Key, Arc<Entry>> for Weight {
     }
 }
 
-/// Who a page is rendered for, as the key names them; `None` for callers never served from here.
+/// Who a page is rendered for, as the key names them; `None` for callers never served from here:
+/// API tokens, and anonymous visitors asking with a query (what one visitor asked for, such as
+/// where to return after signing in, is not for the next one to time).
 fn who(req: &Request) -> Option<String> {
     let caller = req.extensions().get::<Caller>()?;
     let origin = caller.sign_out_origin.as_deref().unwrap_or("");
     match &caller.principal {
-        Principal::Anonymous => Some(format!("-\n{origin}")),
+        Principal::Anonymous if req.uri().query().is_none() => Some(format!("-\n{origin}")),
+        Principal::Anonymous | Principal::Token(_) => None,
         Principal::User(u) => {
             Some(format!("{}\n{}\n{}\n{origin}", u.user_id, u8::from(u.is_federation_admin), u.display_name))
         }
-        Principal::Token(_) => None,
     }
 }
 
@@ -107,6 +118,8 @@ pub async fn serve(State((state, cache)): State<(SharedState, PageCache)>, req: 
         return next.run(req).await;
     }
     let Some(who) = who(&req) else { return next.run(req).await };
+    // Whether a page came from here is for the signed-in person it is kept for only.
+    let tell = !who.starts_with('-');
     let version = match state.db.page_version().await {
         Ok((pages, audit)) => (pages, audit, state.monitors.changes()),
         Err(e) => {
@@ -116,34 +129,39 @@ pub async fn serve(State((state, cache)): State<(SharedState, PageCache)>, req: 
     };
     let path = req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
     let key = Key { path, who, version };
-    if let Some(entry) = cache.0.get(&key) {
+    if let Some(entry) = cache.pages.get(&key) {
         match &*entry {
-            Entry::Page(page) if page.at.elapsed() < FRESH || page.refreshing.swap(true, Ordering::SeqCst) => {
-                return page.respond();
+            Entry::Page(page)
+                if page.at.elapsed() < FRESH
+                    || (page.at.elapsed() < STALE && page.refreshing.swap(true, Ordering::SeqCst)) =>
+            {
+                return mark(page.respond(), "hit", tell);
             }
-            Entry::Pass(at) if at.elapsed() < FRESH => return pass(next.run(req).await),
+            Entry::Pass(at) if at.elapsed() < FRESH => return mark(next.run(req).await, "pass", tell),
             // Old: this request renders it again (and if it is dropped half-way, the next one).
             old => {
                 let _again = match old {
                     Entry::Page(page) => Some(Refreshing(&page.refreshing)),
                     Entry::Pass(_) => None,
                 };
-                let (response, entry) = render(req, next).await;
-                cache.0.insert(key, entry);
+                let (response, entry) = render(req, next, cache.max_page, tell).await;
+                cache.pages.insert(key, entry);
                 return response;
             }
         }
     }
-    match cache.0.get_value_or_guard_async(&key).await {
-        Ok(entry) => match &*entry {
-            Entry::Page(page) => page.respond(),
-            Entry::Pass(_) => pass(next.run(req).await),
+    match tokio::time::timeout(WAIT, cache.pages.get_value_or_guard_async(&key)).await {
+        Ok(Ok(entry)) => match &*entry {
+            Entry::Page(page) => mark(page.respond(), "hit", tell),
+            Entry::Pass(_) => mark(next.run(req).await, "pass", tell),
         },
-        Err(guard) => {
-            let (response, entry) = render(req, next).await;
+        Ok(Err(guard)) => {
+            let (response, entry) = render(req, next, cache.max_page, tell).await;
             let _ = guard.insert(entry);
             response
         }
+        // Another request's first render of this page takes long: this one renders its own.
+        Err(_) => mark(next.run(req).await, "pass", tell),
     }
 }
 
@@ -156,39 +174,48 @@ impl Drop for Refreshing<'_> {
     }
 }
 
-fn pass(mut response: Response) -> Response {
-    response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static("pass"));
+fn mark(mut response: Response, how: &'static str, tell: bool) -> Response {
+    if tell {
+        response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(how));
+    }
     response
 }
 
 /// Renders the page, and what to keep of it.
-async fn render(req: Request, next: Next) -> (Response, Arc<Entry>) {
+async fn render(req: Request, next: Next, max_page: usize, tell: bool) -> (Response, Arc<Entry>) {
     let response = next.run(req).await;
     let Some(nonce) = keepable(&response) else {
-        return (pass(response), Arc::new(Entry::Pass(Instant::now())));
+        return (mark(response, "pass", tell), pass_entry());
     };
     let (mut parts, body) = response.into_parts();
     let mut stream = body.into_data_stream();
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut size = 0;
-    while size <= MAX_PAGE {
+    while size <= max_page {
         match stream.next().await {
             Some(Ok(chunk)) => {
                 size += chunk.len();
                 chunks.push(chunk);
             }
-            Some(Err(e)) => return ((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(), pass_entry()),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "a page failed while it rendered");
+                return (
+                    (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response(),
+                    pass_entry(),
+                );
+            }
             None => {
                 let body = chunks.concat();
                 let page = Page::new(parts.status, parts.headers, Bytes::from(body), nonce);
-                let mut response = page.response(page.body.clone(), page.headers.clone());
-                response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static("miss"));
-                return (response, Arc::new(Entry::Page(page)));
+                let response = page.response(page.body.clone(), page.headers.clone());
+                return (mark(response, "miss", tell), Arc::new(Entry::Page(page)));
             }
         }
     }
     // Too large to keep: what was read, then the rest as it comes.
-    parts.headers.insert(CACHE_HEADER, HeaderValue::from_static("pass"));
+    if tell {
+        parts.headers.insert(CACHE_HEADER, HeaderValue::from_static("pass"));
+    }
     let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, axum::Error>)).chain(stream);
     (Response::from_parts(parts, Body::from_stream(body)), pass_entry())
 }
@@ -238,16 +265,17 @@ impl Page {
             body[at..at + fresh.len()].copy_from_slice(fresh.as_bytes());
         }
         let mut headers = self.headers.clone();
-        for value in headers.get_all(CONTENT_SECURITY_POLICY).iter().cloned().collect::<Vec<_>>() {
-            if let Some(v) =
-                value.to_str().ok().and_then(|v| HeaderValue::from_str(&v.replace(&self.nonce, &fresh)).ok())
-            {
-                headers.insert(CONTENT_SECURITY_POLICY, v);
-            }
+        let policies: Vec<HeaderValue> = headers.get_all(CONTENT_SECURITY_POLICY).iter().cloned().collect();
+        headers.remove(CONTENT_SECURITY_POLICY);
+        for value in policies {
+            // The policy named the nonce as text when the page was kept; the new one is as plain.
+            let Some(v) = value.to_str().ok().and_then(|v| HeaderValue::from_str(&v.replace(&self.nonce, &fresh)).ok())
+            else {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "the page's policy cannot be renewed").into_response();
+            };
+            headers.append(CONTENT_SECURITY_POLICY, v);
         }
-        let mut response = self.response(body.freeze(), headers);
-        response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static("hit"));
-        response
+        self.response(body.freeze(), headers)
     }
 
     fn response(&self, body: Bytes, headers: HeaderMap) -> Response {
