@@ -1,10 +1,10 @@
 //! Rendered pages, kept for the person who asked for them at the version of the data they show.
 //!
 //! A page's key is its path and query, who asks (the signed-in person as the session names them,
-//! or anonymous without a query; API tokens are never served from here) and the version of what pages show:
-//! `page_version`, which every write to a table a page reads moves (migration
+//! or anonymous without a query; API tokens are never served from here) and the version of what
+//! pages show: `page_version`, which every write to a table a page reads moves (migration
 //! `20261216000001_page_version`), the audit chain's head, and this replica's count of its
-//! watchers' changes. The version is read before a page renders, so a page is kept under a
+//! watchers' connection changes. The version is read before a page renders, so a page is kept under a
 //! version it shows at least; any later write gives later requests a new key. A kept page is
 //! served again for `FRESH` seconds, after which one request renders it anew while the others
 //! are served the kept copy (what a page shows from the clock, such as restarts in the last
