@@ -8,7 +8,8 @@
 #      restic (the tests read Potluck's backup repositories with the restic CLI itself).
 #   2. A wasm32-unknown-unknown std for Debian's rustc, built once from rust-web-src (no rustup
 #      target can be downloaded here) and installed where rustc already looks.
-#   3. wasm-bindgen-cli at exactly the version Cargo.lock pins.
+#   3. wasm-bindgen-cli at exactly the version Cargo.lock pins, and potluck-wasm-split
+#      (scripts/wasm-split: splits the bundle at its lazy routes and fingerprints it).
 #   4. wasm-opt from npm's binaryen (Debian 12's binaryen 108 breaks wasm-bindgen output).
 #      With WITH_BENCH=1 (make bench): nginx-light and wrk, the page benchmark's baseline and load.
 #   5. With WITH_TEST_SERVICES=1: the test OIDC provider's and the browser tests' npm packages,
@@ -16,7 +17,7 @@
 #      and aiosmtpd (in $TOOLS_ROOT/aiosmtpd) for email notifications.
 #
 # cargo-leptos is deliberately not installed: it costs 15-30 minutes of compiling on a fresh
-# machine, and scripts/build.sh does the three steps Potluck needs (cargo, wasm-bindgen, copy).
+# machine, and scripts/build.sh does the steps Potluck needs (cargo, split, wasm-bindgen, copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,6 +95,17 @@ else
   # --locked first; this registry mirror can lag the tool's lock file, then resolve afresh.
   "$CARGO" install --quiet --force --locked --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" ||
     "$CARGO" install --quiet --force --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# potluck-wasm-split, rebuilt when its sources change (about a minute).
+split_src=scripts/wasm-split
+split_id=$(cat "$split_src/Cargo.toml" "$split_src/Cargo.lock" "$split_src"/src/*.rs | sha256sum | cut -c1-16)
+if [ -x "$TOOLS_ROOT/bin/potluck-wasm-split" ] && [ "$(cat "$TOOLS_ROOT/potluck-wasm-split.id" 2>/dev/null)" = "$split_id" ]; then
+  log "potluck-wasm-split present"
+else
+  log "cargo install potluck-wasm-split (scripts/wasm-split, about a minute)"
+  CARGO_TARGET_DIR="$PWD/target/tools" "$CARGO" install --quiet --force --locked --root "$TOOLS_ROOT" --path "$split_src"
+  echo "$split_id" > "$TOOLS_ROOT/potluck-wasm-split.id"
 fi
 
 # --- 4. wasm-opt from npm's binaryen -----------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make test` checks, in order, each step timed:
 #   formatting; clippy -D warnings for the server side (ssr) and for the browser side (hydrate,
-#   wasm32); the site and the binary; unit tests; the integration suites on SQLite and on
+#   wasm32); the bundle splitter's tests; the site and the binary; unit tests; the integration suites on SQLite and on
 #   PostgreSQL against the real identity providers; and the browser journeys in Chromium.
 # The services come from scripts/test-services.sh. Set SKIP_E2E=1 only for quick local runs:
 # CI never skips.
@@ -26,9 +26,13 @@ step "test services" scripts/test-services.sh start
 source target/test-services.env
 
 step "rustfmt" cargo fmt --all -- --check
+step "rustfmt (wasm-split)" cargo fmt --manifest-path scripts/wasm-split/Cargo.toml -- --check
 step "clippy (ssr)" cargo clippy -j "$JOBS" --workspace --all-targets -- -D warnings
 step "clippy (hydrate, wasm32)" cargo clippy -j "$JOBS" -p potluck-app --lib --features hydrate \
   --target wasm32-unknown-unknown --target-dir target/front -- -D warnings
+# The bundle's splitter and fingerprints (its own workspace, built where setup.sh installs it from).
+step "wasm-split tests" env CARGO_TARGET_DIR=target/tools cargo test -j "$JOBS" --release --locked \
+  --manifest-path scripts/wasm-split/Cargo.toml
 step "build site and binary" env SERVER_PACKAGES=--workspace scripts/build.sh dev
 export POTLUCK_BIN=$PWD/target/debug/potluck
 step "unit and integration tests (SQLite)" env POTLUCK_TEST_DATABASE=sqlite cargo test -j "$JOBS" --workspace

@@ -20,7 +20,7 @@ use components::{MeResource, Nav};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 /// The Content-Security-Policy of every page: scripts only from this site or carrying the
 /// page's nonce (the hydration script), the wasm, nothing framed, no plugins. Forms submit only
@@ -89,46 +89,42 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let me: MeResource = Resource::new(|| (), |_| api::get_me());
     provide_context(me);
-    // Effects run only in the browser: tests wait for this marker before they click.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-
     view! {
         <Title formatter=|t: String| if t.is_empty() { "Potluck".to_string() } else { format!("{t} · Potluck") }/>
         <Router>
-            <div id="app" data-hydrated=move || hydrated.get().to_string()>
+            <div id="app" data-hydrated="false">
                 <Nav/>
                 <main>
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("") view=pages::home::HomePage ssr=SsrMode::Async/>
                         <Route path=path!("login") view=pages::home::LoginPage ssr=SsrMode::Async/>
                         <Route path=path!("bootstrap/:token") view=pages::home::BootstrapPage ssr=SsrMode::Async/>
-                        <Route path=path!("invite/:token") view=pages::collectives::InvitePage ssr=SsrMode::Async/>
-                        <Route path=path!("collectives") view=pages::collectives::CollectivesPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug") view=pages::collectives::CollectivePage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/servers") view=pages::apps::ServersPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/apps") view=pages::apps::AppsPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/backups") view=pages::backups::BackupsPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/notifications") view=pages::notifications::NotificationsPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/apps/:domain") view=pages::apps::AppPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/abra/:id") view=pages::apps::AbraImportPage ssr=SsrMode::Async/>
-                        <Route path=path!("c/:slug/sync") view=pages::sync::SyncPage ssr=SsrMode::Async/>
-                        <Route path=path!("jobs/:id") view=pages::apps::JobPage ssr=SsrMode::Async/>
-                        <Route path=path!("recipes") view=pages::recipes::RecipesPage ssr=SsrMode::Async/>
-                        <Route path=path!("recipes/:name") view=pages::recipes::RecipePage ssr=SsrMode::Async/>
-                        <Route path=path!("recipes/:name/v/:tag") view=pages::recipes::RecipeVersionPage ssr=SsrMode::Async/>
-                        <Route path=path!("recipes/:name/releases") view=pages::releases::ReleasesPage ssr=SsrMode::Async/>
-                        <Route path=path!("releases/:id") view=pages::releases::ReleasePage ssr=SsrMode::Async/>
-                        <Route path=path!("releases/:id/runs/:run") view=pages::releases::StagingRunPage ssr=SsrMode::Async/>
-                        <Route path=path!("audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
-                        <Route path=path!("fleet") view=pages::fleet::FleetPage ssr=SsrMode::Async/>
-                        <Route path=path!("fleet/upgrade") view=pages::fleet::BatchPreviewPage ssr=SsrMode::Async/>
-                        <Route path=path!("batches/:id") view=pages::fleet::BatchPage ssr=SsrMode::Async/>
-                        <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
-                        <Route path=path!("admin/providers") view=pages::admin::ProvidersPage ssr=SsrMode::Async/>
-                        <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
-                        <Route path=path!("admin/mail") view=pages::admin::MailPage ssr=SsrMode::Async/>
-                        <Route path=path!("admin/staging") view=pages::admin::StagingServersPage ssr=SsrMode::Async/>
+                        <Route path=path!("invite/:token") view={Lazy::<pages::InviteRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("collectives") view={Lazy::<pages::CollectivesRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug") view={Lazy::<pages::CollectiveRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/servers") view={Lazy::<pages::ServersRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/apps") view={Lazy::<pages::AppsRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/backups") view={Lazy::<pages::BackupsRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/notifications") view={Lazy::<pages::NotificationsRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/apps/:domain") view={Lazy::<pages::AppRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/abra/:id") view={Lazy::<pages::AbraImportRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("c/:slug/sync") view={Lazy::<pages::SyncRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("jobs/:id") view={Lazy::<pages::JobRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("recipes") view={Lazy::<pages::RecipesRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name") view={Lazy::<pages::RecipeRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name/v/:tag") view={Lazy::<pages::RecipeVersionRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("recipes/:name/releases") view={Lazy::<pages::ReleasesRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("releases/:id") view={Lazy::<pages::ReleaseRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("releases/:id/runs/:run") view={Lazy::<pages::StagingRunRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("audit") view={Lazy::<pages::AuditRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("fleet") view={Lazy::<pages::FleetRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("fleet/upgrade") view={Lazy::<pages::BatchPreviewRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("batches/:id") view={Lazy::<pages::BatchRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("account") view={Lazy::<pages::AccountRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("admin/providers") view={Lazy::<pages::ProvidersRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("admin/users") view={Lazy::<pages::UsersRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("admin/mail") view={Lazy::<pages::MailRoute>::new()} ssr=SsrMode::Async/>
+                        <Route path=path!("admin/staging") view={Lazy::<pages::StagingServersRoute>::new()} ssr=SsrMode::Async/>
                     </Routes>
                 </main>
             </div>
@@ -136,12 +132,22 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The wasm entry point: attaches the event handlers to the server-rendered page.
+/// The wasm entry point: loads the shown page's module if it is a lazy one, then attaches the
+/// event handlers to the server-rendered page and marks `#app` hydrated (tests wait for the
+/// marker before they click).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // What leptos::mount::hydrate_lazy does, with the marker set once hydration is whole.
+    wasm_bindgen_futures::spawn_local(async {
+        let document = leptos::prelude::document();
+        let Some(body) = document.body() else { return };
+        leptos::mount::hydrate_from_async(body, App).await.forget();
+        if let Some(app) = document.get_element_by_id("app") {
+            _ = app.set_attribute("data-hydrated", "true");
+        }
+    });
 }
 
 #[cfg(test)]

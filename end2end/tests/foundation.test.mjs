@@ -140,3 +140,45 @@ test('an admin sets up a collective and each person sees what their role allows'
   await bobContext.close();
   assert.deepEqual(violations, [], 'no Content-Security-Policy violations, no pattern the browser rejects');
 });
+
+test('the start page runs on the shell alone, and each area brings its code with its first page', async () => {
+  const { base } = potluck;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await signIn(page, base, 'Collective A SSO', 'alice', 'alice-pw');
+  // Which areas' modules the browser fetched (split_<area>_<id>.<hash>.wasm), in order.
+  const areas = [];
+  page.on('request', (r) => {
+    const m = /\/pkg\/split_([a-z]+)_\d+\./.exec(r.url());
+    if (m) areas.push(m[1]);
+  });
+
+  await page.goto(`${base}/`);
+  await hydrated(page);
+  assert.deepEqual(areas, [], 'the start page needs no area');
+
+  // Following the navigation's links stays in the page: the router fetches the area's module,
+  // then shows the page, which works as if it had been loaded.
+  await page.evaluate(() => { window.sameDocument = true; });
+  await page.locator('header nav a', { hasText: 'Collectives' }).click();
+  await page.waitForURL(`${base}/collectives`);
+  await page.locator('#collectives a', { hasText: 'Collective A' }).click();
+  await page.waitForURL(`${base}/c/collective-a`);
+  assert.equal(await page.locator('#my-role').textContent(), 'admin');
+  await page.locator('header nav a', { hasText: 'Recipes' }).click();
+  await page.waitForURL(`${base}/recipes`);
+  await page.locator('h1', { hasText: 'Recipes' }).waitFor();
+  assert.equal(await page.evaluate(() => window.sameDocument), true, 'no page was loaded anew');
+  assert.deepEqual(areas, ['governance', 'catalogue'], 'each area once, when first opened');
+
+  // Arriving on an area's page, the page names its module for the browser to fetch at once.
+  const html = await (await page.request.get(`${base}/c/collective-a/apps`)).text();
+  assert.match(html, /<link[^>]+href="\/pkg\/split_apps_\d+\.[0-9a-f]{16}\.wasm"[^>]+rel="preload"/);
+  assert.doesNotMatch(html, /split_(governance|catalogue|care)_/, 'and no other area');
+  await page.goto(`${base}/c/collective-a/apps`);
+  await hydrated(page);
+  assert.equal(areas.at(-1), 'apps');
+  await context.close();
+});
+

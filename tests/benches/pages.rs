@@ -5,6 +5,9 @@
 //! 2. A collective's apps page with 500 apps over those 20 servers, 50 concurrent clients
 //!    (wrk, signed in): throughput and p99 latency, against Debian's nginx serving the same
 //!    HTML from a file in the same run. Targets: ≥ 0.2× nginx's throughput, p99 ≤ 5× nginx's.
+//! 3. The first load: what a browser fetches from /pkg/ (gzip, as sent) to run the start page
+//!    and, arriving there first, the apps page, against the whole bundle of the same build.
+//!    Target: ≤ 300 KB for the first page.
 //!
 //!   make bench     (or, after `scripts/build.sh release`: cargo bench -p potluck-tests --bench pages -- [seconds] [--hold])
 
@@ -216,5 +219,65 @@ async fn main() {
     let (render, first) = timed(&b).await;
     let (again, second) = timed(&b).await;
     println!("  after a change : rendered in {render:.1} ms ({first}), then served in {again:.1} ms ({second})");
+
+    let whole = whole_bundle();
+    println!("\nfirst load, gzip as sent (the whole bundle of this build: {} KB in {} files)", whole.0 / 1024, whole.1);
+    for (name, path) in [("start page", "/"), ("apps page", path.as_str())] {
+        let html = b.get(path).await.text().await.unwrap();
+        let (bytes, files) = first_load(&base, &html).await;
+        let target = if path == "/" { "   target ≤ 300 KB" } else { "" };
+        println!(
+            "  {name:<11}: {:>5} KB in {files:>2} files, {:.2}× the whole bundle{target}",
+            bytes / 1024,
+            bytes as f64 / whole.0 as f64
+        );
+    }
     drop(potluck);
+}
+
+/// The gzip size and count of every script, module and stylesheet this build wrote (the
+/// site's pkg-files.txt, scripts/build.sh).
+fn whole_bundle() -> (usize, usize) {
+    let site = workspace_root().join("target/site");
+    let list = std::fs::read_to_string(site.join("pkg-files.txt")).expect("a built site (scripts/build.sh)");
+    let gz: Vec<_> = list.lines().filter(|f| f.ends_with(".gz")).collect();
+    let bytes = gz.iter().map(|f| std::fs::metadata(site.join("pkg").join(f)).unwrap().len() as usize).sum();
+    (bytes, gz.len())
+}
+
+/// What a browser fetches from /pkg/ to run a page: the files its HTML names (scripts,
+/// preloads, stylesheet) and the modules those scripts import, gzip as the server sends them.
+async fn first_load(base: &str, html: &str) -> (usize, usize) {
+    let client = reqwest::Client::new();
+    let mut queue: Vec<String> = pkg_references(html, "/pkg/").into_iter().map(|f| format!("/pkg/{f}")).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bytes = 0;
+    while let Some(path) = queue.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let response = client.get(format!("{base}{path}")).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.bytes().await.unwrap();
+        bytes += body.len();
+        if path.ends_with(".js") {
+            // Static imports of a module, relative to it: inflate the script to read them.
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+            queue.extend(
+                pkg_references(&text, "./").into_iter().filter(|f| f.ends_with(".js")).map(|f| format!("/pkg/{f}")),
+            );
+        }
+    }
+    (bytes, seen.len())
+}
+
+/// The file names that follow `prefix` up to a quote.
+fn pkg_references(text: &str, prefix: &str) -> Vec<String> {
+    text.split(prefix)
+        .skip(1)
+        .filter_map(|rest| rest.split(['"', '\'']).next())
+        .filter(|name| !name.is_empty() && !name.contains(['/', ' ', '<', '>']))
+        .map(str::to_string)
+        .collect()
 }

@@ -6,7 +6,7 @@
 
 use potluck_app::model::{CollectiveSummary, GroupMapping, Me};
 use potluck_tests::{location, Idp, TestApp};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_carrying_writes_must_come_from_potluck_itself() {
@@ -251,6 +251,63 @@ async fn the_sites_files_are_fingerprinted_precompressed_and_cached_for_good() {
     let missing = plain.get(format!("{}/pkg/potluck.0123456789abcdef.wasm", app.base)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["cache-control"], "no-cache");
+}
+
+/// The modules of each lazily loaded area, from the build's split manifest (`hash.txt` names it).
+fn split_manifest() -> std::collections::BTreeMap<String, Vec<String>> {
+    let site = potluck_tests::workspace_root().join("target/site");
+    let hashes = std::fs::read_to_string(site.join("hash.txt")).expect("a built site (scripts/build.sh)");
+    let hash = hashes.lines().find_map(|l| l.strip_prefix("manifest: ")).expect("the build splits the bundle");
+    let text = std::fs::read_to_string(site.join(format!("pkg/__wasm_split_manifest.{hash}.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_names_its_areas_modules_for_the_browser_and_the_start_page_none() {
+    let app = TestApp::spawn().await;
+    let fed = app.bootstrap_admin().await;
+    fed.call::<CollectiveSummary>("create_collective", &[("slug", "lazy"), ("name", "Lazy"), ("description", "")])
+        .await
+        .unwrap();
+    let manifest = split_manifest();
+    let modules_of = |area: &str| -> BTreeSet<String> {
+        let (_, files) = manifest
+            .iter()
+            .find(|(key, _)| key.rsplit_once('_').is_some_and(|(name, _)| name == area))
+            .unwrap_or_else(|| panic!("no area {area} in {manifest:?}"));
+        files.iter().cloned().collect()
+    };
+    let preload = regex::Regex::new(r#"<link [^>]*href="/pkg/([^"/]+)\.wasm"[^>]*rel="preload""#).unwrap();
+    let plain = reqwest::Client::new();
+    let cases = [
+        ("/", None),
+        ("/login", None),
+        ("/collectives", Some("governance")),
+        ("/audit", Some("governance")),
+        ("/c/lazy/apps", Some("apps")),
+        ("/c/lazy/servers", Some("apps")),
+        ("/c/lazy/backups", Some("care")),
+        ("/fleet", Some("care")),
+        ("/recipes", Some("catalogue")),
+    ];
+    for (path, area) in cases {
+        // Each time anew (a query is part of the page cache's key): Leptos' own links for a
+        // lazy page came only now and then.
+        for round in 0..4 {
+            let html = fed.get(&format!("{path}?round={round}")).await.text().await.unwrap();
+            let named: BTreeSet<String> =
+                preload.captures_iter(&html).map(|c| c[1].to_string()).filter(|m| !m.starts_with("potluck.")).collect();
+            let expected = area.map(modules_of).unwrap_or_default();
+            assert_eq!(named, expected, "{path} (round {round}) preloads its area's modules and no other");
+            assert_eq!(html.contains("/pkg/__wasm_split."), area.is_some(), "{path}: the loader of the areas' modules");
+        }
+    }
+    for module in manifest.values().flatten() {
+        let served = plain.get(format!("{}/pkg/{module}.wasm", app.base)).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{module}");
+        assert_eq!(served.headers()["content-type"], "application/wasm", "{module}");
+        assert_eq!(served.headers()["cache-control"], "public, max-age=31536000, immutable", "{module}");
+    }
 }
 
 async fn page(b: &potluck_tests::Browser, path: &str) -> (String, String, String) {
