@@ -261,12 +261,11 @@ async fn first_load(base: &str, html: &str) -> (usize, usize) {
         let body = response.bytes().await.unwrap();
         bytes += body.len();
         if path.ends_with(".js") {
-            // Static imports of a module, relative to it: inflate the script to read them.
+            // Its static imports (`… from "./x.js"`), relative to it: inflate the script to read them.
             let mut text = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
-            queue.extend(
-                pkg_references(&text, "./").into_iter().filter(|f| f.ends_with(".js")).map(|f| format!("/pkg/{f}")),
-            );
+            let imports = pkg_references(&text, "from \"./").into_iter().chain(pkg_references(&text, "from './"));
+            queue.extend(imports.filter(|f| f.ends_with(".js")).map(|f| format!("/pkg/{f}")));
         }
     }
     (bytes, seen.len())
