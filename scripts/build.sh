@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 MODE=${1:-dev}
 SITE=target/site
 PKG=$SITE/pkg
+# Work in progress and each build's list of files, beside the site and not served with it.
+BUILDS=target/site-builds
+NEW=$BUILDS/pkg.new
 JOBS=${JOBS:-2}
 case "$MODE" in
   dev)     WASM_PROFILE=dev;          WASM_DIR=debug;        BIN_PROFILE=dev ;;
@@ -25,46 +28,50 @@ cargo rustc -j "$JOBS" -p potluck-app --lib --crate-type cdylib --features hydra
   -- -C link-arg=--emit-relocs
 WASM=target/front/wasm32-unknown-unknown/$WASM_DIR/potluck_app.wasm
 
-rm -rf "$PKG.new"; mkdir -p "$PKG.new"
+rm -rf "$NEW"; mkdir -p "$NEW" "$SITE"
 # The lazy areas' code out of the main module (scripts/wasm-split, app/src/pages/mod.rs):
 # split_<area>.wasm, chunk_<n>.wasm for code areas share, their loader and the manifest the
 # server reads for a page's preload links. Then wasm-bindgen on the main module, keeping the
 # exports the loader hands to the areas' modules.
 MAIN_WASM=target/front/potluck_main.wasm
-potluck-wasm-split split "$WASM" "$PKG.new" "$MAIN_WASM"
-wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle --out-dir "$PKG.new" --out-name potluck "$MAIN_WASM"
-mv -f "$PKG.new/potluck_bg.wasm" "$PKG.new/potluck.wasm"   # HydrationScripts loads /pkg/potluck.wasm
+potluck-wasm-split split "$WASM" "$NEW" "$MAIN_WASM"
+wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle --out-dir "$NEW" --out-name potluck "$MAIN_WASM"
+mv -f "$NEW/potluck_bg.wasm" "$NEW/potluck.wasm"   # HydrationScripts loads /pkg/potluck.wasm
 if [ "$MODE" = release ]; then
   # npm's binaryen (scripts/setup.sh); Debian 12's 108 writes a module that breaks hydration.
-  for f in "$PKG.new"/*.wasm; do
+  for f in "$NEW"/*.wasm; do
     wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$f" -o "$f"
   done
 fi
-cp style/main.css "$PKG.new/potluck.css"
+cp style/main.css "$NEW/potluck.css"
 # Fingerprinted names (served as immutable), listed in hash.txt for the server: Leptos'
 # HydrationScripts reads the js, wasm, manifest and split (loader) lines, the page shell the
 # css line.
-potluck-wasm-split fingerprint "$PKG.new" > "$SITE/hash.txt.new"
+potluck-wasm-split fingerprint "$NEW" > "$BUILDS/hash.txt"
 # Precompressed beside each (the server picks by Accept-Encoding): the release's at the highest
 # levels, a dev build's quickly.
 if [ "$MODE" = release ]; then q=11; z=9; else q=4; z=4; fi
-for f in "$PKG.new"/*.js "$PKG.new"/*.wasm "$PKG.new"/*.css; do
+for f in "$NEW"/*.js "$NEW"/*.wasm "$NEW"/*.css; do
   brotli -f -q "$q" -o "$f.br" "$f"
   gzip -f -k -"$z" "$f"
 done
-# Tabs opened before this build still load their areas' modules by the old names: the previous
-# build's own files (listed in pkg-files.txt) stay beside the new ones, one build back.
-ls "$PKG.new" > "$SITE/pkg-files.txt.new"
-if [ -f "$SITE/pkg-files.txt" ] && [ -d "$PKG" ]; then
-  while read -r f; do
-    [ -e "$PKG.new/$f" ] || [ ! -f "$PKG/$f" ] || cp -p "$PKG/$f" "$PKG.new/$f"
-  done < "$SITE/pkg-files.txt"
-fi
-rm -rf "$PKG"; mv "$PKG.new" "$PKG"
-mv "$SITE/pkg-files.txt.new" "$SITE/pkg-files.txt"
-mv "$SITE/hash.txt.new" "$SITE/hash.txt"
-cp -r public/. "$SITE/"
-
 # SERVER_PACKAGES=--workspace (scripts/test.sh) builds the server in the same dependency graph as
-# the test suites, so that they reuse its artifacts instead of compiling it a second time.
+# the test suites, so that they reuse its artifacts instead of compiling it a second time. Built
+# before the new site replaces the old, so a failed build leaves both as they were.
 cargo build -j "$JOBS" ${SERVER_PACKAGES:--p potluck-server} --profile "$BIN_PROFILE"
+
+# Tabs opened before this build load their areas' modules by the old names: the files of the
+# last five builds of the past week stay beside the new ones (each build's list is kept in
+# $BUILDS). Restart a running server after a build.
+ls "$NEW" > "$BUILDS/next.txt"
+find "$BUILDS" -maxdepth 1 -name '[0-9]*.txt' -mtime +7 -delete
+{ ls -t "$BUILDS"/[0-9]*.txt 2>/dev/null || true; } | tail -n +5 | xargs -r rm -f
+if [ -d "$PKG" ]; then
+  { cat "$BUILDS"/[0-9]*.txt 2>/dev/null || true; } | sort -u | while read -r f; do
+    [ -e "$NEW/$f" ] || [ ! -f "$PKG/$f" ] || cp -p "$PKG/$f" "$NEW/$f"
+  done
+fi
+rm -rf "$PKG"; mv "$NEW" "$PKG"
+mv "$BUILDS/hash.txt" "$SITE/hash.txt"
+mv "$BUILDS/next.txt" "$BUILDS/$(date +%s%N).txt"
+cp -r public/. "$SITE/"

@@ -147,6 +147,45 @@ pub fn RoleSelect(
     }
 }
 
+/// What a lazily loaded page shows when its area's module could not be fetched (a newer build
+/// replaced it under an open tab, or the network failed): the browser loads the address anew,
+/// which names the current modules, at most once a minute so that a module that stays missing
+/// cannot reload the page forever; the link does the same by hand.
+pub fn load_anew() -> AnyView {
+    let location = leptos_router::hooks::use_location();
+    let search = location.search.get_untracked();
+    let search = search.trim_start_matches('?');
+    let target = if search.is_empty() {
+        location.pathname.get_untracked()
+    } else {
+        format!("{}?{search}", location.pathname.get_untracked())
+    };
+    #[cfg(feature = "hydrate")]
+    reload_at_most_once_a_minute(&target);
+    view! {
+        <p role="alert" id="load-anew">
+            "This page's code could not be loaded. " <a href=target rel="external">"Load the page again"</a>
+        </p>
+    }
+    .into_any()
+}
+
+#[cfg(feature = "hydrate")]
+fn reload_at_most_once_a_minute(target: &str) {
+    const KEY: &str = "potluck-loaded-anew-at";
+    let window = window();
+    let now = js_sys::Date::now();
+    let storage = window.session_storage().ok().flatten();
+    let last = storage.as_ref().and_then(|s| s.get_item(KEY).ok().flatten()).and_then(|v| v.parse::<f64>().ok());
+    if last.is_some_and(|at| now - at < 60_000.0) {
+        return;
+    }
+    if let Some(storage) = &storage {
+        _ = storage.set_item(KEY, &now.to_string());
+    }
+    _ = window.location().set_href(target);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

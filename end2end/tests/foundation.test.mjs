@@ -147,10 +147,10 @@ test('the start page runs on the shell alone, and each area brings its code with
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
   await signIn(page, base, 'Collective A SSO', 'alice', 'alice-pw');
-  // Which areas' modules the browser fetched (split_<area>_<id>.<hash>.wasm), in order.
+  // Which areas' modules the browser fetched (split_<area>.<hash>.wasm), in order.
   const areas = [];
   page.on('request', (r) => {
-    const m = /\/pkg\/split_([a-z]+)_\d+\./.exec(r.url());
+    const m = /\/pkg\/split_([a-z]+)\./.exec(r.url());
     if (m) areas.push(m[1]);
   });
 
@@ -172,13 +172,38 @@ test('the start page runs on the shell alone, and each area brings its code with
   assert.equal(await page.evaluate(() => window.sameDocument), true, 'no page was loaded anew');
   assert.deepEqual(areas, ['governance', 'catalogue'], 'each area once, when first opened');
 
-  // Arriving on an area's page, the page names its module for the browser to fetch at once.
-  const html = await (await page.request.get(`${base}/c/collective-a/apps`)).text();
-  assert.match(html, /<link[^>]+href="\/pkg\/split_apps_\d+\.[0-9a-f]{16}\.wasm"[^>]+rel="preload"/);
-  assert.doesNotMatch(html, /split_(governance|catalogue|care)_/, 'and no other area');
+  // Arriving on an area's page, the response names its modules for the browser to fetch at once.
+  const arriving = await page.request.get(`${base}/c/collective-a/apps`);
+  const links = arriving.headersArray().filter((h) => h.name.toLowerCase() === 'link').map((h) => h.value);
+  assert.ok(links.some((l) => /^<\/pkg\/split_apps\.[0-9a-f]{16}\.wasm>; rel=preload/.test(l)), links.join('\n'));
+  assert.ok(!links.some((l) => /split_(governance|catalogue|care)\./.test(l)), 'and no other area');
   await page.goto(`${base}/c/collective-a/apps`);
   await hydrated(page);
   assert.equal(areas.at(-1), 'apps');
+
+  // A tab opened before a new build asks for an area's module the server no longer has: the
+  // page is loaded anew, from the current build, instead of dying.
+  await page.goto(`${base}/`);
+  await hydrated(page);
+  await page.evaluate(() => { window.sameDocument = true; });
+  let loadedAnew = false;
+  page.on('request', (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) loadedAnew = true;
+  });
+  let refused = 0;
+  await page.route(/\/pkg\/split_care\./, (route) => {
+    if (loadedAnew) return route.continue();
+    refused += 1;
+    return route.fulfill({ status: 404, body: 'not in this build' });
+  });
+  const anew = page.waitForRequest((r) => r.isNavigationRequest() && r.url() === `${base}/fleet`);
+  await page.locator('header nav a', { hasText: 'Fleet' }).click();
+  await anew;
+  await page.waitForLoadState();
+  await hydrated(page);
+  assert.ok(refused >= 1, 'the old module was asked for');
+  assert.equal(await page.evaluate(() => window.sameDocument), undefined, 'the page was loaded anew');
+  await page.locator('h1', { hasText: 'Fleet' }).waitFor();
   await context.close();
 });
 

@@ -235,14 +235,28 @@ async fn main() {
     drop(potluck);
 }
 
-/// The gzip size and count of every script, module and stylesheet this build wrote (the
-/// site's pkg-files.txt, scripts/build.sh).
+/// The gzip size and count of every script, module and stylesheet of this build: the ones
+/// hash.txt names, and every area's modules in the split manifest.
 fn whole_bundle() -> (usize, usize) {
     let site = workspace_root().join("target/site");
-    let list = std::fs::read_to_string(site.join("pkg-files.txt")).expect("a built site (scripts/build.sh)");
-    let gz: Vec<_> = list.lines().filter(|f| f.ends_with(".gz")).collect();
-    let bytes = gz.iter().map(|f| std::fs::metadata(site.join("pkg").join(f)).unwrap().len() as usize).sum();
-    (bytes, gz.len())
+    let hashes = std::fs::read_to_string(site.join("hash.txt")).expect("a built site (scripts/build.sh)");
+    let hash =
+        |key: &str| hashes.lines().find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_string)).unwrap();
+    let manifest: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(
+        &std::fs::read_to_string(site.join(format!("pkg/__wasm_split_manifest.{}.json", hash("manifest")))).unwrap(),
+    )
+    .unwrap();
+    let mut files: std::collections::BTreeSet<String> =
+        manifest.into_values().flatten().map(|m| format!("{m}.wasm")).collect();
+    files.extend([
+        format!("potluck.{}.js", hash("js")),
+        format!("potluck.{}.wasm", hash("wasm")),
+        format!("potluck.{}.css", hash("css")),
+        format!("__wasm_split.{}.js", hash("split")),
+    ]);
+    let bytes =
+        files.iter().map(|f| std::fs::metadata(site.join("pkg").join(format!("{f}.gz"))).unwrap().len() as usize).sum();
+    (bytes, files.len())
 }
 
 /// What a browser fetches from /pkg/ to run a page: the files its HTML names (scripts,

@@ -19,20 +19,23 @@ use leptos::prelude::*;
 /// split out of the main module by scripts/build.sh. Each area's pages load together as one
 /// module (per-page modules would split the code they share into hundreds of small files), so a
 /// visit fetches the shell with the start and sign-in pages, then each area it opens once. On
-/// the server a lazy page renders as any other, and names its area's files in the page's head
-/// for the browser to fetch while it reads the page.
+/// the server a lazy page renders as any other, and names its area's files in the response's
+/// headers for the browser to fetch while it reads the page.
 macro_rules! lazy_areas {
     ($($area:ident($pages:ident, $preload:ident) { $($route:ident => $page:path),* $(,)? })*) => {$(
         #[derive(Clone, Copy)]
         pub enum $pages { $($route),* }
 
         /// Renders one of the area's pages; in the browser its code and theirs are one lazily
-        /// loaded module.
-        #[cfg_attr(feature = "hydrate", leptos::lazy)]
-        fn $area(page: $pages) -> AnyView {
-            match page {
+        /// loaded module, named after the area, whose fetch may fail (`Err`) rather than panic.
+        #[cfg_attr(
+            feature = "hydrate",
+            leptos::wasm_split::wasm_split($area, wasm_split_path = ::leptos::wasm_split, preload($preload), fallible)
+        )]
+        fn $area(page: $pages) -> Result<AnyView, leptos::wasm_split::SplitLoaderError> {
+            Ok(match page {
                 $($pages::$route => $page().into_any()),*
-            }
+            })
         }
 
         $(
@@ -45,46 +48,50 @@ macro_rules! lazy_areas {
 
                 async fn view(_: Self) -> AnyView {
                     #[cfg(feature = "hydrate")]
-                    return $area($pages::$route).await;
+                    let shown = $area($pages::$route).await;
                     #[cfg(not(feature = "hydrate"))]
-                    {
+                    let shown = {
+                        #[cfg(feature = "ssr")]
                         preload_area(stringify!($area));
                         $area($pages::$route)
-                    }
+                    };
+                    shown.unwrap_or_else(|_| crate::components::load_anew())
                 }
 
-                /// The router awaits this before it hydrates or shows the page: the area's
-                /// module must be there by then (its preload function comes with `#[lazy]`).
+                /// The router awaits this before it hydrates or shows the page, so the area's
+                /// module is there by then (the function comes with `wasm_split`). When it
+                /// could not be fetched, `view` tries once more and then loads the page anew.
                 async fn preload() {
                     #[cfg(feature = "hydrate")]
-                    $preload().await;
+                    let _ = $preload().await;
                 }
             }
         )*
     )*};
 }
 
-/// Links the modules of `area` in the page's head, `<link rel="preload">` each and the loader
-/// as a `modulepreload`, from the build's split manifest (which Leptos' HydrationScripts reads).
-/// Leptos would add them itself for a `#[lazy]` function called on the server, but it looks up
-/// its contexts there outside the page's owner, and so finds them only by chance.
-#[cfg(not(feature = "hydrate"))]
+/// Names the modules of `area` in `Link: <…>; rel=preload` headers of the page, from the
+/// build's split manifest (which Leptos' HydrationScripts reads), so the browser fetches them
+/// while it reads the page. (Leptos adds `<link>`s for a `#[lazy]` function called on the
+/// server, but looks up its contexts there outside the page's owner and so finds them only by
+/// chance; and `<link>`s added while the page renders would come before the page's own head
+/// tags, which leptos_meta then hydrates onto the wrong elements.)
+#[cfg(feature = "ssr")]
 fn preload_area(area: &str) {
-    use leptos_meta::Link;
-    let Some(manifest) = use_context::<leptos::WasmSplitManifest>() else { return };
-    manifest.0.with_value(|(pkg, modules, loader)| {
-        // The splitter names an area's entry `<function>_<hash of where it is declared>`.
-        let is_area = |key: &str| {
-            key.rsplit_once('_').is_some_and(|(name, hash)| name == area && hash.bytes().all(|b| b.is_ascii_digit()))
-        };
-        let Some((_, files)) = modules.iter().find(|(key, _)| is_area(key)) else { return };
+    let (Some(manifest), Some(response)) =
+        (use_context::<leptos::WasmSplitManifest>(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    manifest.0.with_value(|(pkg, modules, _)| {
+        // The splitter's entry for a split is named as the split, here the area.
+        let Some(files) = modules.get(area) else { return };
         for file in files {
-            let href = format!("{pkg}/{file}.wasm");
-            // Rendering a leptos_meta link registers it with the page's head.
-            _ = view! { <Link rel="preload" href=href as_="fetch" type_="application/wasm" crossorigin="anonymous"/> }
-                .to_html();
+            let link = format!("<{pkg}/{file}.wasm>; rel=preload; as=fetch; type=\"application/wasm\"; crossorigin");
+            if let Ok(value) = http::HeaderValue::from_str(&link) {
+                response.append_header(http::header::LINK, value);
+            }
         }
-        _ = view! { <Link rel="modulepreload" href=format!("{pkg}/{loader}") crossorigin="anonymous"/> }.to_html();
     });
 }
 

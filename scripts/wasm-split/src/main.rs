@@ -137,8 +137,10 @@ fn fingerprint(dir: &Path) -> Result<String> {
         let named =
             replace_same_length(&mut js, from, to.as_bytes()) + replace_same_length(&mut wasm, from, to.as_bytes());
         ensure!(named > 0, "the main module does not import its loader {placeholder_loader}");
-        for (old, new, mut content) in chunks {
-            replace_same_length(&mut content, from, to.as_bytes());
+        for (old, new, content) in chunks {
+            // The areas' modules import only what the loader hands them, never the loader by
+            // name: their names, hashed before the loader's was known, cover all they hold.
+            ensure!(!content.windows(from.len()).any(|w| w == from), "{old} names the loader");
             write_renamed(dir, &old, &new, &content)?;
         }
         // The loader takes the main module's exports from the very module the page imported:
