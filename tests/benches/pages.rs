@@ -223,8 +223,13 @@ async fn main() {
     let whole = whole_bundle();
     println!("\nfirst load, gzip as sent (the whole bundle of this build: {} KB in {} files)", whole.0 / 1024, whole.1);
     for (name, path) in [("start page", "/"), ("apps page", path.as_str())] {
-        let html = b.get(path).await.text().await.unwrap();
-        let (bytes, files) = first_load(&base, &html).await;
+        let response = b.get(path).await;
+        // The page's own files, and its area's modules named in its `Link` headers.
+        let links: Vec<String> =
+            response.headers().get_all("link").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        let html = response.text().await.unwrap();
+        let (bytes, files) =
+            first_load(&base, &format!("{}\n{html}", links.join("\n").replace(['<', '>'], "\""))).await;
         let target = if path == "/" { "   target ≤ 300 KB" } else { "" };
         println!(
             "  {name:<11}: {:>5} KB in {files:>2} files, {:.2}× the whole bundle{target}",
@@ -259,8 +264,8 @@ fn whole_bundle() -> (usize, usize) {
     (bytes, files.len())
 }
 
-/// What a browser fetches from /pkg/ to run a page: the files its HTML names (scripts,
-/// preloads, stylesheet) and the modules those scripts import, gzip as the server sends them.
+/// What a browser fetches from /pkg/ to run a page: the files its HTML and headers name
+/// (scripts, preloads, stylesheet) and the modules those scripts import, gzip as sent.
 async fn first_load(base: &str, html: &str) -> (usize, usize) {
     let client = reqwest::Client::new();
     let mut queue: Vec<String> = pkg_references(html, "/pkg/").into_iter().map(|f| format!("/pkg/{f}")).collect();
